@@ -1,0 +1,1 @@
+"""priors package."""
