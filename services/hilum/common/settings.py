@@ -45,6 +45,8 @@ class TritonSection(BaseModel):
     metrics_port: int = 8102
     model_repository: Path = Path("model_repository")
     findings_model: str = "cxr_findings"
+    # The virtual environment holding the nvidia-pytriton wheel whose tritonserver binary is run.
+    server_venv: Path = Path(".venv-triton")
     request_timeout_s: float = 30.0
 
 

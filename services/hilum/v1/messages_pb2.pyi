@@ -214,6 +214,7 @@ class Finding(_message.Message):
     PROBABILITY_FIELD_NUMBER: _builtins.int
     THRESHOLD_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    SNOMED_CODE_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Hilum label code, e.g. "pneumothorax" """
     display: _builtins.str
@@ -223,6 +224,8 @@ class Finding(_message.Message):
     threshold: _builtins.float
     """operating threshold the state was derived from"""
     state: Global___FindingState.ValueType
+    snomed_code: _builtins.str
+    """SNOMED CT concept, "" where the label has none"""
     def __init__(
         self,
         *,
@@ -231,10 +234,11 @@ class Finding(_message.Message):
         probability: _builtins.float = ...,
         threshold: _builtins.float = ...,
         state: Global___FindingState.ValueType = ...,
+        snomed_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "display", b"display", "probability", b"probability", "state", b"state", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "display", b"display", "probability", b"probability", "snomed_code", b"snomed_code", "state", b"state", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
