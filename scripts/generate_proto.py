@@ -21,8 +21,11 @@ def generate(out_dir: Path) -> list[Path]:
     protos = sorted(PROTO_ROOT.rglob("*.proto"))
     well_known = Path(protoc.__file__).parent / "_proto"
     out_dir.mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent  # mypy-protobuf's plugins live beside this interpreter
     args = [
         "protoc",
+        f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
         f"--python_out={out_dir}",

@@ -72,6 +72,8 @@ class QueueSection(BaseModel):
     max_retries: int = 5
     retry_backoff_max_s: int = 60
     worker_concurrency: int = 1
+    # How long priors waits for a recently received prior study to finish its own inference.
+    prior_wait_s: int = 300
 
 
 class CdsSection(BaseModel):
@@ -79,6 +81,12 @@ class CdsSection(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8080
+
+
+class FhirSection(BaseModel):
+    """How Hilum identifies patients in the FHIR it emits (set to the hospital's MRN system)."""
+
+    patient_identifier_system: str = "urn:hilum:dicom:patient-id"
 
 
 class HilumSettings(BaseSettings):
@@ -93,9 +101,19 @@ class HilumSettings(BaseSettings):
     grpc: GrpcSection = Field(default_factory=GrpcSection)
     queue: QueueSection = Field(default_factory=QueueSection)
     cds: CdsSection = Field(default_factory=CdsSection)
+    fhir: FhirSection = Field(default_factory=FhirSection)
 
     @property
     def database_url(self) -> str:
         if self.database.url:
             return self.database.url
         return f"sqlite:///{(self.storage.data_dir / 'hilum.db').resolve()}"
+
+
+def settings_env(settings: HilumSettings) -> dict[str, str]:
+    """The HILUM_* environment that reproduces settings in a child process."""
+    env: dict[str, str] = {}
+    for section, values in settings.model_dump(mode="json").items():
+        for key, value in values.items():
+            env[f"HILUM_{section.upper()}__{key.upper()}"] = str(value)
+    return env

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs everything Hilum needs on a fresh machine, idempotently:
+#   .venv          the project and its Python dependencies (torch CPU for building the ONNX model)
+#   .venv-triton   the nvidia-pytriton wheel, whose tritonserver binary serves model_repository/
+#   redis-server   from the system package manager when it is not already installed
+# Usage: scripts/setup.sh [--dev]   (--dev adds test tools and PostgreSQL server binaries)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+[[ "${1:-}" == "--dev" ]] && DEV=1
+PYTHON="${PYTHON:-python3}"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+"$PYTHON" - <<'PY' || { say "Python >= 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+apt_install() {
+  local packages=("$@")
+  if [[ $(id -u) -eq 0 ]]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
+    say "please install: ${packages[*]} (needs root)"; exit 1; fi
+  say "installing ${packages[*]} with apt-get"
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+}
+
+command -v redis-server >/dev/null || apt_install redis-server
+if [[ $DEV -eq 1 ]] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  apt_install postgresql
+fi
+
+stamp_of() { cat pyproject.toml "$0" | sha256sum | cut -c1-16; }
+STAMP="$(stamp_of)-dev$DEV"
+
+if [[ ! -f .venv/.hilum-stamp ]] || [[ "$(cat .venv/.hilum-stamp)" != "$STAMP" ]]; then
+  say "creating .venv (first run takes a few minutes)"
+  [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  # The CPU build of torch first, so the 'models' extra never pulls a CUDA build.
+  .venv/bin/python -m pip install -q "torch==2.13.0" \
+    || .venv/bin/python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+  extras="models"
+  [[ $DEV -eq 1 ]] && extras="models,dev"
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  echo "$STAMP" > .venv/.hilum-stamp
+fi
+
+if [[ ! -f .venv-triton/.hilum-stamp ]]; then
+  say "creating .venv-triton (Triton Inference Server from the nvidia-pytriton wheel)"
+  [[ -x .venv-triton/bin/python ]] || "$PYTHON" -m venv .venv-triton
+  .venv-triton/bin/python -m pip install -q --upgrade pip
+  .venv-triton/bin/python -m pip install -q "nvidia-pytriton>=0.5,<1"
+  touch .venv-triton/.hilum-stamp
+fi
+say "ready"

@@ -1,0 +1,163 @@
+"""The `hilum` command: the demo, ingestion from files, status, the service processes, models and the database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hilum.common.settings import HilumSettings
+from hilum.runtime.entrypoints import SERVICES
+
+
+def _demo(args: argparse.Namespace, settings: HilumSettings) -> int:
+    from hilum.runtime.demo import run_demo
+
+    return run_demo(settings, keep_running=args.keep_running, fresh=args.fresh)
+
+
+def _ingest(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """Submit files (folders are walked) to a running ingestion service; exit 2 if any was rejected."""
+    from hilum.ingestion.client import IngestionClient
+    from hilum.v1 import ingestion_pb2
+
+    paths = sorted(p for root in args.paths for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
+    address = args.address or settings.grpc.address(settings.grpc.ingestion_port)
+    rejected = 0
+    with IngestionClient(address, settings.grpc.max_message_bytes) as client:
+        for result in client.submit_files(paths):
+            if result.accepted:
+                note = " (already stored)" if result.duplicate else ""
+                print(f"accepted  {result.label}  study {result.study_instance_uid}{note}")
+            else:
+                rejected += 1
+                code = ingestion_pb2.RejectionCode.Name(result.rejection.code).removeprefix("REJECTION_CODE_")
+                print(f"REJECTED  {result.label}: {result.rejection.reason} [{code}]")
+    print(f"{len(paths) - rejected} accepted, {rejected} rejected")
+    return 2 if rejected else 0
+
+
+def _status(args: argparse.Namespace, settings: HilumSettings) -> int:
+    from hilum.ingestion.client import IngestionClient
+    from hilum.v1 import ingestion_pb2
+
+    address = args.address or settings.grpc.address(settings.grpc.ingestion_port)
+    with IngestionClient(address) as client:
+        status = client.status(args.study_instance_uid)
+    state = ingestion_pb2.StudyState.Name(status.state).removeprefix("STUDY_STATE_")
+    print(f"{status.study_instance_uid}: {state}" + (f" — {status.error}" if status.error else ""))
+    if status.HasField("result"):
+        print(f"bundle: {status.result.bundle_path}")
+        if status.result.model.demo_weights:
+            print("DEMO WEIGHTS — NOT FOR CLINICAL USE")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
+    if args.service == "cds":
+        import uvicorn
+
+        from hilum.cds.app import create_app
+        from hilum.common.connections import open_redis
+        from hilum.common.logs import configure_logging
+
+        configure_logging("cds")
+        uvicorn.run(create_app(open_redis(settings)), host=settings.cds.host, port=settings.cds.port,
+                    log_config=None)
+        return 0
+    from hilum.runtime.entrypoints import serve
+
+    serve(args.service, settings)
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: HilumSettings) -> int:
+    from hilum.runtime.entrypoints import work
+
+    work(args.service, settings)
+    return 0
+
+
+def _models(args: argparse.Namespace, settings: HilumSettings) -> int:
+    from hilum.inference.model_export import export_findings_model
+
+    version_dir = settings.triton.model_repository / settings.triton.findings_model / "1"
+    manifest = export_findings_model(version_dir, weights=args.weights)
+    print(f"cxr_findings version {manifest.version} written to {version_dir}")
+    if manifest.demo:
+        print("DEMO WEIGHTS — NOT FOR CLINICAL USE (seeded random parameters, unvalidated)")
+    return 0
+
+
+def _samples(args: argparse.Namespace, settings: HilumSettings) -> int:
+    from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
+
+    files = write_sample_studies(args.out_dir)
+    files += list(write_rejectable_inputs(args.out_dir / "rejectable").values())
+    for path in files:
+        print(path)
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace, settings: HilumSettings) -> int:
+    from hilum.common.db.session import upgrade_database
+
+    upgrade_database(settings.database_url)
+    print("database schema is at the latest revision")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hilum", description="Hilum: decision support for chest radiographs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="start the embedded stack and run the sample studies end to end")
+    demo.add_argument("--keep-running", action="store_true", help="leave the stack up and print its URLs")
+    demo.add_argument("--fresh", action="store_true", help="delete the data and output folders first")
+    demo.set_defaults(handler=_demo)
+
+    ingest = commands.add_parser("ingest", help="submit DICOM files or folders to the ingestion service")
+    ingest.add_argument("paths", nargs="+", type=Path)
+    ingest.add_argument("--address", help="ingestion gRPC address (default from settings)")
+    ingest.set_defaults(handler=_ingest)
+
+    status = commands.add_parser("status", help="show where a study stands")
+    status.add_argument("study_instance_uid")
+    status.add_argument("--address", help="ingestion gRPC address (default from settings)")
+    status.set_defaults(handler=_status)
+
+    serve = commands.add_parser("serve", help="run one service's gRPC server (or the CDS Hooks app)")
+    serve.add_argument("service", choices=[*SERVICES, "cds"])
+    serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser("worker", help="run one service's Celery worker")
+    worker.add_argument("service", choices=list(SERVICES))
+    worker.set_defaults(handler=_worker)
+
+    models = commands.add_parser("models", help="build the cxr_findings ONNX model")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    models_demo = models_commands.add_parser("demo", help="seeded demo weights (version demo-untrained)")
+    models_demo.set_defaults(handler=_models, weights=None)
+    models_file = models_commands.add_parser("fetch", help="published torchxrayvision weights from a file")
+    models_file.add_argument("--weights", type=Path, required=True,
+                             help="a provisioned densenet121-res224-all checkpoint (never downloaded here)")
+    models_file.set_defaults(handler=_models)
+
+    samples = commands.add_parser("samples", help="write the synthetic sample studies to a folder")
+    samples.add_argument("out_dir", type=Path)
+    samples.set_defaults(handler=_samples)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="migrate to the latest revision").set_defaults(handler=_db_upgrade)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args, HilumSettings())
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

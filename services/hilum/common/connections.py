@@ -1,0 +1,22 @@
+"""Open the shared resources a service needs from its settings: database sessions, object store, Redis."""
+
+from __future__ import annotations
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.db.session import create_db_engine, session_factory
+from hilum.common.object_store import ObjectStore
+from hilum.common.settings import HilumSettings
+
+
+def open_sessions(settings: HilumSettings) -> sessionmaker[Session]:
+    return session_factory(create_db_engine(settings.database_url))
+
+
+def open_object_store(settings: HilumSettings) -> ObjectStore:
+    return ObjectStore(settings.storage.objects_dir)
+
+
+def open_redis(settings: HilumSettings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis.url)

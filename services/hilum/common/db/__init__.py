@@ -1,0 +1,1 @@
+"""Hilum's relational store: ORM models, sessions and Alembic migrations."""

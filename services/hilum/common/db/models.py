@@ -1,0 +1,135 @@
+"""ORM tables: studies and their instances, stage results, rejections and dead letters.
+
+Stage results are unique per (Study Instance UID, model version): that constraint is what makes
+every stage idempotent under redelivery.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the ORM defaults use."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every Hilum table."""
+
+
+class StudyRow(Base):
+    """A study Hilum has accepted at least one instance of, with its pipeline state."""
+
+    __tablename__ = "studies"
+
+    study_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_issuer: Mapped[str] = mapped_column(String(64), default="")
+    patient_name: Mapped[str] = mapped_column(String(324), default="")
+    patient_birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    patient_sex: Mapped[str] = mapped_column(String(16), default="")
+    started: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    accession_number: Mapped[str] = mapped_column(String(16), default="")
+    description: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class InstanceRow(Base):
+    """One stored DICOM instance; the object itself lives in the object store under object_key."""
+
+    __tablename__ = "instances"
+
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(
+        ForeignKey("studies.study_instance_uid", ondelete="CASCADE"), index=True
+    )
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    series_instance_uid: Mapped[str] = mapped_column(String(64))
+    series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    modality: Mapped[str] = mapped_column(String(16))
+    view_position: Mapped[str] = mapped_column(String(16), default="")
+    rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[int] = mapped_column(Integer)
+    spacing_row_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    spacing_column_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    object_key: Mapped[str] = mapped_column(String(512))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FindingsRow(Base):
+    """Inference output for a study under one model version (a serialized StudyFindings)."""
+
+    __tablename__ = "findings"
+    __table_args__ = (UniqueConstraint("study_instance_uid", "model_version", name="uq_findings_study_model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_instance_uid: Mapped[str] = mapped_column(
+        ForeignKey("studies.study_instance_uid", ondelete="CASCADE"), index=True
+    )
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(128))
+    demo_weights: Mapped[bool] = mapped_column(Boolean)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReportRow(Base):
+    """A published report for a study under one model version, with its FHIR bundle."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("study_instance_uid", "model_version", name="uq_reports_study_model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_instance_uid: Mapped[str] = mapped_column(
+        ForeignKey("studies.study_instance_uid", ondelete="CASCADE"), index=True
+    )
+    model_version: Mapped[str] = mapped_column(String(128))
+    diagnostic_report_id: Mapped[str] = mapped_column(String(64))
+    bundle_json: Mapped[str] = mapped_column(Text)
+    bundle_path: Mapped[str] = mapped_column(String(1024))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # a serialized PublishResult
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RejectionRow(Base):
+    """Why an instance was refused: kept so a PACS administrator can see what was not accepted."""
+
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    label: Mapped[str] = mapped_column(String(256))
+    code: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeadLetterRow(Base):
+    """A queue message that exhausted its retries or failed permanently, kept for replay."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    study_instance_uid: Mapped[str] = mapped_column(String(64), default="", index=True)
+    error: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

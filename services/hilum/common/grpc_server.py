@@ -1,0 +1,83 @@
+"""gRPC server plumbing shared by the four services: health service, message limits, error mapping."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from hilum.common.errors import PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+In = TypeVar("In", bound=Message)
+Out = TypeVar("Out", bound=Message)
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Options that let whole radiographs (tens of MB) through, for servers and clients alike."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+def create_server(
+    address: str,
+    service_names: list[str],
+    add_servicers: Callable[[grpc.Server], None],
+    max_message_bytes: int,
+    max_workers: int = 8,
+) -> grpc.Server:
+    """A started server on address with the standard gRPC health service reporting SERVING."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
+                         options=channel_options(max_message_bytes))
+    add_servicers(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ["", *service_names]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"cannot bind gRPC server to {address}")
+    server.start()
+    return server
+
+
+def serve_until_signalled(server: grpc.Server, grace_s: float = 10.0) -> None:
+    """Block until SIGTERM or SIGINT, then stop accepting calls and let in-flight ones finish."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace_s).wait()
+
+
+def run_stage(context: Any, core: Callable[[In], Out], request: In) -> Out:
+    """Call a stage's core function, mapping its errors to status codes a client can act on."""
+    try:
+        return core(request)
+    except TransientError as exc:
+        code, reason = grpc.StatusCode.UNAVAILABLE, str(exc)
+    except PermanentError as exc:
+        code, reason = grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    context.abort(code, reason)
+    raise AssertionError("context.abort always raises")
+
+
+def is_serving(address: str, service: str = "", timeout_s: float = 1.0) -> bool:
+    """Whether the gRPC health service at address reports service as SERVING."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+            )
+        except grpc.RpcError:
+            return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)

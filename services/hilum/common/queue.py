@@ -1,0 +1,146 @@
+"""Celery wiring shared by every stage: the app, its reliability settings, and protobuf payloads.
+
+A queue is named after the stage that consumes it. Payloads are serialized protobuf messages sent
+as msgpack bytes, never ad-hoc dicts. Each stage registers one task that decodes its input message,
+calls the stage's core function (the same one its gRPC servicer calls) and enqueues the result for
+the next stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, TypeVar
+
+from celery import Celery
+from google.protobuf.message import Message
+
+from hilum.common.errors import PermanentError, TransientError
+from hilum.common.logs import study_ref
+from hilum.common.settings import HilumSettings
+from hilum.v1 import messages_pb2
+
+log = logging.getLogger(__name__)
+
+In = TypeVar("In", bound=Message)
+Out = TypeVar("Out", bound=Message)
+
+
+class Stage(str, Enum):
+    """Pipeline stages; each consumes the queue of the same name."""
+
+    INGESTION = "ingestion"
+    INFERENCE = "inference"
+    PRIORS = "priors"
+    REPORTING = "reporting"
+
+    @property
+    def task_name(self) -> str:
+        return f"hilum.{self.value}.run"
+
+
+def create_celery_app(settings: HilumSettings, name: str = "hilum") -> Celery:
+    """A Celery app on Redis configured so that nothing accepted is lost and no task is lost to a crash."""
+    app = Celery(name, broker=settings.redis.url)
+    queue = settings.queue
+    app.conf.update(
+        task_serializer="msgpack",
+        accept_content=["msgpack"],
+        task_ignore_result=True,
+        # Ack only after the task finished, and requeue if the worker process died mid-task.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=queue.worker_concurrency,
+        task_time_limit=queue.task_time_limit_s,
+        task_routes={stage.task_name: {"queue": stage.value} for stage in Stage},
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_transport_options={
+            # Must exceed the longest task, or Redis hands a running task to a second worker.
+            "visibility_timeout": queue.visibility_timeout_s,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+        },
+        worker_hijack_root_logger=False,
+    )
+    if queue.visibility_timeout_s <= queue.task_time_limit_s:
+        raise ValueError("queue.visibility_timeout_s must exceed queue.task_time_limit_s")
+    return app
+
+
+def enqueue(app: Celery, stage: Stage, message: Message) -> None:
+    """Publish message to stage's queue (a protobuf message, serialized)."""
+    app.send_task(stage.task_name, args=[message.SerializeToString()], queue=stage.value)
+
+
+def study_uid_of(message: Message) -> str:
+    """The Study Instance UID a queue message is about, or "" for messages not tied to one study."""
+    if isinstance(message, messages_pb2.StudyReference):
+        return message.study_instance_uid
+    if isinstance(message, messages_pb2.StudyFindings):
+        return message.study.study_instance_uid
+    if isinstance(message, messages_pb2.PriorComparison):
+        return message.current.study.study_instance_uid
+    return ""
+
+
+def backoff_s(retries: int, cap_s: int) -> float:
+    """Exponential backoff with jitter: about 1, 2, 4, ... seconds, capped."""
+    return float(min(cap_s, 2**retries)) + random.uniform(0, 0.5)
+
+
+DeadLetterSink = Callable[[Stage, Message, str], None]
+
+
+def register_stage_task(
+    app: Celery,
+    stage: Stage,
+    input_type: type[In],
+    core: Callable[[], Callable[[In], Out]],
+    next_stage: Stage | None,
+    dead_letter: Callable[[], DeadLetterSink],
+    max_retries: int,
+    backoff_cap_s: int,
+) -> Any:
+    """Register the task of `stage`: decode, run the core function, forward the result.
+
+    core and dead_letter are factories called inside the worker process (after fork), so that
+    database engines and gRPC channels are never shared across processes.
+    """
+
+    def _retry_or_dead_letter(task: Any, exc: Exception, message: Message, ref: str) -> None:
+        """Retry with backoff, or record a dead letter once the retries are spent."""
+        if task.request.retries >= max_retries:
+            log.error("retries exhausted", extra={"stage": stage.value, "study_ref": ref})
+            dead_letter()(stage, message, f"retries exhausted: {str(exc) or type(exc).__name__}")
+            return
+        log.info("stage will retry", extra={"stage": stage.value, "study_ref": ref,
+                                            "retry": task.request.retries + 1})
+        raise task.retry(exc=exc, countdown=backoff_s(task.request.retries, backoff_cap_s))
+
+    @app.task(name=stage.task_name, bind=True, max_retries=max_retries)  # type: ignore[untyped-decorator]
+    def run(self: Any, payload: bytes) -> None:
+        message = input_type.FromString(payload)
+        ref = study_ref(study_uid_of(message))
+        try:
+            result = core()(message)
+        except PermanentError as exc:
+            log.warning("stage failed permanently", extra={"stage": stage.value, "study_ref": ref})
+            dead_letter()(stage, message, str(exc))
+            return
+        except TransientError as exc:
+            if exc.retry_after_s is not None:  # a wait the core function bounds itself: not counted
+                raise self.retry(exc=exc, countdown=exc.retry_after_s,
+                                 max_retries=self.request.retries + 1) from exc
+            _retry_or_dead_letter(self, exc, message, ref)
+            return
+        except Exception as exc:  # unexpected: retried a bounded number of times, like a transient error
+            _retry_or_dead_letter(self, exc, message, ref)
+            return
+        if next_stage is not None:
+            enqueue(app, next_stage, result)
+
+    return run

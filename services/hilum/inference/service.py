@@ -1,0 +1,52 @@
+"""Inference's one implementation: run the findings model on a study's frontal image and store the result.
+
+Called by the gRPC Infer method and by the Celery task on the "inference" queue. Idempotent by
+(Study Instance UID, model version): a redelivered message returns the findings stored first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.db import repository
+from hilum.common.errors import PermanentError, TransientError
+from hilum.common.logs import study_ref
+from hilum.common.object_store import ObjectStore
+from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavailable
+from hilum.v1 import ingestion_pb2, messages_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Inference:
+    """Runs Hilum's models for one study through the engine (which alone talks to Triton)."""
+
+    def __init__(self, sessions: sessionmaker[Session], store: ObjectStore, engine: FindingsEngine) -> None:
+        self._sessions = sessions
+        self._store = store
+        self._engine = engine
+
+    def infer(self, study: messages_pb2.StudyReference) -> messages_pb2.StudyFindings:
+        """Findings for the first (frontal-first) image of the study."""
+        if not study.object_keys:
+            raise PermanentError("the study reference names no stored image")
+        key = study.object_keys[0]
+        if not self._store.exists(key):
+            raise PermanentError("the stored image named by the study reference is missing")
+        try:
+            result = self._engine.analyse(self._store.path(key))
+        except TritonUnavailable as exc:
+            raise TransientError(f"Triton unavailable: {exc}") from exc
+        except ImageUnreadable as exc:
+            raise PermanentError(f"image unreadable: {exc}") from exc
+        findings = messages_pb2.StudyFindings(
+            study=study, model=result.model, findings=result.findings, analysed_object_key=key
+        )
+        with self._sessions.begin() as session:
+            stored = repository.save_findings(session, findings)
+            repository.advance_state(session, study.study_instance_uid, ingestion_pb2.StudyState.STUDY_STATE_INFERRED)
+        log.info("findings stored", extra={"study_ref": study_ref(study.study_instance_uid),
+                                           "model_version": stored.model.version})
+        return stored

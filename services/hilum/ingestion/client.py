@@ -1,0 +1,65 @@
+"""A small client for the ingestion gRPC API, used by the CLI, the demo and the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import grpc
+
+from hilum.common.grpc_server import channel_options
+from hilum.v1 import ingestion_pb2, ingestion_pb2_grpc
+
+StudyState = ingestion_pb2.StudyState
+TERMINAL_STATES = {StudyState.STUDY_STATE_REPORTED, StudyState.STUDY_STATE_FAILED}
+
+
+class IngestionClient:
+    """Submits DICOM files and asks for study status over one channel."""
+
+    def __init__(self, address: str, max_message_bytes: int = 256 * 1024 * 1024) -> None:
+        self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+        self._stub = ingestion_pb2_grpc.IngestionServiceStub(self._channel)
+
+    def submit_files(self, paths: Iterable[Path], timeout_s: float = 60.0) -> list[ingestion_pb2.InstanceResult]:
+        """Submit each file in its own call (radiographs are large); the label is the file name."""
+        results = []
+        for path in paths:
+            request = ingestion_pb2.SubmitInstancesRequest(
+                instances=[ingestion_pb2.DicomInstance(label=path.name, content=path.read_bytes())]
+            )
+            results.extend(self._stub.SubmitInstances(request, timeout=timeout_s).results)
+        return results
+
+    def status(self, study_instance_uid: str, timeout_s: float = 10.0) -> ingestion_pb2.StudyStatus:
+        request = ingestion_pb2.GetStudyStatusRequest(study_instance_uid=study_instance_uid)
+        response: ingestion_pb2.StudyStatus = self._stub.GetStudyStatus(request, timeout=timeout_s)
+        return response
+
+    def wait_for(self, uids: Iterable[str], timeout_s: float = 300.0,
+                 poll_s: float = 0.25) -> dict[str, ingestion_pb2.StudyStatus]:
+        """Poll until every study is REPORTED or FAILED; raises TimeoutError naming how many are left."""
+        pending = list(dict.fromkeys(uids))
+        done: dict[str, ingestion_pb2.StudyStatus] = {}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            for uid in list(pending):
+                status = self.status(uid)
+                if status.state in TERMINAL_STATES:
+                    done[uid] = status
+                    pending.remove(uid)
+            if pending:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(pending)} studies not finished after {timeout_s:.0f}s")
+                time.sleep(poll_s)
+        return done
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> IngestionClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

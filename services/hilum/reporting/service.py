@@ -1,0 +1,136 @@
+"""Reporting's one implementation: draft the report, build and validate the FHIR bundle, publish it.
+
+Called by the gRPC Draft/Publish methods and by the Celery task on the "reporting" queue. Publishing
+is idempotent by (Study Instance UID, model version): the report row, the bundle file and the CDS
+view are written in one database transaction, and a repeat returns the stored result unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.cds_view import write_view
+from hilum.common.db import repository
+from hilum.common.db.models import ReportRow
+from hilum.common.errors import PermanentError
+from hilum.common.fhir.bundle import build_report_bundle
+from hilum.common.fhir.validation import bundle_json, validate_bundle
+from hilum.common.logs import study_ref
+from hilum.common.object_store import write_text_atomically
+from hilum.reporting.cds_summary import cds_view_of
+from hilum.reporting.draft import draft_report
+from hilum.v1 import ingestion_pb2, messages_pb2
+
+log = logging.getLogger(__name__)
+
+
+def bundle_file_name(study_instance_uid: str, model_version: str) -> str:
+    """<study uid>.<model version>.bundle.json — one file per report, never overwritten by another version."""
+    return f"{study_instance_uid}.{model_version}.bundle.json"
+
+
+class Reporting:
+    """Turns a prior comparison into a published preliminary report."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        output_dir: Path,
+        cds_cache: redis.Redis,
+        patient_identifier_system: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._output_dir = output_dir
+        self._cds_cache = cds_cache
+        self._patient_identifier_system = patient_identifier_system
+        self._clock = clock
+
+    def draft(self, comparison: messages_pb2.PriorComparison) -> messages_pb2.DraftReport:
+        """The draft only; nothing is stored."""
+        return draft_report(comparison)
+
+    def publish(self, comparison: messages_pb2.PriorComparison) -> messages_pb2.PublishResult:
+        """Draft, build, validate and publish; a repeat for the same (study, model version) publishes nothing."""
+        uid = comparison.current.study.study_instance_uid
+        version = comparison.current.model.version
+        try:
+            with self._sessions.begin() as session:
+                existing = repository.load_report(session, uid, version)
+                if existing is not None:
+                    return _already_published(existing)
+                result = self._publish_in(session, comparison)
+        except IntegrityError:  # a concurrent redelivery published first
+            with self._sessions() as session:
+                existing = repository.load_report(session, uid, version)
+                assert existing is not None
+                return _already_published(existing)
+        log.info("report published", extra={"study_ref": study_ref(uid), "model_version": version})
+        return result
+
+    def _publish_in(self, session: Session, comparison: messages_pb2.PriorComparison) -> messages_pb2.PublishResult:
+        uid = comparison.current.study.study_instance_uid
+        version = comparison.current.model.version
+        study = repository.study_info(session, uid)
+        if study is None:
+            raise PermanentError("study not found in Hilum's store")
+        prior_study = (
+            repository.study_info(session, comparison.prior.study_instance_uid)
+            if comparison.HasField("prior")
+            else None
+        )
+        draft = draft_report(comparison)
+        issued = self._clock()
+        bundle = build_report_bundle(
+            study, comparison, draft, prior_study=prior_study, issued=issued,
+            patient_identifier_system=self._patient_identifier_system,
+        )
+        data = bundle_json(bundle)
+        problems = validate_bundle(data)
+        if problems:
+            raise PermanentError("FHIR bundle failed validation: " + "; ".join(problems[:5]))
+        report_id = _diagnostic_report_id(data)
+        path = (self._output_dir / bundle_file_name(uid, version)).resolve()
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+        result = messages_pb2.PublishResult(
+            study_instance_uid=uid,
+            model=comparison.current.model,
+            status=messages_pb2.PublishStatus.PUBLISH_STATUS_PUBLISHED,
+            diagnostic_report_id=report_id,
+            bundle_path=str(path),
+            draft=draft,
+        )
+        session.add(ReportRow(
+            study_instance_uid=uid, model_version=version, diagnostic_report_id=report_id,
+            bundle_json=text, bundle_path=str(path), payload=result.SerializeToString(),
+        ))
+        session.flush()  # claims (study, version) before anything is written outside the database
+        write_text_atomically(path, text)
+        write_view(self._cds_cache, cds_view_of(study, comparison, report_id, issued))
+        repository.advance_state(session, uid, ingestion_pb2.StudyState.STUDY_STATE_REPORTED)
+        return result
+
+
+def _already_published(row: ReportRow) -> messages_pb2.PublishResult:
+    result = messages_pb2.PublishResult.FromString(row.payload)
+    result.status = messages_pb2.PublishStatus.PUBLISH_STATUS_ALREADY_PUBLISHED
+    return result
+
+
+def _diagnostic_report_id(bundle: dict[str, object]) -> str:
+    """The id of the bundle's DiagnosticReport (its urn:uuid, stable for the study and model version)."""
+    entries = bundle.get("entry")
+    assert isinstance(entries, list)
+    for entry in entries:
+        resource = entry["resource"]
+        if resource["resourceType"] == "DiagnosticReport":
+            return str(entry["fullUrl"]).removeprefix("urn:uuid:")
+    raise PermanentError("the bundle has no DiagnosticReport")

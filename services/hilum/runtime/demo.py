@@ -1,0 +1,127 @@
+"""`hilum demo`: bring up the embedded stack, run the bundled sample studies end to end, print what came out."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.connections import open_sessions
+from hilum.common.db import repository
+from hilum.common.db.session import upgrade_database
+from hilum.common.settings import HilumSettings
+from hilum.ingestion.client import IngestionClient
+from hilum.inference.model_export import ensure_findings_model
+from hilum.reporting.draft import DEMO_NOTICE
+from hilum.runtime.stack import EmbeddedStack
+from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
+from hilum.v1 import ingestion_pb2
+
+Print = Callable[[str], None]
+PATIENT_VIEW = "hilum-cxr-patient-view"
+
+
+def prepare(settings: HilumSettings, fresh: bool, say: Print) -> list[Path]:
+    """Database schema, model weights and sample files; returns the files to submit."""
+    data_dir = settings.storage.data_dir
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(settings.storage.output_dir, ignore_errors=True)
+    upgrade_database(settings.database_url)
+    manifest = ensure_findings_model(settings.triton.model_repository)
+    if manifest.demo:
+        say(f"Model cxr_findings: version {manifest.version} — {DEMO_NOTICE}")
+    samples = data_dir / "samples"
+    files = write_sample_studies(samples)
+    rejectable = write_rejectable_inputs(samples / "rejectable")
+    return [*files, *sorted(rejectable.values())]
+
+
+def patient_view_cards(cds_url: str, patient_id: str) -> list[dict[str, object]]:
+    """The cards an EHR would get for this patient on opening the chart."""
+    body = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/hilum-demo", "patientId": patient_id},
+    }
+    response = httpx.post(f"{cds_url}/cds-services/{PATIENT_VIEW}", json=body, timeout=10.0)
+    response.raise_for_status()
+    cards: list[dict[str, object]] = response.json()["cards"]
+    return cards
+
+
+def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = False, say: Print = print) -> int:
+    """The main job; the last line printed is the output folder. Returns the process exit code."""
+    say("=" * 78)
+    say(f"Hilum demo — {DEMO_NOTICE}")
+    say("=" * 78)
+    files = prepare(settings, fresh, say)
+    output_dir = settings.storage.output_dir.resolve()
+    failures = 0
+    with EmbeddedStack(settings) as stack:
+        say("Stack up: Redis, Triton, ingestion/inference/priors/reporting (gRPC + worker), CDS Hooks.")
+        address = settings.grpc.address(settings.grpc.ingestion_port)
+        with IngestionClient(address, settings.grpc.max_message_bytes) as client:
+            results = client.submit_files(files)
+            say(f"\nSubmitted {len(files)} files:")
+            for result in results:
+                if result.accepted:
+                    say(f"  accepted  {result.label}{' (already stored)' if result.duplicate else ''}")
+                else:
+                    code = ingestion_pb2.RejectionCode.Name(result.rejection.code).removeprefix("REJECTION_CODE_")
+                    say(f"  REJECTED  {result.label}: {result.rejection.reason} [{code}]")
+            uids = list(dict.fromkeys(r.study_instance_uid for r in results if r.accepted))
+            statuses = client.wait_for(uids)
+        sessions = open_sessions(settings)
+        for number, uid in enumerate(uids, start=1):
+            failures += _print_study(number, len(uids), statuses[uid], sessions, stack.cds_url, say)
+        if keep_running:
+            say("\nStack left running (Ctrl-C stops it):")
+            for name, url in stack.urls().items():
+                say(f"  {name:22} {url}")
+            _wait_for_interrupt()
+    say(f"\n{len(uids) - failures} of {len(uids)} studies reported; {DEMO_NOTICE}")
+    say("FHIR transaction bundles are in:")
+    say(str(output_dir))
+    return 1 if failures else 0
+
+
+def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, sessions: sessionmaker[Session],
+                 cds_url: str, say: Print) -> int:
+    """One study's block of the summary; returns 1 if it failed."""
+    with sessions() as session:
+        study = repository.study_info(session, status.study_instance_uid)
+    assert study is not None
+    date = study.started.date().isoformat() if study.started else "unknown date"
+    state = ingestion_pb2.StudyState.Name(status.state).removeprefix("STUDY_STATE_")
+    say(f"\nStudy {number}/{total}: patient {study.patient.patient_id}, {study.description or 'chest X-ray'}"
+        f" of {date} — {state}")
+    if status.state != ingestion_pb2.StudyState.STUDY_STATE_REPORTED:
+        say(f"  error: {status.error}")
+        return 1
+    result = status.result
+    draft = result.draft
+    if draft.model.demo_weights:
+        say(f"  {DEMO_NOTICE}")
+    say(f"  Model: {draft.model.name} {draft.model.version}")
+    say("  Findings:")
+    for sentence in draft.findings:
+        say(f"    - {sentence.text}")
+    say("  Impression: " + " ".join(s.text for s in draft.impression))
+    say(f"  FHIR bundle: {result.bundle_path}")
+    for card in patient_view_cards(cds_url, study.patient.patient_id):
+        say(f"  CDS card [{card.get('indicator')}]: {card.get('summary')}")
+    return 0
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()

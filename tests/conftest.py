@@ -1,0 +1,85 @@
+"""Fixtures shared by every test tree: free ports and real, private Redis and PostgreSQL servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from glob import glob
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+
+from hilum.runtime.redis_server import RedisServer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server (AOF, noeviction) on a free port, for the whole session."""
+    data = tmp_path_factory.mktemp("redis")
+    server = RedisServer(free_port(), data, data / "redis.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis_lib.Redis]:
+    """A client on the private Redis, flushed before each test."""
+    client = redis_lib.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
+    if not found or not found[-1]:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed; scripts/setup.sh --dev installs it")
+    return str(found[-1])
+
+
+def _as_postgres_user(argv: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: drop to the postgres user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL for a private, throw-away PostgreSQL cluster on a free port."""
+    if url := os.environ.get("HILUM_TEST_POSTGRES_URL"):
+        yield url
+        return
+    root = Path(tempfile.mkdtemp(prefix="hilum-pg-"))
+    data = root / "data"
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    port = free_port()
+    subprocess.run(_as_postgres_user([_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                                      "-E", "UTF8", "--no-sync"]), check=True, capture_output=True)
+    subprocess.run(_as_postgres_user([
+        _pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o",
+        f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off", "start",
+    ]), check=True, capture_output=True)
+    try:
+        subprocess.run(_as_postgres_user([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U",
+                                          "postgres", "hilum_test"]), check=True, capture_output=True)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/hilum_test"
+    finally:
+        subprocess.run(_as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
