@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Hilum needs on a fresh machine, idempotently:
 #   .venv          the project and its Python dependencies (torch CPU for building the ONNX model)
-#   .venv-triton   the nvidia-pytriton wheel, whose tritonserver binary serves model_repository/
+#   .venv-triton   the nvidia-pytriton wheel, whose tritonserver binary serves model_repository/; its
+#                  python backend stub runs model.py with this venv's Python (numpy < 2 + onnxruntime)
 #   redis-server   from the system package manager when it is not already installed
 # Usage: scripts/setup.sh [--dev]   (--dev adds test tools and PostgreSQL server binaries)
 set -euo pipefail
@@ -48,11 +49,12 @@ if [[ ! -f .venv/.hilum-stamp ]] || [[ "$(cat .venv/.hilum-stamp)" != "$STAMP" ]
   echo "$STAMP" > .venv/.hilum-stamp
 fi
 
-if [[ ! -f .venv-triton/.hilum-stamp ]]; then
+TRITON_STAMP="pytriton-onnxruntime-1"
+if [[ ! -f .venv-triton/.hilum-stamp ]] || [[ "$(cat .venv-triton/.hilum-stamp)" != "$TRITON_STAMP" ]]; then
   say "creating .venv-triton (Triton Inference Server from the nvidia-pytriton wheel)"
   [[ -x .venv-triton/bin/python ]] || "$PYTHON" -m venv .venv-triton
   .venv-triton/bin/python -m pip install -q --upgrade pip
-  .venv-triton/bin/python -m pip install -q "nvidia-pytriton>=0.5,<1"
-  touch .venv-triton/.hilum-stamp
+  .venv-triton/bin/python -m pip install -q "nvidia-pytriton>=0.5,<1" "onnxruntime>=1.18,<2"
+  echo "$TRITON_STAMP" > .venv-triton/.hilum-stamp
 fi
 say "ready"

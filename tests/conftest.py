@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
-
 from hilum.runtime.redis_server import RedisServer
+from sqlalchemy import create_engine, text
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.helpers import free_port
 
 
 @pytest.fixture(scope="session")
@@ -59,10 +51,10 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A SQLAlchemy URL for a private, throw-away PostgreSQL cluster on a free port."""
+def postgres_server() -> Iterator[str]:
+    """The base URL (no database) of a private, throw-away PostgreSQL cluster on a free port."""
     if url := os.environ.get("HILUM_TEST_POSTGRES_URL"):
-        yield url
+        yield url.rstrip("/")
         return
     root = Path(tempfile.mkdtemp(prefix="hilum-pg-"))
     data = root / "data"
@@ -76,10 +68,19 @@ def postgres_url() -> Iterator[str]:
         f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off", "start",
     ]), check=True, capture_output=True)
     try:
-        subprocess.run(_as_postgres_user([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U",
-                                          "postgres", "hilum_test"]), check=True, capture_output=True)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/hilum_test"
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
         subprocess.run(_as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A new, empty database on the private PostgreSQL cluster, for one test."""
+    name = f"hilum_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return f"{postgres_server}/{name}"

@@ -42,7 +42,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     old_factory = logging.getLogRecordFactory()
 
     def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-        record = old_factory(*args, **kwargs)  # type: ignore[arg-type]
+        record = old_factory(*args, **kwargs)
         record.service = service
         return record
 

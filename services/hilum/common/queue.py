@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from celery import Celery
@@ -28,7 +28,7 @@ In = TypeVar("In", bound=Message)
 Out = TypeVar("Out", bound=Message)
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     """Pipeline stages; each consumes the queue of the same name."""
 
     INGESTION = "ingestion"

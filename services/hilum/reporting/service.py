@@ -114,7 +114,7 @@ class Reporting:
         ))
         session.flush()  # claims (study, version) before anything is written outside the database
         write_text_atomically(path, text)
-        write_view(self._cds_cache, cds_view_of(study, comparison, report_id, issued))
+        write_view(self._cds_cache, cds_view_of(study, comparison, draft, report_id, issued))
         repository.advance_state(session, uid, ingestion_pb2.StudyState.STUDY_STATE_REPORTED)
         return result
 

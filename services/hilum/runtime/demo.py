@@ -16,8 +16,8 @@ from hilum.common.connections import open_sessions
 from hilum.common.db import repository
 from hilum.common.db.session import upgrade_database
 from hilum.common.settings import HilumSettings
-from hilum.ingestion.client import IngestionClient
 from hilum.inference.model_export import ensure_findings_model
+from hilum.ingestion.client import IngestionClient
 from hilum.reporting.draft import DEMO_NOTICE
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies

@@ -1,0 +1,91 @@
+"""The precomputed CDS result per patient: written to Redis by reporting, read by the CDS Hooks service.
+
+Keys carry no PHI: the patient id is hashed ("hilum:cds:patient:<sha256 hex>"). Each key keeps the
+view of the patient's most recent study; a late report for an older study never replaces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, time
+from enum import StrEnum
+
+import redis
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+KEY_PREFIX = "hilum:cds:patient:"
+
+# Atomic "replace only if not older": compares fixed-width rank strings, so the check and the write
+# cannot interleave with a concurrent publish for the same patient.
+_WRITE_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], 'rank')
+if current and current > ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'rank', ARGV[1], 'view', ARGV[2])
+return 1
+"""
+
+
+class ChangeSincePrior(StrEnum):
+    """A finding's change since the prior study, as shown to clinicians."""
+
+    NEW = "new"
+    UNCHANGED = "unchanged"
+    RESOLVED = "resolved"
+    NOT_COMPARED = "not-compared"
+
+
+class CdsFinding(BaseModel):
+    """A present finding: Hilum code, display, probability in [0, 1], change since prior (None: no prior)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(min_length=1)
+    display: str = Field(min_length=1)
+    probability: float = Field(ge=0.0, le=1.0)
+    change: ChangeSincePrior | None = None
+
+
+class CdsView(BaseModel):
+    """What the CDS service shows for a patient: the latest study's impression and present findings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    patient_id: str = Field(min_length=1)  # DICOM PatientID (PHI: only ever stored hashed in keys)
+    study_instance_uid: str = Field(min_length=1)
+    study_date: date
+    study_time: time | None = None  # DICOM StudyTime, local wall clock; orders studies within a day
+    impression: str
+    findings: list[CdsFinding] = Field(default_factory=list)
+    critical: bool = False
+    demo_weights: bool
+    model_name: str = Field(min_length=1)
+    model_version: str = Field(min_length=1)
+    diagnostic_report_id: str = Field(min_length=1)
+    published_at: AwareDatetime
+
+    def rank(self) -> str:
+        """Fixed-width sort key: study date, study time, then publication instant (UTC)."""
+        study_time = self.study_time.strftime("%H%M%S%f") if self.study_time else "0" * 12
+        published = self.published_at.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")
+        return f"{self.study_date.strftime('%Y%m%d')}{study_time}{published}"
+
+
+def patient_key(patient_id: str) -> str:
+    """The Redis key of a patient's view: prefix + sha256 hex of the patient id (no PHI in the key)."""
+    return KEY_PREFIX + hashlib.sha256(patient_id.encode("utf-8")).hexdigest()
+
+
+def write_view(client: redis.Redis, view: CdsView) -> bool:
+    """Store `view` unless the patient already has one of a later study; True when it was stored."""
+    key = patient_key(view.patient_id)
+    return bool(client.eval(_WRITE_IF_NEWER, 1, key, view.rank(), view.model_dump_json()))
+
+
+def read_latest(client: redis.Redis, patient_id: str) -> CdsView | None:
+    """The view of the patient's latest study, or None when Hilum has published nothing for them."""
+    raw = client.hget(patient_key(patient_id), "view")
+    if raw is None:
+        return None
+    return CdsView.model_validate_json(raw)

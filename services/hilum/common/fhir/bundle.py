@@ -1,0 +1,169 @@
+"""The transaction Bundle Hilum publishes per (study, model version), with conditional creates.
+
+Every entry's fullUrl is a deterministic urn:uuid and every reference inside the bundle points at one,
+so building the same inputs twice yields identical JSON and a redelivered bundle creates nothing new.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import quote
+
+from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleEntryRequest
+from fhir.resources.R4B.domainresource import DomainResource
+from fhir.resources.R4B.identifier import Identifier
+from fhir.resources.R4B.reference import Reference
+
+from hilum.common.fhir.device import algorithm_identifier, build_device
+from hilum.common.fhir.diagnostic_report import build_diagnostic_report, report_identifier
+from hilum.common.fhir.identifiers import resource_uuid
+from hilum.common.fhir.imaging_study import build_imaging_study, fhir_date_time, study_identifier
+from hilum.common.fhir.observation import build_observation, observation_identifier, reported_findings
+from hilum.common.fhir.patient import build_patient, patient_identifier
+from hilum.common.fhir.provenance import build_provenance
+from hilum.common.study import StudyInfo
+from hilum.v1 import messages_pb2
+
+
+def _escape_token_part(text: str) -> str:
+    """Escape a token search part (FHIR search escaping of \\ | , $), then percent-encode it."""
+    for char in ("\\", "|", ",", "$"):
+        text = text.replace(char, "\\" + char)
+    return quote(text, safe=":/.-_~")
+
+
+def if_none_exist(identifier: Identifier) -> str:
+    """Conditional-create criteria "identifier=<system>|<value>" matching exactly `identifier`."""
+    if not identifier.system or not identifier.value:
+        raise ValueError("conditional create needs an identifier with both system and value")
+    return f"identifier={_escape_token_part(identifier.system)}|{_escape_token_part(identifier.value)}"
+
+
+def _entry(resource: DomainResource, resource_id: str, *, match: Identifier | None) -> BundleEntry:
+    """A POST entry with fullUrl urn:uuid:<id>; conditional (ifNoneExist) when `match` is given."""
+    resource.id = resource_id
+    return BundleEntry(
+        fullUrl=f"urn:uuid:{resource_id}",
+        resource=resource,
+        request=BundleEntryRequest(
+            method="POST",
+            url=resource.get_resource_type(),
+            ifNoneExist=if_none_exist(match) if match is not None else None,
+        ),
+    )
+
+
+def _reference(resource_id: str) -> Reference:
+    """A reference to a bundle entry by its urn:uuid fullUrl."""
+    return Reference(reference=f"urn:uuid:{resource_id}")
+
+
+def _check_inputs(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo | None,
+    issued: datetime,
+) -> None:
+    """Refuse inputs that describe different studies, or an issued time without a UTC offset."""
+    uid = study.study_instance_uid
+    current_uid = comparison.current.study.study_instance_uid
+    if current_uid and current_uid != uid:
+        raise ValueError(f"comparison is for study {current_uid}, not {uid}")
+    if draft.study_instance_uid and draft.study_instance_uid != uid:
+        raise ValueError(f"draft is for study {draft.study_instance_uid}, not {uid}")
+    if prior_study is not None:
+        if not comparison.HasField("prior"):
+            raise ValueError("a prior study was given but the comparison has no prior")
+        if prior_study.study_instance_uid != comparison.prior.study_instance_uid:
+            raise ValueError("the prior study given is not the comparison's prior")
+    if issued.tzinfo is None or issued.utcoffset() is None:
+        raise ValueError("issued must be timezone-aware (FHIR instant)")
+
+
+def build_report_bundle(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    *,
+    prior_study: StudyInfo | None,
+    issued: datetime,
+    patient_identifier_system: str,
+) -> Bundle:
+    """Transaction Bundle of Patient, ImagingStudy (+ prior), Device, Observations, report, Provenance.
+
+    Patient, ImagingStudies, Device, Observations and the DiagnosticReport are conditional creates on
+    their stable identifiers. A prior known only by UID (no `prior_study`) is referenced logically by
+    its `urn:dicom:uid` identifier instead of being carried as an entry.
+    """
+    _check_inputs(study, comparison, draft, prior_study, issued)
+    model = comparison.current.model if comparison.current.HasField("model") else draft.model
+    uid, version = study.study_instance_uid, model.version
+    effective = fhir_date_time(study.started)
+
+    patient_id = resource_uuid("Patient", patient_identifier_system, study.patient.patient_id)
+    study_id = resource_uuid("ImagingStudy", uid)
+    device_id = resource_uuid("Device", model.name, model.version)
+    report_id = resource_uuid("DiagnosticReport", uid, version)
+    subject, device = _reference(patient_id), _reference(device_id)
+
+    patient = build_patient(study.patient, identifier_system=patient_identifier_system)
+    entries = [
+        _entry(patient, patient_id, match=patient_identifier(study.patient, patient_identifier_system)),
+        _entry(build_imaging_study(study, subject=subject), study_id, match=study_identifier(uid)),
+    ]
+    studies = [_reference(study_id)]
+    if prior_study is not None:
+        prior_id = resource_uuid("ImagingStudy", prior_study.study_instance_uid)
+        prior_resource = build_imaging_study(prior_study, subject=subject)
+        entries.append(
+            _entry(prior_resource, prior_id, match=study_identifier(prior_study.study_instance_uid))
+        )
+        studies.append(_reference(prior_id))
+    elif comparison.HasField("prior"):
+        studies.append(
+            Reference(type="ImagingStudy", identifier=study_identifier(comparison.prior.study_instance_uid))
+        )
+    entries.append(_entry(build_device(model), device_id, match=algorithm_identifier(model)))
+
+    results: list[Reference] = []
+    for reported in reported_findings(comparison):
+        observation = build_observation(
+            reported,
+            study_instance_uid=uid,
+            model=model,
+            subject=subject,
+            device=device,
+            derived_from=studies,
+            effective=effective,
+            issued=issued,
+        )
+        observation_id = resource_uuid("Observation", uid, version, reported.finding.code)
+        entries.append(
+            _entry(
+                observation, observation_id, match=observation_identifier(uid, version, reported.finding.code)
+            )
+        )
+        results.append(_reference(observation_id))
+
+    report = build_diagnostic_report(
+        study,
+        draft,
+        list(comparison.current.findings),
+        model=model,
+        subject=subject,
+        imaging_studies=studies,
+        results=results,
+        effective=effective,
+        issued=issued,
+    )
+    entries.append(_entry(report, report_id, match=report_identifier(uid, version)))
+
+    provenance = build_provenance(
+        targets=[_reference(report_id), *results],
+        device=device,
+        sources=studies,
+        recorded=issued,
+    )
+    entries.append(_entry(provenance, resource_uuid("Provenance", uid, version), match=None))
+    return Bundle(id=resource_uuid("Bundle", uid, version), type="transaction", entry=entries)

@@ -1,0 +1,44 @@
+"""Device resource for the AI algorithm (model name + version) that produced a result."""
+
+from __future__ import annotations
+
+from fhir.resources.R4B.annotation import Annotation
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.device import Device, DeviceDeviceName, DeviceVersion
+from fhir.resources.R4B.identifier import Identifier
+
+from hilum.common.fhir.identifiers import DEMO_WARNING, HILUM_ALGORITHM_SYSTEM, algorithm_identifier_value
+from hilum.v1 import messages_pb2
+
+DEVICE_TYPE_TEXT = "AI algorithm"
+
+
+def algorithm_identifier(model: messages_pb2.ModelInfo) -> Identifier:
+    """The stable identifier of an algorithm version: Hilum algorithm system | "<name>:<version>"."""
+    return Identifier(
+        system=HILUM_ALGORITHM_SYSTEM, value=algorithm_identifier_value(model.name, model.version)
+    )
+
+
+def build_device(model: messages_pb2.ModelInfo) -> Device:
+    """Device for `model`; with demo weights its names, safety and note say plainly it is not validated."""
+    if not model.name or not model.version:
+        raise ValueError("an algorithm Device needs both the model name and the model version")
+    names = [DeviceDeviceName(name=model.name, type="model-name")]
+    if model.demo_weights:
+        names.append(
+            DeviceDeviceName(name=f"{model.name} {model.version} — {DEMO_WARNING}", type="user-friendly-name")
+        )
+    demo_text = (
+        f"{DEMO_WARNING}. This algorithm runs with seeded random weights (model version {model.version}); "
+        "its output has no diagnostic value."
+    )
+    return Device(
+        identifier=[algorithm_identifier(model)],
+        status="active",
+        deviceName=names,
+        type=CodeableConcept(text=DEVICE_TYPE_TEXT),
+        version=[DeviceVersion(value=model.version)],
+        safety=[CodeableConcept(text=DEMO_WARNING)] if model.demo_weights else None,
+        note=[Annotation(text=demo_text)] if model.demo_weights else None,
+    )

@@ -1,0 +1,130 @@
+"""DiagnosticReport resource: the preliminary, AI-drafted chest radiograph report for one study."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime
+
+from fhir.resources.R4B.attachment import Attachment
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.coding import Coding
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from fhir.resources.R4B.identifier import Identifier
+from fhir.resources.R4B.meta import Meta
+from fhir.resources.R4B.reference import Reference
+
+from hilum.common.fhir.identifiers import (
+    DEMO_CONCLUSION_PREFIX,
+    DEMO_WARNING,
+    LOINC,
+    RFC3986,
+    SNOMED,
+    V2_0074,
+    report_identifier_value,
+)
+from hilum.common.fhir.imaging_study import as_model_date_time
+from hilum.common.fhir.observation import AI_ASSERTED
+from hilum.common.study import StudyInfo
+from hilum.v1 import messages_pb2
+
+RADIOLOGY_CATEGORY = CodeableConcept(
+    coding=[
+        Coding(system=LOINC, code="LP29684-5", display="Radiology"),
+        Coding(system=V2_0074, code="RAD", display="Radiology"),
+    ],
+    text="Radiology",
+)
+
+# LOINC exam codes (RAD class, verified against the LOINC radiology listing):
+# 36554-4 "XR Chest Single view", 36643-5 "XR Chest 2 Views", 30745-4 "XR Chest Views" (any number).
+XR_CHEST_SINGLE_VIEW = Coding(system=LOINC, code="36554-4", display="XR Chest Single view")
+XR_CHEST_2_VIEWS = Coding(system=LOINC, code="36643-5", display="XR Chest 2 Views")
+XR_CHEST_VIEWS = Coding(system=LOINC, code="30745-4", display="XR Chest Views")
+
+
+def view_count(study: StudyInfo) -> int:
+    """Distinct projections in the study (by ViewPosition); each image without one counts as its own view."""
+    positions = {i.view_position.strip().upper() for i in study.instances if i.view_position.strip()}
+    unlabelled = sum(1 for i in study.instances if not i.view_position.strip())
+    return len(positions) + unlabelled
+
+
+def exam_code(study: StudyInfo) -> CodeableConcept:
+    """The LOINC exam code: single view, 2 views, or the unspecified-count "XR Chest Views"."""
+    coding = {1: XR_CHEST_SINGLE_VIEW, 2: XR_CHEST_2_VIEWS}.get(view_count(study), XR_CHEST_VIEWS)
+    return CodeableConcept(coding=[coding], text=coding.display)
+
+
+def report_identifier(study_instance_uid: str, model_version: str) -> Identifier:
+    """The stable identifier "urn:hilum:report:<study uid>:<model version>" (system urn:ietf:rfc:3986)."""
+    return Identifier(system=RFC3986, value=report_identifier_value(study_instance_uid, model_version))
+
+
+def conclusion_text(draft: messages_pb2.DraftReport, *, demo_weights: bool) -> str:
+    """The impression sentences joined; with demo weights it starts with the demo disclaimer."""
+    impression = " ".join(s.text.strip() for s in draft.impression if s.text.strip())
+    if demo_weights:
+        return f"{DEMO_CONCLUSION_PREFIX} {impression}".strip()
+    if not impression:
+        raise ValueError(f"draft report for study {draft.study_instance_uid} has no impression")
+    return impression
+
+
+def presented_text(draft: messages_pb2.DraftReport, *, demo_weights: bool) -> str:
+    """The full draft text; a demo draft that somehow lacks the disclaimer gets it as its first line."""
+    if demo_weights and DEMO_WARNING not in draft.text:
+        return f"{DEMO_WARNING}\n{draft.text}"
+    return draft.text
+
+
+def conclusion_codes(findings: list[messages_pb2.Finding]) -> list[CodeableConcept]:
+    """SNOMED CT codes of the present findings (labels without a SNOMED concept are left out)."""
+    return [
+        CodeableConcept(
+            coding=[Coding(system=SNOMED, code=f.snomed_code, display=f.display or None)],
+            text=f.display or f.code,
+        )
+        for f in findings
+        if f.state == messages_pb2.FINDING_STATE_PRESENT and f.snomed_code
+    ]
+
+
+def build_diagnostic_report(
+    study: StudyInfo,
+    draft: messages_pb2.DraftReport,
+    findings: list[messages_pb2.Finding],
+    *,
+    model: messages_pb2.ModelInfo,
+    subject: Reference,
+    imaging_studies: list[Reference],
+    results: list[Reference],
+    effective: datetime | date | None,
+    issued: datetime,
+) -> DiagnosticReport:
+    """Preliminary, AI-asserted radiology DiagnosticReport with conclusion, codes and the draft text."""
+    demo = model.demo_weights or draft.model.demo_weights
+    text = presented_text(draft, demo_weights=demo)
+    return DiagnosticReport(
+        meta=Meta(security=[AI_ASSERTED]),
+        identifier=[report_identifier(study.study_instance_uid, model.version)],
+        status="preliminary",
+        category=[RADIOLOGY_CATEGORY],
+        code=exam_code(study),
+        subject=subject,
+        effectiveDateTime=as_model_date_time(effective),
+        issued=issued,
+        imagingStudy=imaging_studies,
+        result=results or None,
+        conclusion=conclusion_text(draft, demo_weights=demo),
+        conclusionCode=conclusion_codes(findings) or None,
+        presentedForm=[
+            Attachment(
+                contentType="text/plain; charset=utf-8",
+                language="en",
+                data=base64.b64encode(text.encode("utf-8")),
+                title="Draft chest radiograph report",
+            )
+        ]
+        if text
+        else None,
+    )

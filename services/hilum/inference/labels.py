@@ -1,0 +1,78 @@
+"""The findings model's label map (labels.json next to config.pbtxt): codes, names and thresholds.
+
+The label order is the model's output order, so the map is validated strictly when it is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LABELS_FILE = "labels.json"
+NUM_LABELS = 18
+
+
+class LabelMapError(ValueError):
+    """labels.json is missing, malformed, or disagrees with the model's 18 outputs."""
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """One model output: its index, Hilum code, display name, SNOMED CT code (None where ambiguous),
+    and operating points: PRESENT at probability >= threshold, UNCERTAIN at >= uncertain_from.
+    """
+
+    index: int
+    code: str
+    display: str
+    snomed: str | None
+    threshold: float
+    uncertain_from: float
+
+
+def load_label_map(model_dir: Path) -> tuple[LabelSpec, ...]:
+    """Reads model_dir/labels.json; returns the 18 labels ordered by output index, or raises LabelMapError."""
+    path = model_dir / LABELS_FILE
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LabelMapError(f"{path}: cannot read the label map: {exc}") from exc
+    entries = document.get("labels") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise LabelMapError(f"{path}: expected an object with a 'labels' list")
+    labels = tuple(sorted((_label(path, entry) for entry in entries), key=lambda label: label.index))
+    if [label.index for label in labels] != list(range(NUM_LABELS)):
+        raise LabelMapError(f"{path}: expected indices 0..{NUM_LABELS - 1} exactly once each")
+    if len({label.code for label in labels}) != NUM_LABELS:
+        raise LabelMapError(f"{path}: label codes must be unique")
+    return labels
+
+
+def _label(path: Path, entry: Any) -> LabelSpec:
+    """One labels.json entry as a LabelSpec, checking types and 0 <= uncertain_from <= threshold <= 1."""
+    if not isinstance(entry, dict):
+        raise LabelMapError(f"{path}: each label must be an object, got {entry!r}")
+    index, code, display, snomed = (entry.get(key) for key in ("index", "code", "display", "snomed"))
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise LabelMapError(f"{path}: label {entry!r} needs an integer 'index'")
+    if not (isinstance(code, str) and code and isinstance(display, str) and display):
+        raise LabelMapError(f"{path}: label {index} needs non-empty 'code' and 'display'")
+    if snomed is not None and not (isinstance(snomed, str) and snomed.isdigit()):
+        raise LabelMapError(f"{path}: label {code}: 'snomed' must be a SNOMED CT concept id or null")
+    threshold, uncertain_from = (
+        _number(path, code, entry, "threshold"),
+        _number(path, code, entry, "uncertain_from"),
+    )
+    if not 0.0 <= uncertain_from <= threshold <= 1.0:
+        raise LabelMapError(f"{path}: label {code}: need 0 <= uncertain_from <= threshold <= 1")
+    return LabelSpec(index, code, display, snomed, threshold, uncertain_from)
+
+
+def _number(path: Path, code: str, entry: dict[str, Any], key: str) -> float:
+    """entry[key] as a float; raises LabelMapError when it is missing or not a JSON number."""
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LabelMapError(f"{path}: label {code}: {key!r} must be a number, got {value!r}")
+    return float(value)

@@ -1,0 +1,107 @@
+"""Builds the cxr_findings ONNX model (demo or published weights) and its weights.json manifest.
+
+The manifest tells Triton's model.py, and through it every result, which weights are running and
+whether they are demo weights. torch is imported only when a model is exported, so reading a
+manifest (ensure_findings_model on a provisioned repository) does not need it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+FINDINGS_MODEL_NAME = "cxr_findings"
+MODEL_FILE = "model.onnx"
+MANIFEST_FILE = "weights.json"
+DEMO_VERSION = "demo-untrained"
+ONNX_OPSET = 17
+
+
+@dataclass(frozen=True)
+class WeightsManifest:
+    """What weights.json records: version reported with every result, demo flag, origin, ONNX sha256."""
+
+    version: str
+    demo: bool
+    source: str
+    sha256: str
+
+    def write(self, version_dir: Path) -> None:
+        """Writes weights.json into version_dir (next to model.onnx)."""
+        (version_dir / MANIFEST_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, version_dir: Path) -> WeightsManifest:
+        """Reads and checks weights.json from version_dir; raises ValueError when it is malformed."""
+        raw = json.loads((version_dir / MANIFEST_FILE).read_text())
+        if not isinstance(raw, dict):
+            raise ValueError(f"{version_dir / MANIFEST_FILE}: expected a JSON object")
+        version, demo, source, sha256 = (raw.get(k) for k in ("version", "demo", "source", "sha256"))
+        if not (isinstance(version, str) and version and isinstance(demo, bool)):
+            raise ValueError(
+                f"{version_dir / MANIFEST_FILE}: needs a non-empty 'version' and a boolean 'demo'"
+            )
+        if not (isinstance(source, str) and isinstance(sha256, str)):
+            raise ValueError(f"{version_dir / MANIFEST_FILE}: 'source' and 'sha256' must be strings")
+        return cls(version=version, demo=demo, source=source, sha256=sha256)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_findings_model(version_dir: Path, weights: Path | None = None, seed: int = 0) -> WeightsManifest:
+    """Writes model.onnx (input "image" float32 (N, 1, 224, 224), output "probabilities" float32 (N, 18))
+    and weights.json into version_dir. weights=None gives seeded random demo weights ("demo-untrained").
+    """
+    import torch
+
+    from hilum.inference import densenet
+
+    if weights is None:
+        model = densenet.demo_model(seed)
+        version = DEMO_VERSION
+        source = (
+            f"seeded random initialisation (torch.manual_seed({seed})); NOT trained, NOT for clinical use"
+        )
+    else:
+        weights_sha256 = file_sha256(weights)
+        model = densenet.published_model(weights)
+        version = f"{weights.stem}-{weights_sha256[:12]}"
+        source = f"{weights.name} (sha256 {weights_sha256})"
+
+    version_dir.mkdir(parents=True, exist_ok=True)
+    partial = version_dir / (MODEL_FILE + ".partial")
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, densenet.INPUT_SIZE, densenet.INPUT_SIZE),),
+        str(partial),
+        dynamo=False,  # the TorchScript exporter needs no onnxscript and exports DenseNet in seconds
+        input_names=["image"],
+        output_names=["probabilities"],
+        dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+        opset_version=ONNX_OPSET,
+    )
+    # Drop the old manifest first: a model.onnx must never sit next to another model's version.
+    (version_dir / MANIFEST_FILE).unlink(missing_ok=True)
+    partial.replace(version_dir / MODEL_FILE)
+    manifest = WeightsManifest(
+        version=version, demo=weights is None, source=source, sha256=file_sha256(version_dir / MODEL_FILE)
+    )
+    manifest.write(version_dir)
+    return manifest
+
+
+def ensure_findings_model(model_repository: Path) -> WeightsManifest:
+    """Returns the manifest of cxr_findings/1, first exporting demo weights there if none are present."""
+    version_dir = model_repository / FINDINGS_MODEL_NAME / "1"
+    if (version_dir / MODEL_FILE).is_file() and (version_dir / MANIFEST_FILE).is_file():
+        return WeightsManifest.read(version_dir)
+    return export_findings_model(version_dir)

@@ -1,0 +1,218 @@
+"""Runs the embedded Triton server: the tritonserver binary shipped in the nvidia-pytriton wheel.
+
+The wheel lives in its own virtual environment (TritonSection.server_venv) because it pins numpy<2,
+which the python-backend stub also needs: the stub's embedded Python is that environment's, so
+onnxruntime is installed there too. The server binds to loopback and serves HTTP, gRPC and metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import tritonclient.grpc as triton_grpc
+from tritonclient.utils import InferenceServerException
+
+from hilum.common.settings import TritonSection
+
+BIND_ADDRESS = "127.0.0.1"
+LOG_TAIL_LINES = 40
+POLL_INTERVAL_S = 0.25
+STUB_NAME = "triton_python_backend_stub"
+SETUP_HINT = "run the setup script, which creates it with nvidia-pytriton and onnxruntime"
+
+
+class TritonNotInstalled(RuntimeError):
+    """The server virtual environment, or the tritonserver binary inside it, is missing."""
+
+
+class TritonStartError(RuntimeError):
+    """tritonserver exited, or did not get the model ready, during start-up; carries the log tail."""
+
+
+class TritonServer:
+    """One tritonserver process over a model repository; start, wait_ready, stop, or use `with`.
+
+    work_dir holds the prepared python backend; log_file receives the server's stdout and stderr.
+    """
+
+    def __init__(
+        self, settings: TritonSection, work_dir: Path, log_file: Path, startup_timeout_s: float = 120.0
+    ) -> None:
+        self.settings = settings
+        self.work_dir = work_dir
+        self.log_file = log_file
+        self.startup_timeout_s = startup_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def grpc_port(self) -> int:
+        """The port of settings.grpc_url ("host:port")."""
+        return int(self.settings.grpc_url.rsplit(":", 1)[1])
+
+    def start(self) -> None:
+        """Launches tritonserver in its own process group; returns without waiting for readiness."""
+        if self._process is not None and self._process.poll() is None:
+            raise RuntimeError("tritonserver is already running")
+        pytriton_dir, python_version = self._locate_pytriton()
+        backends_dir = self._prepare_backends(pytriton_dir, python_version)
+        command = [
+            str(pytriton_dir / "tritonserver" / "bin" / "tritonserver"),
+            f"--model-repository={self.settings.model_repository.resolve()}",
+            f"--backend-directory={backends_dir}",
+            "--model-control-mode=none",
+            "--strict-readiness=true",
+            "--exit-on-error=true",
+            f"--http-address={BIND_ADDRESS}",
+            f"--http-port={self.settings.http_port}",
+            f"--grpc-address={BIND_ADDRESS}",
+            f"--grpc-port={self.grpc_port}",
+            f"--metrics-address={BIND_ADDRESS}",
+            f"--metrics-port={self.settings.metrics_port}",
+            "--allow-gpu-metrics=false",
+        ]
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("wb") as log:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._environment(pytriton_dir),
+                start_new_session=True,  # its own group (with its stubs), so stop() can end them all
+            )
+
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        """Blocks until the server and the findings model report ready over gRPC.
+
+        Raises TritonStartError with the log tail when the process exits or timeout_s passes.
+        """
+        if self._process is None:
+            raise RuntimeError("tritonserver was not started")
+        deadline = time.monotonic() + (self.startup_timeout_s if timeout_s is None else timeout_s)
+        client = triton_grpc.InferenceServerClient(self.settings.grpc_url)
+        try:
+            while time.monotonic() < deadline:
+                code = self._process.poll()
+                if code is not None:
+                    raise TritonStartError(
+                        f"tritonserver exited with code {code} during start-up\n{self.log_tail()}"
+                    )
+                if self._ready(client):
+                    return
+                time.sleep(POLL_INTERVAL_S)
+        finally:
+            client.close()
+        raise TritonStartError(
+            f"tritonserver did not get {self.settings.findings_model} ready within "
+            f"{self.startup_timeout_s if timeout_s is None else timeout_s:.0f} s\n{self.log_tail()}"
+        )
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM to the server (it stops its stubs), then SIGKILL to its process group after grace_s."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    @property
+    def running(self) -> bool:
+        """True while the tritonserver process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of the server log, for error messages; its ASCII status tables are left out."""
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return f"(no log at {self.log_file})"
+        messages = [line for line in text.splitlines() if line.strip() and not line.startswith(("+", "|"))]
+        return "\n".join(messages[-lines:])
+
+    def __enter__(self) -> TritonServer:
+        """Starts the server and waits until it is ready; stops it again if start-up fails."""
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stops the server."""
+        self.stop()
+
+    def _ready(self, client: triton_grpc.InferenceServerClient) -> bool:
+        """Whether the server is ready and has loaded the findings model; False while it cannot answer."""
+        try:
+            return bool(
+                client.is_server_ready(client_timeout=1.0)
+                and client.is_model_ready(self.settings.findings_model, client_timeout=1.0)
+            )
+        except InferenceServerException:
+            return False
+
+    def _locate_pytriton(self) -> tuple[Path, str]:
+        """The pytriton package folder inside the server venv and that venv's Python version ("3.11")."""
+        venv = self.settings.server_venv.resolve()
+        if not (venv / "pyvenv.cfg").is_file():
+            raise TritonNotInstalled(f"no Triton server environment at {venv}: {SETUP_HINT}")
+        candidates = sorted(venv.glob("lib/python3.*/site-packages/pytriton/tritonserver/bin/tritonserver"))
+        if not candidates:
+            raise TritonNotInstalled(f"{venv} has no nvidia-pytriton tritonserver binary: {SETUP_HINT}")
+        pytriton_dir = candidates[0].parents[2]
+        python_version = pytriton_dir.parents[1].name.removeprefix("python")
+        return pytriton_dir, python_version
+
+    def _prepare_backends(self, pytriton_dir: Path, python_version: str) -> Path:
+        """A private backend directory: the wheel's python backend plus the stub for the venv's Python."""
+        server_dir = pytriton_dir / "tritonserver"
+        stub = server_dir / "python_backend_stubs" / python_version / STUB_NAME
+        if not stub.is_file():
+            raise TritonNotInstalled(
+                f"nvidia-pytriton has no python-backend stub for Python {python_version}"
+            )
+        python_backend = self.work_dir / "backends" / "python"
+        python_backend.mkdir(parents=True, exist_ok=True)
+        for source in (*sorted((server_dir / "backends" / "python").glob("*.*")), stub):
+            shutil.copy2(source, python_backend / source.name)
+        return python_backend.parent
+
+    def _environment(self, pytriton_dir: Path) -> dict[str, str]:
+        """Process environment: the wheel's bundled libraries, and the server venv first on PATH so the
+        stub's embedded Python is that venv (numpy<2, onnxruntime).
+        """
+        venv = self.settings.server_venv.resolve()
+        library_dirs = [str(pytriton_dir.parent / "nvidia_pytriton.libs")]
+        base_lib = _base_python_lib(venv)
+        if base_lib is not None:
+            library_dirs.append(str(base_lib))  # libpython3.X.so of the venv's own interpreter
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [*library_dirs, env.get("LD_LIBRARY_PATH")]))
+        env["PATH"] = os.pathsep.join(filter(None, [str(venv / "bin"), env.get("PATH")]))
+        env.pop("PYTHONHOME", None)
+        env.pop("PYTHONPATH", None)
+        return env
+
+
+def _base_python_lib(venv: Path) -> Path | None:
+    """The lib folder of the interpreter a venv was made from (pyvenv.cfg "home" is its bin), if any."""
+    for line in (venv / "pyvenv.cfg").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home":
+            lib = Path(value.strip()).parent / "lib"
+            return lib if lib.is_dir() else None
+    return None

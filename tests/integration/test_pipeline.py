@@ -1,0 +1,233 @@
+"""The whole pipeline for real: private Redis, Triton and PostgreSQL, the four services and the CDS app.
+
+Studies go in over gRPC; FHIR bundles, study status and CDS cards come out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pydicom
+import pytest
+from hilum.common.connections import open_sessions
+from hilum.common.db import repository
+from hilum.common.db.session import upgrade_database
+from hilum.common.fhir.validation import validate_bundle
+from hilum.common.settings import (
+    CdsSection,
+    DatabaseSection,
+    GrpcSection,
+    HilumSettings,
+    RedisSection,
+    StorageSection,
+    TritonSection,
+    settings_env,
+)
+from hilum.ingestion.client import IngestionClient
+from hilum.reporting.grpc_api import ReportingServicer  # noqa: F401 (the service under test exists)
+from hilum.runtime.stack import EmbeddedStack
+from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
+from hilum.v1 import ingestion_pb2, messages_pb2, reporting_pb2_grpc
+
+from tests.helpers import REPO_ROOT, free_port
+
+pytestmark = pytest.mark.integration
+
+RC = ingestion_pb2.RejectionCode
+REPORTED = ingestion_pb2.StudyState.STUDY_STATE_REPORTED
+DEMO = "DEMO WEIGHTS — NOT FOR CLINICAL USE"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: str,
+          demo_model_repository: Path) -> Iterator[EmbeddedStack]:
+    """The embedded stack on free ports, over PostgreSQL, with the demo-weights model repository."""
+    root = tmp_path_factory.mktemp("stack")
+    database = f"{postgres_server}/hilum_pipeline_{uuid.uuid4().hex[:8]}"
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{database.rsplit("/", 1)[1]}"'))
+    admin.dispose()
+    settings = HilumSettings(
+        redis=RedisSection(url=f"redis://127.0.0.1:{free_port()}/0"),
+        database=DatabaseSection(url=database),
+        storage=StorageSection(data_dir=root / "data", output_dir=root / "out"),
+        triton=TritonSection(grpc_url=f"127.0.0.1:{free_port()}", http_port=free_port(),
+                             metrics_port=free_port(), model_repository=demo_model_repository,
+                             server_venv=REPO_ROOT / ".venv-triton"),
+        grpc=GrpcSection(ingestion_port=free_port(), inference_port=free_port(), priors_port=free_port(),
+                         reporting_port=free_port()),
+        cds=CdsSection(port=free_port()),
+    )
+    upgrade_database(settings.database_url)
+    with EmbeddedStack(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return write_sample_studies(tmp_path_factory.mktemp("samples"), rows=640, columns=512)
+
+
+@pytest.fixture(scope="module")
+def client(stack: EmbeddedStack) -> Iterator[IngestionClient]:
+    grpc = stack.settings.grpc
+    with IngestionClient(grpc.address(grpc.ingestion_port)) as ingestion:
+        yield ingestion
+
+
+@pytest.fixture(scope="module")
+def processed(client: IngestionClient, samples: list[Path]) -> dict[str, ingestion_pb2.StudyStatus]:
+    """Every sample study submitted at once, as a PACS would, and waited for."""
+    results = client.submit_files(samples)
+    assert all(r.accepted for r in results), [r.rejection.reason for r in results]
+    return client.wait_for([r.study_instance_uid for r in results], timeout_s=240)
+
+
+def _headers(paths: list[Path]) -> list[pydicom.Dataset]:
+    return [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+
+
+def _resources(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+
+
+def test_every_sample_study_is_reported_with_a_valid_bundle(processed: dict[str, ingestion_pb2.StudyStatus],
+                                                            samples: list[Path]) -> None:
+    assert len(processed) == len(samples)
+    for status in processed.values():
+        assert status.state == REPORTED, status.error
+        bundle = json.loads(Path(status.result.bundle_path).read_text())
+        assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
+        assert validate_bundle(bundle) == []
+        full_urls = {e["fullUrl"] for e in bundle["entry"]}
+        references = [v for v in _reference_values(bundle) if v.startswith("urn:uuid:")]
+        assert references and set(references) <= full_urls
+        report = _resources(bundle, "DiagnosticReport")[0]
+        assert report["status"] == "preliminary"
+        assert report["conclusion"].startswith(DEMO)
+        device = _resources(bundle, "Device")[0]
+        assert "DEMO" in json.dumps(device) and device["version"][0]["value"] == "demo-untrained"
+        assert status.result.model.demo_weights
+
+
+def _reference_values(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                yield value
+            else:
+                yield from _reference_values(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _reference_values(item)
+
+
+def test_the_prior_study_is_referenced(processed: dict[str, ingestion_pb2.StudyStatus],
+                                       samples: list[Path]) -> None:
+    by_patient: dict[str, list[pydicom.Dataset]] = {}
+    for header in _headers(samples):
+        by_patient.setdefault(header.PatientID, []).append(header)
+    pairs = [sorted(h, key=lambda d: d.StudyDate) for h in by_patient.values() if len(h) == 2]
+    assert pairs, "the sample set must hold a patient with a prior study"
+    prior, current = pairs[0]
+    status = processed[current.StudyInstanceUID]
+    bundle = json.loads(Path(status.result.bundle_path).read_text())
+    study_uids = {i["value"] for s in _resources(bundle, "ImagingStudy") for i in s["identifier"]}
+    assert f"urn:oid:{prior.StudyInstanceUID}" in study_uids
+    report = _resources(bundle, "DiagnosticReport")[0]
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    referenced = {by_url[r["reference"]]["identifier"][0]["value"] for r in report["imagingStudy"]}
+    assert f"urn:oid:{prior.StudyInstanceUID}" in referenced
+    assert "Comparison: chest radiograph of" in status.result.draft.text
+    # ...and the prior itself, reported first or not, has no prior of its own.
+    assert "no prior chest radiograph" in processed[prior.StudyInstanceUID].result.draft.text
+
+
+def test_patient_view_returns_demo_cards(stack: EmbeddedStack, processed: dict[str, ingestion_pb2.StudyStatus],
+                                        samples: list[Path]) -> None:
+    discovery = httpx.get(f"{stack.cds_url}/cds-services").json()
+    service = next(s for s in discovery["services"] if s["hook"] == "patient-view")
+    for header in _headers(samples):
+        body = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+                "context": {"userId": "Practitioner/1", "patientId": header.PatientID}}
+        response = httpx.post(f"{stack.cds_url}/cds-services/{service['id']}", json=body)
+        assert response.status_code == 200
+        cards = response.json()["cards"]
+        assert len(cards) == 1
+        card = cards[0]
+        uuid.UUID(card["uuid"])
+        assert len(card["summary"]) < 140 and card["summary"].startswith("DEMO")
+        assert card["indicator"] in {"info", "warning", "critical"}
+        assert card["source"]["label"]
+    unknown = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+               "context": {"userId": "Practitioner/1", "patientId": "no-such-patient"}}
+    assert httpx.post(f"{stack.cds_url}/cds-services/{service['id']}", json=unknown).json() == {"cards": []}
+
+
+def test_same_study_twice_yields_one_report(stack: EmbeddedStack, client: IngestionClient,
+                                            processed: dict[str, ingestion_pb2.StudyStatus],
+                                            samples: list[Path]) -> None:
+    uid = _headers(samples[:1])[0].StudyInstanceUID
+    again = client.submit_files(samples[:1])
+    assert again[0].accepted and again[0].duplicate
+    # A redelivered reporting message (same study, same model version) publishes nothing new.
+    import grpc
+    from hilum.common.grpc_server import channel_options
+
+    first = processed[uid].result
+    grpc_settings = stack.settings.grpc
+    with grpc.insecure_channel(grpc_settings.address(grpc_settings.reporting_port),
+                               options=channel_options(grpc_settings.max_message_bytes)) as channel:
+        with open_sessions(stack.settings)() as session:
+            findings = repository.load_findings(session, uid, first.model.version)
+        assert findings is not None
+        comparison = messages_pb2.PriorComparison(current=findings)
+        repeat = reporting_pb2_grpc.ReportingServiceStub(channel).Publish(comparison, timeout=30)
+    assert repeat.status == messages_pb2.PublishStatus.PUBLISH_STATUS_ALREADY_PUBLISHED
+    assert repeat.diagnostic_report_id == first.diagnostic_report_id
+    with open_sessions(stack.settings)() as session:
+        assert repository.count_reports(session, uid) == 1
+    assert client.status(uid).state == REPORTED
+
+
+def test_bad_input_is_rejected_and_the_rest_complete(stack: EmbeddedStack, client: IngestionClient,
+                                                     tmp_path: Path) -> None:
+    bad = write_rejectable_inputs(tmp_path / "bad")
+    good = write_sample_studies(tmp_path / "good", rows=320, columns=256)
+    # Re-label the good sample as a new study so it is processed in this test.
+    dataset = pydicom.dcmread(good[0])
+    dataset.StudyInstanceUID = pydicom.uid.generate_uid()
+    dataset.SeriesInstanceUID = pydicom.uid.generate_uid()
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    fresh = tmp_path / "fresh.dcm"
+    dataset.save_as(fresh)
+
+    results = client.submit_files([bad["not_dicom"], bad["ct_image"], fresh, bad["no_pixel_data"]])
+    codes = {r.label: r.rejection.code for r in results if not r.accepted}
+    assert codes == {bad["not_dicom"].name: RC.REJECTION_CODE_NOT_DICOM,
+                     bad["ct_image"].name: RC.REJECTION_CODE_UNSUPPORTED_MODALITY,
+                     bad["no_pixel_data"].name: RC.REJECTION_CODE_NO_PIXEL_DATA}
+    assert all(r.rejection.reason for r in results if not r.accepted)
+    accepted = [r for r in results if r.accepted]
+    assert [r.label for r in accepted] == ["fresh.dcm"]
+    assert client.wait_for([accepted[0].study_instance_uid], timeout_s=120)[
+        accepted[0].study_instance_uid].state == REPORTED
+
+    # The CLI says the same thing, and exits 2 because something was rejected.
+    env = {**os.environ, **settings_env(stack.settings)}
+    cli = subprocess.run([sys.executable, "-m", "hilum.cli", "ingest", str(tmp_path / "bad")],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert cli.returncode == 2, cli.stderr
+    assert cli.stdout.count("REJECTED") == 3
+    assert "[UNSUPPORTED_MODALITY]" in cli.stdout and "[NO_PIXEL_DATA]" in cli.stdout

@@ -1,0 +1,139 @@
+"""The cxr_findings model on a real tritonserver, called through FindingsEngine; TritonServer errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hilum.common.settings import TritonSection
+from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavailable
+from hilum.inference.labels import load_label_map
+from hilum.runtime.triton import TritonNotInstalled, TritonServer, TritonStartError
+from hilum.v1 import messages_pb2
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+
+pytestmark = pytest.mark.integration
+
+
+def synthetic_chest(seed: int, rows: int = 320, cols: int = 256) -> npt.NDArray[np.uint16]:
+    """A 12-bit chest-like image uint16 (rows, cols): bright mediastinum, two dark lung fields, mottle."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:rows, 0:cols] / np.array([rows, cols])[:, None, None]
+    image = 2600.0 + 400.0 * y
+    for centre_x in (0.3, 0.7):
+        lung = ((x - centre_x) / 0.17) ** 2 + ((y - 0.5) / 0.32) ** 2 < 1.0
+        image[lung] -= 1500.0 + 300.0 * rng.uniform()
+    image += rng.normal(0.0, 40.0, image.shape)
+    pixels: npt.NDArray[np.uint16] = np.clip(image, 0, 4095).astype(np.uint16)
+    return pixels
+
+
+def write_dx(path: Path, pixels: npt.NDArray[np.uint16]) -> Path:
+    """Writes an uncompressed DX, MONOCHROME2, 12-bit DICOM file with the given pixels."""
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.SOPClassUID = DigitalXRayImageStorageForPresentation
+    dataset.Modality = "DX"
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
+    dataset.set_pixel_data(pixels, photometric_interpretation="MONOCHROME2", bits_stored=12)
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(triton_server: TritonSection) -> Iterator[FindingsEngine]:
+    """A FindingsEngine talking to the session's Triton server."""
+    labels = load_label_map(triton_server.model_repository / triton_server.findings_model)
+    findings_engine = FindingsEngine(
+        triton_server.grpc_url, triton_server.findings_model, labels, triton_server.request_timeout_s
+    )
+    yield findings_engine
+    findings_engine.close()
+
+
+@pytest.fixture(scope="module")
+def radiographs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three different synthetic chest radiographs."""
+    folder = tmp_path_factory.mktemp("radiographs")
+    return [write_dx(folder / f"chest{seed}.dcm", synthetic_chest(seed)) for seed in range(3)]
+
+
+def test_analyse_returns_18_demo_findings(engine: FindingsEngine, radiographs: list[Path]) -> None:
+    result = engine.analyse(radiographs[0])
+
+    assert result.model == messages_pb2.ModelInfo(
+        name="cxr_findings", version="demo-untrained", demo_weights=True
+    )
+    assert len(result.findings) == 18
+    assert [finding.code for finding in result.findings] == [label.code for label in engine.labels]
+    for finding, label in zip(result.findings, engine.labels, strict=True):
+        assert 0.0 <= finding.probability <= 1.0
+        assert finding.display == label.display
+        assert finding.threshold == pytest.approx(label.threshold)
+        assert finding.snomed_code == (label.snomed or "")
+        if finding.probability >= label.threshold:
+            assert finding.state == messages_pb2.FINDING_STATE_PRESENT
+        elif finding.probability >= label.uncertain_from:
+            assert finding.state == messages_pb2.FINDING_STATE_UNCERTAIN
+        else:
+            assert finding.state == messages_pb2.FINDING_STATE_ABSENT
+
+
+def test_batched_call_agrees_with_single_calls(engine: FindingsEngine, radiographs: list[Path]) -> None:
+    batched = engine.analyse_batch(radiographs)
+    singles = [engine.analyse(path) for path in radiographs]
+
+    assert len(batched) == len(radiographs)
+    for together, alone in zip(batched, singles, strict=True):
+        assert together.model == alone.model
+        np.testing.assert_allclose(
+            [f.probability for f in together.findings], [f.probability for f in alone.findings], atol=1e-5
+        )
+    # Each image's own pixels reached the model: different images, different scores.
+    assert [f.probability for f in batched[0].findings] != [f.probability for f in batched[1].findings]
+
+
+def test_unreadable_image_is_reported_before_triton(engine: FindingsEngine, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"\x00" * 64)
+    with pytest.raises(ImageUnreadable):
+        engine.analyse(broken)
+
+
+def test_unreachable_triton_is_transient(
+    engine: FindingsEngine,
+    radiographs: list[Path],
+    triton_section_for: Callable[[Path], TritonSection],
+    tmp_path: Path,
+) -> None:
+    not_started = triton_section_for(tmp_path)
+    nowhere = FindingsEngine(not_started.grpc_url, "cxr_findings", engine.labels, timeout_s=5.0)
+    try:
+        with pytest.raises(TritonUnavailable):
+            nowhere.analyse(radiographs[0])
+    finally:
+        nowhere.close()
+
+
+def test_missing_server_venv_says_run_the_setup_script(tmp_path: Path) -> None:
+    section = TritonSection(server_venv=tmp_path / "absent", model_repository=tmp_path)
+    server = TritonServer(section, work_dir=tmp_path / "work", log_file=tmp_path / "triton.log")
+    with pytest.raises(TritonNotInstalled, match="run the setup script"):
+        server.start()
+
+
+def test_model_without_weights_fails_start_up_with_the_provisioning_hint(
+    unprovisioned_model_repository: Path, triton_section_for: Callable[[Path], TritonSection], tmp_path: Path
+) -> None:
+    section = triton_section_for(unprovisioned_model_repository)
+    server = TritonServer(section, work_dir=tmp_path / "work", log_file=tmp_path / "triton.log")
+    with pytest.raises(TritonStartError) as failure:
+        with server:
+            pass
+    assert "hilum models demo" in str(failure.value)
+    assert not server.running

@@ -1,0 +1,128 @@
+"""Card rules from CDS Hooks 2.0 and Hilum's demo and urgency rules."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from hilum.cds.cards import Card, patient_view_cards
+from hilum.common.cds_view import CdsFinding, CdsView, ChangeSincePrior
+from hilum.common.fhir.identifiers import DEMO_WARNING
+
+INDICATORS = {"info", "warning", "critical"}
+
+
+def empty_values(node: Any, path: str = "$") -> list[str]:
+    """Paths of every null, empty string, empty list or empty object in a JSON tree."""
+    if node is None or node == "" or node == [] or node == {}:
+        return [path]
+    if isinstance(node, dict):
+        return [p for key, value in node.items() for p in empty_values(value, f"{path}.{key}")]
+    if isinstance(node, list):
+        return [p for index, value in enumerate(node) for p in empty_values(value, f"{path}[{index}]")]
+    return []
+
+
+def test_empty_value_checker_finds_nested_empties() -> None:
+    assert empty_values({"a": [{"b": ""}, {"c": None}], "d": {}, "e": [], "f": 0}) == [
+        "$.a[0].b",
+        "$.a[1].c",
+        "$.d",
+        "$.e",
+    ]
+
+
+def card_json(view: CdsView) -> dict[str, Any]:
+    """The single card for `view`, serialised as the service sends it."""
+    (card,) = patient_view_cards(view)
+    return card.model_dump(mode="json", exclude_none=True)
+
+
+def assert_valid_card(card: dict[str, Any]) -> None:
+    """CDS Hooks 2.0 card shape rules."""
+    assert uuid.UUID(card["uuid"])
+    assert 0 < len(card["summary"]) < 140
+    assert card["indicator"] in INDICATORS
+    assert card["source"]["label"]
+    assert empty_values(card) == []
+
+
+def test_demo_card(view_factory: Callable[..., CdsView]) -> None:
+    card = card_json(view_factory())
+    assert_valid_card(card)
+    assert card["summary"].startswith("DEMO")
+    assert DEMO_WARNING in card["source"]["label"]
+    assert DEMO_WARNING in card["detail"]
+
+
+def test_validated_card_has_no_demo_wording(view_factory: Callable[..., CdsView]) -> None:
+    card = card_json(view_factory(demo_weights=False, model_version="1.0.0"))
+    assert_valid_card(card)
+    assert "DEMO" not in card["summary"] + card["detail"] + card["source"]["label"]
+
+
+def test_pneumothorax_is_critical(view_factory: Callable[..., CdsView]) -> None:
+    assert card_json(view_factory())["indicator"] == "critical"
+
+
+def test_pneumothorax_already_on_the_prior_is_a_warning(view_factory: Callable[..., CdsView]) -> None:
+    view = view_factory(findings=[CdsFinding(code="pneumothorax", display="Pneumothorax", probability=0.8,
+                                             change=ChangeSincePrior.UNCHANGED)])
+    assert card_json(view)["indicator"] == "warning"
+
+
+def test_other_findings_are_warnings(view_factory: Callable[..., CdsView]) -> None:
+    view = view_factory(findings=[CdsFinding(code="effusion", display="Pleural effusion", probability=0.7)])
+    assert card_json(view)["indicator"] == "warning"
+
+
+def test_critical_flag_is_honoured(view_factory: Callable[..., CdsView]) -> None:
+    view = view_factory(
+        critical=True, findings=[CdsFinding(code="effusion", display="Effusion", probability=0.7)]
+    )
+    assert card_json(view)["indicator"] == "critical"
+
+
+def test_no_findings_is_info(view_factory: Callable[..., CdsView]) -> None:
+    card = card_json(view_factory(findings=[], impression=""))
+    assert_valid_card(card)
+    assert card["indicator"] == "info"
+    assert "Impression" not in card["detail"]
+
+
+def test_detail_lists_findings_probabilities_and_change(view_factory: Callable[..., CdsView]) -> None:
+    detail = card_json(view_factory())["detail"]
+    assert "| Pneumothorax | 91% | new |" in detail
+    assert "| Pleural effusion | 62% | unchanged |" in detail
+    assert "New right pneumothorax." in detail
+    assert "http" not in detail  # no links out
+
+
+def test_summary_is_cut_below_140_characters(view_factory: Callable[..., CdsView]) -> None:
+    many = [
+        CdsFinding(code=f"f{i}", display=f"Very long finding name number {i}", probability=0.6)
+        for i in range(9)
+    ]
+    card = card_json(view_factory(findings=many))
+    assert_valid_card(card)
+    assert card["summary"].endswith("…")
+
+
+def test_card_uuid_is_stable_per_report(view_factory: Callable[..., CdsView]) -> None:
+    assert card_json(view_factory())["uuid"] == card_json(view_factory())["uuid"]
+    assert card_json(view_factory())["uuid"] != card_json(view_factory(diagnostic_report_id="other"))["uuid"]
+
+
+def test_no_view_no_cards() -> None:
+    assert patient_view_cards(None) == []
+
+
+def test_card_model_refuses_a_long_summary() -> None:
+    try:
+        Card.model_validate(
+            {"uuid": "u", "summary": "x" * 140, "indicator": "info", "source": {"label": "s"}}
+        )
+    except ValueError:
+        return
+    raise AssertionError("a 140-character summary was accepted")

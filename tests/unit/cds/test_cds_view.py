@@ -1,0 +1,80 @@
+"""The CDS view cache in (real) Redis: hashed keys and latest-study-wins ordering."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
+
+import redis
+from hilum.common.cds_view import KEY_PREFIX, CdsView, patient_key, read_latest, write_view
+
+
+def test_key_is_the_sha256_of_the_patient_id() -> None:
+    key = patient_key("MRN-0042")
+    assert key == KEY_PREFIX + hashlib.sha256(b"MRN-0042").hexdigest()
+    assert "MRN-0042" not in key
+
+
+def test_round_trip(redis_client: redis.Redis, view_factory: Callable[..., CdsView]) -> None:
+    view = view_factory()
+    assert write_view(redis_client, view) is True
+    assert read_latest(redis_client, "MRN-0042") == view
+    assert all(b"MRN-0042" not in key for key in redis_client.keys("*"))
+
+
+def test_unknown_patient_has_no_view(redis_client: redis.Redis) -> None:
+    assert read_latest(redis_client, "nobody") is None
+
+
+def test_late_report_of_an_older_study_does_not_replace_the_newer_study(
+    redis_client: redis.Redis, view_factory: Callable[..., CdsView]
+) -> None:
+    newer = view_factory(study_instance_uid="2.2", study_date=date(2024, 3, 5))
+    older = view_factory(
+        study_instance_uid="1.1", study_date=date(2024, 1, 1), published_at=datetime(2024, 3, 6, tzinfo=UTC)
+    )
+    assert write_view(redis_client, newer) is True
+    assert write_view(redis_client, older) is False
+    latest = read_latest(redis_client, "MRN-0042")
+    assert latest is not None and latest.study_instance_uid == "2.2"
+
+
+def test_newer_study_replaces_the_older(
+    redis_client: redis.Redis, view_factory: Callable[..., CdsView]
+) -> None:
+    write_view(redis_client, view_factory(study_instance_uid="1.1", study_date=date(2024, 1, 1)))
+    write_view(redis_client, view_factory(study_instance_uid="2.2", study_date=date(2024, 3, 5)))
+    latest = read_latest(redis_client, "MRN-0042")
+    assert latest is not None and latest.study_instance_uid == "2.2"
+
+
+def test_study_time_orders_studies_of_the_same_day(
+    redis_client: redis.Redis, view_factory: Callable[..., CdsView]
+) -> None:
+    afternoon = view_factory(study_instance_uid="2.2", study_time=time(15, 0))
+    morning = view_factory(
+        study_instance_uid="1.1", study_time=time(7, 0), published_at=datetime(2024, 3, 5, 16, 0, tzinfo=UTC)
+    )
+    write_view(redis_client, afternoon)
+    assert write_view(redis_client, morning) is False
+    latest = read_latest(redis_client, "MRN-0042")
+    assert latest is not None and latest.study_instance_uid == "2.2"
+
+
+def test_republishing_the_same_study_replaces_its_view(
+    redis_client: redis.Redis, view_factory: Callable[..., CdsView]
+) -> None:
+    write_view(redis_client, view_factory(model_version="1.0.0"))
+    later = view_factory(model_version="1.1.0", published_at=datetime(2024, 3, 6, tzinfo=UTC))
+    assert write_view(redis_client, later) is True
+    latest = read_latest(redis_client, "MRN-0042")
+    assert latest is not None and latest.model_version == "1.1.0"
+
+
+def test_patients_do_not_share_views(redis_client: redis.Redis, view_factory: Callable[..., CdsView]) -> None:
+    write_view(redis_client, view_factory(patient_id="A"))
+    write_view(redis_client, view_factory(patient_id="B", study_instance_uid="9.9"))
+    a, b = read_latest(redis_client, "A"), read_latest(redis_client, "B")
+    assert a is not None and b is not None
+    assert (a.study_instance_uid, b.study_instance_uid) == ("1.2.826.0.1.3680043.8.498.1001", "9.9")

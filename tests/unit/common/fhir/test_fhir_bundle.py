@@ -1,0 +1,227 @@
+"""The transaction bundle: conditional creates, internal references, determinism, demo wording."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.identifier import Identifier
+from hilum.common.fhir.bundle import build_report_bundle, if_none_exist
+from hilum.common.fhir.identifiers import DEMO_CONCLUSION_PREFIX, DEMO_WARNING
+from hilum.common.fhir.validation import bundle_json, validate_bundle
+from hilum.common.study import StudyInfo
+from hilum.v1 import messages_pb2
+
+MRN_SYSTEM = "urn:oid:1.2.3.4.5.6"
+ISSUED = datetime(2024, 3, 5, 9, 30, tzinfo=UTC)
+
+
+def _build(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo | None,
+    issued: datetime = ISSUED,
+) -> dict[str, Any]:
+    bundle = build_report_bundle(
+        study, comparison, draft, prior_study=prior_study, issued=issued, patient_identifier_system=MRN_SYSTEM
+    )
+    return bundle_json(bundle)
+
+
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                yield value
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
+def _resources(data: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == kind]
+
+
+def _entry(data: dict[str, Any], kind: str) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = [e for e in data["entry"] if e["resource"]["resourceType"] == kind]
+    (entry,) = entries
+    return entry
+
+
+@pytest.fixture
+def data(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> dict[str, Any]:
+    return _build(study, comparison, draft, prior_study)
+
+
+def test_bundle_is_valid(data: dict[str, Any]) -> None:
+    assert data["resourceType"] == "Bundle" and data["type"] == "transaction"
+    assert validate_bundle(data) == []
+
+
+def test_entries_and_order(data: dict[str, Any]) -> None:
+    kinds = [e["resource"]["resourceType"] for e in data["entry"]]
+    assert kinds == [
+        "Patient",
+        "ImagingStudy",
+        "ImagingStudy",
+        "Device",
+        "Observation",
+        "Observation",
+        "Observation",
+        "DiagnosticReport",
+        "Provenance",
+    ]
+
+
+def test_every_reference_is_an_entry_full_url(data: dict[str, Any]) -> None:
+    full_urls = {e["fullUrl"] for e in data["entry"]}
+    references = list(_references(data))
+    assert len(references) > 20
+    assert all(r.startswith("urn:uuid:") for r in references)
+    assert set(references) <= full_urls
+    for entry in data["entry"]:
+        assert entry["fullUrl"] == f"urn:uuid:{entry['resource']['id']}"
+
+
+def test_conditional_creates_on_stable_identifiers(
+    data: dict[str, Any], study: StudyInfo, prior_study: StudyInfo
+) -> None:
+    requests = {e["resource"]["resourceType"]: e["request"] for e in data["entry"]}
+    assert requests["Patient"]["ifNoneExist"] == f"identifier={MRN_SYSTEM}|MRN-0042"
+    assert requests["DiagnosticReport"]["ifNoneExist"] == (
+        f"identifier=urn:ietf:rfc:3986|urn:hilum:report:{study.study_instance_uid}:demo-untrained"
+    )
+    assert requests["Device"]["ifNoneExist"] == (
+        "identifier=https://hilum.dev/fhir/NamingSystem/algorithm|cxr_findings:demo-untrained"
+    )
+    studies = [
+        e["request"]["ifNoneExist"] for e in data["entry"] if e["resource"]["resourceType"] == "ImagingStudy"
+    ]
+    assert studies == [
+        f"identifier=urn:dicom:uid|urn:oid:{study.study_instance_uid}",
+        f"identifier=urn:dicom:uid|urn:oid:{prior_study.study_instance_uid}",
+    ]
+    assert "ifNoneExist" not in requests["Provenance"]
+    assert all(e["request"]["method"] == "POST" for e in data["entry"])
+    assert all(e["request"]["url"] == e["resource"]["resourceType"] for e in data["entry"])
+
+
+def test_report_and_observations_point_at_both_studies(data: dict[str, Any]) -> None:
+    study_urls = [e["fullUrl"] for e in data["entry"] if e["resource"]["resourceType"] == "ImagingStudy"]
+    report = _entry(data, "DiagnosticReport")["resource"]
+    assert [r["reference"] for r in report["imagingStudy"]] == study_urls
+    observation_urls = [e["fullUrl"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert [r["reference"] for r in report["result"]] == observation_urls
+    for observation in _resources(data, "Observation"):
+        assert [r["reference"] for r in observation["derivedFrom"]] == study_urls
+        assert observation["device"]["reference"] == _entry(data, "Device")["fullUrl"]
+    provenance = _entry(data, "Provenance")["resource"]
+    assert [t["reference"] for t in provenance["target"]] == [
+        _entry(data, "DiagnosticReport")["fullUrl"],
+        *observation_urls,
+    ]
+    assert provenance["agent"][0]["who"]["reference"] == _entry(data, "Device")["fullUrl"]
+
+
+def test_demo_wording_in_report_and_device(data: dict[str, Any]) -> None:
+    assert _entry(data, "DiagnosticReport")["resource"]["conclusion"].startswith(DEMO_CONCLUSION_PREFIX)
+    device = _entry(data, "Device")["resource"]
+    assert any(DEMO_WARNING in n["name"] for n in device["deviceName"])
+
+
+def test_building_twice_gives_identical_json(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    first = json.dumps(_build(study, comparison, draft, prior_study), sort_keys=True)
+    second = json.dumps(_build(study, comparison, draft, prior_study), sort_keys=True)
+    assert first == second
+
+
+def test_another_model_version_gives_another_report(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    first = _build(study, comparison, draft, prior_study)
+    comparison.current.model.version = "demo-untrained-2"
+    second = _build(study, comparison, draft, prior_study)
+    assert _entry(first, "Patient")["fullUrl"] == _entry(second, "Patient")["fullUrl"]
+    assert _entry(first, "DiagnosticReport")["fullUrl"] != _entry(second, "DiagnosticReport")["fullUrl"]
+
+
+def test_validated_weights_without_prior(
+    study: StudyInfo,
+    comparison_factory: Callable[..., messages_pb2.PriorComparison],
+    draft_factory: Callable[[messages_pb2.PriorComparison], messages_pb2.DraftReport],
+) -> None:
+    comparison = comparison_factory(demo=False, with_prior=False)
+    data = _build(study, comparison, draft_factory(comparison), None)
+    assert validate_bundle(data) == []
+    assert len(_resources(data, "ImagingStudy")) == 1
+    assert "DEMO" not in json.dumps(data)
+
+
+def test_prior_known_only_by_uid_is_a_logical_reference(
+    study: StudyInfo, comparison: messages_pb2.PriorComparison, draft: messages_pb2.DraftReport
+) -> None:
+    prior_uid = comparison.prior.study_instance_uid
+    data = _build(study, comparison, draft, None)
+    assert validate_bundle(data) == []
+    assert len(_resources(data, "ImagingStudy")) == 1
+    logical = _entry(data, "DiagnosticReport")["resource"]["imagingStudy"][1]
+    assert logical == {
+        "type": "ImagingStudy",
+        "identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{prior_uid}"},
+    }
+
+
+def test_inputs_about_different_studies_are_refused(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    draft.study_instance_uid = "9.9.9"
+    with pytest.raises(ValueError, match="draft is for study"):
+        _build(study, comparison, draft, prior_study)
+
+
+def test_prior_study_must_be_the_comparisons_prior(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    with pytest.raises(ValueError, match="prior"):
+        _build(study, comparison, draft, replace(prior_study, study_instance_uid="7.7.7"))
+
+
+def test_issued_needs_an_offset(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        _build(study, comparison, draft, prior_study, issued=datetime(2024, 3, 5, 9, 30))
+
+
+def test_if_none_exist_escapes_search_syntax() -> None:
+    criteria = if_none_exist(Identifier(system="urn:x", value="a|b,c d"))
+    assert criteria == "identifier=urn:x|a%5C%7Cb%5C%2Cc%20d"

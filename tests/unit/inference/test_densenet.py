@@ -1,0 +1,161 @@
+"""DenseNet-121 layout (torchxrayvision parameter names), outputs, weight loading and ONNX export."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from hilum.inference.densenet import DenseNet121, WeightsFileError, demo_model, published_model
+from hilum.inference.model_export import (
+    DEMO_VERSION,
+    WeightsManifest,
+    ensure_findings_model,
+    export_findings_model,
+    file_sha256,
+)
+
+# torchvision's densenet121 has 7,978,856 parameters with 3 input channels and 1000 classes; one input
+# channel (-2 * 64 * 7 * 7) and an 18-label head (-1024 * 982 - 982) give torchxrayvision's count.
+TORCHXRAYVISION_PARAMETERS = 7_978_856 - 2 * 64 * 7 * 7 - 1024 * 982 - 982
+
+
+def smooth_images(count: int, seed: int) -> torch.Tensor:
+    """Radiograph-like test inputs: float32 (count, 1, 224, 224), smooth, values in [-1024, 1024]."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(count, 1, 6, 6, generator=generator)
+    return torch.nn.functional.interpolate(coarse, size=224, mode="bilinear") * 2048.0 - 1024.0
+
+
+@pytest.fixture(scope="module")
+def exported_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository in which ensure_findings_model exported the demo model (once per module)."""
+    repository = tmp_path_factory.mktemp("repository")
+    ensure_findings_model(repository)
+    return repository
+
+
+def test_parameter_names_follow_torchxrayvision_layout() -> None:
+    state = DenseNet121().state_dict()
+    assert state["features.conv0.weight"].shape == (64, 1, 7, 7)
+    assert state["features.norm0.running_var"].shape == (64,)
+    assert state["features.denseblock1.denselayer1.norm1.weight"].shape == (64,)
+    assert state["features.denseblock1.denselayer1.conv1.weight"].shape == (128, 64, 1, 1)
+    assert state["features.denseblock1.denselayer1.conv2.weight"].shape == (32, 128, 3, 3)
+    assert state["features.transition1.conv.weight"].shape == (128, 256, 1, 1)
+    assert state["features.denseblock4.denselayer16.norm2.weight"].shape == (128,)
+    assert state["features.norm5.weight"].shape == (1024,)
+    assert state["classifier.weight"].shape == (18, 1024)
+    assert state["classifier.bias"].shape == (18,)
+    for block, layers in enumerate((6, 12, 24, 16), start=1):
+        assert f"features.denseblock{block}.denselayer{layers}.conv2.weight" in state
+        assert f"features.denseblock{block}.denselayer{layers + 1}.conv2.weight" not in state
+    assert "features.transition4.conv.weight" not in state
+    assert sum(p.numel() for p in DenseNet121().parameters()) == TORCHXRAYVISION_PARAMETERS
+
+
+def test_demo_model_gives_image_dependent_probabilities() -> None:
+    with torch.no_grad():
+        probabilities = demo_model(seed=0)(smooth_images(2, seed=1))
+    assert probabilities.shape == (2, 18)
+    assert probabilities.dtype == torch.float32
+    assert bool(((probabilities >= 0) & (probabilities <= 1)).all())
+    # Calibrated batch norm: not saturated at 0 or 1, and the two images score differently.
+    assert bool(((probabilities > 0.01) & (probabilities < 0.99)).all())
+    assert not torch.allclose(probabilities[0], probabilities[1])
+
+
+def test_demo_model_is_reproducible_from_its_seed() -> None:
+    first, again, other = demo_model(seed=0), demo_model(seed=0), demo_model(seed=1)
+    assert torch.equal(first.classifier.weight, again.classifier.weight)
+    assert not torch.equal(first.classifier.weight, other.classifier.weight)
+
+
+def test_published_state_dict_with_data_parallel_prefix_loads(tmp_path: Path) -> None:
+    source = demo_model(seed=3)
+    weights = tmp_path / "weights.pt"
+    torch.save({f"module.{key}": value for key, value in source.state_dict().items()}, weights)
+    loaded = published_model(weights)
+    images = smooth_images(1, seed=2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), source(images))
+
+
+def test_pickled_torchxrayvision_module_loads_without_the_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pickle a module whose class lives in "torchxrayvision.models", as the published files do,
+    # then load it with that library absent.
+    package, models = types.ModuleType("torchxrayvision"), types.ModuleType("torchxrayvision.models")
+    xrv_class = type("DenseNet", (DenseNet121,), {"__module__": "torchxrayvision.models"})
+    models.DenseNet = xrv_class  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torchxrayvision", package)
+    monkeypatch.setitem(sys.modules, "torchxrayvision.models", models)
+    source = xrv_class()
+    weights = tmp_path / "xrv.pt"
+    torch.save(source, weights)
+    monkeypatch.delitem(sys.modules, "torchxrayvision.models")
+    monkeypatch.delitem(sys.modules, "torchxrayvision")
+
+    loaded = published_model(weights)
+    torch.testing.assert_close(loaded.state_dict(), source.state_dict())
+
+
+def test_weights_with_other_keys_are_rejected(tmp_path: Path) -> None:
+    weights = tmp_path / "resnet.pt"
+    torch.save({"conv1.weight": torch.zeros(64, 1, 7, 7)}, weights)
+    with pytest.raises(WeightsFileError, match="not a torchxrayvision DenseNet-121"):
+        published_model(weights)
+
+
+def test_demo_export_runs_in_onnxruntime_like_torch(exported_repository: Path) -> None:
+    version_dir = exported_repository / "cxr_findings" / "1"
+    session = onnxruntime.InferenceSession(
+        str(version_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert [(i.name, i.shape[1:]) for i in session.get_inputs()] == [("image", [1, 224, 224])]
+    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+    images = smooth_images(3, seed=4)
+    with torch.no_grad():
+        expected = demo_model(seed=0)(images).numpy()
+    for batch in (images[:1], images):  # the batch axis is dynamic
+        (actual,) = session.run(None, {"image": batch.numpy()})
+        assert actual.dtype == np.float32
+        np.testing.assert_allclose(actual, expected[: len(batch)], atol=1e-4)
+
+
+def test_demo_manifest_says_demo(exported_repository: Path) -> None:
+    version_dir = exported_repository / "cxr_findings" / "1"
+    manifest = WeightsManifest.read(version_dir)
+    assert manifest.version == DEMO_VERSION == "demo-untrained"
+    assert manifest.demo is True
+    assert "NOT for clinical use" in manifest.source
+    assert manifest.sha256 == file_sha256(version_dir / "model.onnx")
+
+
+def test_ensure_keeps_a_provisioned_model(exported_repository: Path) -> None:
+    model_file = exported_repository / "cxr_findings" / "1" / "model.onnx"
+    modified = model_file.stat().st_mtime_ns
+    assert ensure_findings_model(exported_repository) == WeightsManifest.read(model_file.parent)
+    assert model_file.stat().st_mtime_ns == modified
+
+
+def test_export_of_published_weights_is_versioned_by_file(tmp_path: Path) -> None:
+    source = demo_model(seed=5)
+    weights = tmp_path / "densenet121-res224-all.pt"
+    torch.save(source.state_dict(), weights)
+    manifest = export_findings_model(tmp_path / "1", weights=weights)
+    assert manifest.demo is False
+    assert manifest.version == f"densenet121-res224-all-{file_sha256(weights)[:12]}"
+    assert WeightsManifest.read(tmp_path / "1") == manifest
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    images = smooth_images(2, seed=6)
+    with torch.no_grad():
+        expected = source(images).numpy()
+    np.testing.assert_allclose(session.run(None, {"image": images.numpy()})[0], expected, atol=1e-4)

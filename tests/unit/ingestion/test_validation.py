@@ -1,0 +1,337 @@
+"""Instance validation: samples accepted with their header read right; each kind of bad input rejected."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import date, datetime
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pytest
+from hilum.common.study import InstanceInfo
+from hilum.ingestion.validation import RejectedInstance, ValidatedInstance, validate_instance
+from hilum.samples.synthetic import SAMPLE_STUDIES, write_rejectable_inputs, write_sample_studies
+from hilum.v1 import ingestion_pb2
+from pydicom.dataset import Dataset
+
+ROWS, COLUMNS = 256, 200
+Edit = Callable[[Callable[[Dataset], None]], bytes]  # the `edited` fixture
+# pydicom warns about the values these tests make malformed on purpose.
+PYDICOM_COMPLAINS = pytest.mark.filterwarnings("ignore:Invalid value for VR")
+
+
+@pytest.fixture(scope="module")
+def sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The bundled sample studies at a small size, in SAMPLE_STUDIES order."""
+    return write_sample_studies(tmp_path_factory.mktemp("samples"), rows=ROWS, columns=COLUMNS)
+
+
+@pytest.fixture
+def edited(sample_files: list[Path]) -> Edit:
+    """Part 10 bytes of the first sample after an edit to its dataset."""
+
+    def edit(change: Callable[[Dataset], None]) -> bytes:
+        ds = pydicom.dcmread(sample_files[0])
+        change(ds)
+        out = BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+
+    return edit
+
+
+def rejection(content: bytes) -> RejectedInstance:
+    """The RejectedInstance that validating content raises."""
+    with pytest.raises(RejectedInstance) as raised:
+        validate_instance(content)
+    rejected = raised.value
+    # Reasons go to PACS administrators and logs: never any patient data.
+    for phi in ("SYNTHETIC", "SYN-000", "1956"):
+        assert phi not in rejected.reason
+    return rejected
+
+
+def test_each_sample_validates_with_its_header_fields(sample_files: list[Path]) -> None:
+    for path, spec in zip(sample_files, SAMPLE_STUDIES, strict=True):
+        instance = validate_instance(path.read_bytes())
+        assert instance.patient.patient_id == spec.patient_id
+        assert instance.patient.issuer == "HILUM-SYNTHETIC"
+        assert instance.patient.name == spec.patient_name
+        assert instance.patient.birth_date == spec.birth_date
+        assert instance.patient.sex == spec.sex
+        assert instance.study_instance_uid == spec.study_instance_uid
+        assert instance.study_started == spec.study_started
+        assert instance.accession_number == spec.accession_number
+        assert instance.study_description == spec.study_description
+        assert instance.body_part == "CHEST"
+        assert instance.sop_instance_uid == spec.sop_instance_uid
+        assert instance.sop_class_uid == "1.2.840.10008.5.1.4.1.1.1.1"
+        assert instance.series_instance_uid == spec.series_instance_uid
+        assert (instance.series_number, instance.instance_number) == (1, 1)
+        assert instance.modality == "DX"
+        assert instance.view_position == spec.view_position.value
+        assert (instance.rows, instance.columns) == (ROWS, COLUMNS)
+        assert instance.pixel_spacing_mm == (0.139, 0.139)
+    portable = validate_instance(sample_files[3].read_bytes())
+    assert (portable.view_position, portable.study_description) == ("AP", "XR CHEST AP PORTABLE")
+
+
+def test_instance_info_carries_the_instance_fields_and_object_key(sample_files: list[Path]) -> None:
+    instance = validate_instance(sample_files[0].read_bytes())
+    info = instance.instance_info("studies/abc/instance.dcm")
+    assert info == InstanceInfo(
+        sop_instance_uid=instance.sop_instance_uid,
+        sop_class_uid=instance.sop_class_uid,
+        series_instance_uid=instance.series_instance_uid,
+        series_number=1,
+        instance_number=1,
+        modality="DX",
+        view_position="PA",
+        rows=ROWS,
+        columns=COLUMNS,
+        pixel_spacing_mm=(0.139, 0.139),
+        object_key="studies/abc/instance.dcm",
+    )
+
+
+def test_rejectable_inputs_get_their_codes(tmp_path: Path) -> None:
+    inputs = write_rejectable_inputs(tmp_path)
+    assert rejection(inputs["not_dicom"].read_bytes()).code == ingestion_pb2.REJECTION_CODE_NOT_DICOM
+    ct = rejection(inputs["ct_image"].read_bytes())
+    assert ct.code == ingestion_pb2.REJECTION_CODE_UNSUPPORTED_MODALITY
+    assert ct.reason == "Modality CT is not supported: Hilum accepts chest radiographs (CR, DX)"
+    assert str(ct) == ct.reason
+    no_pixels = rejection(inputs["no_pixel_data"].read_bytes())
+    assert no_pixels.code == ingestion_pb2.REJECTION_CODE_NO_PIXEL_DATA
+
+
+def test_garbage_and_empty_bytes_are_not_dicom() -> None:
+    garbage = random.Random(3).randbytes(4096)
+    assert rejection(garbage).code == ingestion_pb2.REJECTION_CODE_NOT_DICOM
+    assert rejection(b"").code == ingestion_pb2.REJECTION_CODE_NOT_DICOM
+    # A DICM prefix, or a plausible first tag, does not make the rest DICOM.
+    assert rejection(bytes(128) + b"DICM" + garbage).code == ingestion_pb2.REJECTION_CODE_NOT_DICOM
+    assert rejection(b"\x08\x00" + garbage).code == ingestion_pb2.REJECTION_CODE_NOT_DICOM
+
+
+def bare_bytes(ds: Dataset) -> bytes:
+    """A dataset encoded alone: no preamble, no DICM prefix, no file meta (implicit VR little endian)."""
+    out = BytesIO()
+    pydicom.dcmwrite(out, Dataset(ds), implicit_vr=True, little_endian=True)
+    return out.getvalue()
+
+
+def test_bare_dataset_without_preamble_is_accepted(sample_files: list[Path]) -> None:
+    content = bare_bytes(pydicom.dcmread(sample_files[0]))
+    assert content[128:132] != b"DICM"
+    assert validate_instance(content).sop_instance_uid == SAMPLE_STUDIES[0].sop_instance_uid
+
+
+def test_monochrome1_is_accepted(edited: Edit) -> None:
+    def to_monochrome1(ds: Dataset) -> None:
+        ds.PhotometricInterpretation = "MONOCHROME1"
+        del ds.PresentationLUTShape
+
+    assert validate_instance(edited(to_monochrome1)).rows == ROWS
+
+
+@pytest.mark.parametrize(
+    "keyword", ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"]
+)
+def test_missing_uid_is_missing_attribute(sample_files: list[Path], keyword: str) -> None:
+    ds = pydicom.dcmread(sample_files[0])
+    delattr(ds, keyword)
+    rejected = rejection(bare_bytes(ds))  # bare, so the file meta cannot supply the SOP UIDs
+    assert rejected.code == ingestion_pb2.REJECTION_CODE_MISSING_ATTRIBUTE
+    assert "UID is missing" in rejected.reason
+
+
+@PYDICOM_COMPLAINS
+def test_malformed_uid_is_missing_attribute(edited: Edit) -> None:
+    def bad_uid(ds: Dataset) -> None:
+        ds.StudyInstanceUID = "1.2.../../etc"
+
+    assert rejection(edited(bad_uid)).code == ingestion_pb2.REJECTION_CODE_MISSING_ATTRIBUTE
+
+
+def test_sop_instance_uid_falls_back_to_file_meta(
+    edited: Edit,
+) -> None:
+    def drop(ds: Dataset) -> None:
+        del ds.SOPInstanceUID
+
+    assert validate_instance(edited(drop)).sop_instance_uid == SAMPLE_STUDIES[0].sop_instance_uid
+
+
+def test_modality_comes_from_the_sop_class_when_absent(
+    edited: Edit,
+) -> None:
+    def drop(ds: Dataset) -> None:
+        del ds.Modality
+
+    assert validate_instance(edited(drop)).modality == "DX"
+
+
+def test_computed_radiography_is_accepted_as_cr(edited: Edit) -> None:
+    def to_cr(ds: Dataset) -> None:
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.ComputedRadiographyImageStorage
+        ds.Modality = "CR"
+        del ds.ImagerPixelSpacing  # CR often gives only Pixel Spacing
+        ds.PixelSpacing = [0.15, 0.16]
+
+    instance = validate_instance(edited(to_cr))
+    assert (instance.modality, instance.pixel_spacing_mm) == ("CR", (0.15, 0.16))
+
+
+def test_other_modality_is_unsupported(edited: Edit) -> None:
+    def to_mammography(ds: Dataset) -> None:
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = (
+            pydicom.uid.DigitalMammographyXRayImageStorageForPresentation
+        )
+        ds.Modality = "MG"
+
+    rejected = rejection(edited(to_mammography))
+    assert rejected.code == ingestion_pb2.REJECTION_CODE_UNSUPPORTED_MODALITY
+    assert rejected.reason.startswith("Modality MG is not supported")
+
+
+def test_non_chest_body_part_is_rejected(edited: Edit) -> None:
+    def to_knee(ds: Dataset) -> None:
+        ds.BodyPartExamined = "KNEE"
+        del ds.AnatomicRegionSequence
+
+    rejected = rejection(edited(to_knee))
+    assert rejected.code == ingestion_pb2.REJECTION_CODE_NOT_CHEST
+    assert rejected.reason.startswith("Body part KNEE is not supported")
+
+
+def test_chest_code_alone_identifies_the_chest(edited: Edit) -> None:
+    def drop_body_part(ds: Dataset) -> None:
+        del ds.BodyPartExamined
+        ds.StudyDescription = "XR PORTABLE"
+
+    assert validate_instance(edited(drop_body_part)).body_part == "CHEST"
+
+
+@pytest.mark.parametrize(
+    ("study_description", "protocol_name", "accepted"),
+    [
+        ("XR CHEST 2 VIEWS", "", True),
+        ("Portable", "CXR AP", True),
+        ("Thorax pa", "", True),
+        ("XR KNEE", "", False),
+        ("", "", False),
+        ("XR CHESTNUT", "", False),  # a word match, not a substring
+    ],
+)
+def test_without_body_part_the_description_decides(
+    edited: Edit,
+    study_description: str,
+    protocol_name: str,
+    accepted: bool,
+) -> None:
+    def describe(ds: Dataset) -> None:
+        del ds.BodyPartExamined
+        del ds.AnatomicRegionSequence
+        ds.StudyDescription = study_description
+        ds.ProtocolName = protocol_name
+
+    content = edited(describe)
+    if accepted:
+        assert validate_instance(content).body_part == "CHEST"
+    else:
+        assert rejection(content).code == ingestion_pb2.REJECTION_CODE_NOT_CHEST
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"PhotometricInterpretation": "RGB"}, ingestion_pb2.REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT),
+        ({"SamplesPerPixel": 3}, ingestion_pb2.REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT),
+        ({"NumberOfFrames": 2}, ingestion_pb2.REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT),
+        ({"BitsStored": 6, "HighBit": 5}, ingestion_pb2.REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT),
+        ({"BitsAllocated": 32}, ingestion_pb2.REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT),
+        ({"Rows": None}, ingestion_pb2.REJECTION_CODE_MISSING_ATTRIBUTE),
+        ({"PhotometricInterpretation": None}, ingestion_pb2.REJECTION_CODE_MISSING_ATTRIBUTE),
+    ],
+)
+def test_pixel_format_is_checked(
+    edited: Edit,
+    change: dict[str, object],
+    code: ingestion_pb2.RejectionCode.ValueType,
+) -> None:
+    def apply(ds: Dataset) -> None:
+        for keyword, value in change.items():
+            if value is None:
+                delattr(ds, keyword)
+            else:
+                setattr(ds, keyword, value)
+
+    assert rejection(edited(apply)).code == code
+
+
+def test_truncated_pixel_data_is_rejected(sample_files: list[Path]) -> None:
+    content = sample_files[0].read_bytes()
+    rejected = rejection(content[: len(content) - 1000])
+    assert rejected.code == ingestion_pb2.REJECTION_CODE_NO_PIXEL_DATA
+    assert "incomplete" in rejected.reason
+
+
+def test_missing_optional_attributes_become_defaults(
+    edited: Edit,
+) -> None:
+    def strip(ds: Dataset) -> None:
+        for keyword in (
+            "IssuerOfPatientID",
+            "PatientBirthDate",
+            "PatientSex",
+            "AccessionNumber",
+            "StudyDescription",
+            "StudyTime",
+            "SeriesNumber",
+            "InstanceNumber",
+            "ViewPosition",
+            "ImagerPixelSpacing",
+            "PixelSpacing",
+        ):
+            delattr(ds, keyword)
+
+    instance = validate_instance(edited(strip))
+    assert instance.patient.issuer == instance.accession_number == instance.study_description == ""
+    assert (instance.patient.birth_date, instance.patient.sex) == (None, "")
+    assert instance.study_started == datetime(2024, 1, 22)  # the date alone, at midnight
+    assert (instance.series_number, instance.instance_number) == (None, None)
+    assert (instance.view_position, instance.pixel_spacing_mm) == ("", None)
+
+
+@PYDICOM_COMPLAINS
+def test_malformed_dates_and_numbers_become_none(
+    edited: Edit,
+) -> None:
+    def damage(ds: Dataset) -> None:
+        ds.PatientBirthDate = "19561399"  # month 13
+        ds.StudyDate = "20240230"  # 30 February
+        ds.PatientSex = "X"
+
+    instance = validate_instance(edited(damage))
+    assert (instance.patient.birth_date, instance.study_started, instance.patient.sex) == (None, None, "")
+
+
+@PYDICOM_COMPLAINS
+def test_unparseable_series_number_becomes_none(sample_files: list[Path]) -> None:
+    # Series Number is written as "1 " (IS, padded); corrupt it in the bytes, as a faulty modality would.
+    content = sample_files[0].read_bytes()
+    tag = b"\x20\x00\x11\x00IS\x02\x001 "
+    assert content.count(tag) == 1
+    instance = validate_instance(content.replace(tag, b"\x20\x00\x11\x00IS\x02\x00x!"))
+    assert instance.series_number is None
+
+
+def test_validated_instance_is_frozen(sample_files: list[Path]) -> None:
+    instance = validate_instance(sample_files[0].read_bytes())
+    assert isinstance(instance, ValidatedInstance)
+    with pytest.raises(AttributeError):
+        instance.rows = 1  # type: ignore[misc]
+    assert instance.patient.birth_date == date(1956, 3, 14)
