@@ -231,3 +231,14 @@ def test_bad_input_is_rejected_and_the_rest_complete(stack: EmbeddedStack, clien
     assert cli.returncode == 2, cli.stderr
     assert cli.stdout.count("REJECTED") == 3
     assert "[UNSUPPORTED_MODALITY]" in cli.stdout and "[NO_PIXEL_DATA]" in cli.stdout
+
+
+def test_logs_hold_no_patient_data_or_uids(stack: EmbeddedStack, processed: dict[str, ingestion_pb2.StudyStatus],
+                                          samples: list[Path]) -> None:
+    logs = {p.name: p.read_text(errors="replace") for p in stack.log_dir.glob("*.log")}
+    assert "inference-worker.log" in logs and "study_ref" in logs["inference-worker.log"]
+    for header in _headers(samples):
+        identifying = [header.StudyInstanceUID, header.SOPInstanceUID, header.PatientID, str(header.PatientName)]
+        for name, text in logs.items():
+            leaked = [value for value in identifying if value in text]
+            assert not leaked, f"{name} contains patient data or UIDs"

@@ -1,4 +1,9 @@
-"""JSON logging for every Hilum process, and the PHI-free references that logs may carry."""
+"""JSON logging for every Hilum process, and the PHI-free references that logs may carry.
+
+Only an allow-list of structured fields reaches the output: libraries attach their own `extra` data
+(Celery adds task arguments, which hold study UIDs), and nothing that could identify a patient may
+be written to a log.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,11 @@ import hashlib
 import json
 import logging
 import sys
+import warnings
 from datetime import UTC, datetime
+
+# Structured fields Hilum's own code logs; each is free of patient data by construction.
+SAFE_FIELDS = frozenset({"service", "stage", "study_ref", "model_version", "retry", "code", "has_prior"})
 
 
 def study_ref(study_instance_uid: str) -> str:
@@ -15,9 +24,7 @@ def study_ref(study_instance_uid: str) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any `extra` fields."""
-
-    _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+    """One JSON object per line: time, level, logger, message and the allow-listed structured fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -26,7 +33,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        entry.update({k: v for k, v in vars(record).items() if k in SAFE_FIELDS})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -39,6 +46,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # pydicom quotes offending attribute values (names, IDs) in its warnings: keep them out of the logs.
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
     old_factory = logging.getLogRecordFactory()
 
     def factory(*args: object, **kwargs: object) -> logging.LogRecord:

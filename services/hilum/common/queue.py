@@ -72,8 +72,13 @@ def create_celery_app(settings: HilumSettings, name: str = "hilum") -> Celery:
 
 
 def enqueue(app: Celery, stage: Stage, message: Message) -> None:
-    """Publish message to stage's queue (a protobuf message, serialized)."""
-    app.send_task(stage.task_name, args=[message.SerializeToString()], queue=stage.value)
+    """Publish message to stage's queue (a protobuf message, serialized).
+
+    argsrepr replaces the payload wherever Celery shows task arguments (logs, events, inspect), since
+    the payload holds study UIDs.
+    """
+    label = f"<{type(message).__name__} study_ref={study_ref(study_uid_of(message))}>"
+    app.send_task(stage.task_name, args=[message.SerializeToString()], queue=stage.value, argsrepr=label)
 
 
 def study_uid_of(message: Message) -> str:

@@ -1,0 +1,31 @@
+"""Logs carry no patient data: only allow-listed fields, and hashed study references."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from hilum.common.logs import JsonFormatter, study_ref
+
+UID = "2.25.208296826420722990248074954278195765583"
+
+
+def _record(**extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("celery.app.trace", logging.INFO, __file__, 1, "Task succeeded", None, None)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_library_extras_with_payloads_are_dropped() -> None:
+    line = JsonFormatter().format(_record(data={"args": f"[{UID}]", "name": "hilum.inference.run"},
+                                          patient_name="DOE^JANE", study_ref=study_ref(UID), stage="inference"))
+    entry = json.loads(line)
+    assert UID not in line and "DOE" not in line
+    assert entry["study_ref"] == study_ref(UID) and entry["stage"] == "inference"
+    assert set(entry) == {"time", "level", "logger", "message", "study_ref", "stage"}
+
+
+def test_study_ref_is_stable_short_and_not_the_uid() -> None:
+    assert study_ref(UID) == study_ref(UID)
+    assert len(study_ref(UID)) == 12 and study_ref(UID) not in UID
