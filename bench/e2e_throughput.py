@@ -22,19 +22,10 @@ import onnxruntime as ort
 from hilum.common.connections import open_sessions
 from hilum.common.db.models import ReportRow
 from hilum.common.db.session import upgrade_database
-from hilum.common.settings import (
-    CdsSection,
-    GrpcSection,
-    HilumSettings,
-    QueueSection,
-    RedisSection,
-    StorageSection,
-    TritonSection,
-)
 from hilum.inference.model_export import ensure_findings_model
 from hilum.inference.preprocessing import read_radiograph, to_model_input
 from hilum.ingestion.client import IngestionClient
-from hilum.runtime.ports import free_port
+from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.synthetic import SAMPLE_STUDIES, write_study
 from sqlalchemy import select
@@ -93,17 +84,8 @@ def main() -> int:
     ort_b8 = ort_alone(model_path, inputs, 8)
     ort_best = max(ort_b1, ort_b8)
 
-    settings = HilumSettings(
-        redis=RedisSection(url=f"redis://127.0.0.1:{free_port()}/0"),
-        storage=StorageSection(data_dir=root / "data", output_dir=root / "out"),
-        triton=TritonSection(grpc_url=f"127.0.0.1:{free_port()}", http_port=free_port(),
-                             metrics_port=free_port(), model_repository=model_repository,
-                             server_venv=REPO_ROOT / ".venv-triton"),
-        grpc=GrpcSection(ingestion_port=free_port(), inference_port=free_port(), priors_port=free_port(),
-                         reporting_port=free_port()),
-        cds=CdsSection(port=free_port()),
-        queue=QueueSection(worker_concurrency=args.concurrency),
-    )
+    settings = loopback_settings(root, model_repository, REPO_ROOT / ".venv-triton",
+                                 worker_concurrency=args.concurrency)
     upgrade_database(settings.database_url)
     with EmbeddedStack(settings) as stack:
         address = settings.grpc.address(settings.grpc.ingestion_port)

@@ -6,17 +6,16 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from hilum.runtime.ports import free_port
 from hilum.runtime.redis_server import RedisServer
-from sqlalchemy import create_engine, text
 
-from tests.helpers import free_port
+from tests.helpers import new_database
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +77,4 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> str:
     """A new, empty database on the private PostgreSQL cluster, for one test."""
-    name = f"hilum_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return f"{postgres_server}/{name}"
+    return new_database(postgres_server)

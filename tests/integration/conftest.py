@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from hilum.common.settings import TritonSection
 from hilum.inference.model_export import ensure_findings_model
+from hilum.runtime.ports import loopback_triton
 from hilum.runtime.triton import TritonServer
 
-from tests.helpers import REPO_ROOT, free_port
+from tests.helpers import REPO_ROOT
 
 # Exported weights of a developer's checkout must not leak into the tests: they export demo weights.
 GENERATED_FILES = ("*.onnx", "*.onnx.partial", "weights.json", "__pycache__")
@@ -42,13 +43,7 @@ def copy_model_repository(destination: Path, models: tuple[str, ...] = ("cxr_fin
 
 def loopback_section(model_repository: Path) -> TritonSection:
     """Triton settings on free loopback ports over model_repository, with this checkout's server venv."""
-    return TritonSection(
-        grpc_url=f"127.0.0.1:{free_port()}",
-        http_port=free_port(),
-        metrics_port=free_port(),
-        model_repository=model_repository,
-        server_venv=server_venv(),
-    )
+    return loopback_triton(model_repository, server_venv())
 
 
 @pytest.fixture

@@ -21,23 +21,15 @@ from hilum.common.connections import open_sessions
 from hilum.common.db import repository
 from hilum.common.db.session import upgrade_database
 from hilum.common.fhir.validation import validate_bundle
-from hilum.common.settings import (
-    CdsSection,
-    DatabaseSection,
-    GrpcSection,
-    HilumSettings,
-    RedisSection,
-    StorageSection,
-    TritonSection,
-    settings_env,
-)
+from hilum.common.settings import settings_env
 from hilum.ingestion.client import IngestionClient
 from hilum.reporting.grpc_api import ReportingServicer  # noqa: F401 (the service under test exists)
+from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
 from hilum.v1 import ingestion_pb2, messages_pb2, reporting_pb2_grpc
 
-from tests.helpers import REPO_ROOT, free_port
+from tests.helpers import REPO_ROOT, new_database
 
 pytestmark = pytest.mark.integration
 
@@ -51,24 +43,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: str,
           demo_model_repository: Path) -> Iterator[EmbeddedStack]:
     """The embedded stack on free ports, over PostgreSQL, with the demo-weights model repository."""
     root = tmp_path_factory.mktemp("stack")
-    database = f"{postgres_server}/hilum_pipeline_{uuid.uuid4().hex[:8]}"
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database.rsplit("/", 1)[1]}"'))
-    admin.dispose()
-    settings = HilumSettings(
-        redis=RedisSection(url=f"redis://127.0.0.1:{free_port()}/0"),
-        database=DatabaseSection(url=database),
-        storage=StorageSection(data_dir=root / "data", output_dir=root / "out"),
-        triton=TritonSection(grpc_url=f"127.0.0.1:{free_port()}", http_port=free_port(),
-                             metrics_port=free_port(), model_repository=demo_model_repository,
-                             server_venv=REPO_ROOT / ".venv-triton"),
-        grpc=GrpcSection(ingestion_port=free_port(), inference_port=free_port(), priors_port=free_port(),
-                         reporting_port=free_port()),
-        cds=CdsSection(port=free_port()),
-    )
+    database = new_database(postgres_server)
+    settings = loopback_settings(root, demo_model_repository, REPO_ROOT / ".venv-triton", database)
     upgrade_database(settings.database_url)
     with EmbeddedStack(settings) as running:
         yield running
