@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from sqlalchemy import select
+
 from hilum.common.connections import open_sessions
 from hilum.common.db.models import ReportRow
 from hilum.common.db.session import upgrade_database
@@ -28,7 +30,6 @@ from hilum.ingestion.client import IngestionClient
 from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.synthetic import SAMPLE_STUDIES, write_study
-from sqlalchemy import select
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,6 +14,14 @@ PYTHON="${PYTHON:-python3}"
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
+# pip's chatter goes to a log; it is shown only when an install fails.
+LOG=".setup.log"
+pip_install() {
+  local python="$1"; shift
+  "$python" -m pip install -q "$@" >>"$LOG" 2>&1 || { cat "$LOG" >&2; say "pip install failed (log: $LOG)"; exit 1; }
+}
+: >"$LOG"
+
 "$PYTHON" - <<'PY' || { say "Python >= 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
 import sys
 sys.exit(0 if sys.version_info >= (3, 11) else 1)
@@ -39,13 +47,13 @@ STAMP="$(stamp_of)-dev$DEV"
 if [[ ! -f .venv/.hilum-stamp ]] || [[ "$(cat .venv/.hilum-stamp)" != "$STAMP" ]]; then
   say "creating .venv (first run takes a few minutes)"
   [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
+  pip_install .venv/bin/python --upgrade pip
   # The CPU build of torch first, so the 'models' extra never pulls a CUDA build.
-  .venv/bin/python -m pip install -q "torch==2.13.0" \
-    || .venv/bin/python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+  .venv/bin/python -m pip install -q "torch==2.13.0" >>"$LOG" 2>&1 \
+    || pip_install .venv/bin/python torch --index-url https://download.pytorch.org/whl/cpu
   extras="models"
   [[ $DEV -eq 1 ]] && extras="models,dev"
-  .venv/bin/python -m pip install -q -e ".[$extras]"
+  pip_install .venv/bin/python -e ".[$extras]"
   echo "$STAMP" > .venv/.hilum-stamp
 fi
 
@@ -53,8 +61,8 @@ TRITON_STAMP="pytriton-onnxruntime-1"
 if [[ ! -f .venv-triton/.hilum-stamp ]] || [[ "$(cat .venv-triton/.hilum-stamp)" != "$TRITON_STAMP" ]]; then
   say "creating .venv-triton (Triton Inference Server from the nvidia-pytriton wheel)"
   [[ -x .venv-triton/bin/python ]] || "$PYTHON" -m venv .venv-triton
-  .venv-triton/bin/python -m pip install -q --upgrade pip
-  .venv-triton/bin/python -m pip install -q "nvidia-pytriton>=0.5,<1" "onnxruntime>=1.18,<2"
+  pip_install .venv-triton/bin/python --upgrade pip
+  pip_install .venv-triton/bin/python "nvidia-pytriton>=0.5,<1" "onnxruntime>=1.18,<2"
   echo "$TRITON_STAMP" > .venv-triton/.hilum-stamp
 fi
 say "ready"

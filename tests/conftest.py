@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
 from hilum.runtime.ports import free_port
 from hilum.runtime.redis_server import RedisServer
-
 from tests.helpers import new_database
 
 
@@ -78,3 +80,11 @@ def postgres_server() -> Iterator[str]:
 def postgres_url(postgres_server: str) -> str:
     """A new, empty database on the private PostgreSQL cluster, for one test."""
     return new_database(postgres_server)
+
+
+@pytest.fixture
+def sqlite_sessions(tmp_path: Path) -> sessionmaker[Session]:
+    """Sessions on a migrated SQLite database (the embedded default) in a temp dir."""
+    url = f"sqlite:///{tmp_path / 'hilum.db'}"
+    upgrade_database(url)
+    return session_factory(create_db_engine(url))

@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from hilum.common.settings import TritonSection
 from hilum.inference.model_export import ensure_findings_model
 from hilum.runtime.ports import loopback_triton
 from hilum.runtime.triton import TritonServer
-
 from tests.helpers import REPO_ROOT
 
 # Exported weights of a developer's checkout must not leak into the tests: they export demo weights.

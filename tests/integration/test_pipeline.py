@@ -9,26 +9,29 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pydicom
 import pytest
-from hilum.common.connections import open_sessions
+
+from hilum.common.connections import open_object_store, open_sessions
 from hilum.common.db import repository
 from hilum.common.db.session import upgrade_database
 from hilum.common.fhir.validation import validate_bundle
+from hilum.common.grpc_server import channel_options
+from hilum.common.queue import Stage, create_celery_app, enqueue
 from hilum.common.settings import settings_env
 from hilum.ingestion.client import IngestionClient
-from hilum.reporting.grpc_api import ReportingServicer  # noqa: F401 (the service under test exists)
 from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
-from hilum.v1 import ingestion_pb2, messages_pb2, reporting_pb2_grpc
-
+from hilum.v1 import inference_pb2_grpc, ingestion_pb2, messages_pb2, priors_pb2_grpc, reporting_pb2_grpc
 from tests.helpers import REPO_ROOT, new_database
 
 pytestmark = pytest.mark.integration
@@ -159,6 +162,7 @@ def test_same_study_twice_yields_one_report(stack: EmbeddedStack, client: Ingest
     assert again[0].accepted and again[0].duplicate
     # A redelivered reporting message (same study, same model version) publishes nothing new.
     import grpc
+
     from hilum.common.grpc_server import channel_options
 
     first = processed[uid].result
@@ -218,3 +222,46 @@ def test_logs_hold_no_patient_data_or_uids(stack: EmbeddedStack, processed: dict
         for name, text in logs.items():
             leaked = [value for value in identifying if value in text]
             assert not leaked, f"{name} contains patient data or UIDs"
+
+
+def test_every_grpc_door_answers_like_the_queue(stack: EmbeddedStack,
+                                                processed: dict[str, ingestion_pb2.StudyStatus]) -> None:
+    """Infer, Compare and Draft over gRPC give what the queued pipeline stored (same core functions)."""
+    uid, status = next((u, s) for u, s in processed.items() if "Comparison: chest radiograph" in s.result.draft.text)
+    with open_sessions(stack.settings)() as session:
+        stored = repository.load_findings(session, uid, status.result.model.version)
+    assert stored is not None
+    grpc_settings = stack.settings.grpc
+    options = channel_options(grpc_settings.max_message_bytes)
+
+    def channel(port: int) -> grpc.Channel:
+        return grpc.insecure_channel(grpc_settings.address(port), options=options)
+
+    with channel(grpc_settings.inference_port) as inference:
+        findings = inference_pb2_grpc.InferenceServiceStub(inference).Infer(stored.study, timeout=60)
+    assert findings == stored  # the stored result for (study, model version), not a second one
+    with channel(grpc_settings.priors_port) as priors:
+        comparison = priors_pb2_grpc.PriorsServiceStub(priors).Compare(findings, timeout=30)
+    assert comparison.HasField("prior") and comparison.prior.findings
+    with channel(grpc_settings.reporting_port) as reporting:
+        draft = reporting_pb2_grpc.ReportingServiceStub(reporting).Draft(comparison, timeout=30)
+    assert draft.text == status.result.draft.text
+
+
+def test_spooled_instances_enter_through_the_ingestion_queue(stack: EmbeddedStack, client: IngestionClient,
+                                                             tmp_path: Path) -> None:
+    """A listener that spools files and enqueues SpooledInstances gets the same pipeline as SubmitInstances."""
+    path = write_sample_studies(tmp_path, rows=256, columns=200)[3]
+    dataset = pydicom.dcmread(path)
+    dataset.StudyInstanceUID = pydicom.uid.generate_uid()
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    dataset.save_as(path)
+    store = open_object_store(stack.settings)
+    store.put("spool/listener-1.dcm", path.read_bytes())
+    enqueue(create_celery_app(stack.settings), Stage.INGESTION,
+            messages_pb2.SpooledInstances(spool_keys=["spool/listener-1.dcm"]))
+    deadline = time.monotonic() + 120
+    while client.status(dataset.StudyInstanceUID).state != REPORTED:
+        assert time.monotonic() < deadline, "the spooled study was not reported"
+        time.sleep(0.5)
+    assert not store.exists("spool/listener-1.dcm")

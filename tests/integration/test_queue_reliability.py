@@ -9,6 +9,7 @@ import pytest
 import redis as redis_lib
 from celery.contrib.testing.worker import start_worker
 from google.protobuf.message import Message
+
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.queue import Stage, create_celery_app, enqueue, register_stage_task
 from hilum.common.settings import HilumSettings, RedisSection

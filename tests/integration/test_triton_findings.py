@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+
 from hilum.common.settings import TritonSection
 from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavailable
 from hilum.inference.labels import load_label_map
 from hilum.runtime.triton import TritonNotInstalled, TritonServer, TritonStartError
 from hilum.v1 import messages_pb2
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 
 pytestmark = pytest.mark.integration
 

@@ -44,6 +44,10 @@ class ObjectStore:
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
+    def delete(self, key: str) -> None:
+        """Remove the object under key; a missing object is not an error (deletes are retried)."""
+        self.path(key).unlink(missing_ok=True)
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 

@@ -14,7 +14,7 @@ from hilum.common.db import repository
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore
-from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavailable
+from hilum.inference.engine import FindingsEngine, ImageUnreadable, InferenceFailed, TritonUnavailable
 from hilum.v1 import ingestion_pb2, messages_pb2
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ class Inference:
             raise TransientError(f"Triton unavailable: {exc}") from exc
         except ImageUnreadable as exc:
             raise PermanentError(f"image unreadable: {exc}") from exc
+        except InferenceFailed as exc:  # the model refused the input or answered out of contract
+            raise PermanentError(f"inference failed: {exc}") from exc
         findings = messages_pb2.StudyFindings(
             study=study, model=result.model, findings=result.findings, analysed_object_key=key
         )

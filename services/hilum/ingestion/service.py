@@ -126,9 +126,18 @@ class Ingestion:
         return self.accept(IncomingInstance(label=i.label, content=i.content) for i in request.instances)
 
     def accept_spooled(self, spooled: messages_pb2.SpooledInstances) -> ingestion_pb2.SubmitInstancesResponse:
-        """The queue door: instances a listener already wrote to the object store's spool."""
-        return self.accept(IncomingInstance(label=key.rsplit("/", 1)[-1], content=self._store.get(key))
-                           for key in spooled.spool_keys)
+        """The queue door: instances a listener already wrote to the object store's spool.
+
+        Spool files are removed once each is stored or its rejection recorded; a redelivery after a
+        crash finds the ones not yet done.
+        """
+        present = [key for key in spooled.spool_keys if self._store.exists(key)]
+        response = self.accept(
+            IncomingInstance(label=key.rsplit("/", 1)[-1], content=self._store.get(key)) for key in present
+        )
+        for key in present:
+            self._store.delete(key)
+        return response
 
     def status(self, uid: str) -> ingestion_pb2.StudyStatus:
         """Where the study stands, with its publish result once reported."""

@@ -116,7 +116,7 @@ def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, ses
     say("  Impression: " + " ".join(s.text for s in draft.impression))
     say(f"  FHIR bundle: {result.bundle_path}")
     for card in patient_view_cards(cds_url, study.patient.patient_id):
-        say(f"  CDS card [{card.get('indicator')}]: {card.get('summary')}")
+        say(f"  CDS card for the patient's latest study [{card.get('indicator')}]: {card.get('summary')}")
     return 0
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
+
 from hilum.common.cds_view import CdsFinding, CdsView, ChangeSincePrior
 
 

@@ -12,6 +12,7 @@ import pytest
 import redis
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
+
 from hilum.cds.app import FEEDBACK_KEY, SERVICE_ID, authorize, create_app
 from hilum.common.cds_view import CdsView, write_view
 

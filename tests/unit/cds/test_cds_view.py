@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 
 import redis
+
 from hilum.common.cds_view import KEY_PREFIX, CdsView, patient_key, read_latest, write_view
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from hilum.common.object_store import InvalidKey, ObjectStore, dicom_key
 
 

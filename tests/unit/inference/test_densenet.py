@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+
 from hilum.inference.densenet import DenseNet121, WeightsFileError, demo_model, published_model
 from hilum.inference.model_export import (
     DEMO_VERSION,

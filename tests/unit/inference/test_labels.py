@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hilum.inference.labels import LabelMapError, LabelSpec, load_label_map
 
 MODEL_DIR = Path(__file__).resolve().parents[3] / "model_repository" / "cxr_findings"

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hilum.inference.preprocessing import ImageUnreadable, Radiograph, read_radiograph, to_model_input
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+
+from hilum.inference.preprocessing import ImageUnreadable, Radiograph, read_radiograph, to_model_input
 
 FULL_12_BIT = 4095
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
+
 from hilum.common.study import InstanceInfo
 from hilum.ingestion.validation import RejectedInstance, ValidatedInstance, validate_instance
 from hilum.samples.synthetic import SAMPLE_STUDIES, write_rejectable_inputs, write_sample_studies
 from hilum.v1 import ingestion_pb2
-from pydicom.dataset import Dataset
 
 ROWS, COLUMNS = 256, 200
 Edit = Callable[[Callable[[Dataset], None]], bytes]  # the `edited` fixture

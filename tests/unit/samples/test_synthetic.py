@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.errors import InvalidDicomError
+
 from hilum.samples.synthetic import (
     SAMPLE_STUDIES,
     ViewPosition,
@@ -21,7 +23,6 @@ from hilum.samples.synthetic import (
     write_sample_studies,
     write_study,
 )
-from pydicom.errors import InvalidDicomError
 
 ROWS, COLUMNS = 256, 200
 

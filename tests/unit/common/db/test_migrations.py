@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
 from hilum.common.db.models import Base
 from hilum.common.db.session import upgrade_database
-from sqlalchemy import create_engine, inspect
 
 
 def _schema_diff(url: str) -> list[object]:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+
 from hilum.common.study import InstanceInfo, PatientInfo, StudyInfo
 from hilum.v1 import messages_pb2
 

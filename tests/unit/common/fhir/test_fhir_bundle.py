@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.identifier import Identifier
+
 from hilum.common.fhir.bundle import build_report_bundle, if_none_exist
 from hilum.common.fhir.identifiers import DEMO_CONCLUSION_PREFIX, DEMO_WARNING
 from hilum.common.fhir.validation import bundle_json, validate_bundle

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hilum.common.fhir.device import build_device
 from hilum.common.fhir.identifiers import DEMO_WARNING
 from hilum.v1 import messages_pb2

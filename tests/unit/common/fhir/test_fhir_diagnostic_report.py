@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.reference import Reference
+
 from hilum.common.fhir.diagnostic_report import build_diagnostic_report, exam_code
 from hilum.common.fhir.identifiers import DEMO_CONCLUSION_PREFIX, DEMO_WARNING
 from hilum.common.study import StudyInfo

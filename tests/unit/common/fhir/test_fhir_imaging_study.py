@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fhir.resources.R4B.reference import Reference
+
 from hilum.common.fhir.imaging_study import build_imaging_study, fhir_date_time
 from hilum.common.study import StudyInfo
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fhir.resources.R4B.reference import Reference
+
 from hilum.common.fhir.observation import ReportedFinding, build_observation, reported_findings
 from hilum.v1 import messages_pb2
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
+
 from hilum.common.fhir.patient import build_patient, human_name
 from hilum.common.study import PatientInfo
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fhir.resources.R4B.reference import Reference
+
 from hilum.common.fhir.provenance import build_provenance
 
 RECORDED = datetime(2024, 3, 5, 9, 30, tzinfo=UTC)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from hilum.common.fhir.bundle import build_report_bundle
 from hilum.common.fhir.validation import bundle_json, validate_bundle
 from hilum.common.study import StudyInfo

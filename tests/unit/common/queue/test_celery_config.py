@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hilum.common.queue import Stage, create_celery_app
 from hilum.common.settings import HilumSettings, QueueSection
 

@@ -1,0 +1,97 @@
+"""Priors' core against a real (SQLite) store: finds the latest earlier study, waits for one in flight."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.db import repository
+from hilum.common.errors import PermanentError, TransientError
+from hilum.common.study import PatientInfo
+from hilum.priors.service import Priors
+from hilum.v1 import ingestion_pb2, messages_pb2
+
+PATIENT = PatientInfo(patient_id="P1", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
+MODEL = messages_pb2.ModelInfo(name="cxr_findings", version="demo-untrained", demo_weights=True)
+S = messages_pb2.FindingState
+
+
+def _study(sessions: sessionmaker[Session], uid: str, started: datetime, patient: PatientInfo = PATIENT) -> None:
+    with sessions.begin() as session:
+        repository.ensure_study(session, uid, patient, started, "ACC", "XR CHEST PA")
+
+
+def _findings(uid: str, effusion: messages_pb2.FindingState.ValueType) -> messages_pb2.StudyFindings:
+    return messages_pb2.StudyFindings(
+        study=messages_pb2.StudyReference(study_instance_uid=uid), model=MODEL,
+        findings=[messages_pb2.Finding(code="effusion", display="Pleural effusion", state=effusion)],
+    )
+
+
+def _store(sessions: sessionmaker[Session], findings: messages_pb2.StudyFindings) -> None:
+    with sessions.begin() as session:
+        repository.save_findings(session, findings)
+
+
+def test_latest_earlier_study_of_the_same_patient_is_the_prior(sqlite_sessions: sessionmaker[Session]) -> None:
+    now = datetime(2025, 2, 18, 10, 0)
+    _study(sqlite_sessions, "1.1", now - timedelta(days=400))
+    _study(sqlite_sessions, "1.2", now - timedelta(days=30))
+    _study(sqlite_sessions, "1.3", now)
+    _study(sqlite_sessions, "9.9", now - timedelta(days=1), PatientInfo("P2", "HOSP", "", None, ""))
+    _study(sqlite_sessions, "1.4", now + timedelta(days=5))  # later: never a prior
+    _store(sqlite_sessions, _findings("1.1", S.FINDING_STATE_PRESENT))
+    _store(sqlite_sessions, _findings("1.2", S.FINDING_STATE_ABSENT))
+
+    comparison = Priors(sqlite_sessions).compare(_findings("1.3", S.FINDING_STATE_PRESENT))
+    assert comparison.prior.study_instance_uid == "1.2"
+    assert comparison.prior.study_date == (now - timedelta(days=30)).strftime("%Y%m%d")
+    assert [(c.code, c.change) for c in comparison.changes] == [("effusion", messages_pb2.Change.CHANGE_NEW)]
+    with sqlite_sessions() as session:
+        row = repository.get_study(session, "1.3")
+        assert row is not None and row.state == "COMPARED"
+
+
+def test_no_prior_means_no_comparison(sqlite_sessions: sessionmaker[Session]) -> None:
+    _study(sqlite_sessions, "2.1", datetime(2025, 1, 1))
+    comparison = Priors(sqlite_sessions).compare(_findings("2.1", S.FINDING_STATE_ABSENT))
+    assert not comparison.HasField("prior") and list(comparison.changes) == []
+
+
+def test_a_prior_still_in_flight_is_waited_for_then_given_up_on(sqlite_sessions: sessionmaker[Session]) -> None:
+    _study(sqlite_sessions, "3.1", datetime(2024, 1, 1))
+    _study(sqlite_sessions, "3.2", datetime(2025, 1, 1))
+    current = _findings("3.2", S.FINDING_STATE_PRESENT)
+    with pytest.raises(TransientError) as waiting:
+        Priors(sqlite_sessions).compare(current)
+    assert waiting.value.retry_after_s is not None
+    # Past the wait, the prior is named but no change is claimed.
+    comparison = Priors(sqlite_sessions, prior_wait=timedelta(0)).compare(current)
+    assert comparison.prior.study_instance_uid == "3.1" and list(comparison.prior.findings) == []
+    assert list(comparison.changes) == []
+
+
+def test_a_failed_prior_is_not_waited_for(sqlite_sessions: sessionmaker[Session]) -> None:
+    _study(sqlite_sessions, "4.1", datetime(2024, 1, 1))
+    _study(sqlite_sessions, "4.2", datetime(2025, 1, 1))
+    with sqlite_sessions.begin() as session:
+        repository.fail_study(session, "4.1", "inference: image unreadable")
+    comparison = Priors(sqlite_sessions).compare(_findings("4.2", S.FINDING_STATE_ABSENT))
+    assert comparison.prior.study_instance_uid == "4.1"
+
+
+def test_unknown_study_is_a_permanent_error(sqlite_sessions: sessionmaker[Session]) -> None:
+    with pytest.raises(PermanentError):
+        Priors(sqlite_sessions).compare(_findings("5.5", S.FINDING_STATE_ABSENT))
+
+
+def test_state_never_moves_backwards(sqlite_sessions: sessionmaker[Session]) -> None:
+    _study(sqlite_sessions, "6.1", datetime(2025, 1, 1))
+    with sqlite_sessions.begin() as session:
+        repository.advance_state(session, "6.1", ingestion_pb2.StudyState.STUDY_STATE_REPORTED)
+        repository.advance_state(session, "6.1", ingestion_pb2.StudyState.STUDY_STATE_INFERRED)
+    with sqlite_sessions() as session:
+        row = repository.get_study(session, "6.1")
+        assert row is not None and row.state == "REPORTED"

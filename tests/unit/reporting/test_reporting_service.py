@@ -1,0 +1,77 @@
+"""Reporting's core against a real store and Redis: publish once, validate, write the CDS view."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis as redis_lib
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.cds_view import read_latest
+from hilum.common.db import repository
+from hilum.common.fhir.validation import validate_bundle
+from hilum.common.study import InstanceInfo, PatientInfo
+from hilum.reporting.service import Reporting
+from hilum.v1 import messages_pb2
+
+PATIENT = PatientInfo(patient_id="P7", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
+S = messages_pb2.FindingState
+
+
+def _comparison(uid: str) -> messages_pb2.PriorComparison:
+    current = messages_pb2.StudyFindings(
+        study=messages_pb2.StudyReference(study_instance_uid=uid, object_keys=["dicom/x.dcm"]),
+        model=messages_pb2.ModelInfo(name="cxr_findings", version="demo-untrained", demo_weights=True),
+        findings=[
+            messages_pb2.Finding(code="pneumothorax", display="Pneumothorax", probability=0.8, threshold=0.5,
+                                 state=S.FINDING_STATE_PRESENT, snomed_code="36118008"),
+            messages_pb2.Finding(code="edema", display="Pulmonary edema", probability=0.1, threshold=0.5,
+                                 state=S.FINDING_STATE_ABSENT, snomed_code="19242006"),
+        ],
+    )
+    return messages_pb2.PriorComparison(current=current)
+
+
+def _reporting(sessions: sessionmaker[Session], tmp_path: Path, client: redis_lib.Redis) -> Reporting:
+    return Reporting(sessions, tmp_path / "out", client, "urn:oid:1.2.3.4",
+                     clock=lambda: datetime(2025, 2, 18, 12, 0, tzinfo=UTC))
+
+
+def _stored_study(sessions: sessionmaker[Session], uid: str) -> None:
+    with sessions.begin() as session:
+        repository.ensure_study(session, uid, PATIENT, datetime(2025, 2, 18, 10, 5), "ACC1", "XR CHEST PA")
+        repository.add_instance(session, uid, InstanceInfo(
+            sop_instance_uid=f"{uid}.1", sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1", series_instance_uid=f"{uid}.9",
+            series_number=1, instance_number=1, modality="DX", view_position="PA", rows=64, columns=52,
+            pixel_spacing_mm=(0.139, 0.139), object_key="dicom/x.dcm"))
+
+
+def test_publish_writes_bundle_row_and_cds_view_once(sqlite_sessions: sessionmaker[Session], tmp_path: Path,
+                                                     redis_client: redis_lib.Redis) -> None:
+    _stored_study(sqlite_sessions, "7.1")
+    reporting = _reporting(sqlite_sessions, tmp_path, redis_client)
+    first = reporting.publish(_comparison("7.1"))
+    assert first.status == messages_pb2.PublishStatus.PUBLISH_STATUS_PUBLISHED
+    bundle = json.loads(Path(first.bundle_path).read_text())
+    assert validate_bundle(bundle) == []
+    view = read_latest(redis_client, "P7")
+    assert view is not None and view.diagnostic_report_id == first.diagnostic_report_id and view.demo_weights
+    assert [f.code for f in view.findings] == ["pneumothorax"]
+
+    second = reporting.publish(_comparison("7.1"))
+    assert second.status == messages_pb2.PublishStatus.PUBLISH_STATUS_ALREADY_PUBLISHED
+    assert second.diagnostic_report_id == first.diagnostic_report_id
+    with sqlite_sessions() as session:
+        assert repository.count_reports(session, "7.1") == 1
+        row = repository.get_study(session, "7.1")
+        assert row is not None and row.state == "REPORTED"
+
+
+def test_draft_stores_nothing(sqlite_sessions: sessionmaker[Session], tmp_path: Path,
+                              redis_client: redis_lib.Redis) -> None:
+    _stored_study(sqlite_sessions, "7.2")
+    draft = _reporting(sqlite_sessions, tmp_path, redis_client).draft(_comparison("7.2"))
+    assert "Pneumothorax" in draft.text
+    assert not (tmp_path / "out").exists() and read_latest(redis_client, "P7") is None
