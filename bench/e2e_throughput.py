@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 from sqlalchemy import select
@@ -54,6 +55,23 @@ def ort_alone(model_path: Path, inputs: np.ndarray, batch: int) -> float:
     for first in range(0, len(inputs), batch):
         session.run(None, {name: inputs[first:first + batch]})
     return len(inputs) / (time.perf_counter() - start)
+
+
+def triton_stats(metrics_port: int) -> dict[str, float]:
+    """Average batch size, compute time per image and queue time per request, from Triton's metrics."""
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("nv_inference_") and 'model="cxr_findings"' in line:
+            name = line.split("{", 1)[0]
+            values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    inferences = values.get("nv_inference_count", 0.0) or 1.0
+    requests = values.get("nv_inference_request_success", 0.0) or 1.0
+    return {
+        "batch": inferences / (values.get("nv_inference_exec_count", 0.0) or 1.0),
+        "compute_ms": values.get("nv_inference_compute_infer_duration_us", 0.0) / 1000 / inferences,
+        "queue_ms": values.get("nv_inference_queue_duration_us", 0.0) / 1000 / requests,
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -104,6 +122,7 @@ def main() -> int:
                 list(pool.map(submit, files))
             statuses = client.wait_for(list(submitted), timeout_s=1800, poll_s=0.5)
         failed = [uid for uid, s in statuses.items() if s.result.diagnostic_report_id == ""]
+        triton = triton_stats(settings.triton.metrics_port)
         with open_sessions(stack.settings)() as session:
             rows = session.execute(select(ReportRow.study_instance_uid, ReportRow.created_at)).all()
     stored = {uid: (at if at.tzinfo else at.replace(tzinfo=UTC)) for uid, at in rows}
@@ -120,6 +139,9 @@ def main() -> int:
     print(f"{'submitted -> DiagnosticReport stored, p50 (s)':46} {percentile(latencies, 50):12.2f}")
     print(f"{'submitted -> DiagnosticReport stored, p95 (s)':46} {percentile(latencies, 95):12.2f}")
     print(f"{'ratio end-to-end / ORT alone (best batch)':46} {e2e / ort_best:12.3f}")
+    print(f"{'Triton: images per model execution (batching)':46} {triton['batch']:12.2f}")
+    print(f"{'Triton: compute per image (ms)':46} {triton['compute_ms']:12.1f}")
+    print(f"{'Triton: queue wait per request (ms)':46} {triton['queue_ms']:12.1f}")
     print(f"reported {len(stored)} of {len(files)} studies; failed: {len(failed)}")
     return 0 if len(stored) == len(files) else 1
 

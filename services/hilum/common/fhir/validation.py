@@ -205,10 +205,8 @@ def _compiled(expression: str) -> Callable[..., list[Any]]:
     return compile_fhirpath(expression, _R4_MODEL)
 
 
-def _holds(invariant: Invariant, resource: dict[str, Any]) -> bool:
-    """True when the invariant's expression evaluates to exactly [true] on `resource`."""
-    # fhirpathpy annotates what it walks, so it gets a copy; the caller's JSON stays untouched.
-    subject = copy.deepcopy(resource)
+def _holds(invariant: Invariant, subject: dict[str, Any]) -> bool:
+    """True when the invariant's expression evaluates to exactly [true] on `subject` (a private copy)."""
     try:
         result = _compiled(invariant.expression)(subject, {"resource": subject})
     except Exception as error:  # a malformed resource can make the engine itself fail
@@ -224,11 +222,13 @@ def _check(invariants: tuple[Invariant, ...], resource: dict[str, Any], where: s
     """Problems for each invariant of `invariants` that applies to `resource` and does not hold."""
     problems: list[str] = []
     kind = resource.get("resourceType")
+    # The engine gets one copy per resource, so nothing it does can touch the caller's JSON.
+    subject = copy.deepcopy(resource)
     for invariant in invariants:
         if invariant.resource_type not in ("*", kind):
             continue
         try:
-            if not _holds(invariant, resource):
+            if not _holds(invariant, subject):
                 problems.append(f"{where}: {invariant.key}: {invariant.human}")
         except _EvaluationFailed as error:
             problems.append(f"{where}: {invariant.key}: could not be evaluated ({error})")
