@@ -5,6 +5,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 from sqlalchemy import create_engine, text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -18,3 +22,24 @@ def new_database(server_url: str) -> str:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return f"{server_url}/{name}"
+
+
+def write_dicom(
+    path: Path,
+    pixels: npt.NDArray[np.uint16],
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 12,
+    rescale: tuple[float, float] | None = None,
+) -> Path:
+    """Writes a DX image (uncompressed) with the given stored pixels; rescale is (slope, intercept)."""
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.SOPClassUID = DigitalXRayImageStorageForPresentation
+    dataset.Modality = "DX"
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
+    dataset.set_pixel_data(pixels, photometric_interpretation=photometric, bits_stored=bits_stored)
+    if rescale is not None:
+        dataset.RescaleSlope, dataset.RescaleIntercept = rescale
+    dataset.save_as(path, enforce_file_format=True)
+    return path

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 
 from hilum.common.settings import TritonSection
 from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavailable
 from hilum.inference.labels import load_label_map
 from hilum.runtime.triton import TritonNotInstalled, TritonServer, TritonStartError
 from hilum.v1 import messages_pb2
+from tests.helpers import write_dicom
 
 pytestmark = pytest.mark.integration
 
@@ -33,19 +32,6 @@ def synthetic_chest(seed: int, rows: int = 320, cols: int = 256) -> npt.NDArray[
     return pixels
 
 
-def write_dx(path: Path, pixels: npt.NDArray[np.uint16]) -> Path:
-    """Writes an uncompressed DX, MONOCHROME2, 12-bit DICOM file with the given pixels."""
-    dataset = Dataset()
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset.SOPClassUID = DigitalXRayImageStorageForPresentation
-    dataset.Modality = "DX"
-    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
-    dataset.set_pixel_data(pixels, photometric_interpretation="MONOCHROME2", bits_stored=12)
-    dataset.save_as(path, enforce_file_format=True)
-    return path
-
-
 @pytest.fixture(scope="module")
 def engine(triton_server: TritonSection) -> Iterator[FindingsEngine]:
     """A FindingsEngine talking to the session's Triton server."""
@@ -61,7 +47,7 @@ def engine(triton_server: TritonSection) -> Iterator[FindingsEngine]:
 def radiographs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three different synthetic chest radiographs."""
     folder = tmp_path_factory.mktemp("radiographs")
-    return [write_dx(folder / f"chest{seed}.dcm", synthetic_chest(seed)) for seed in range(3)]
+    return [write_dicom(folder / f"chest{seed}.dcm", synthetic_chest(seed)) for seed in range(3)]
 
 
 def test_analyse_returns_18_demo_findings(engine: FindingsEngine, radiographs: list[Path]) -> None:

@@ -1,7 +1,8 @@
 """Process entry points: `hilum serve SERVICE` (gRPC server) and `hilum worker SERVICE` (Celery worker).
 
 This is the one place that knows how each service's core object is built from settings; its
-gRPC servicer and its Celery task are both handed that same object.
+gRPC servicer and its Celery task are both handed that same object. Builders import their stage
+when called, so a process loads only its own stage's dependencies.
 """
 
 from __future__ import annotations
