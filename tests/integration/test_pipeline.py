@@ -265,3 +265,13 @@ def test_spooled_instances_enter_through_the_ingestion_queue(stack: EmbeddedStac
         assert time.monotonic() < deadline, "the spooled study was not reported"
         time.sleep(0.5)
     assert not store.exists("spool/listener-1.dcm")
+
+
+def test_waiting_stops_when_the_check_fails(client: IngestionClient) -> None:
+    """The demo's wait gives up at once when a stage process has died, instead of timing out."""
+
+    def stage_died() -> None:
+        raise RuntimeError("inference-worker stopped")
+
+    with pytest.raises(RuntimeError, match="inference-worker stopped"):
+        client.wait_for(["1.2.3.4.5"], timeout_s=60, check=stage_died)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import grpc
@@ -37,9 +37,12 @@ class IngestionClient:
         response: ingestion_pb2.StudyStatus = self._stub.GetStudyStatus(request, timeout=timeout_s)
         return response
 
-    def wait_for(self, uids: Iterable[str], timeout_s: float = 300.0,
-                 poll_s: float = 0.25) -> dict[str, ingestion_pb2.StudyStatus]:
-        """Poll until every study is REPORTED or FAILED; raises TimeoutError naming how many are left."""
+    def wait_for(self, uids: Iterable[str], timeout_s: float = 300.0, poll_s: float = 0.25,
+                 check: Callable[[], None] | None = None) -> dict[str, ingestion_pb2.StudyStatus]:
+        """Poll until every study is REPORTED or FAILED; raises TimeoutError naming how many are left.
+
+        check, if given, runs on every poll and may raise to stop waiting (e.g. a stage process died).
+        """
         pending = list(dict.fromkeys(uids))
         done: dict[str, ingestion_pb2.StudyStatus] = {}
         deadline = time.monotonic() + timeout_s
@@ -50,6 +53,8 @@ class IngestionClient:
                     done[uid] = status
                     pending.remove(uid)
             if pending:
+                if check is not None:
+                    check()
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{len(pending)} studies not finished after {timeout_s:.0f}s")
                 time.sleep(poll_s)

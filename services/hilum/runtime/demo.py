@@ -77,7 +77,7 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
                     code = ingestion_pb2.RejectionCode.Name(result.rejection.code).removeprefix("REJECTION_CODE_")
                     say(f"  REJECTED  {result.label}: {result.rejection.reason} [{code}]")
             uids = list(dict.fromkeys(r.study_instance_uid for r in results if r.accepted))
-            statuses = client.wait_for(uids)
+            statuses = client.wait_for(uids, check=stack.check_alive)
         sessions = open_sessions(settings)
         for number, uid in enumerate(uids, start=1):
             failures += _print_study(number, len(uids), statuses[uid], sessions, stack.cds_url, say)

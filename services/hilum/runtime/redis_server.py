@@ -43,5 +43,12 @@ class RedisServer:
                 time.sleep(0.1)
         raise RuntimeError(f"redis-server not ready after {timeout_s}s:\n{self._process.log_tail()}")
 
+    @property
+    def running(self) -> bool:
+        return self._process.pid is not None and self._process.exited() is None
+
+    def log_tail(self) -> str:
+        return self._process.log_tail()
+
     def stop(self) -> None:
         self._process.stop()

@@ -61,6 +61,16 @@ class EmbeddedStack:
             self.stop()
             raise
 
+    def check_alive(self) -> None:
+        """Raise naming the first part of the stack that has stopped, with the end of its log."""
+        for child in self.children:
+            if child.exited() is not None:
+                raise RuntimeError(f"{child.name} stopped (exit {child.exited()}):\n{child.log_tail()}")
+        if not self.triton.running:
+            raise RuntimeError(f"tritonserver stopped:\n{self.triton.log_tail()}")
+        if not self.redis.running:
+            raise RuntimeError(f"redis-server stopped:\n{self.redis.log_tail()}")
+
     def _wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         pending = {name: self.settings.grpc.address(spec.port(self.settings)) for name, spec in SERVICES.items()}
