@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,3 +45,21 @@ def write_dicom(
         dataset.RescaleSlope, dataset.RescaleIntercept = rescale
     dataset.save_as(path, enforce_file_format=True)
     return path
+
+
+def reference_values(node: Any) -> Iterator[str]:
+    """Every Reference.reference string in a FHIR JSON tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                yield value
+            else:
+                yield from reference_values(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from reference_values(item)
+
+
+def resources_of(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The resources of one type in a bundle's entries."""
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]

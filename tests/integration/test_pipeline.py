@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import httpx
@@ -32,7 +31,7 @@ from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
 from hilum.v1 import inference_pb2_grpc, ingestion_pb2, messages_pb2, priors_pb2_grpc, reporting_pb2_grpc
-from tests.helpers import REPO_ROOT, new_database
+from tests.helpers import REPO_ROOT, new_database, reference_values, resources_of
 
 pytestmark = pytest.mark.integration
 
@@ -77,10 +76,6 @@ def _headers(paths: list[Path]) -> list[pydicom.Dataset]:
     return [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
 
 
-def _resources(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
-
-
 def test_every_sample_study_is_reported_with_a_valid_bundle(processed: dict[str, ingestion_pb2.StudyStatus],
                                                             samples: list[Path]) -> None:
     assert len(processed) == len(samples)
@@ -90,26 +85,14 @@ def test_every_sample_study_is_reported_with_a_valid_bundle(processed: dict[str,
         assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
         assert validate_bundle(bundle) == []
         full_urls = {e["fullUrl"] for e in bundle["entry"]}
-        references = [v for v in _reference_values(bundle) if v.startswith("urn:uuid:")]
+        references = [v for v in reference_values(bundle) if v.startswith("urn:uuid:")]
         assert references and set(references) <= full_urls
-        report = _resources(bundle, "DiagnosticReport")[0]
+        report = resources_of(bundle, "DiagnosticReport")[0]
         assert report["status"] == "preliminary"
         assert report["conclusion"].startswith(DEMO)
-        device = _resources(bundle, "Device")[0]
+        device = resources_of(bundle, "Device")[0]
         assert "DEMO" in json.dumps(device) and device["version"][0]["value"] == "demo-untrained"
         assert status.result.model.demo_weights
-
-
-def _reference_values(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                yield value
-            else:
-                yield from _reference_values(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _reference_values(item)
 
 
 def test_the_prior_study_is_referenced(processed: dict[str, ingestion_pb2.StudyStatus],
@@ -122,9 +105,9 @@ def test_the_prior_study_is_referenced(processed: dict[str, ingestion_pb2.StudyS
     prior, current = pairs[0]
     status = processed[current.StudyInstanceUID]
     bundle = json.loads(Path(status.result.bundle_path).read_text())
-    study_uids = {i["value"] for s in _resources(bundle, "ImagingStudy") for i in s["identifier"]}
+    study_uids = {i["value"] for s in resources_of(bundle, "ImagingStudy") for i in s["identifier"]}
     assert f"urn:oid:{prior.StudyInstanceUID}" in study_uids
-    report = _resources(bundle, "DiagnosticReport")[0]
+    report = resources_of(bundle, "DiagnosticReport")[0]
     by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
     referenced = {by_url[r["reference"]]["identifier"][0]["value"] for r in report["imagingStudy"]}
     assert f"urn:oid:{prior.StudyInstanceUID}" in referenced

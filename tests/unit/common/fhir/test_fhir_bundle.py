@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +16,7 @@ from hilum.common.fhir.identifiers import DEMO_CONCLUSION_PREFIX, DEMO_WARNING
 from hilum.common.fhir.validation import bundle_json, validate_bundle
 from hilum.common.study import StudyInfo
 from hilum.v1 import messages_pb2
+from tests.helpers import reference_values, resources_of
 
 MRN_SYSTEM = "urn:oid:1.2.3.4.5.6"
 ISSUED = datetime(2024, 3, 5, 9, 30, tzinfo=UTC)
@@ -32,22 +33,6 @@ def _build(
         study, comparison, draft, prior_study=prior_study, issued=issued, patient_identifier_system=MRN_SYSTEM
     )
     return bundle_json(bundle)
-
-
-def _references(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                yield value
-            else:
-                yield from _references(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _references(value)
-
-
-def _resources(data: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == kind]
 
 
 def _entry(data: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -88,7 +73,7 @@ def test_entries_and_order(data: dict[str, Any]) -> None:
 
 def test_every_reference_is_an_entry_full_url(data: dict[str, Any]) -> None:
     full_urls = {e["fullUrl"] for e in data["entry"]}
-    references = list(_references(data))
+    references = list(reference_values(data))
     assert len(references) > 20
     assert all(r.startswith("urn:uuid:") for r in references)
     assert set(references) <= full_urls
@@ -125,7 +110,7 @@ def test_report_and_observations_point_at_both_studies(data: dict[str, Any]) -> 
     assert [r["reference"] for r in report["imagingStudy"]] == study_urls
     observation_urls = [e["fullUrl"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
     assert [r["reference"] for r in report["result"]] == observation_urls
-    for observation in _resources(data, "Observation"):
+    for observation in resources_of(data, "Observation"):
         assert [r["reference"] for r in observation["derivedFrom"]] == study_urls
         assert observation["device"]["reference"] == _entry(data, "Device")["fullUrl"]
     provenance = _entry(data, "Provenance")["resource"]
@@ -174,7 +159,7 @@ def test_validated_weights_without_prior(
     comparison = comparison_factory(demo=False, with_prior=False)
     data = _build(study, comparison, draft_factory(comparison), None)
     assert validate_bundle(data) == []
-    assert len(_resources(data, "ImagingStudy")) == 1
+    assert len(resources_of(data, "ImagingStudy")) == 1
     assert "DEMO" not in json.dumps(data)
 
 
@@ -184,7 +169,7 @@ def test_prior_known_only_by_uid_is_a_logical_reference(
     prior_uid = comparison.prior.study_instance_uid
     data = _build(study, comparison, draft, None)
     assert validate_bundle(data) == []
-    assert len(_resources(data, "ImagingStudy")) == 1
+    assert len(resources_of(data, "ImagingStudy")) == 1
     logical = _entry(data, "DiagnosticReport")["resource"]["imagingStudy"][1]
     assert logical == {
         "type": "ImagingStudy",
