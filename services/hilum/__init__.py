@@ -1,1 +1,1 @@
-"""hilum package."""
+"""Hilum: FHIR-native clinical decision support for chest radiographs."""

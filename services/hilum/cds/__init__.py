@@ -1,1 +1,1 @@
-"""cds package."""
+"""CDS Hooks service: discovery, patient-view cards and feedback, from precomputed results."""

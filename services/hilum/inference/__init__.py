@@ -1,1 +1,1 @@
-"""inference package."""
+"""Inference: the models on Triton (the only stage that calls Triton)."""

@@ -1,1 +1,1 @@
-"""ingestion package."""
+"""Ingestion: validate, store and record DICOM instances, then start the pipeline."""

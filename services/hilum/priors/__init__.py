@@ -1,1 +1,1 @@
-"""priors package."""
+"""Priors: the patient's prior study and the change per finding."""

@@ -1,1 +1,1 @@
-"""reporting package."""
+"""Reporting: the draft report, the FHIR bundle and the CDS view."""

@@ -1,1 +1,1 @@
-"""runtime package."""
+"""The embedded stack: process supervision, Redis, Triton, entry points and the demo."""

@@ -1,1 +1,1 @@
-"""samples package."""
+"""Synthetic chest DX studies for the demo, tests and benchmarks."""

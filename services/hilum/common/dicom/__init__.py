@@ -1,1 +1,1 @@
-"""dicom package."""
+"""DICOM attribute readers shared by the stages (parsing lives here or in ingestion, nowhere else)."""
