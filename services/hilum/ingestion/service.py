@@ -1,4 +1,4 @@
-"""Ingestion's one implementation: validate, store, record, then enqueue inference (store first, then enqueue).
+"""Ingestion's one implementation: validate, store, record (with a FHIR ImagingStudy), then enqueue inference.
 
 Both doors call it: the gRPC SubmitInstances method and the Celery task on the "ingestion" queue.
 """
@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import repository
+from hilum.common.fhir.imaging_study import imaging_study_json
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore, dicom_key
 from hilum.ingestion.validation import RejectedInstance, validate_instance
@@ -40,10 +41,12 @@ class Ingestion:
         sessions: sessionmaker[Session],
         store: ObjectStore,
         enqueue_inference: Callable[[messages_pb2.StudyReference], None],
+        patient_identifier_system: str,
     ) -> None:
         self._sessions = sessions
         self._store = store
         self._enqueue_inference = enqueue_inference
+        self._patient_identifier_system = patient_identifier_system
 
     def accept(self, instances: Iterable[IncomingInstance]) -> ingestion_pb2.SubmitInstancesResponse:
         """Validate and store each instance, then enqueue inference once per study that needs it.
@@ -59,6 +62,8 @@ class Ingestion:
                 uid = result.study_instance_uid
                 touched[uid] = touched.get(uid, False) or not result.duplicate
         for uid, gained in touched.items():
+            if gained:
+                self._record_imaging_study(uid)
             reference = self._reference_if_needed(uid, gained)
             if reference is not None:
                 self._enqueue_inference(reference)
@@ -100,6 +105,13 @@ class Ingestion:
         except IntegrityError:  # the same instance arrived concurrently and was stored by the other call
             result.duplicate = True
         return result
+
+    def _record_imaging_study(self, uid: str) -> None:
+        """Rebuild the study's FHIR ImagingStudy from every instance stored so far."""
+        with self._sessions.begin() as session:
+            study = repository.study_info(session, uid)
+            assert study is not None
+            repository.set_imaging_study(session, uid, imaging_study_json(study, self._patient_identifier_system))
 
     def _reference_if_needed(self, uid: str, gained_instances: bool) -> messages_pb2.StudyReference | None:
         """The StudyReference to enqueue, or None when the study is already reported and nothing new came."""
@@ -150,6 +162,7 @@ class Ingestion:
                 state=repository.state_value(row.state),
                 instance_count=len(repository.instances_of(session, uid)),
                 error=row.error,
+                imaging_study_json=row.imaging_study,
             )
             report = repository.latest_report(session, uid)
             if report is not None:

@@ -42,7 +42,8 @@ def build_ingestion(settings: HilumSettings, app: Celery) -> Any:
         except Exception as exc:  # the instances are stored; a resubmission enqueues again
             raise TransientError(f"could not enqueue inference: {type(exc).__name__}") from exc
 
-    return Ingestion(open_sessions(settings), open_object_store(settings), enqueue_inference)
+    return Ingestion(open_sessions(settings), open_object_store(settings), enqueue_inference,
+                     settings.fhir.patient_identifier_system)
 
 
 def build_inference(settings: HilumSettings, app: Celery) -> Any:

@@ -226,11 +226,14 @@ class StudyStatus(_message.Message):
     INSTANCE_COUNT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    IMAGING_STUDY_JSON_FIELD_NUMBER: _builtins.int
     study_instance_uid: _builtins.str
     state: Global___StudyState.ValueType
     instance_count: _builtins.int
     error: _builtins.str
     """why the study failed, when state is FAILED"""
+    imaging_study_json: _builtins.str
+    """The FHIR R4 ImagingStudy (JSON) built from the instances received so far."""
     @_builtins.property
     def result(self) -> _messages_pb2.PublishResult: ...
     def __init__(
@@ -241,10 +244,11 @@ class StudyStatus(_message.Message):
         instance_count: _builtins.int = ...,
         error: _builtins.str = ...,
         result: _messages_pb2.PublishResult | None = ...,
+        imaging_study_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_result", b"_result", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_result", b"_result", "error", b"error", "instance_count", b"instance_count", "result", b"result", "state", b"state", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_result", b"_result", "error", b"error", "imaging_study_json", b"imaging_study_json", "instance_count", b"instance_count", "result", b"result", "state", b"state", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__result: _TypeAlias = _typing.Literal["result"]  # noqa: Y015
     _WhichOneofArgType__result: _TypeAlias = _typing.Literal["_result", b"_result"]  # noqa: Y015

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from fhir.resources.R4B.imagingstudy import ImagingStudy
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +19,7 @@ from hilum.samples.synthetic import SAMPLE_STUDIES, SyntheticStudy, ViewPosition
 from hilum.v1 import ingestion_pb2, messages_pb2
 
 State = ingestion_pb2.StudyState
+MRN_SYSTEM = "urn:oid:1.2.3.4.5"
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def enqueued() -> list[messages_pb2.StudyReference]:
 @pytest.fixture
 def ingestion(sqlite_sessions: sessionmaker[Session], tmp_path: Path,
               enqueued: list[messages_pb2.StudyReference]) -> Ingestion:
-    return Ingestion(sqlite_sessions, ObjectStore(tmp_path / "objects"), enqueued.append)
+    return Ingestion(sqlite_sessions, ObjectStore(tmp_path / "objects"), enqueued.append, MRN_SYSTEM)
 
 
 def _incoming(path: Path) -> IncomingInstance:
@@ -64,9 +66,18 @@ def test_frontal_view_is_analysed_first(ingestion: Ingestion, enqueued: list[mes
     dataset = pydicom.dcmread(lateral)
     dataset.StudyInstanceUID = pydicom.dcmread(frontal).StudyInstanceUID
     dataset.save_as(lateral)
-    ingestion.accept([_incoming(lateral), _incoming(frontal)])
+    ingestion.accept([_incoming(frontal)])
+    first = ImagingStudy.model_validate_json(ingestion.status(dataset.StudyInstanceUID).imaging_study_json)
+    assert first.numberOfInstances == 1
+    ingestion.accept([_incoming(lateral)])
     keys = enqueued[-1].object_keys
     assert len(keys) == 2 and keys[0].endswith(pydicom.dcmread(frontal).SOPInstanceUID + ".dcm")
+    # The ImagingStudy recorded at ingestion grows with the study.
+    study = ImagingStudy.model_validate_json(ingestion.status(dataset.StudyInstanceUID).imaging_study_json)
+    assert study.numberOfInstances == 2 and study.numberOfSeries == 2
+    assert study.identifier[0].value == f"urn:oid:{dataset.StudyInstanceUID}"
+    assert study.subject.identifier.system == MRN_SYSTEM
+    assert study.subject.identifier.value == dataset.PatientID
 
 
 def test_duplicates_of_a_reported_study_are_not_enqueued_again(

@@ -48,6 +48,8 @@ class StudyRow(Base):
     description: Mapped[str] = mapped_column(String(64), default="")
     state: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str] = mapped_column(Text, default="")
+    # The FHIR R4 ImagingStudy (JSON) ingestion built from the instances received so far.
+    imaging_study: Mapped[str] = mapped_column(Text, default="", server_default="")
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -88,6 +88,12 @@ def add_instance(session: Session, study_instance_uid: str, info: InstanceInfo) 
     session.flush()
 
 
+def set_imaging_study(session: Session, uid: str, imaging_study_json: str) -> None:
+    row = session.get(StudyRow, uid)
+    if row is not None:
+        row.imaging_study = imaging_study_json
+
+
 def has_instance(session: Session, sop_instance_uid: str) -> bool:
     return session.get(InstanceRow, sop_instance_uid) is not None
 

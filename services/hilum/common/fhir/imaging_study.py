@@ -19,6 +19,7 @@ from hilum.common.fhir.identifiers import (
     V2_0203,
     dicom_uid_value,
 )
+from hilum.common.fhir.patient import patient_identifier
 from hilum.common.study import InstanceInfo, StudyInfo
 
 THORACIC_STRUCTURE = Coding(system=SNOMED, code="51185008", display="Thoracic structure")
@@ -115,3 +116,12 @@ def build_imaging_study(study: StudyInfo, *, subject: Reference) -> ImagingStudy
         description=study.description or None,
         series=[_series(uid, instances) for uid, instances in series] or None,
     )
+
+
+def imaging_study_json(study: StudyInfo, patient_identifier_system: str) -> str:
+    """The study's ImagingStudy as R4 JSON, its subject a logical reference by the patient's MRN identifier.
+
+    For ingestion, which has no bundle to point into: a FHIR server resolves the identifier itself.
+    """
+    subject = Reference(identifier=patient_identifier(study.patient, patient_identifier_system))
+    return build_imaging_study(study, subject=subject).model_dump_json(by_alias=True, exclude_none=True)
