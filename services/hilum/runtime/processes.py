@@ -19,16 +19,23 @@ class ManagedProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        if self.running:
+            raise RuntimeError(f"{self.name} is already running")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             # A new session, so a terminal's Ctrl-C reaches the supervisor, which stops children in order.
             self._process = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                start_new_session=True,
             )
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def exited(self) -> int | None:
         """The exit code if the process has ended, else None."""
@@ -40,15 +47,15 @@ class ManagedProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM the process group, then SIGKILL what is left after timeout_s."""
+        """SIGTERM the process itself (it shuts its own children down: Celery lets a running task finish,
+        Triton unloads its models), then SIGKILL its whole process group after timeout_s.
+        """
         process = self._process
         if process is None or process.poll() is not None:
             return
+        process.terminate()
         try:
-            os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        except ProcessLookupError:
-            pass

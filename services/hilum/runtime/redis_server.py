@@ -45,7 +45,7 @@ class RedisServer:
 
     @property
     def running(self) -> bool:
-        return self._process.pid is not None and self._process.exited() is None
+        return self._process.running
 
     def log_tail(self) -> str:
         return self._process.log_tail()

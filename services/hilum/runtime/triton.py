@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +17,7 @@ import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from hilum.common.settings import TritonSection
+from hilum.runtime.processes import ManagedProcess
 
 BIND_ADDRESS = "127.0.0.1"
 LOG_TAIL_LINES = 40
@@ -48,7 +47,7 @@ class TritonServer:
         self.work_dir = work_dir
         self.log_file = log_file
         self.startup_timeout_s = startup_timeout_s
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: ManagedProcess | None = None
 
     @property
     def grpc_port(self) -> int:
@@ -57,7 +56,7 @@ class TritonServer:
 
     def start(self) -> None:
         """Launches tritonserver in its own process group; returns without waiting for readiness."""
-        if self._process is not None and self._process.poll() is None:
+        if self.running:
             raise RuntimeError("tritonserver is already running")
         pytriton_dir, python_version = self._locate_pytriton()
         backends_dir = self._prepare_backends(pytriton_dir, python_version)
@@ -76,16 +75,9 @@ class TritonServer:
             f"--metrics-port={self.settings.metrics_port}",
             "--allow-gpu-metrics=false",
         ]
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("wb") as log:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._environment(pytriton_dir),
-                start_new_session=True,  # its own group (with its stubs), so stop() can end them all
-            )
+        # Its own process group (with its stubs), so stop() can end them all.
+        self._process = ManagedProcess("tritonserver", command, self.log_file, self._environment(pytriton_dir))
+        self._process.start()
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
         """Blocks until the server and the findings model report ready over gRPC.
@@ -98,7 +90,7 @@ class TritonServer:
         client = triton_grpc.InferenceServerClient(self.settings.grpc_url)
         try:
             while time.monotonic() < deadline:
-                code = self._process.poll()
+                code = self._process.exited()
                 if code is not None:
                     raise TritonStartError(
                         f"tritonserver exited with code {code} during start-up\n{self.log_tail()}"
@@ -116,19 +108,13 @@ class TritonServer:
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM to the server (it stops its stubs), then SIGKILL to its process group after grace_s."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            process.stop(grace_s)
 
     @property
     def running(self) -> bool:
         """True while the tritonserver process is alive."""
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.running
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of the server log, for error messages; its ASCII status tables are left out."""
