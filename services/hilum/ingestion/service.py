@@ -62,9 +62,7 @@ class Ingestion:
                 uid = result.study_instance_uid
                 touched[uid] = touched.get(uid, False) or not result.duplicate
         for uid, gained in touched.items():
-            if gained:
-                self._record_imaging_study(uid)
-            reference = self._reference_if_needed(uid, gained)
+            reference = self._update_study(uid, gained)
             if reference is not None:
                 self._enqueue_inference(reference)
                 response.enqueued_study_instance_uids.append(uid)
@@ -106,24 +104,22 @@ class Ingestion:
             result.duplicate = True
         return result
 
-    def _record_imaging_study(self, uid: str) -> None:
-        """Rebuild the study's FHIR ImagingStudy from every instance stored so far."""
-        with self._sessions.begin() as session:
-            study = repository.study_info(session, uid)
-            assert study is not None
-            repository.set_imaging_study(session, uid, imaging_study_json(study, self._patient_identifier_system))
-
-    def _reference_if_needed(self, uid: str, gained_instances: bool) -> messages_pb2.StudyReference | None:
-        """The StudyReference to enqueue, or None when the study is already reported and nothing new came."""
+    def _update_study(self, uid: str, gained_instances: bool) -> messages_pb2.StudyReference | None:
+        """Rebuild the study's ImagingStudy if it gained instances; return the StudyReference to enqueue,
+        or None when the study is already reported and nothing new came.
+        """
         with self._sessions.begin() as session:
             row = repository.get_study(session, uid)
-            assert row is not None
+            study = repository.study_info(session, uid)
+            assert row is not None and study is not None
+            if gained_instances:
+                repository.set_imaging_study(session, uid, imaging_study_json(study, self._patient_identifier_system))
             reported = row.state == repository.state_name(ingestion_pb2.StudyState.STUDY_STATE_REPORTED)
             if reported and not gained_instances:
                 return None
             repository.restart_study(session, uid)
             instances = sorted(
-                repository.instances_of(session, uid),
+                study.instances,
                 key=lambda i: (_VIEW_PRIORITY.get(i.view_position.upper(), 9), i.series_number or 0,
                                i.instance_number or 0),
             )
