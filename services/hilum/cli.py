@@ -18,8 +18,7 @@ def _demo(args: argparse.Namespace, settings: HilumSettings) -> int:
 
 def _ingest(args: argparse.Namespace, settings: HilumSettings) -> int:
     """Submit files (folders are walked) to a running ingestion service; exit 2 if any was rejected."""
-    from hilum.ingestion.client import IngestionClient
-    from hilum.v1 import ingestion_pb2
+    from hilum.ingestion.client import IngestionClient, rejection_line
 
     paths = sorted(p for root in args.paths for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
     address = args.address or settings.grpc.address(settings.grpc.ingestion_port)
@@ -31,20 +30,19 @@ def _ingest(args: argparse.Namespace, settings: HilumSettings) -> int:
                 print(f"accepted  {result.label}  study {result.study_instance_uid}{note}")
             else:
                 rejected += 1
-                code = ingestion_pb2.RejectionCode.Name(result.rejection.code).removeprefix("REJECTION_CODE_")
-                print(f"REJECTED  {result.label}: {result.rejection.reason} [{code}]")
+                print(rejection_line(result))
     print(f"{len(paths) - rejected} accepted, {rejected} rejected")
     return 2 if rejected else 0
 
 
 def _status(args: argparse.Namespace, settings: HilumSettings) -> int:
+    from hilum.common.db.repository import state_name
     from hilum.ingestion.client import IngestionClient
-    from hilum.v1 import ingestion_pb2
 
     address = args.address or settings.grpc.address(settings.grpc.ingestion_port)
     with IngestionClient(address) as client:
         status = client.status(args.study_instance_uid)
-    state = ingestion_pb2.StudyState.Name(status.state).removeprefix("STUDY_STATE_")
+    state = state_name(status.state)
     print(f"{status.study_instance_uid}: {state}" + (f" — {status.error}" if status.error else ""))
     if status.HasField("result"):
         print(f"bundle: {status.result.bundle_path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -14,8 +13,6 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from hilum.common.errors import PermanentError, TransientError
-
-log = logging.getLogger(__name__)
 
 In = TypeVar("In", bound=Message)
 Out = TypeVar("Out", bound=Message)

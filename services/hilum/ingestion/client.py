@@ -15,6 +15,12 @@ StudyState = ingestion_pb2.StudyState
 TERMINAL_STATES = {StudyState.STUDY_STATE_REPORTED, StudyState.STUDY_STATE_FAILED}
 
 
+def rejection_line(result: ingestion_pb2.InstanceResult) -> str:
+    """A rejected instance for a person: "REJECTED  <label>: <reason> [<CODE>]"."""
+    code = ingestion_pb2.RejectionCode.Name(result.rejection.code).removeprefix("REJECTION_CODE_")
+    return f"REJECTED  {result.label}: {result.rejection.reason} [{code}]"
+
+
 class IngestionClient:
     """Submits DICOM files and asks for study status over one channel."""
 

@@ -17,7 +17,7 @@ from hilum.common.db import repository
 from hilum.common.db.session import upgrade_database
 from hilum.common.settings import HilumSettings
 from hilum.inference.model_export import ensure_findings_model
-from hilum.ingestion.client import IngestionClient
+from hilum.ingestion.client import IngestionClient, rejection_line
 from hilum.reporting.draft import DEMO_NOTICE
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
@@ -74,8 +74,7 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
                 if result.accepted:
                     say(f"  accepted  {result.label}{' (already stored)' if result.duplicate else ''}")
                 else:
-                    code = ingestion_pb2.RejectionCode.Name(result.rejection.code).removeprefix("REJECTION_CODE_")
-                    say(f"  REJECTED  {result.label}: {result.rejection.reason} [{code}]")
+                    say(f"  {rejection_line(result)}")
             uids = list(dict.fromkeys(r.study_instance_uid for r in results if r.accepted))
             statuses = client.wait_for(uids, check=stack.check_alive)
         sessions = open_sessions(settings)
@@ -99,7 +98,7 @@ def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, ses
         study = repository.study_info(session, status.study_instance_uid)
     assert study is not None
     date = study.started.date().isoformat() if study.started else "unknown date"
-    state = ingestion_pb2.StudyState.Name(status.state).removeprefix("STUDY_STATE_")
+    state = repository.state_name(status.state)
     say(f"\nStudy {number}/{total}: patient {study.patient.patient_id}, {study.description or 'chest X-ray'}"
         f" of {date} — {state}")
     if status.state != ingestion_pb2.StudyState.STUDY_STATE_REPORTED:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -236,7 +236,7 @@ def latest_report(session: Session, uid: str) -> ReportRow | None:
 
 
 def count_reports(session: Session, uid: str) -> int:
-    return len(list(session.scalars(select(ReportRow.id).where(ReportRow.study_instance_uid == uid))))
+    return session.scalar(select(func.count()).where(ReportRow.study_instance_uid == uid)) or 0
 
 
 def record_rejection(session: Session, label: str, code: str, reason: str) -> None:
