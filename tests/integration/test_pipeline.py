@@ -168,8 +168,10 @@ def test_bad_input_is_rejected_and_the_rest_complete(stack: EmbeddedStack, clien
                                                      tmp_path: Path) -> None:
     bad = write_rejectable_inputs(tmp_path / "bad")
     good = write_sample_studies(tmp_path / "good", rows=320, columns=256)
-    # Re-label the good sample as a new study so it is processed in this test.
+    # Re-label the good sample as a new study of a new patient, so it is processed in this test and
+    # joins no sample patient's history.
     dataset = pydicom.dcmread(good[0])
+    dataset.PatientID = "SYN-BAD-INPUT-RUN"
     dataset.StudyInstanceUID = pydicom.uid.generate_uid()
     dataset.SeriesInstanceUID = pydicom.uid.generate_uid()
     dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
@@ -236,6 +238,7 @@ def test_spooled_instances_enter_through_the_ingestion_queue(stack: EmbeddedStac
     """A listener that spools files and enqueues SpooledInstances gets the same pipeline as SubmitInstances."""
     path = write_sample_studies(tmp_path, rows=256, columns=200)[3]
     dataset = pydicom.dcmread(path)
+    dataset.PatientID = "SYN-SPOOLED-RUN"  # a patient of its own: no sample patient gains a study
     dataset.StudyInstanceUID = pydicom.uid.generate_uid()
     dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
     dataset.save_as(path)

@@ -95,3 +95,15 @@ def test_state_never_moves_backwards(sqlite_sessions: sessionmaker[Session]) -> 
     with sqlite_sessions() as session:
         row = repository.get_study(session, "6.1")
         assert row is not None and row.state == "REPORTED"
+
+
+def test_studies_at_the_same_instant_give_one_prior_every_time(sqlite_sessions: sessionmaker[Session]) -> None:
+    earlier = datetime(2024, 1, 1, 9, 0)
+    _study(sqlite_sessions, "7.1", earlier)
+    _study(sqlite_sessions, "7.2", earlier)  # received after 7.1
+    _study(sqlite_sessions, "7.3", datetime(2025, 1, 1))
+    _store(sqlite_sessions, _findings("7.1", S.FINDING_STATE_ABSENT))
+    _store(sqlite_sessions, _findings("7.2", S.FINDING_STATE_ABSENT))
+    current = _findings("7.3", S.FINDING_STATE_ABSENT)
+    for _ in range(3):
+        assert Priors(sqlite_sessions).compare(current).prior.study_instance_uid == "7.2"

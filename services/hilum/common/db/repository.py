@@ -187,7 +187,8 @@ def find_prior(session: Session, study: StudyInfo) -> StudyRow | None:
             StudyRow.study_instance_uid != study.study_instance_uid,
             StudyRow.started < study.started,
         )
-        .order_by(StudyRow.started.desc())
+        # Two studies at the same instant: the one received last is the prior, every time.
+        .order_by(StudyRow.started.desc(), StudyRow.received_at.desc(), StudyRow.study_instance_uid.desc())
         .limit(1)
     )
     return session.scalars(stmt).first()
