@@ -61,7 +61,14 @@ class GrpcSection(BaseModel):
     max_message_bytes: int = 256 * 1024 * 1024
 
     def address(self, port: int) -> str:
+        """host:port on this section's host."""
         return f"{self.host}:{port}"
+
+    def port_for(self, stage: str) -> int:
+        """The port of one stage's gRPC server: "ingestion", "inference", "priors" or "reporting"."""
+        ports = {"ingestion": self.ingestion_port, "inference": self.inference_port,
+                 "priors": self.priors_port, "reporting": self.reporting_port}
+        return ports[stage]
 
 
 class QueueSection(BaseModel):

@@ -1,4 +1,4 @@
-"""What Hilum knows about a stored study: the typed record every stage reads from the database."""
+"""What Hilum knows about a study: the typed records read from DICOM headers and from the database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 @dataclass(frozen=True)
 class InstanceInfo:
-    """One stored DICOM instance (image) of a study."""
+    """One DICOM instance (image) of a study, as its header describes it."""
 
     sop_instance_uid: str
     sop_class_uid: str
@@ -20,7 +20,7 @@ class InstanceInfo:
     rows: int
     columns: int
     pixel_spacing_mm: tuple[float, float] | None  # (row, column) spacing at the detector, mm
-    object_key: str  # key in the object store
+    object_key: str = ""  # key in the object store; "" until the instance is stored
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,19 @@ class PatientInfo:
     name: str  # DICOM PN, e.g. "DOE^JANE"
     birth_date: date | None
     sex: str  # DICOM: "M", "F", "O" or ""
+
+
+@dataclass(frozen=True)
+class InstanceHeader:
+    """What one incoming instance's header says about its patient, study and image."""
+
+    patient: PatientInfo
+    study_instance_uid: str
+    study_started: datetime | None  # StudyDate + StudyTime, naive local time; None when no valid date
+    accession_number: str
+    study_description: str
+    body_part: str  # Body Part Examined as sent (upper case), or "CHEST" when judged from codes or text
+    instance: InstanceInfo  # object_key is "" until the instance is stored
 
 
 @dataclass(frozen=True)

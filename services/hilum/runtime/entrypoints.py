@@ -110,6 +110,9 @@ def _add_reporting(core: Any, server: grpc.Server) -> None:
     reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(core), server)
 
 
+# The four pipeline stages in the order a study passes them; each runs a gRPC server and a Celery worker.
+STAGE_NAMES: tuple[str, ...] = ("ingestion", "inference", "priors", "reporting")
+
 SERVICES: dict[str, ServiceSpec] = {
     "ingestion": ServiceSpec(
         Stage.INGESTION, lambda s: s.grpc.ingestion_port, "hilum.v1.IngestionService", build_ingestion,

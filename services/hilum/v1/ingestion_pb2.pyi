@@ -45,29 +45,6 @@ REJECTION_CODE_MISSING_ATTRIBUTE: RejectionCode.ValueType  # 5
 REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT: RejectionCode.ValueType  # 6
 Global___RejectionCode: _TypeAlias = RejectionCode  # noqa: Y015
 
-class _StudyState:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _StudyStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StudyState.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    STUDY_STATE_UNSPECIFIED: _StudyState.ValueType  # 0
-    STUDY_STATE_RECEIVED: _StudyState.ValueType  # 1
-    STUDY_STATE_INFERRED: _StudyState.ValueType  # 2
-    STUDY_STATE_COMPARED: _StudyState.ValueType  # 3
-    STUDY_STATE_REPORTED: _StudyState.ValueType  # 4
-    STUDY_STATE_FAILED: _StudyState.ValueType  # 5
-
-class StudyState(_StudyState, metaclass=_StudyStateEnumTypeWrapper): ...
-
-STUDY_STATE_UNSPECIFIED: StudyState.ValueType  # 0
-STUDY_STATE_RECEIVED: StudyState.ValueType  # 1
-STUDY_STATE_INFERRED: StudyState.ValueType  # 2
-STUDY_STATE_COMPARED: StudyState.ValueType  # 3
-STUDY_STATE_REPORTED: StudyState.ValueType  # 4
-STUDY_STATE_FAILED: StudyState.ValueType  # 5
-Global___StudyState: _TypeAlias = StudyState  # noqa: Y015
-
 @_typing.final
 class DicomInstance(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -177,22 +154,22 @@ class SubmitInstancesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
-    ENQUEUED_STUDY_INSTANCE_UIDS_FIELD_NUMBER: _builtins.int
+    READY_STUDIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceResult]: ...
     @_builtins.property
-    def enqueued_study_instance_uids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Studies for which inference was enqueued by this call."""
+    def ready_studies(self) -> _containers.RepeatedCompositeFieldContainer[_messages_pb2.StudyReference]:
+        """Studies that gained instances in this call (or were resubmitted after failing), as handed to inference."""
 
     def __init__(
         self,
         *,
         results: _abc.Iterable[Global___InstanceResult] | None = ...,
-        enqueued_study_instance_uids: _abc.Iterable[_builtins.str] | None = ...,
+        ready_studies: _abc.Iterable[_messages_pb2.StudyReference] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enqueued_study_instance_uids", b"enqueued_study_instance_uids", "results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ready_studies", b"ready_studies", "results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -228,7 +205,7 @@ class StudyStatus(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     IMAGING_STUDY_JSON_FIELD_NUMBER: _builtins.int
     study_instance_uid: _builtins.str
-    state: Global___StudyState.ValueType
+    state: _messages_pb2.StudyState.ValueType
     instance_count: _builtins.int
     error: _builtins.str
     """why the study failed, when state is FAILED"""
@@ -240,7 +217,7 @@ class StudyStatus(_message.Message):
         self,
         *,
         study_instance_uid: _builtins.str = ...,
-        state: Global___StudyState.ValueType = ...,
+        state: _messages_pb2.StudyState.ValueType = ...,
         instance_count: _builtins.int = ...,
         error: _builtins.str = ...,
         result: _messages_pb2.PublishResult | None = ...,

@@ -50,7 +50,7 @@ class IngestionServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def SubmitInstances(self, request, context):
-        """Validate, store and record each instance; enqueue inference for each study that gained instances.
+        """Validate, store and record each instance; hand each study that gained instances to inference.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -22,6 +22,30 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _StudyState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StudyStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StudyState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STUDY_STATE_UNSPECIFIED: _StudyState.ValueType  # 0
+    STUDY_STATE_RECEIVED: _StudyState.ValueType  # 1
+    STUDY_STATE_INFERRED: _StudyState.ValueType  # 2
+    STUDY_STATE_COMPARED: _StudyState.ValueType  # 3
+    STUDY_STATE_REPORTED: _StudyState.ValueType  # 4
+    STUDY_STATE_FAILED: _StudyState.ValueType  # 5
+
+class StudyState(_StudyState, metaclass=_StudyStateEnumTypeWrapper):
+    """Where a study stands in the pipeline. Stages move it forward only; hilum.common.study_state owns the rules."""
+
+STUDY_STATE_UNSPECIFIED: StudyState.ValueType  # 0
+STUDY_STATE_RECEIVED: StudyState.ValueType  # 1
+STUDY_STATE_INFERRED: StudyState.ValueType  # 2
+STUDY_STATE_COMPARED: StudyState.ValueType  # 3
+STUDY_STATE_REPORTED: StudyState.ValueType  # 4
+STUDY_STATE_FAILED: StudyState.ValueType  # 5
+Global___StudyState: _TypeAlias = StudyState  # noqa: Y015
+
 class _FindingState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -125,30 +149,32 @@ Global___PublishStatus: _TypeAlias = PublishStatus  # noqa: Y015
 
 @_typing.final
 class StudyReference(_message.Message):
-    """A study accepted by ingestion, as handed to inference."""
+    """A study accepted by ingestion, as handed to inference, with the views ingestion chose for analysis."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     STUDY_INSTANCE_UID_FIELD_NUMBER: _builtins.int
-    OBJECT_KEYS_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    FRONTAL_OBJECT_KEY_FIELD_NUMBER: _builtins.int
+    LATERAL_OBJECT_KEY_FIELD_NUMBER: _builtins.int
     study_instance_uid: _builtins.str
-    @_builtins.property
-    def object_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Object-store keys of the stored instances chosen for analysis (frontal views first)."""
-
+    frontal_object_key: _builtins.str
+    """Object-store key of the frontal (PA, else AP, else unlabelled) image the findings models read."""
+    lateral_object_key: _builtins.str
+    """Object-store key of the lateral image; "" when the study has none."""
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         study_instance_uid: _builtins.str = ...,
-        object_keys: _abc.Iterable[_builtins.str] | None = ...,
         received_at: _timestamp_pb2.Timestamp | None = ...,
+        frontal_object_key: _builtins.str = ...,
+        lateral_object_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["object_keys", b"object_keys", "received_at", b"received_at", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frontal_object_key", b"frontal_object_key", "lateral_object_key", b"lateral_object_key", "received_at", b"received_at", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
