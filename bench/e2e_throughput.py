@@ -25,12 +25,14 @@ from sqlalchemy import select
 from hilum.common.connections import open_sessions
 from hilum.common.db.models import ReportRow
 from hilum.common.db.session import upgrade_database
+from hilum.common.dicom.pixels import read_radiograph
 from hilum.inference.model_export import ensure_findings_model
-from hilum.inference.preprocessing import read_radiograph, to_model_input
+from hilum.inference.preprocessing import to_model_input
 from hilum.ingestion.client import IngestionClient
 from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
-from hilum.samples.synthetic import SAMPLE_STUDIES, write_study
+from hilum.samples.dicom_files import write_study
+from hilum.samples.sample_studies import SAMPLE_STUDIES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,9 +15,10 @@ import redis as redis_lib
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
+from hilum.common.settings import HilumSettings, StorageSection, TritonSection
 from hilum.runtime.ports import free_port
 from hilum.runtime.redis_server import RedisServer
-from tests.helpers import new_database
+from tests.helpers import REPO_ROOT, new_database
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +81,17 @@ def postgres_server() -> Iterator[str]:
 def postgres_url(postgres_server: str) -> str:
     """A new, empty database on the private PostgreSQL cluster, for one test."""
     return new_database(postgres_server)
+
+
+@pytest.fixture
+def tmp_settings(tmp_path: Path) -> HilumSettings:
+    """Settings keeping data and output under tmp_path (a migrated SQLite database), over this checkout's models."""
+    settings = HilumSettings(
+        storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"),
+        triton=TritonSection(model_repository=REPO_ROOT / "model_repository"),
+    )
+    upgrade_database(settings.database_url)
+    return settings
 
 
 @pytest.fixture

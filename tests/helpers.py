@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,10 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.db import studies
+from hilum.common.study import InstanceHeader, InstanceInfo, PatientInfo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +29,35 @@ def new_database(server_url: str) -> str:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return f"{server_url}/{name}"
+
+
+def instance_info(study_uid: str, number: int = 1, view_position: str = "PA") -> InstanceInfo:
+    """A stored DX instance of study_uid (UIDs derived from it), 64 x 52 pixels at 0.139 mm."""
+    return InstanceInfo(
+        sop_instance_uid=f"{study_uid}.{number}", sop_class_uid=DigitalXRayImageStorageForPresentation,
+        series_instance_uid=f"{study_uid}.9{number}", series_number=number, instance_number=1, modality="DX",
+        view_position=view_position, rows=64, columns=52, pixel_spacing_mm=(0.139, 0.139),
+        object_key=f"dicom/{study_uid}/{number}.dcm",
+    )
+
+
+def study_header(study_uid: str, patient: PatientInfo, started: datetime | None, view_position: str = "PA",
+                 number: int = 1) -> InstanceHeader:
+    """The header of one instance of a chest study, as acceptance would read it."""
+    return InstanceHeader(
+        patient=patient, study_instance_uid=study_uid, study_started=started, accession_number="ACC1",
+        study_description="XR CHEST PA", body_part="CHEST",
+        instance=instance_info(study_uid, number, view_position),
+    )
+
+
+def record_study(sessions: sessionmaker[Session], study_uid: str, patient: PatientInfo, started: datetime | None,
+                 view_positions: tuple[str, ...] = ()) -> None:
+    """Record a study as ingestion would, with one stored instance per view position given."""
+    with sessions.begin() as session:
+        studies.ensure_study(session, study_header(study_uid, patient, started))
+        for number, view in enumerate(view_positions, start=1):
+            studies.add_instance(session, study_uid, instance_info(study_uid, number, view))
 
 
 def write_dicom(

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from hilum.common.settings import HilumSettings
-from hilum.runtime.entrypoints import SERVICES
+from hilum.common.wording import CLI_DEMO_MODEL, CLI_DEMO_RESULT
+from hilum.runtime.entrypoints import STAGE_NAMES
 
 
 def _demo(args: argparse.Namespace, settings: HilumSettings) -> int:
@@ -36,18 +37,18 @@ def _ingest(args: argparse.Namespace, settings: HilumSettings) -> int:
 
 
 def _status(args: argparse.Namespace, settings: HilumSettings) -> int:
-    from hilum.common.db.repository import state_name
+    from hilum.common.study_state import name_of
     from hilum.ingestion.client import IngestionClient
 
     address = args.address or settings.grpc.address(settings.grpc.ingestion_port)
     with IngestionClient(address) as client:
         status = client.status(args.study_instance_uid)
-    state = state_name(status.state)
+    state = name_of(status.state)
     print(f"{status.study_instance_uid}: {state}" + (f" — {status.error}" if status.error else ""))
     if status.HasField("result"):
         print(f"bundle: {status.result.bundle_path}")
         if status.result.model.demo_weights:
-            print("DEMO WEIGHTS — NOT FOR CLINICAL USE")
+            print(CLI_DEMO_RESULT)
     return 0
 
 
@@ -83,12 +84,13 @@ def _models(args: argparse.Namespace, settings: HilumSettings) -> int:
     manifest = export_findings_model(version_dir, weights=args.weights)
     print(f"cxr_findings version {manifest.version} written to {version_dir}")
     if manifest.demo:
-        print("DEMO WEIGHTS — NOT FOR CLINICAL USE (seeded random parameters, unvalidated)")
+        print(CLI_DEMO_MODEL)
     return 0
 
 
 def _samples(args: argparse.Namespace, settings: HilumSettings) -> int:
-    from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
+    from hilum.samples.dicom_files import write_sample_studies
+    from hilum.samples.rejectable_inputs import write_rejectable_inputs
 
     files = write_sample_studies(args.out_dir)
     files += list(write_rejectable_inputs(args.out_dir / "rejectable").values())
@@ -125,11 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
 
     serve = commands.add_parser("serve", help="run one service's gRPC server (or the CDS Hooks app)")
-    serve.add_argument("service", choices=[*SERVICES, "cds"])
+    serve.add_argument("service", choices=[*STAGE_NAMES, "cds"])
     serve.set_defaults(handler=_serve)
 
     worker = commands.add_parser("worker", help="run one service's Celery worker")
-    worker.add_argument("service", choices=list(SERVICES))
+    worker.add_argument("service", choices=list(STAGE_NAMES))
     worker.set_defaults(handler=_worker)
 
     models = commands.add_parser("models", help="build the cxr_findings ONNX model")

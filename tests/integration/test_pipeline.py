@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,23 +19,26 @@ import pydicom
 import pytest
 
 from hilum.common.connections import open_object_store, open_sessions
-from hilum.common.db import repository
+from hilum.common import study_state
+from hilum.common.db import results
 from hilum.common.db.session import upgrade_database
 from hilum.common.fhir.validation import validate_bundle
 from hilum.common.grpc_server import channel_options
+from hilum.common.polling import wait_until
 from hilum.common.queue import Stage, create_celery_app, enqueue
 from hilum.common.settings import settings_env
 from hilum.ingestion.client import IngestionClient
 from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
-from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
+from hilum.samples.dicom_files import write_sample_studies
+from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.v1 import inference_pb2_grpc, ingestion_pb2, messages_pb2, priors_pb2_grpc, reporting_pb2_grpc
 from tests.helpers import REPO_ROOT, new_database, reference_values, resources_of
 
 pytestmark = pytest.mark.integration
 
 RC = ingestion_pb2.RejectionCode
-REPORTED = ingestion_pb2.StudyState.STUDY_STATE_REPORTED
+REPORTED = study_state.REPORTED
 DEMO = "DEMO WEIGHTS — NOT FOR CLINICAL USE"
 
 
@@ -144,23 +146,19 @@ def test_same_study_twice_yields_one_report(stack: EmbeddedStack, client: Ingest
     again = client.submit_files(samples[:1])
     assert again[0].accepted and again[0].duplicate
     # A redelivered reporting message (same study, same model version) publishes nothing new.
-    import grpc
-
-    from hilum.common.grpc_server import channel_options
-
     first = processed[uid].result
     grpc_settings = stack.settings.grpc
     with grpc.insecure_channel(grpc_settings.address(grpc_settings.reporting_port),
                                options=channel_options(grpc_settings.max_message_bytes)) as channel:
         with open_sessions(stack.settings)() as session:
-            findings = repository.load_findings(session, uid, first.model.version)
+            findings = results.load_findings(session, uid, first.model.version)
         assert findings is not None
         comparison = messages_pb2.PriorComparison(current=findings)
         repeat = reporting_pb2_grpc.ReportingServiceStub(channel).Publish(comparison, timeout=30)
     assert repeat.status == messages_pb2.PublishStatus.PUBLISH_STATUS_ALREADY_PUBLISHED
     assert repeat.diagnostic_report_id == first.diagnostic_report_id
     with open_sessions(stack.settings)() as session:
-        assert repository.count_reports(session, uid) == 1
+        assert results.count_reports(session, uid) == 1
     assert client.status(uid).state == REPORTED
 
 
@@ -214,7 +212,7 @@ def test_every_grpc_door_answers_like_the_queue(stack: EmbeddedStack,
     """Infer, Compare and Draft over gRPC give what the queued pipeline stored (same core functions)."""
     uid, status = next((u, s) for u, s in processed.items() if "Comparison: chest radiograph" in s.result.draft.text)
     with open_sessions(stack.settings)() as session:
-        stored = repository.load_findings(session, uid, status.result.model.version)
+        stored = results.load_findings(session, uid, status.result.model.version)
     assert stored is not None
     grpc_settings = stack.settings.grpc
     options = channel_options(grpc_settings.max_message_bytes)
@@ -246,10 +244,8 @@ def test_spooled_instances_enter_through_the_ingestion_queue(stack: EmbeddedStac
     store.put("spool/listener-1.dcm", path.read_bytes())
     enqueue(create_celery_app(stack.settings), Stage.INGESTION,
             messages_pb2.SpooledInstances(spool_keys=["spool/listener-1.dcm"]))
-    deadline = time.monotonic() + 120
-    while client.status(dataset.StudyInstanceUID).state != REPORTED:
-        assert time.monotonic() < deadline, "the spooled study was not reported"
-        time.sleep(0.5)
+    wait_until(lambda: client.status(dataset.StudyInstanceUID).state == REPORTED, timeout_s=120,
+               what="the spooled study reported")
     assert not store.exists("spool/listener-1.dcm")
 
 

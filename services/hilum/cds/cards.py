@@ -11,11 +11,12 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hilum.common.cds_view import CdsFinding, CdsView, ChangeSincePrior
-from hilum.common.fhir.identifiers import DEMO_WARNING, HILUM_NAMESPACE
+from hilum.common.cds_view import CdsFinding, CdsView
+from hilum.common.fhir.identifiers import HILUM_NAMESPACE
+from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
+from hilum.common.wording import CARD_DEMO_PREFIX, DEMO_WARNING, card_preliminary_note
 
 SUMMARY_MAX = 139  # the specification asks for fewer than 140 characters
-DEMO_SUMMARY_PREFIX = "DEMO weights — not for clinical use: "
 SOURCE_LABEL = "Hilum chest X-ray AI"
 TOPIC_SYSTEM = "https://hilum.dev/fhir/CodeSystem/cds-topic"
 CRITICAL_CODES = frozenset({"pneumothorax"})
@@ -61,12 +62,12 @@ class Card(BaseModel):
 
 
 def indicator_for(view: CdsView) -> Indicator:
-    """critical: a pneumothorax not known from the prior, or a view flagged critical; warning: other findings."""
-    if view.critical or any(
-        f.code in CRITICAL_CODES and f.change != ChangeSincePrior.UNCHANGED for f in view.findings
-    ):
+    """critical: a present pneumothorax not known from the prior, or a view flagged critical; warning: other
+    present findings; info: none present (uncertain and resolved findings alone raise no alarm)."""
+    present = [f for f in view.findings if f.status == FindingStatus.PRESENT]
+    if view.critical or any(f.code in CRITICAL_CODES and f.change != ChangeSincePrior.UNCHANGED for f in present):
         return Indicator.CRITICAL
-    return Indicator.WARNING if view.findings else Indicator.INFO
+    return Indicator.WARNING if present else Indicator.INFO
 
 
 def card_uuid(view: CdsView) -> str:
@@ -87,11 +88,12 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def card_summary(view: CdsView) -> str:
-    """One line under 140 characters; demo output starts with "DEMO"."""
-    listed = ", ".join(_finding_phrase(f) for f in view.findings) or "no findings above threshold"
+    """One line under 140 characters naming the present and resolved findings; demo output starts with "DEMO"."""
+    shown = [f for f in view.findings if f.status in (FindingStatus.PRESENT, FindingStatus.RESOLVED)]
+    listed = ", ".join(_finding_phrase(f) for f in shown) or "no findings above threshold"
     text = f"Chest X-ray {view.study_date.isoformat()} (AI, preliminary): {listed}"
     if view.demo_weights:
-        text = DEMO_SUMMARY_PREFIX + text
+        text = CARD_DEMO_PREFIX + text
     return _truncate(text, SUMMARY_MAX)
 
 
@@ -101,21 +103,18 @@ def _cell(text: str) -> str:
 
 
 def card_detail(view: CdsView) -> str:
-    """Markdown: the demo warning, the impression, a findings table and the algorithm version."""
+    """Markdown: the demo warning, the impression, a table of every reported finding and the algorithm version."""
     lines: list[str] = []
     if view.demo_weights:
         lines += [f"**{DEMO_WARNING}**", ""]
-    lines += [
-        f"Preliminary AI result for the chest radiograph of {view.study_date.isoformat()}; "
-        "not reviewed by a radiologist.",
-        "",
-    ]
+    lines += [card_preliminary_note(view.study_date), ""]
     if view.impression.strip():
         lines += [f"**Impression:** {' '.join(view.impression.split())}", ""]
     if view.findings:
-        lines += ["| Finding | Probability | Change since prior |", "|---|---|---|"]
+        lines += ["| Finding | Status | Probability | Change since prior |", "|---|---|---|---|"]
         lines += [
-            f"| {_cell(f.display)} | {f.probability:.0%} | {f.change.value if f.change else 'no prior'} |"
+            f"| {_cell(f.display)} | {f.status.value} | {f.probability:.0%} | "
+            f"{f.change.value if f.change else 'not compared'} |"
             for f in view.findings
         ]
         lines.append("")

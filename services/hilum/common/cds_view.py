@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, time
-from enum import StrEnum
 
 import redis
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from hilum.common.reported_findings import ChangeSincePrior, FindingStatus, ReportedFinding
 
 KEY_PREFIX = "hilum:cds:patient:"
 
@@ -27,28 +28,35 @@ return 1
 """
 
 
-class ChangeSincePrior(StrEnum):
-    """A finding's change since the prior study, as shown to clinicians."""
-
-    NEW = "new"
-    UNCHANGED = "unchanged"
-    RESOLVED = "resolved"
-    NOT_COMPARED = "not-compared"
-
-
 class CdsFinding(BaseModel):
-    """A present finding: Hilum code, display, probability in [0, 1], change since prior (None: no prior)."""
+    """A reported finding: Hilum code, display, status, probability in [0, 1], change (None: no prior compared)."""
 
     model_config = ConfigDict(frozen=True)
 
     code: str = Field(min_length=1)
     display: str = Field(min_length=1)
+    # Views stored before findings carried a status held present findings only.
+    status: FindingStatus = FindingStatus.PRESENT
     probability: float = Field(ge=0.0, le=1.0)
     change: ChangeSincePrior | None = None
 
+    @classmethod
+    def of(cls, finding: ReportedFinding) -> CdsFinding:
+        """The CDS form of a reported finding (its display names the side when one is known)."""
+        return cls(
+            code=finding.code,
+            display=finding.label,
+            status=finding.status,
+            probability=finding.probability,
+            change=finding.change,
+        )
+
 
 class CdsView(BaseModel):
-    """What the CDS service shows for a patient: the latest study's impression and present findings."""
+    """What the CDS service shows for a patient: the latest study's impression and reported findings.
+
+    findings: the study's ReportedFindings in report order (present, uncertain, resolved).
+    """
 
     model_config = ConfigDict(frozen=True)
 

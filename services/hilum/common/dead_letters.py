@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf.message import Message
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilum.common.db import repository
+from hilum.common.db import records, studies
 from hilum.common.queue import DeadLetterSink, Stage, study_uid_of
 
 
@@ -15,8 +15,8 @@ def dead_letter_sink(sessions: sessionmaker[Session]) -> DeadLetterSink:
     def sink(stage: Stage, message: Message, error: str) -> None:
         uid = study_uid_of(message)
         with sessions.begin() as session:
-            repository.record_dead_letter(session, stage.value, uid, error, message.SerializeToString())
+            records.record_dead_letter(session, stage.value, uid, error, message.SerializeToString())
             if uid:
-                repository.fail_study(session, uid, f"{stage.value}: {error}")
+                studies.fail(session, uid, f"{stage.value}: {error}")
 
     return sink

@@ -6,7 +6,7 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent import futures
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -56,7 +56,7 @@ def serve_until_signalled(server: grpc.Server, grace_s: float = 10.0) -> None:
     server.stop(grace_s).wait()
 
 
-def run_stage(context: Any, core: Callable[[In], Out], request: In) -> Out:
+def run_stage(context: grpc.ServicerContext, core: Callable[[In], Out], request: In) -> Out:
     """Call a stage's core function, mapping its errors to status codes a client can act on."""
     try:
         return core(request)
@@ -64,8 +64,8 @@ def run_stage(context: Any, core: Callable[[In], Out], request: In) -> Out:
         code, reason = grpc.StatusCode.UNAVAILABLE, str(exc)
     except PermanentError as exc:
         code, reason = grpc.StatusCode.FAILED_PRECONDITION, str(exc)
-    context.abort(code, reason)
-    raise AssertionError("context.abort always raises")
+    context.abort(code, reason)  # raises: the call ends with this status
+    raise RuntimeError("grpc.ServicerContext.abort returned")
 
 
 def is_serving(address: str, service: str = "", timeout_s: float = 1.0) -> bool:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from hilum.common.atomic_file import write_atomically
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
@@ -27,19 +27,8 @@ class ObjectStore:
         return self.root / key
 
     def put(self, key: str, content: bytes) -> None:
-        """Write content under key atomically (temp file, fsync, rename), so a crash never leaves half an object."""
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write content under key atomically and durably, so a crash never leaves half an object."""
+        write_atomically(self.path(key), content)
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()
@@ -55,16 +44,3 @@ class ObjectStore:
 def dicom_key(study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str) -> str:
     """The object key of a DICOM instance, grouped by study and series."""
     return f"dicom/{study_instance_uid}/{series_instance_uid}/{sop_instance_uid}.dcm"
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write text to path via a temp file and rename; readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".writing-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

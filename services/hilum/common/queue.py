@@ -2,8 +2,8 @@
 
 A queue is named after the stage that consumes it. Payloads are serialized protobuf messages sent
 as msgpack bytes, never ad-hoc dicts. Each stage registers one task that decodes its input message,
-calls the stage's core function (the same one its gRPC servicer calls) and enqueues the result for
-the next stage.
+calls the stage's core function (the same one its gRPC servicer calls) and hands the result on
+(see hilum.common.stage_wiring).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import logging
 import random
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from celery import Celery
+from celery import Celery, Task
 from google.protobuf.message import Message
 
 from hilum.common.errors import PermanentError, TransientError
@@ -25,7 +25,6 @@ from hilum.v1 import messages_pb2
 log = logging.getLogger(__name__)
 
 In = TypeVar("In", bound=Message)
-Out = TypeVar("Out", bound=Message)
 
 
 class Stage(StrEnum):
@@ -104,19 +103,20 @@ def register_stage_task(
     app: Celery,
     stage: Stage,
     input_type: type[In],
-    core: Callable[[], Callable[[In], Out]],
-    next_stage: Stage | None,
+    handler: Callable[[], Callable[[In], None]],
     dead_letter: Callable[[], DeadLetterSink],
     max_retries: int,
     backoff_cap_s: int,
-) -> Any:
-    """Register the task of `stage`: decode, run the core function, forward the result.
+) -> Task:
+    """Register the task of `stage`: decode the message and hand it to the stage's handler, which runs
+    the core function and forwards its result (see StageWiring.register_task).
 
-    core and dead_letter are factories called inside the worker process (after fork), so that
-    database engines and gRPC channels are never shared across processes.
+    handler and dead_letter are factories called inside the worker process (after fork), so that
+    database engines and gRPC channels are never shared across processes. A failure to forward is
+    retried like any transient error: the stage is idempotent, so running it again is safe.
     """
 
-    def _retry_or_dead_letter(task: Any, exc: Exception, message: Message, ref: str) -> None:
+    def retry_or_dead_letter(task: Task, exc: Exception, message: Message, ref: str) -> None:
         """Retry with backoff, or record a dead letter once the retries are spent."""
         if task.request.retries >= max_retries:
             log.error("retries exhausted", extra={"stage": stage.value, "study_ref": ref})
@@ -127,25 +127,21 @@ def register_stage_task(
         raise task.retry(exc=exc, countdown=backoff_s(task.request.retries, backoff_cap_s))
 
     @app.task(name=stage.task_name, bind=True, max_retries=max_retries)  # type: ignore[untyped-decorator]
-    def run(self: Any, payload: bytes) -> None:
+    def run(self: Task, payload: bytes) -> None:
         message = input_type.FromString(payload)
         ref = study_ref(study_uid_of(message))
         try:
-            result = core()(message)
+            handler()(message)
         except PermanentError as exc:
             log.warning("stage failed permanently", extra={"stage": stage.value, "study_ref": ref})
             dead_letter()(stage, message, str(exc))
-            return
         except TransientError as exc:
             if exc.retry_after_s is not None:  # a wait the core function bounds itself: not counted
                 raise self.retry(exc=exc, countdown=exc.retry_after_s,
                                  max_retries=self.request.retries + 1) from exc
-            _retry_or_dead_letter(self, exc, message, ref)
-            return
+            retry_or_dead_letter(self, exc, message, ref)
         except Exception as exc:  # unexpected: retried a bounded number of times, like a transient error
-            _retry_or_dead_letter(self, exc, message, ref)
-            return
-        if next_stage is not None:
-            enqueue(app, next_stage, result)
+            retry_or_dead_letter(self, exc, message, ref)
 
-    return run
+    registered: Task = run
+    return registered

@@ -5,10 +5,12 @@ The enum is messages.proto's StudyState; the database stores its short name ("RE
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from hilum.v1 import messages_pb2
 
 StudyState = messages_pb2.StudyState
-State = messages_pb2.StudyState.ValueType
+State: TypeAlias = messages_pb2.StudyState.ValueType
 
 RECEIVED = StudyState.STUDY_STATE_RECEIVED
 INFERRED = StudyState.STUDY_STATE_INFERRED

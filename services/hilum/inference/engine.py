@@ -1,7 +1,8 @@
 """FindingsEngine: radiograph file in, coded findings out. The one place that knows tensor layouts.
 
-It reads and preprocesses the DICOM image, calls the cxr_findings model on Triton over gRPC and turns
-the 18 probabilities into Finding messages using the label map's operating thresholds.
+It decodes the DICOM image (hilum.common.dicom.pixels), makes the model input, calls the cxr_findings
+model on Triton over gRPC and turns the 18 probabilities into Finding messages using the label map's
+operating thresholds.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ import numpy.typing as npt
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
+from hilum.common.dicom.pixels import ImageUnreadable, read_radiograph
 from hilum.inference.labels import LabelSpec
-from hilum.inference.preprocessing import ImageUnreadable, read_radiograph, to_model_input
+from hilum.inference.preprocessing import to_model_input
 from hilum.v1 import messages_pb2
 
-__all__ = ["EngineResult", "FindingsEngine", "ImageUnreadable", "InferenceFailed", "TritonUnavailable"]
+__all__ = [
+    "EngineResult",
+    "FindingsEngine",
+    "ImageUnreadable",
+    "InferenceFailed",
+    "TritonUnavailable",
+    "engine_results",
+    "finding_for",
+]
 
 INPUT_NAME = "image"
 PROBABILITIES = "probabilities"
@@ -94,52 +104,62 @@ class FindingsEngine:
             if exc.status() in TRANSIENT_STATUSES:
                 raise TritonUnavailable(f"{self.model_name}: {exc.status()}: {exc.message()}") from exc
             raise InferenceFailed(f"{self.model_name}: {exc.status()}: {exc.message()}") from exc
-
-        probabilities = response.as_numpy(PROBABILITIES)
-        versions = response.as_numpy(MODEL_VERSION)
-        demo_flags = response.as_numpy(DEMO_WEIGHTS)
-        count = batch.shape[0]
-        if probabilities is None or probabilities.shape != (count, len(self.labels)):
-            shape = None if probabilities is None else probabilities.shape
-            raise InferenceFailed(
-                f"{self.model_name}: expected probabilities ({count}, {len(self.labels)}), got {shape}"
-            )
-        if not np.all((probabilities >= 0.0) & (probabilities <= 1.0)):
-            raise InferenceFailed(f"{self.model_name}: probabilities outside [0, 1]")
-        if versions is None or demo_flags is None or versions.size != count or demo_flags.size != count:
-            raise InferenceFailed(
-                f"{self.model_name}: model_version and demo_weights must come with every image"
-            )
-
-        return [
-            EngineResult(
-                model=messages_pb2.ModelInfo(
-                    name=self.model_name, version=_text(version), demo_weights=bool(demo)
-                ),
-                findings=tuple(self._finding(label, float(row[label.index])) for label in self.labels),
-            )
-            for row, version, demo in zip(
-                probabilities, versions.reshape(-1), demo_flags.reshape(-1), strict=True
-            )
-        ]
-
-    @staticmethod
-    def _finding(label: LabelSpec, probability: float) -> messages_pb2.Finding:
-        """A Finding for one label: PRESENT at >= threshold, UNCERTAIN at >= uncertain_from, else ABSENT."""
-        if probability >= label.threshold:
-            state = messages_pb2.FINDING_STATE_PRESENT
-        elif probability >= label.uncertain_from:
-            state = messages_pb2.FINDING_STATE_UNCERTAIN
-        else:
-            state = messages_pb2.FINDING_STATE_ABSENT
-        return messages_pb2.Finding(
-            code=label.code,
-            display=label.display,
-            probability=probability,
-            threshold=label.threshold,
-            state=state,
-            snomed_code=label.snomed or "",
+        return engine_results(
+            self.model_name,
+            self.labels,
+            batch.shape[0],
+            response.as_numpy(PROBABILITIES),
+            response.as_numpy(MODEL_VERSION),
+            response.as_numpy(DEMO_WEIGHTS),
         )
+
+
+def engine_results(
+    model_name: str,
+    labels: tuple[LabelSpec, ...],
+    count: int,
+    probabilities: npt.NDArray[np.float32] | None,
+    versions: npt.NDArray[np.object_] | None,
+    demo_flags: npt.NDArray[np.bool_] | None,
+) -> list[EngineResult]:
+    """The results for a batch of count images from the model's outputs, in input order.
+
+    probabilities: float (count, len(labels)) in [0, 1]; versions and demo_flags: count elements each
+    (model_version as bytes or str, demo_weights as bool). Raises InferenceFailed when the outputs break
+    that contract.
+    """
+    if probabilities is None or probabilities.shape != (count, len(labels)):
+        shape = None if probabilities is None else probabilities.shape
+        raise InferenceFailed(f"{model_name}: expected probabilities ({count}, {len(labels)}), got {shape}")
+    if not np.all((probabilities >= 0.0) & (probabilities <= 1.0)):
+        raise InferenceFailed(f"{model_name}: probabilities outside [0, 1]")
+    if versions is None or demo_flags is None or versions.size != count or demo_flags.size != count:
+        raise InferenceFailed(f"{model_name}: model_version and demo_weights must come with every image")
+    return [
+        EngineResult(
+            model=messages_pb2.ModelInfo(name=model_name, version=_text(version), demo_weights=bool(demo)),
+            findings=tuple(finding_for(label, float(row[label.index])) for label in labels),
+        )
+        for row, version, demo in zip(probabilities, versions.reshape(-1), demo_flags.reshape(-1), strict=True)
+    ]
+
+
+def finding_for(label: LabelSpec, probability: float) -> messages_pb2.Finding:
+    """A Finding for one label: PRESENT at >= threshold, UNCERTAIN at >= uncertain_from, else ABSENT."""
+    if probability >= label.threshold:
+        state = messages_pb2.FINDING_STATE_PRESENT
+    elif probability >= label.uncertain_from:
+        state = messages_pb2.FINDING_STATE_UNCERTAIN
+    else:
+        state = messages_pb2.FINDING_STATE_ABSENT
+    return messages_pb2.Finding(
+        code=label.code,
+        display=label.display,
+        probability=probability,
+        threshold=label.threshold,
+        state=state,
+        snomed_code=label.snomed or "",
+    )
 
 
 def _text(value: object) -> str:

@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from hilum.common.wording import demo_weights_source
+
 FINDINGS_MODEL_NAME = "cxr_findings"
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "weights.json"
@@ -68,9 +70,7 @@ def export_findings_model(version_dir: Path, weights: Path | None = None, seed: 
     if weights is None:
         model = densenet.demo_model(seed)
         version = DEMO_VERSION
-        source = (
-            f"seeded random initialisation (torch.manual_seed({seed})); NOT trained, NOT for clinical use"
-        )
+        source = demo_weights_source(seed)
     else:
         weights_sha256 = file_sha256(weights)
         model = densenet.published_model(weights)

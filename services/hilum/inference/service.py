@@ -1,4 +1,4 @@
-"""Inference's one implementation: run the findings model on a study's frontal image and store the result.
+"""Inference's one implementation: run the findings model on the study's frontal image and store the result.
 
 Called by the gRPC Infer method and by the Celery task on the "inference" queue. Idempotent by
 (Study Instance UID, model version): a redelivered message returns the findings stored first.
@@ -10,12 +10,13 @@ import logging
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilum.common.db import repository
+from hilum.common import study_state
+from hilum.common.db import results, studies
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore
 from hilum.inference.engine import FindingsEngine, ImageUnreadable, InferenceFailed, TritonUnavailable
-from hilum.v1 import ingestion_pb2, messages_pb2
+from hilum.v1 import messages_pb2
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,10 @@ class Inference:
         self._engine = engine
 
     def infer(self, study: messages_pb2.StudyReference) -> messages_pb2.StudyFindings:
-        """Findings for the first (frontal-first) image of the study."""
-        if not study.object_keys:
-            raise PermanentError("the study reference names no stored image")
-        key = study.object_keys[0]
+        """Findings for the frontal image ingestion chose for the study."""
+        key = study.frontal_object_key
+        if not key:
+            raise PermanentError("the study has no frontal image (PA or AP) to analyse")
         if not self._store.exists(key):
             raise PermanentError("the stored image named by the study reference is missing")
         try:
@@ -47,8 +48,8 @@ class Inference:
             study=study, model=result.model, findings=result.findings, analysed_object_key=key
         )
         with self._sessions.begin() as session:
-            stored = repository.save_findings(session, findings)
-            repository.advance_state(session, study.study_instance_uid, ingestion_pb2.StudyState.STUDY_STATE_INFERRED)
+            stored = results.save_findings(session, findings)
+            studies.advance(session, study.study_instance_uid, study_state.INFERRED)
         log.info("findings stored", extra={"study_ref": study_ref(study.study_instance_uid),
                                            "model_version": stored.model.version})
         return stored

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import grpc
 
+from hilum.common import study_state
 from hilum.common.grpc_server import channel_options
 from hilum.v1 import ingestion_pb2, ingestion_pb2_grpc
 
-StudyState = ingestion_pb2.StudyState
-TERMINAL_STATES = {StudyState.STUDY_STATE_REPORTED, StudyState.STUDY_STATE_FAILED}
 
 
 def rejection_line(result: ingestion_pb2.InstanceResult) -> str:
@@ -55,7 +54,7 @@ class IngestionClient:
         while pending:
             for uid in list(pending):
                 status = self.status(uid)
-                if status.state in TERMINAL_STATES:
+                if status.state in study_state.TERMINAL:
                     done[uid] = status
                     pending.remove(uid)
             if pending:

@@ -1,10 +1,11 @@
-"""Priors' gRPC door: a thin servicer over Priors."""
+"""Priors' gRPC door: a thin servicer over Priors (it computes; it does not enqueue reporting)."""
 
 from __future__ import annotations
 
-from typing import Any
+import grpc
 
 from hilum.common.grpc_server import run_stage
+from hilum.common.stage_wiring import Forward
 from hilum.priors.service import Priors
 from hilum.v1 import messages_pb2, priors_pb2_grpc
 
@@ -15,5 +16,12 @@ class PriorsServicer(priors_pb2_grpc.PriorsServiceServicer):
     def __init__(self, priors: Priors) -> None:
         self._priors = priors
 
-    def Compare(self, request: messages_pb2.StudyFindings, context: Any) -> messages_pb2.PriorComparison:  # noqa: N802
+    def Compare(
+        self, request: messages_pb2.StudyFindings, context: grpc.ServicerContext
+    ) -> messages_pb2.PriorComparison:
         return run_stage(context, self._priors.compare, request)
+
+
+def add_to_server(priors: Priors, _forward: Forward[messages_pb2.PriorComparison], server: grpc.Server) -> None:
+    """Serve PriorsService on server."""
+    priors_pb2_grpc.add_PriorsServiceServicer_to_server(PriorsServicer(priors), server)

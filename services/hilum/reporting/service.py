@@ -18,16 +18,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.cds_view import write_view
-from hilum.common.db import repository
+from hilum.common import study_state
+from hilum.common.db import results, studies
 from hilum.common.db.models import ReportRow
 from hilum.common.errors import PermanentError
 from hilum.common.fhir.bundle import build_report_bundle
 from hilum.common.fhir.validation import bundle_json, validate_bundle
 from hilum.common.logs import study_ref
-from hilum.common.object_store import write_text_atomically
+from hilum.common.reported_findings import reported_findings
+from hilum.common.atomic_file import write_atomically
 from hilum.reporting.cds_summary import cds_view_of
 from hilum.reporting.draft import draft_report
-from hilum.v1 import ingestion_pb2, messages_pb2
+from hilum.v1 import messages_pb2
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class Reporting:
 
     def draft(self, comparison: messages_pb2.PriorComparison) -> messages_pb2.DraftReport:
         """The draft only; nothing is stored."""
-        return draft_report(comparison)
+        return draft_report(reported_findings(comparison))
 
     def publish(self, comparison: messages_pb2.PriorComparison) -> messages_pb2.PublishResult:
         """Draft, build, validate and publish; a repeat for the same (study, model version) publishes nothing."""
@@ -64,33 +66,35 @@ class Reporting:
         version = comparison.current.model.version
         try:
             with self._sessions.begin() as session:
-                existing = repository.load_report(session, uid, version)
+                existing = results.load_report(session, uid, version)
                 if existing is not None:
                     return _already_published(existing)
                 result = self._publish_in(session, comparison)
-        except IntegrityError:  # a concurrent redelivery published first
+        except IntegrityError:  # a concurrent redelivery published first: its report stands
             with self._sessions() as session:
-                existing = repository.load_report(session, uid, version)
-                assert existing is not None
-                return _already_published(existing)
+                existing = results.load_report(session, uid, version)
+            if existing is None:
+                raise
+            return _already_published(existing)
         log.info("report published", extra={"study_ref": study_ref(uid), "model_version": version})
         return result
 
     def _publish_in(self, session: Session, comparison: messages_pb2.PriorComparison) -> messages_pb2.PublishResult:
         uid = comparison.current.study.study_instance_uid
         version = comparison.current.model.version
-        study = repository.study_info(session, uid)
+        study = studies.study_info(session, uid)
         if study is None:
             raise PermanentError("study not found in Hilum's store")
         prior_study = (
-            repository.study_info(session, comparison.prior.study_instance_uid)
+            studies.study_info(session, comparison.prior.study_instance_uid)
             if comparison.HasField("prior")
             else None
         )
-        draft = draft_report(comparison)
+        reported = reported_findings(comparison)
+        draft = draft_report(reported)
         issued = self._clock()
         bundle = build_report_bundle(
-            study, comparison, draft, prior_study=prior_study, issued=issued,
+            study, reported, draft, prior_study=prior_study, issued=issued,
             patient_identifier_system=self._patient_identifier_system,
         )
         data = bundle_json(bundle)
@@ -113,9 +117,9 @@ class Reporting:
             bundle_json=text, bundle_path=str(path), payload=result.SerializeToString(),
         ))
         session.flush()  # claims (study, version) before anything is written outside the database
-        write_text_atomically(path, text)
-        write_view(self._cds_cache, cds_view_of(study, comparison, draft, report_id, issued))
-        repository.advance_state(session, uid, ingestion_pb2.StudyState.STUDY_STATE_REPORTED)
+        write_atomically(path, text.encode("utf-8"))
+        write_view(self._cds_cache, cds_view_of(study, reported, draft, report_id, issued))
+        studies.advance(session, uid, study_state.REPORTED)
         return result
 
 
@@ -128,8 +132,7 @@ def _already_published(row: ReportRow) -> messages_pb2.PublishResult:
 def _diagnostic_report_id(bundle: dict[str, object]) -> str:
     """The id of the bundle's DiagnosticReport (its urn:uuid, stable for the study and model version)."""
     entries = bundle.get("entry")
-    assert isinstance(entries, list)
-    for entry in entries:
+    for entry in entries if isinstance(entries, list) else []:
         resource = entry["resource"]
         if resource["resourceType"] == "DiagnosticReport":
             return str(entry["fullUrl"]).removeprefix("urn:uuid:")

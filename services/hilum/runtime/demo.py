@@ -13,14 +13,16 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.connections import open_sessions
-from hilum.common.db import repository
+from hilum.common import study_state
+from hilum.common.db import studies
 from hilum.common.db.session import upgrade_database
 from hilum.common.settings import HilumSettings
+from hilum.common.wording import DEMO_NOTICE
 from hilum.inference.model_export import ensure_findings_model
 from hilum.ingestion.client import IngestionClient, rejection_line
-from hilum.reporting.draft import DEMO_NOTICE
 from hilum.runtime.stack import EmbeddedStack
-from hilum.samples.synthetic import write_rejectable_inputs, write_sample_studies
+from hilum.samples.dicom_files import write_sample_studies
+from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.v1 import ingestion_pb2
 
 Print = Callable[[str], None]
@@ -95,13 +97,12 @@ def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, ses
                  cds_url: str, say: Print) -> int:
     """One study's block of the summary; returns 1 if it failed."""
     with sessions() as session:
-        study = repository.study_info(session, status.study_instance_uid)
-    assert study is not None
+        study = studies.require_study_info(session, status.study_instance_uid)
     date = study.started.date().isoformat() if study.started else "unknown date"
-    state = repository.state_name(status.state)
+    state = study_state.name_of(status.state)
     say(f"\nStudy {number}/{total}: patient {study.patient.patient_id}, {study.description or 'chest X-ray'}"
         f" of {date} — {state}")
-    if status.state != ingestion_pb2.StudyState.STUDY_STATE_REPORTED:
+    if status.state != study_state.REPORTED:
         say(f"  error: {status.error}")
         return 1
     result = status.result

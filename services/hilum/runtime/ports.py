@@ -1,8 +1,13 @@
-"""Loopback ports for the embedded stack: free ports, and settings that put every part on one."""
+"""Loopback ports for the embedded stack: free ports, settings that put every part on one, and the check
+that the ports a stack needs are free before anything starts.
+"""
 
 from __future__ import annotations
 
+import errno
 import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hilum.common.settings import (
@@ -15,6 +20,75 @@ from hilum.common.settings import (
     StorageSection,
     TritonSection,
 )
+
+
+@dataclass(frozen=True)
+class Port:
+    """One port the stack listens on, and what a person sets to move it."""
+
+    host: str
+    number: int
+    setting: str  # the environment variable that moves it: "HILUM_CDS__PORT"
+    purpose: str  # what listens there: "the CDS Hooks service"
+
+
+class PortUnavailable(RuntimeError):
+    """A port the stack needs cannot be listened on; the message names it and the setting that moves it."""
+
+
+class PortInUse(PortUnavailable):
+    """Something else already listens on a port the stack needs."""
+
+    def __init__(self, port: Port) -> None:
+        super().__init__(f"port {port.number} is already in use (set {port.setting} to move {port.purpose})")
+        self.port = port
+
+
+class PortsClash(PortUnavailable):
+    """Two parts of the stack are configured on the same port."""
+
+    def __init__(self, first: Port, second: Port) -> None:
+        super().__init__(f"port {first.number} is set for both {first.purpose} ({first.setting}) and "
+                         f"{second.purpose} ({second.setting}); give each its own")
+        self.ports = (first, second)
+
+
+def ensure_free(ports: Iterable[Port]) -> None:
+    """Raise PortsClash if two of ports share a number, PortInUse for the first one something holds, or
+    PortUnavailable when a port cannot be listened on for another reason (an address not on this host).
+    """
+    claimed: dict[int, Port] = {}
+    for port in ports:
+        if port.number in claimed:
+            raise PortsClash(claimed[port.number], port)
+        claimed[port.number] = port
+    for port in claimed.values():
+        try:
+            _try_bind(port.host, port.number)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(port) from None
+            raise PortUnavailable(f"cannot listen on {port.host}:{port.number} ({exc.strerror}; set "
+                                  f"{port.setting} to move {port.purpose})") from None
+
+
+def is_free(host: str, number: int) -> bool:
+    """Whether a server could listen on host:number now."""
+    try:
+        _try_bind(host, number)
+    except OSError:
+        return False
+    return True
+
+
+def _try_bind(host: str, number: int) -> None:
+    """Bind and release host:number; raises OSError as a server would get it.
+
+    SO_REUSEADDR as the servers set it, so a port whose last connections linger in TIME_WAIT counts as free.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, number))
 
 
 def free_port() -> int:

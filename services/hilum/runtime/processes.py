@@ -8,6 +8,10 @@ import subprocess
 from pathlib import Path
 
 
+class ProcessFailed(RuntimeError):
+    """A process of the stack could not start, or stopped; the message names it and ends with its log tail."""
+
+
 class ManagedProcess:
     """One long-running child process whose output goes to a log file."""
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import redis
 
-from hilum.runtime.processes import ManagedProcess
+from hilum.common.polling import wait_until
+from hilum.runtime.processes import ManagedProcess, ProcessFailed
+
+BIND_ADDRESS = "127.0.0.1"
+POLL_INTERVAL_S = 0.1
 
 
 class RedisServer:
@@ -17,12 +20,12 @@ class RedisServer:
     def __init__(self, port: int, data_dir: Path, log_path: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed; run scripts/setup.sh (it installs it)")
-        data_dir.mkdir(parents=True, exist_ok=True)
+            raise ProcessFailed("redis-server is not installed; run scripts/setup.sh (it installs it)")
         self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
+        self.data_dir = data_dir
+        self.url = f"redis://{BIND_ADDRESS}:{port}/0"
         self._process = ManagedProcess("redis", [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir.resolve()),
+            binary, "--port", str(port), "--bind", BIND_ADDRESS, "--dir", str(data_dir.resolve()),
             "--appendonly", "yes", "--appendfsync", "everysec",
             # Queued studies must never be evicted to make room: fail writes loudly instead.
             "--maxmemory-policy", "noeviction",
@@ -30,18 +33,18 @@ class RedisServer:
         ], log_path)
 
     def start(self, timeout_s: float = 20.0) -> None:
+        """Launch redis-server and wait until it answers PING; raises ProcessFailed with its log tail."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self._process.start()
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.exited() is not None:
-                raise RuntimeError(f"redis-server exited:\n{self._process.log_tail()}")
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError(f"redis-server not ready after {timeout_s}s:\n{self._process.log_tail()}")
+        try:
+            wait_until(self.answers, timeout_s, POLL_INTERVAL_S, f"redis-server on {BIND_ADDRESS}:{self.port} "
+                       "to answer PING", on_poll=self._raise_if_exited)
+        except TimeoutError as exc:
+            raise ProcessFailed(f"{exc}:\n{self._process.log_tail()}") from exc
+
+    def answers(self) -> bool:
+        """Whether the server answers PING now."""
+        return answers_ping(self.url)
 
     @property
     def running(self) -> bool:
@@ -52,3 +55,18 @@ class RedisServer:
 
     def stop(self) -> None:
         self._process.stop()
+
+    def _raise_if_exited(self) -> None:
+        if self._process.exited() is not None:
+            raise ProcessFailed(f"redis-server exited:\n{self._process.log_tail()}")
+
+
+def answers_ping(url: str) -> bool:
+    """Whether the Redis at url answers PING now."""
+    client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError):
+        return False
+    finally:
+        client.close()

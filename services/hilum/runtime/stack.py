@@ -1,43 +1,136 @@
-"""The embedded stack on loopback: Redis, Triton, the four services (gRPC + worker each) and the CDS app.
+"""The embedded stack on loopback: Redis, Triton, the four stages (gRPC + worker each) and the CDS app.
 
-Started in dependency order, checked for health, stopped in reverse order. Children read their
-settings from the HILUM_* environment this supervisor gives them.
+Nothing starts unless every port is free. Parts start in dependency order; once every door answers,
+the stack writes endpoints.json in its data directory. It stops in reverse order, removing the file
+first. Children read their settings from the HILUM_* environment this supervisor gives them.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from hilum.common.grpc_server import is_serving
+from hilum.common.polling import wait_until
 from hilum.common.settings import HilumSettings, settings_env
-from hilum.runtime.entrypoints import SERVICES
-from hilum.runtime.processes import ManagedProcess
+from hilum.runtime import redis_server, triton
+from hilum.runtime.endpoints import Endpoints, endpoints_path, live_endpoints, remove_endpoints, write_endpoints
+from hilum.runtime.entrypoints import STAGE_NAMES
+from hilum.runtime.ports import Port, ensure_free
+from hilum.runtime.processes import ManagedProcess, ProcessFailed
 from hilum.runtime.redis_server import RedisServer
 from hilum.runtime.triton import TritonServer
+
+DOOR_POLL_INTERVAL_S = 0.3
+START_TIMEOUT_S = 180.0
+REDIS_DEFAULT_PORT = 6379
+
+
+class StackAlreadyRunning(RuntimeError):
+    """A live stack already uses this data directory (its endpoints.json names a running process)."""
+
+
+@dataclass(frozen=True)
+class Door:
+    """One way into the running stack: its key in endpoints.json ("cds", "grpc.inference"), its address
+    there, the port it listens on, and how to tell that it answers.
+    """
+
+    key: str
+    address: str
+    port: Port
+    answers: Callable[[], bool]
+
+
+def stack_doors(settings: HilumSettings) -> list[Door]:
+    """Every door of a stack with these settings, in start-up order: adding a door is one entry here."""
+    grpc, cds, models = settings.grpc, settings.cds, settings.triton
+    cds_url = f"http://{cds.host}:{cds.port}"
+    triton_host = triton.BIND_ADDRESS
+    triton_http = f"http://{triton_host}:{models.http_port}"
+    triton_metrics = f"http://{triton_host}:{models.metrics_port}/metrics"
+    stages = {name: grpc.address(grpc.port_for(name)) for name in STAGE_NAMES}
+    return [
+        Door("redis", settings.redis.url, Port(redis_server.BIND_ADDRESS, redis_port(settings), "HILUM_REDIS__URL",
+             "Redis"), partial(redis_server.answers_ping, settings.redis.url)),
+        Door("triton.grpc", models.grpc_url, Port(triton_host, triton.grpc_port(models), "HILUM_TRITON__GRPC_URL",
+             "Triton's gRPC endpoint"), partial(triton.is_ready, models)),
+        Door("triton.http", triton_http, Port(triton_host, models.http_port, "HILUM_TRITON__HTTP_PORT",
+             "Triton's HTTP endpoint"), partial(_http_ok, f"{triton_http}/v2/health/ready")),
+        Door("triton.metrics", triton_metrics, Port(triton_host, models.metrics_port, "HILUM_TRITON__METRICS_PORT",
+             "Triton's metrics endpoint"), partial(_http_ok, triton_metrics)),
+        *(Door("ingestion_grpc" if name == "ingestion" else f"grpc.{name}", address, Port(
+            grpc.host, grpc.port_for(name), f"HILUM_GRPC__{name.upper()}_PORT", f"the {name} gRPC service"),
+            partial(is_serving, address)) for name, address in stages.items()),
+        Door("cds", cds_url, Port(cds.host, cds.port, "HILUM_CDS__PORT", "the CDS Hooks service"),
+             partial(_http_ok, f"{cds_url}/cds-services")),
+    ]
+
+
+def stack_endpoints(doors: list[Door], pid: int, started_at: datetime) -> Endpoints:
+    """The endpoints.json of a stack: pid, start time, and each door's address under its key."""
+    tree: dict[str, Any] = {"pid": pid, "started_at": started_at}
+    for door in doors:
+        *parents, last = door.key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = door.address
+    return Endpoints.model_validate(tree)
+
+
+def preflight(settings: HilumSettings) -> None:
+    """Refuse to start, before anything is started, when a live stack already uses the data directory
+    (StackAlreadyRunning) or a port is taken or set twice (PortUnavailable).
+    """
+    data_dir = settings.storage.data_dir
+    running = live_endpoints(data_dir)
+    if running is not None:
+        raise StackAlreadyRunning(f"a stack is already running from {data_dir} (pid {running.pid}); "
+                                  f"its doors are in {endpoints_path(data_dir)}")
+    ensure_free(door.port for door in stack_doors(settings))
 
 
 def redis_port(settings: HilumSettings) -> int:
     """The port of the Redis URL in settings."""
-    return int(settings.redis.url.rsplit(":", 1)[1].split("/")[0])
+    return urlsplit(settings.redis.url).port or REDIS_DEFAULT_PORT
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class EmbeddedStack:
-    """Everything `hilum demo` needs, as child processes of this one."""
+    """Everything `hilum up` and `hilum demo` run, as child processes of this one; `with` starts and stops it."""
 
-    def __init__(self, settings: HilumSettings) -> None:
+    def __init__(self, settings: HilumSettings, clock: Callable[[], datetime] = _utc_now) -> None:
         self.settings = settings
-        data_dir = settings.storage.data_dir
-        self.log_dir = data_dir / "logs"
-        self.redis = RedisServer(redis_port(settings), data_dir / "redis", self.log_dir / "redis.log")
-        self.triton = TritonServer(settings.triton, data_dir / "triton", self.log_dir / "triton.log")
+        self.data_dir = settings.storage.data_dir
+        self.log_dir = self.data_dir / "logs"
+        self.doors = stack_doors(settings)
+        self.endpoints: Endpoints | None = None
+        self._clock = clock
+        self.redis = RedisServer(redis_port(settings), self.data_dir / "redis", self.log_dir / "redis.log")
+        self.triton = TritonServer(settings.triton, self.data_dir / "triton", self.log_dir / "triton.log")
         env = {**os.environ, **settings_env(settings)}
         hilum = [sys.executable, "-m", "hilum.cli"]
         self.children: list[ManagedProcess] = []
-        for name in SERVICES:
+        for name in STAGE_NAMES:
             self.children.append(ManagedProcess(f"{name}-grpc", [*hilum, "serve", name],
                                                 self.log_dir / f"{name}-grpc.log", env))
             self.children.append(ManagedProcess(f"{name}-worker", [*hilum, "worker", name],
@@ -48,69 +141,70 @@ class EmbeddedStack:
     def cds_url(self) -> str:
         return f"http://{self.settings.cds.host}:{self.settings.cds.port}"
 
-    def start(self, timeout_s: float = 180.0) -> None:
-        """Start everything and wait until every part reports healthy; on failure, stop what started."""
+    def start(self, timeout_s: float = START_TIMEOUT_S, check: Callable[[], None] | None = None) -> Endpoints:
+        """Start everything, wait until every door answers, then write endpoints.json; returns its content.
+
+        Raises StackAlreadyRunning or PortUnavailable before starting anything; ProcessFailed when a part
+        stops during start-up; TimeoutError naming the doors that did not answer within timeout_s. check
+        runs on every poll and may raise to abandon start-up (a stop signal). On any failure, what started
+        is stopped again.
+        """
+        preflight(self.settings)
+        started_at = self._clock().replace(microsecond=0)
         try:
             self.redis.start()
             self.triton.start()
             for child in self.children:
                 child.start()
-            self._wait_healthy(timeout_s)
-            self.triton.wait_ready(timeout_s)
+            self._wait_for_doors(timeout_s, check)
+            self.endpoints = stack_endpoints(self.doors, os.getpid(), started_at)
+            write_endpoints(self.data_dir, self.endpoints)
         except BaseException:
             self.stop()
             raise
+        return self.endpoints
 
     def check_alive(self) -> None:
-        """Raise naming the first part of the stack that has stopped, with the end of its log."""
+        """Raise ProcessFailed naming the first part of the stack that has stopped, with the end of its log."""
         for child in self.children:
             if child.exited() is not None:
-                raise RuntimeError(f"{child.name} stopped (exit {child.exited()}):\n{child.log_tail()}")
+                raise ProcessFailed(f"{child.name} stopped (exit {child.exited()}):\n{child.log_tail()}")
         if not self.triton.running:
-            raise RuntimeError(f"tritonserver stopped:\n{self.triton.log_tail()}")
+            raise ProcessFailed(f"tritonserver stopped:\n{self.triton.log_tail()}")
         if not self.redis.running:
-            raise RuntimeError(f"redis-server stopped:\n{self.redis.log_tail()}")
+            raise ProcessFailed(f"redis-server stopped:\n{self.redis.log_tail()}")
 
-    def _wait_healthy(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        pending = {name: self.settings.grpc.address(spec.port(self.settings)) for name, spec in SERVICES.items()}
-        cds_ready = False
-        while time.monotonic() < deadline:
-            for child in self.children:
-                if child.exited() is not None:
-                    raise RuntimeError(f"{child.name} exited during start-up:\n{child.log_tail()}")
-            pending = {name: addr for name, addr in pending.items() if not is_serving(addr)}
-            cds_ready = cds_ready or self._cds_ready()
-            if not pending and cds_ready:
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"not healthy after {timeout_s}s: {sorted(pending)}{'' if cds_ready else ' cds'}")
+    def _wait_for_doors(self, timeout_s: float, check: Callable[[], None] | None) -> None:
+        pending = list(self.doors)
 
-    def _cds_ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.cds_url}/cds-services", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        def every_door_answers() -> bool:
+            pending[:] = [door for door in pending if not door.answers()]
+            return not pending
+
+        def poll() -> None:
+            if check is not None:
+                check()
+            self.check_alive()
+
+        wait_until(every_door_answers, timeout_s, DOOR_POLL_INTERVAL_S,
+                   lambda: f"{', '.join(door.key for door in pending)} to answer (logs in {self.log_dir})",
+                   on_poll=poll)
 
     def stop(self) -> None:
-        """Stop services first (workers finish their task), then Triton, then Redis."""
+        """Remove endpoints.json (the doors are closing), then stop in reverse order: the CDS app and the
+        stages (workers finish their task), Triton, Redis.
+        """
+        if self.endpoints is not None:
+            remove_endpoints(self.data_dir)
+            self.endpoints = None
         for child in reversed(self.children):
             child.stop()
         self.triton.stop()
         self.redis.stop()
 
     def urls(self) -> dict[str, str]:
-        """Where each part listens, for --keep-running."""
-        grpc = {f"{name} gRPC": self.settings.grpc.address(spec.port(self.settings))
-                for name, spec in SERVICES.items()}
-        return {
-            "CDS Hooks discovery": f"{self.cds_url}/cds-services",
-            **grpc,
-            "Triton gRPC": self.settings.triton.grpc_url,
-            "Triton HTTP": f"http://127.0.0.1:{self.settings.triton.http_port}",
-            "Redis": self.settings.redis.url,
-            "logs": str(self.log_dir.resolve()),
-        }
+        """Where each door listens, and where the logs are, for a person."""
+        return {**{door.key: door.address for door in self.doors}, "logs": str(self.log_dir.resolve())}
 
     def __enter__(self) -> EmbeddedStack:
         self.start()

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 from types import TracebackType
 
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
+from hilum.common.polling import wait_until
 from hilum.common.settings import TritonSection
-from hilum.runtime.processes import ManagedProcess
+from hilum.runtime.processes import ManagedProcess, ProcessFailed
 
 BIND_ADDRESS = "127.0.0.1"
 LOG_TAIL_LINES = 40
@@ -26,11 +26,11 @@ STUB_NAME = "triton_python_backend_stub"
 SETUP_HINT = "run the setup script, which creates it with nvidia-pytriton and onnxruntime"
 
 
-class TritonNotInstalled(RuntimeError):
+class TritonNotInstalled(ProcessFailed):
     """The server virtual environment, or the tritonserver binary inside it, is missing."""
 
 
-class TritonStartError(RuntimeError):
+class TritonStartError(ProcessFailed):
     """tritonserver exited, or did not get the model ready, during start-up; carries the log tail."""
 
 
@@ -52,7 +52,7 @@ class TritonServer:
     @property
     def grpc_port(self) -> int:
         """The port of settings.grpc_url ("host:port")."""
-        return int(self.settings.grpc_url.rsplit(":", 1)[1])
+        return grpc_port(self.settings)
 
     def start(self) -> None:
         """Launches tritonserver in its own process group; returns without waiting for readiness."""
@@ -84,26 +84,24 @@ class TritonServer:
 
         Raises TritonStartError with the log tail when the process exits or timeout_s passes.
         """
-        if self._process is None:
+        process = self._process
+        if process is None:
             raise RuntimeError("tritonserver was not started")
-        deadline = time.monotonic() + (self.startup_timeout_s if timeout_s is None else timeout_s)
+
+        def raise_if_exited() -> None:
+            code = process.exited()
+            if code is not None:
+                raise TritonStartError(f"tritonserver exited with code {code} during start-up\n{self.log_tail()}")
+
+        model = self.settings.findings_model
         client = triton_grpc.InferenceServerClient(self.settings.grpc_url)
         try:
-            while time.monotonic() < deadline:
-                code = self._process.exited()
-                if code is not None:
-                    raise TritonStartError(
-                        f"tritonserver exited with code {code} during start-up\n{self.log_tail()}"
-                    )
-                if self._ready(client):
-                    return
-                time.sleep(POLL_INTERVAL_S)
+            wait_until(lambda: _model_ready(client, model), self.startup_timeout_s if timeout_s is None else timeout_s,
+                       POLL_INTERVAL_S, f"tritonserver to get {model} ready", on_poll=raise_if_exited)
+        except TimeoutError as exc:
+            raise TritonStartError(f"{exc}\n{self.log_tail()}") from exc
         finally:
             client.close()
-        raise TritonStartError(
-            f"tritonserver did not get {self.settings.findings_model} ready within "
-            f"{self.startup_timeout_s if timeout_s is None else timeout_s:.0f} s\n{self.log_tail()}"
-        )
 
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM to the server (it stops its stubs), then SIGKILL to its process group after grace_s."""
@@ -140,16 +138,6 @@ class TritonServer:
     ) -> None:
         """Stops the server."""
         self.stop()
-
-    def _ready(self, client: triton_grpc.InferenceServerClient) -> bool:
-        """Whether the server is ready and has loaded the findings model; False while it cannot answer."""
-        try:
-            return bool(
-                client.is_server_ready(client_timeout=1.0)
-                and client.is_model_ready(self.settings.findings_model, client_timeout=1.0)
-            )
-        except InferenceServerException:
-            return False
 
     def _locate_pytriton(self) -> tuple[Path, str]:
         """The pytriton package folder inside the server venv and that venv's Python version ("3.11")."""
@@ -192,6 +180,28 @@ class TritonServer:
         env.pop("PYTHONHOME", None)
         env.pop("PYTHONPATH", None)
         return env
+
+
+def grpc_port(settings: TritonSection) -> int:
+    """The port of settings.grpc_url ("host:port")."""
+    return int(settings.grpc_url.rsplit(":", 1)[1])
+
+
+def is_ready(settings: TritonSection) -> bool:
+    """Whether the server at settings.grpc_url answers and has the findings model ready, now."""
+    client = triton_grpc.InferenceServerClient(settings.grpc_url)
+    try:
+        return _model_ready(client, settings.findings_model)
+    finally:
+        client.close()
+
+
+def _model_ready(client: triton_grpc.InferenceServerClient, model: str) -> bool:
+    """Whether the server is ready and has loaded model; False while it cannot answer."""
+    try:
+        return bool(client.is_server_ready(client_timeout=1.0) and client.is_model_ready(model, client_timeout=1.0))
+    except InferenceServerException:
+        return False
 
 
 def _base_python_lib(venv: Path) -> Path | None:

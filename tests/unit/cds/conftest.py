@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from hilum.common.cds_view import CdsFinding, CdsView, ChangeSincePrior
+from hilum.common.cds_view import CdsFinding, CdsView
+from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
 
 
 def make_view(**overrides: Any) -> CdsView:
-    """A demo-weight view with a new pneumothorax and an unchanged effusion; fields overridable."""
+    """A demo-weight view with a new pneumothorax and an unchanged effusion, both present; fields overridable."""
     fields: dict[str, Any] = {
         "patient_id": "MRN-0042",
         "study_instance_uid": "1.2.826.0.1.3680043.8.498.1001",
@@ -21,11 +22,16 @@ def make_view(**overrides: Any) -> CdsView:
         "impression": "New right pneumothorax. Possible small pleural effusion.",
         "findings": [
             CdsFinding(
-                code="pneumothorax", display="Pneumothorax", probability=0.91, change=ChangeSincePrior.NEW
+                code="pneumothorax",
+                display="Pneumothorax",
+                status=FindingStatus.PRESENT,
+                probability=0.91,
+                change=ChangeSincePrior.NEW,
             ),
             CdsFinding(
                 code="effusion",
                 display="Pleural effusion",
+                status=FindingStatus.PRESENT,
                 probability=0.62,
                 change=ChangeSincePrior.UNCHANGED,
             ),

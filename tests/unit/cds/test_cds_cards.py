@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from hilum.cds.cards import Card, patient_view_cards
-from hilum.common.cds_view import CdsFinding, CdsView, ChangeSincePrior
-from hilum.common.fhir.identifiers import DEMO_WARNING
+from hilum.common.cds_view import CdsFinding, CdsView
+from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
+from hilum.common.wording import CARD_DEMO_PREFIX, DEMO_WARNING
 
 INDICATORS = {"info", "warning", "critical"}
 
@@ -52,6 +53,7 @@ def test_demo_card(view_factory: Callable[..., CdsView]) -> None:
     card = card_json(view_factory())
     assert_valid_card(card)
     assert card["summary"].startswith("DEMO")
+    assert card["summary"].startswith(CARD_DEMO_PREFIX)
     assert DEMO_WARNING in card["source"]["label"]
     assert DEMO_WARNING in card["detail"]
 
@@ -70,6 +72,13 @@ def test_pneumothorax_already_on_the_prior_is_a_warning(view_factory: Callable[.
     view = view_factory(findings=[CdsFinding(code="pneumothorax", display="Pneumothorax", probability=0.8,
                                              change=ChangeSincePrior.UNCHANGED)])
     assert card_json(view)["indicator"] == "warning"
+
+
+def test_resolved_or_uncertain_pneumothorax_is_not_critical(view_factory: Callable[..., CdsView]) -> None:
+    for status, change in ((FindingStatus.RESOLVED, ChangeSincePrior.RESOLVED), (FindingStatus.UNCERTAIN, None)):
+        view = view_factory(findings=[CdsFinding(code="pneumothorax", display="Pneumothorax", status=status,
+                                                 probability=0.4, change=change)])
+        assert card_json(view)["indicator"] == "info"
 
 
 def test_other_findings_are_warnings(view_factory: Callable[..., CdsView]) -> None:
@@ -93,10 +102,56 @@ def test_no_findings_is_info(view_factory: Callable[..., CdsView]) -> None:
 
 def test_detail_lists_findings_probabilities_and_change(view_factory: Callable[..., CdsView]) -> None:
     detail = card_json(view_factory())["detail"]
-    assert "| Pneumothorax | 91% | new |" in detail
-    assert "| Pleural effusion | 62% | unchanged |" in detail
+    assert "| Finding | Status | Probability | Change since prior |" in detail
+    assert "| Pneumothorax | present | 91% | new |" in detail
+    assert "| Pleural effusion | present | 62% | unchanged |" in detail
     assert "New right pneumothorax." in detail
     assert "http" not in detail  # no links out
+
+
+def _mixed_view(view_factory: Callable[..., CdsView]) -> CdsView:
+    """A new pneumothorax, a possible effusion and a cardiomegaly resolved since the prior."""
+    return view_factory(findings=[
+        CdsFinding(code="pneumothorax", display="Pneumothorax", status=FindingStatus.PRESENT, probability=0.91,
+                   change=ChangeSincePrior.NEW),
+        CdsFinding(code="effusion", display="Pleural effusion", status=FindingStatus.UNCERTAIN, probability=0.45,
+                   change=ChangeSincePrior.NOT_COMPARED),
+        CdsFinding(code="cardiomegaly", display="Cardiomegaly", status=FindingStatus.RESOLVED, probability=0.12,
+                   change=ChangeSincePrior.RESOLVED),
+    ])
+
+
+def test_summary_names_present_and_resolved_findings_only(view_factory: Callable[..., CdsView]) -> None:
+    summary = card_json(_mixed_view(view_factory))["summary"]
+    assert summary.endswith("(AI, preliminary): Pneumothorax (new), Cardiomegaly (resolved)")
+    assert "effusion" not in summary
+
+
+def test_detail_table_lists_every_reported_finding_with_its_status(view_factory: Callable[..., CdsView]) -> None:
+    detail = card_json(_mixed_view(view_factory))["detail"]
+    rows = [line for line in detail.splitlines() if line.startswith("| ") and "Status" not in line]
+    assert rows == [
+        "| Pneumothorax | present | 91% | new |",
+        "| Pleural effusion | uncertain | 45% | not-compared |",
+        "| Cardiomegaly | resolved | 12% | resolved |",
+    ]
+
+
+def test_detail_says_when_no_prior_was_compared(view_factory: Callable[..., CdsView]) -> None:
+    view = view_factory(findings=[CdsFinding(code="effusion", display="Pleural effusion", probability=0.7)])
+    assert "| Pleural effusion | present | 70% | not compared |" in card_json(view)["detail"]
+
+
+def test_only_uncertain_findings_is_info_with_no_findings_in_the_summary(
+    view_factory: Callable[..., CdsView],
+) -> None:
+    view = view_factory(findings=[CdsFinding(code="effusion", display="Pleural effusion",
+                                             status=FindingStatus.UNCERTAIN, probability=0.45)])
+    card = card_json(view)
+    assert_valid_card(card)
+    assert card["indicator"] == "info"
+    assert card["summary"].endswith("no findings above threshold")
+    assert "| Pleural effusion | uncertain | 45% |" in card["detail"]
 
 
 def test_summary_is_cut_below_140_characters(view_factory: Callable[..., CdsView]) -> None:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 
 import redis
 
-from hilum.common.cds_view import KEY_PREFIX, CdsView, patient_key, read_latest, write_view
+from hilum.common.cds_view import KEY_PREFIX, CdsFinding, CdsView, patient_key, read_latest, write_view
+from hilum.common.reported_findings import (
+    ChangeSincePrior,
+    FindingStatus,
+    Laterality,
+    ModelProvenance,
+    ReportedFinding,
+)
 
 
 def test_key_is_the_sha256_of_the_patient_id() -> None:
@@ -79,3 +87,36 @@ def test_patients_do_not_share_views(redis_client: redis.Redis, view_factory: Ca
     a, b = read_latest(redis_client, "A"), read_latest(redis_client, "B")
     assert a is not None and b is not None
     assert (a.study_instance_uid, b.study_instance_uid) == ("1.2.826.0.1.3680043.8.498.1001", "9.9")
+
+
+def test_a_finding_carries_its_reported_status_and_change() -> None:
+    reported = ReportedFinding(
+        code="effusion",
+        display="Pleural effusion",
+        snomed_code="60046008",
+        status=FindingStatus.UNCERTAIN,
+        probability=0.45,
+        threshold=0.5,
+        laterality=Laterality.LEFT,
+        change=ChangeSincePrior.NOT_COMPARED,
+        model=ModelProvenance(name="cxr_findings", version="demo-untrained", demo_weights=True),
+    )
+    assert CdsFinding.of(reported) == CdsFinding(
+        code="effusion",
+        display="Pleural effusion (left)",
+        status=FindingStatus.UNCERTAIN,
+        probability=0.45,
+        change=ChangeSincePrior.NOT_COMPARED,
+    )
+
+
+def test_a_view_stored_before_findings_had_a_status_reads_them_as_present(
+    redis_client: redis.Redis, view_factory: Callable[..., CdsView]
+) -> None:
+    stored = view_factory().model_dump(mode="json")
+    for finding in stored["findings"]:
+        del finding["status"]
+    redis_client.hset(patient_key("MRN-0042"), mapping={"rank": "0", "view": json.dumps(stored)})
+    latest = read_latest(redis_client, "MRN-0042")
+    assert latest is not None
+    assert [f.status for f in latest.findings] == [FindingStatus.PRESENT, FindingStatus.PRESENT]

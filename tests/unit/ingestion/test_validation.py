@@ -14,7 +14,9 @@ from pydicom.dataset import Dataset
 
 from hilum.common.study import InstanceInfo
 from hilum.ingestion.validation import RejectedInstance, ValidatedInstance, validate_instance
-from hilum.samples.synthetic import SAMPLE_STUDIES, write_rejectable_inputs, write_sample_studies
+from hilum.samples.dicom_files import write_sample_studies
+from hilum.samples.rejectable_inputs import write_rejectable_inputs
+from hilum.samples.sample_studies import SAMPLE_STUDIES
 from hilum.v1 import ingestion_pb2
 
 ROWS, COLUMNS = 256, 200

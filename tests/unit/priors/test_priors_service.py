@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilum.common.db import repository
+from hilum.common import study_state
+from hilum.common.db import results, studies
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.study import PatientInfo
 from hilum.priors.service import Priors
-from hilum.v1 import ingestion_pb2, messages_pb2
+from hilum.v1 import messages_pb2
+from tests.helpers import record_study
 
 PATIENT = PatientInfo(patient_id="P1", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
 MODEL = messages_pb2.ModelInfo(name="cxr_findings", version="demo-untrained", demo_weights=True)
@@ -19,8 +21,7 @@ S = messages_pb2.FindingState
 
 
 def _study(sessions: sessionmaker[Session], uid: str, started: datetime, patient: PatientInfo = PATIENT) -> None:
-    with sessions.begin() as session:
-        repository.ensure_study(session, uid, patient, started, "ACC", "XR CHEST PA")
+    record_study(sessions, uid, patient, started)
 
 
 def _findings(uid: str, effusion: messages_pb2.FindingState.ValueType) -> messages_pb2.StudyFindings:
@@ -32,7 +33,7 @@ def _findings(uid: str, effusion: messages_pb2.FindingState.ValueType) -> messag
 
 def _store(sessions: sessionmaker[Session], findings: messages_pb2.StudyFindings) -> None:
     with sessions.begin() as session:
-        repository.save_findings(session, findings)
+        results.save_findings(session, findings)
 
 
 def test_latest_earlier_study_of_the_same_patient_is_the_prior(sqlite_sessions: sessionmaker[Session]) -> None:
@@ -50,7 +51,7 @@ def test_latest_earlier_study_of_the_same_patient_is_the_prior(sqlite_sessions: 
     assert comparison.prior.study_date == (now - timedelta(days=30)).strftime("%Y%m%d")
     assert [(c.code, c.change) for c in comparison.changes] == [("effusion", messages_pb2.Change.CHANGE_NEW)]
     with sqlite_sessions() as session:
-        row = repository.get_study(session, "1.3")
+        row = studies.get_study(session, "1.3")
         assert row is not None and row.state == "COMPARED"
 
 
@@ -67,8 +68,9 @@ def test_a_prior_still_in_flight_is_waited_for_then_given_up_on(sqlite_sessions:
     with pytest.raises(TransientError) as waiting:
         Priors(sqlite_sessions).compare(current)
     assert waiting.value.retry_after_s is not None
-    # Past the wait, the prior is named but no change is claimed.
-    comparison = Priors(sqlite_sessions, prior_wait=timedelta(0)).compare(current)
+    # Past the wait (by the injected clock), the prior is named but no change is claimed.
+    later = Priors(sqlite_sessions, clock=lambda: datetime.now(UTC) + timedelta(minutes=6))
+    comparison = later.compare(current)
     assert comparison.prior.study_instance_uid == "3.1" and list(comparison.prior.findings) == []
     assert list(comparison.changes) == []
 
@@ -77,7 +79,7 @@ def test_a_failed_prior_is_not_waited_for(sqlite_sessions: sessionmaker[Session]
     _study(sqlite_sessions, "4.1", datetime(2024, 1, 1))
     _study(sqlite_sessions, "4.2", datetime(2025, 1, 1))
     with sqlite_sessions.begin() as session:
-        repository.fail_study(session, "4.1", "inference: image unreadable")
+        studies.fail(session, "4.1", "inference: image unreadable")
     comparison = Priors(sqlite_sessions).compare(_findings("4.2", S.FINDING_STATE_ABSENT))
     assert comparison.prior.study_instance_uid == "4.1"
 
@@ -90,10 +92,10 @@ def test_unknown_study_is_a_permanent_error(sqlite_sessions: sessionmaker[Sessio
 def test_state_never_moves_backwards(sqlite_sessions: sessionmaker[Session]) -> None:
     _study(sqlite_sessions, "6.1", datetime(2025, 1, 1))
     with sqlite_sessions.begin() as session:
-        repository.advance_state(session, "6.1", ingestion_pb2.StudyState.STUDY_STATE_REPORTED)
-        repository.advance_state(session, "6.1", ingestion_pb2.StudyState.STUDY_STATE_INFERRED)
+        studies.advance(session, "6.1", study_state.REPORTED)
+        studies.advance(session, "6.1", study_state.INFERRED)
     with sqlite_sessions() as session:
-        row = repository.get_study(session, "6.1")
+        row = studies.get_study(session, "6.1")
         assert row is not None and row.state == "REPORTED"
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from hilum.reporting.draft import DEMO_NOTICE, draft_report
+from dataclasses import replace
+
+from hilum.common.reported_findings import Laterality, reported_findings
+from hilum.common.wording import DEMO_DETAIL, DEMO_NOTICE, DRAFT_NOTICE
+from hilum.reporting.draft import draft_report, impression_text
 from hilum.v1 import messages_pb2
 
 S = messages_pb2.FindingState
@@ -38,8 +42,18 @@ def _comparison(with_prior: bool, demo: bool = True) -> messages_pb2.PriorCompar
     return comparison
 
 
+def _draft(comparison: messages_pb2.PriorComparison) -> messages_pb2.DraftReport:
+    return draft_report(reported_findings(comparison))
+
+
+def _absent_now(comparison: messages_pb2.PriorComparison) -> messages_pb2.PriorComparison:
+    for finding in comparison.current.findings:
+        finding.state = S.FINDING_STATE_ABSENT
+    return comparison
+
+
 def test_every_finding_sentence_cites_known_codes() -> None:
-    draft = draft_report(_comparison(with_prior=True))
+    draft = _draft(_comparison(with_prior=True))
     codes = {"pneumothorax", "effusion", "edema"}
     cited = [s for s in [*draft.findings, *draft.impression] if s.finding_codes]
     assert cited
@@ -47,20 +61,94 @@ def test_every_finding_sentence_cites_known_codes() -> None:
         assert set(sentence.finding_codes) <= codes
 
 
+def test_one_findings_sentence_per_reported_finding_in_report_order() -> None:
+    draft = _draft(_comparison(with_prior=True))
+    assert [s.text for s in draft.findings] == [
+        "Comparison: chest radiograph of 2025-03-01.",
+        "Pneumothorax: suspected (probability 0.91, threshold 0.50), new since the prior study of 2025-03-01.",
+        "Pleural effusion: possible (probability 0.45, below threshold 0.50).",
+        "Pulmonary edema: seen on the prior study, not seen now.",
+    ]
+    assert [list(s.finding_codes) for s in draft.findings] == [[], ["pneumothorax"], ["effusion"], ["edema"]]
+
+
 def test_change_since_prior_is_stated() -> None:
-    draft = draft_report(_comparison(with_prior=True))
+    draft = _draft(_comparison(with_prior=True))
     assert "new since the prior study of 2025-03-01" in draft.text
     assert "Pulmonary edema: seen on the prior study, not seen now." in draft.text
     assert "Suspected: pneumothorax (new)." in draft.text
-    assert "Comparison: chest radiograph of 2025-03-01." in draft.text
+    assert "Resolved since prior: pulmonary edema." in draft.text
+    assert [list(s.finding_codes) for s in draft.impression] == [["pneumothorax"], ["edema"]]
+
+
+def test_unchanged_finding_is_said_to_be_on_the_prior() -> None:
+    comparison = _comparison(with_prior=True)
+    comparison.changes[0].change = C.CHANGE_UNCHANGED
+    draft = _draft(comparison)
+    assert "also present on the prior study of 2025-03-01." in draft.text
+    assert "Suspected: pneumothorax." in draft.text
 
 
 def test_no_prior_is_said_plainly() -> None:
-    draft = draft_report(_comparison(with_prior=False))
+    draft = _draft(_comparison(with_prior=False))
     assert "Comparison: no prior chest radiograph in Hilum." in draft.text
     assert "(new)" not in draft.text
+    assert "prior study" not in draft.text
+
+
+def test_a_prior_without_findings_reports_no_change() -> None:
+    comparison = _comparison(with_prior=True)
+    del comparison.prior.findings[:]
+    draft = _draft(comparison)
+    assert draft.findings[0].text == (
+        "Comparison: chest radiograph of 2025-03-01 (its findings were not available, so no change is reported)."
+    )
+    assert "(new)" not in draft.text and "new since" not in draft.text
+    assert "Pulmonary edema" not in draft.text  # nothing is resolved without a compared prior
+
+
+def test_a_malformed_prior_date_is_unknown() -> None:
+    comparison = _comparison(with_prior=True)
+    comparison.prior.study_date = "2025"
+    assert "Comparison: chest radiograph of an unknown date." in _draft(comparison).text
+
+
+def test_none_reached_threshold_cites_every_assessed_finding() -> None:
+    draft = _draft(_absent_now(_comparison(with_prior=False)))
+    (last,) = [s for s in draft.findings if s.text.startswith("None of")]
+    assert last.text == "None of the 3 assessed findings reached its operating threshold."
+    assert list(last.finding_codes) == ["pneumothorax", "effusion", "edema"]
+    (impression,) = draft.impression
+    assert impression.text == "No finding above its operating threshold."
+    assert list(impression.finding_codes) == ["pneumothorax", "effusion", "edema"]
+
+
+def test_a_known_side_is_named() -> None:
+    reported = reported_findings(_comparison(with_prior=False))
+    sided = replace(reported, findings=(replace(reported.findings[0], laterality=Laterality.RIGHT),))
+    draft = draft_report(sided)
+    assert "Pneumothorax (right): suspected" in draft.text
+    assert "Suspected: pneumothorax (right)." in draft.text
 
 
 def test_demo_notice_leads_the_text_only_for_demo_weights() -> None:
-    assert draft_report(_comparison(False, demo=True)).text.startswith(DEMO_NOTICE)
-    assert DEMO_NOTICE not in draft_report(_comparison(False, demo=False)).text
+    demo = _draft(_comparison(False, demo=True)).text
+    assert demo.startswith(f"{DEMO_NOTICE}\n{DEMO_DETAIL}\n")
+    assert demo.startswith("DEMO WEIGHTS — NOT FOR CLINICAL USE.")
+    validated = _draft(_comparison(False, demo=False)).text
+    assert DEMO_NOTICE not in validated
+    assert validated.startswith(DRAFT_NOTICE)
+
+
+def test_draft_names_the_study_and_the_model() -> None:
+    draft = _draft(_comparison(with_prior=False))
+    assert draft.study_instance_uid == "1.2.3"
+    assert (draft.model.name, draft.model.version, draft.model.demo_weights) == (
+        "cxr_findings", "demo-untrained", True
+    )
+    assert "Algorithm: cxr_findings version demo-untrained." in draft.text
+
+
+def test_impression_text_is_one_paragraph() -> None:
+    draft = _draft(_comparison(with_prior=True))
+    assert impression_text(draft) == "Suspected: pneumothorax (new). Resolved since prior: pulmonary edema."

@@ -10,11 +10,12 @@ import redis as redis_lib
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.cds_view import read_latest
-from hilum.common.db import repository
+from hilum.common.db import results, studies
 from hilum.common.fhir.validation import validate_bundle
-from hilum.common.study import InstanceInfo, PatientInfo
+from hilum.common.study import PatientInfo
 from hilum.reporting.service import Reporting
 from hilum.v1 import messages_pb2
+from tests.helpers import record_study
 
 PATIENT = PatientInfo(patient_id="P7", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
 S = messages_pb2.FindingState
@@ -22,7 +23,7 @@ S = messages_pb2.FindingState
 
 def _comparison(uid: str) -> messages_pb2.PriorComparison:
     current = messages_pb2.StudyFindings(
-        study=messages_pb2.StudyReference(study_instance_uid=uid, object_keys=["dicom/x.dcm"]),
+        study=messages_pb2.StudyReference(study_instance_uid=uid, frontal_object_key="dicom/x.dcm"),
         model=messages_pb2.ModelInfo(name="cxr_findings", version="demo-untrained", demo_weights=True),
         findings=[
             messages_pb2.Finding(code="pneumothorax", display="Pneumothorax", probability=0.8, threshold=0.5,
@@ -40,12 +41,7 @@ def _reporting(sessions: sessionmaker[Session], tmp_path: Path, client: redis_li
 
 
 def _stored_study(sessions: sessionmaker[Session], uid: str) -> None:
-    with sessions.begin() as session:
-        repository.ensure_study(session, uid, PATIENT, datetime(2025, 2, 18, 10, 5), "ACC1", "XR CHEST PA")
-        repository.add_instance(session, uid, InstanceInfo(
-            sop_instance_uid=f"{uid}.1", sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1", series_instance_uid=f"{uid}.9",
-            series_number=1, instance_number=1, modality="DX", view_position="PA", rows=64, columns=52,
-            pixel_spacing_mm=(0.139, 0.139), object_key="dicom/x.dcm"))
+    record_study(sessions, uid, PATIENT, datetime(2025, 2, 18, 10, 5), view_positions=("PA",))
 
 
 def test_publish_writes_bundle_row_and_cds_view_once(sqlite_sessions: sessionmaker[Session], tmp_path: Path,
@@ -64,8 +60,8 @@ def test_publish_writes_bundle_row_and_cds_view_once(sqlite_sessions: sessionmak
     assert second.status == messages_pb2.PublishStatus.PUBLISH_STATUS_ALREADY_PUBLISHED
     assert second.diagnostic_report_id == first.diagnostic_report_id
     with sqlite_sessions() as session:
-        assert repository.count_reports(session, "7.1") == 1
-        row = repository.get_study(session, "7.1")
+        assert results.count_reports(session, "7.1") == 1
+        row = studies.get_study(session, "7.1")
         assert row is not None and row.state == "REPORTED"
 
 

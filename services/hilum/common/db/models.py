@@ -77,39 +77,37 @@ class InstanceRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class FindingsRow(Base):
-    """Inference output for a study under one model version (a serialized StudyFindings)."""
+class _StageResult:
+    """Columns every per-(study, model version) result row has; the unique pair makes stages idempotent."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_instance_uid: Mapped[str] = mapped_column(
+        ForeignKey("studies.study_instance_uid", ondelete="CASCADE"), index=True
+    )
+    model_version: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # the serialized result message
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FindingsRow(_StageResult, Base):
+    """Inference output for a study under one model version (payload: a StudyFindings)."""
 
     __tablename__ = "findings"
     __table_args__ = (UniqueConstraint("study_instance_uid", "model_version", name="uq_findings_study_model"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    study_instance_uid: Mapped[str] = mapped_column(
-        ForeignKey("studies.study_instance_uid", ondelete="CASCADE"), index=True
-    )
     model_name: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str] = mapped_column(String(128))
     demo_weights: Mapped[bool] = mapped_column(Boolean)
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ReportRow(Base):
-    """A published report for a study under one model version, with its FHIR bundle."""
+class ReportRow(_StageResult, Base):
+    """A published report for a study under one model version (payload: a PublishResult), with its bundle."""
 
     __tablename__ = "reports"
     __table_args__ = (UniqueConstraint("study_instance_uid", "model_version", name="uq_reports_study_model"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    study_instance_uid: Mapped[str] = mapped_column(
-        ForeignKey("studies.study_instance_uid", ondelete="CASCADE"), index=True
-    )
-    model_version: Mapped[str] = mapped_column(String(128))
     diagnostic_report_id: Mapped[str] = mapped_column(String(64))
     bundle_json: Mapped[str] = mapped_column(Text)
     bundle_path: Mapped[str] = mapped_column(String(1024))
-    payload: Mapped[bytes] = mapped_column(LargeBinary)  # a serialized PublishResult
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class RejectionRow(Base):

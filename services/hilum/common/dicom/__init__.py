@@ -1,1 +1,1 @@
-"""DICOM attribute readers shared by the stages (parsing lives here or in ingestion, nowhere else)."""
+"""DICOM knowledge shared by the stages: attribute readers, header reading and the one pixel decode path."""

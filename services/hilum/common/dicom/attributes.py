@@ -17,6 +17,7 @@ from pydicom.sequence import Sequence
 
 _UID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _UID_MAX_LENGTH = 64
+_CODE_STRING = re.compile(r"[A-Z0-9 _]{1,16}")
 
 
 def raw_value(ds: Dataset, keyword: str) -> Any:
@@ -72,6 +73,13 @@ def uid(ds: Dataset, keyword: str) -> str:
     if len(value) > _UID_MAX_LENGTH or not _UID.fullmatch(value):
         return ""
     return value
+
+
+def printable(value: str) -> str:
+    """A code string fit for a PHI-free message: itself when it is 1 to 16 upper-case letters, digits,
+    spaces or underscores (a CS value), else "(unreadable value)".
+    """
+    return value if _CODE_STRING.fullmatch(value) else "(unreadable value)"
 
 
 def parse_date(value: str) -> date | None:

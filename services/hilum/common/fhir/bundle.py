@@ -18,9 +18,10 @@ from hilum.common.fhir.device import algorithm_identifier, build_device
 from hilum.common.fhir.diagnostic_report import build_diagnostic_report, report_identifier
 from hilum.common.fhir.identifiers import resource_uuid
 from hilum.common.fhir.imaging_study import build_imaging_study, fhir_date_time, study_identifier
-from hilum.common.fhir.observation import build_observation, observation_identifier, reported_findings
+from hilum.common.fhir.observation import build_observation, observation_identifier
 from hilum.common.fhir.patient import build_patient, patient_identifier
 from hilum.common.fhir.provenance import build_provenance
+from hilum.common.reported_findings import ReportedFindings
 from hilum.common.study import StudyInfo
 from hilum.v1 import messages_pb2
 
@@ -60,30 +61,29 @@ def _reference(resource_id: str) -> Reference:
 
 def _check_inputs(
     study: StudyInfo,
-    comparison: messages_pb2.PriorComparison,
+    reported: ReportedFindings,
     draft: messages_pb2.DraftReport,
     prior_study: StudyInfo | None,
     issued: datetime,
 ) -> None:
     """Refuse inputs that describe different studies, or an issued time without a UTC offset."""
     uid = study.study_instance_uid
-    current_uid = comparison.current.study.study_instance_uid
-    if current_uid and current_uid != uid:
-        raise ValueError(f"comparison is for study {current_uid}, not {uid}")
+    if reported.study_instance_uid and reported.study_instance_uid != uid:
+        raise ValueError(f"reported findings are for study {reported.study_instance_uid}, not {uid}")
     if draft.study_instance_uid and draft.study_instance_uid != uid:
         raise ValueError(f"draft is for study {draft.study_instance_uid}, not {uid}")
     if prior_study is not None:
-        if not comparison.HasField("prior"):
-            raise ValueError("a prior study was given but the comparison has no prior")
-        if prior_study.study_instance_uid != comparison.prior.study_instance_uid:
-            raise ValueError("the prior study given is not the comparison's prior")
+        if reported.prior is None:
+            raise ValueError("a prior study was given but the reported findings name no prior")
+        if prior_study.study_instance_uid != reported.prior.study_instance_uid:
+            raise ValueError("the prior study given is not the reported findings' prior")
     if issued.tzinfo is None or issued.utcoffset() is None:
         raise ValueError("issued must be timezone-aware (FHIR instant)")
 
 
 def build_report_bundle(
     study: StudyInfo,
-    comparison: messages_pb2.PriorComparison,
+    reported: ReportedFindings,
     draft: messages_pb2.DraftReport,
     *,
     prior_study: StudyInfo | None,
@@ -92,12 +92,13 @@ def build_report_bundle(
 ) -> Bundle:
     """Transaction Bundle of Patient, ImagingStudy (+ prior), Device, Observations, report, Provenance.
 
+    One Observation per reported finding, in report order; the algorithm is the reported findings' model.
     Patient, ImagingStudies, Device, Observations and the DiagnosticReport are conditional creates on
     their stable identifiers. A prior known only by UID (no `prior_study`) is referenced logically by
     its `urn:dicom:uid` identifier instead of being carried as an entry.
     """
-    _check_inputs(study, comparison, draft, prior_study, issued)
-    model = comparison.current.model if comparison.current.HasField("model") else draft.model
+    _check_inputs(study, reported, draft, prior_study, issued)
+    model = reported.model.as_info()
     uid, version = study.study_instance_uid, model.version
     effective = fhir_date_time(study.started)
 
@@ -120,42 +121,25 @@ def build_report_bundle(
             _entry(prior_resource, prior_id, match=study_identifier(prior_study.study_instance_uid))
         )
         studies.append(_reference(prior_id))
-    elif comparison.HasField("prior"):
+    elif reported.prior is not None:
         studies.append(
-            Reference(type="ImagingStudy", identifier=study_identifier(comparison.prior.study_instance_uid))
+            Reference(type="ImagingStudy", identifier=study_identifier(reported.prior.study_instance_uid))
         )
     entries.append(_entry(build_device(model), device_id, match=algorithm_identifier(model)))
 
     results: list[Reference] = []
-    for reported in reported_findings(comparison):
+    for finding in reported.findings:
         observation = build_observation(
-            reported,
-            study_instance_uid=uid,
-            model=model,
-            subject=subject,
-            device=device,
-            derived_from=studies,
-            effective=effective,
-            issued=issued,
+            finding, study_instance_uid=uid, subject=subject, device=device, derived_from=studies,
+            effective=effective, issued=issued,
         )
-        observation_id = resource_uuid("Observation", uid, version, reported.finding.code)
-        entries.append(
-            _entry(
-                observation, observation_id, match=observation_identifier(uid, version, reported.finding.code)
-            )
-        )
+        observation_id = resource_uuid("Observation", uid, version, finding.code)
+        entries.append(_entry(observation, observation_id, match=observation_identifier(uid, version, finding.code)))
         results.append(_reference(observation_id))
 
     report = build_diagnostic_report(
-        study,
-        draft,
-        list(comparison.current.findings),
-        model=model,
-        subject=subject,
-        imaging_studies=studies,
-        results=results,
-        effective=effective,
-        issued=issued,
+        study, draft, reported, subject=subject, imaging_studies=studies, results=results,
+        effective=effective, issued=issued,
     )
     entries.append(_entry(report, report_id, match=report_identifier(uid, version)))
 

@@ -7,7 +7,8 @@ from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.device import Device, DeviceDeviceName, DeviceVersion
 from fhir.resources.R4B.identifier import Identifier
 
-from hilum.common.fhir.identifiers import DEMO_WARNING, HILUM_ALGORITHM_SYSTEM, algorithm_identifier_value
+from hilum.common.fhir.identifiers import HILUM_ALGORITHM_SYSTEM, algorithm_identifier_value
+from hilum.common.wording import DEMO_WARNING, device_demo_note
 from hilum.v1 import messages_pb2
 
 DEVICE_TYPE_TEXT = "AI algorithm"
@@ -29,10 +30,6 @@ def build_device(model: messages_pb2.ModelInfo) -> Device:
         names.append(
             DeviceDeviceName(name=f"{model.name} {model.version} — {DEMO_WARNING}", type="user-friendly-name")
         )
-    demo_text = (
-        f"{DEMO_WARNING}. This algorithm runs with seeded random weights (model version {model.version}); "
-        "its output has no diagnostic value."
-    )
     return Device(
         identifier=[algorithm_identifier(model)],
         status="active",
@@ -40,5 +37,5 @@ def build_device(model: messages_pb2.ModelInfo) -> Device:
         type=CodeableConcept(text=DEVICE_TYPE_TEXT),
         version=[DeviceVersion(value=model.version)],
         safety=[CodeableConcept(text=DEMO_WARNING)] if model.demo_weights else None,
-        note=[Annotation(text=demo_text)] if model.demo_weights else None,
+        note=[Annotation(text=device_demo_note(model.version))] if model.demo_weights else None,
     )

@@ -13,18 +13,12 @@ from fhir.resources.R4B.identifier import Identifier
 from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.reference import Reference
 
-from hilum.common.fhir.identifiers import (
-    DEMO_CONCLUSION_PREFIX,
-    DEMO_WARNING,
-    LOINC,
-    RFC3986,
-    SNOMED,
-    V2_0074,
-    report_identifier_value,
-)
+from hilum.common.fhir.identifiers import LOINC, RFC3986, SNOMED, V2_0074, report_identifier_value
 from hilum.common.fhir.imaging_study import as_model_date_time
 from hilum.common.fhir.observation import AI_ASSERTED
+from hilum.common.reported_findings import ReportedFindings
 from hilum.common.study import StudyInfo
+from hilum.common.wording import DEMO_NOTICE, DEMO_WARNING
 from hilum.v1 import messages_pb2
 
 RADIOLOGY_CATEGORY = CodeableConcept(
@@ -64,7 +58,7 @@ def conclusion_text(draft: messages_pb2.DraftReport, *, demo_weights: bool) -> s
     """The impression sentences joined; with demo weights it starts with the demo disclaimer."""
     impression = " ".join(s.text.strip() for s in draft.impression if s.text.strip())
     if demo_weights:
-        return f"{DEMO_CONCLUSION_PREFIX} {impression}".strip()
+        return f"{DEMO_NOTICE} {impression}".strip()
     if not impression:
         raise ValueError(f"draft report for study {draft.study_instance_uid} has no impression")
     return impression
@@ -77,36 +71,39 @@ def presented_text(draft: messages_pb2.DraftReport, *, demo_weights: bool) -> st
     return draft.text
 
 
-def conclusion_codes(findings: list[messages_pb2.Finding]) -> list[CodeableConcept]:
-    """SNOMED CT codes of the present findings (labels without a SNOMED concept are left out)."""
+def conclusion_codes(reported: ReportedFindings) -> list[CodeableConcept]:
+    """SNOMED CT codes of the reported findings present now (labels without a SNOMED concept are left out)."""
     return [
         CodeableConcept(
             coding=[Coding(system=SNOMED, code=f.snomed_code, display=f.display or None)],
             text=f.display or f.code,
         )
-        for f in findings
-        if f.state == messages_pb2.FINDING_STATE_PRESENT and f.snomed_code
+        for f in reported.present
+        if f.snomed_code
     ]
 
 
 def build_diagnostic_report(
     study: StudyInfo,
     draft: messages_pb2.DraftReport,
-    findings: list[messages_pb2.Finding],
+    reported: ReportedFindings,
     *,
-    model: messages_pb2.ModelInfo,
     subject: Reference,
     imaging_studies: list[Reference],
     results: list[Reference],
     effective: datetime | date | None,
     issued: datetime,
 ) -> DiagnosticReport:
-    """Preliminary, AI-asserted radiology DiagnosticReport with conclusion, codes and the draft text."""
-    demo = model.demo_weights or draft.model.demo_weights
+    """Preliminary, AI-asserted radiology DiagnosticReport with conclusion, codes and the draft text.
+
+    `reported` gives the model (identifier version, demo wording) and the conclusion codes; `results`
+    are the references to its findings' Observations.
+    """
+    demo = reported.model.demo_weights or draft.model.demo_weights
     text = presented_text(draft, demo_weights=demo)
     return DiagnosticReport(
         meta=Meta(security=[AI_ASSERTED]),
-        identifier=[report_identifier(study.study_instance_uid, model.version)],
+        identifier=[report_identifier(study.study_instance_uid, reported.model.version)],
         status="preliminary",
         category=[RADIOLOGY_CATEGORY],
         code=exam_code(study),
@@ -116,7 +113,7 @@ def build_diagnostic_report(
         imagingStudy=imaging_studies,
         result=results or None,
         conclusion=conclusion_text(draft, demo_weights=demo),
-        conclusionCode=conclusion_codes(findings) or None,
+        conclusionCode=conclusion_codes(reported) or None,
         presentedForm=[
             Attachment(
                 contentType="text/plain; charset=utf-8",

@@ -1,4 +1,4 @@
-"""Code systems, URIs, fixed wording and deterministic ids shared by every FHIR resource Hilum emits.
+"""Code systems, URIs and deterministic ids shared by every FHIR resource Hilum emits.
 
 Ids are uuid5 over (kind, parts) so that rerunning a stage on the same study yields byte-identical bundles.
 """
@@ -31,10 +31,6 @@ RFC3986 = "urn:ietf:rfc:3986"
 AI_ASSERTED_CODE = "AIAST"
 AI_ASSERTED_DISPLAY = "Artificial Intelligence asserted"
 
-# Wording every artefact of demo weights carries; callers test for these exact strings.
-DEMO_WARNING = "DEMO, UNVALIDATED WEIGHTS — NOT FOR CLINICAL USE"
-DEMO_CONCLUSION_PREFIX = "DEMO WEIGHTS — NOT FOR CLINICAL USE."
-
 # Fixed namespace so uuid5 ids are stable across processes, hosts and releases.
 HILUM_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://hilum.dev/fhir")
 
@@ -43,11 +39,6 @@ def resource_uuid(kind: str, *parts: str) -> str:
     """Deterministic uuid5 (string form) for a resource of `kind` identified by `parts`."""
     # The unit separator cannot occur in DICOM UIDs, codes or versions, so joins are unambiguous.
     return str(uuid.uuid5(HILUM_NAMESPACE, "\x1f".join((kind, *parts))))
-
-
-def urn_uuid(kind: str, *parts: str) -> str:
-    """The bundle fullUrl "urn:uuid:<resource_uuid>" for a resource of `kind` identified by `parts`."""
-    return f"urn:uuid:{resource_uuid(kind, *parts)}"
 
 
 def dicom_uid_value(uid: str) -> str:

@@ -1,8 +1,10 @@
-"""Observation resources: one per reported finding, with probability, threshold and change since prior."""
+"""Observation resources: one per reported finding, with probability, threshold and change since prior.
+
+Which findings are reported, with which status and change, is decided by common/reported_findings.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -18,7 +20,6 @@ from fhir.resources.R4B.reference import Reference
 from hilum.common.fhir.identifiers import (
     AI_ASSERTED_CODE,
     AI_ASSERTED_DISPLAY,
-    DEMO_WARNING,
     HILUM_CHANGE_SYSTEM,
     HILUM_COMPONENT_SYSTEM,
     HILUM_FINDING_SYSTEM,
@@ -30,25 +31,33 @@ from hilum.common.fhir.identifiers import (
     observation_identifier_value,
 )
 from hilum.common.fhir.imaging_study import as_model_date_time
-from hilum.v1 import messages_pb2
+from hilum.common.reported_findings import ChangeSincePrior, FindingStatus, Laterality, ReportedFinding
+from hilum.common.wording import DEMO_WARNING
 
-# Finding state as a SNOMED CT qualifier value.
+# The reported status as a SNOMED CT qualifier value: a resolved finding is absent now.
 PRESENT = Coding(system=SNOMED, code="52101004", display="Present")
 INDETERMINATE = Coding(system=SNOMED, code="82334004", display="Indeterminate")
 ABSENT = Coding(system=SNOMED, code="2667000", display="Absent")
 
-_STATE_VALUE = {
-    messages_pb2.FINDING_STATE_PRESENT: PRESENT,
-    messages_pb2.FINDING_STATE_UNCERTAIN: INDETERMINATE,
-    messages_pb2.FINDING_STATE_ABSENT: ABSENT,
+_STATUS_VALUE = {
+    FindingStatus.PRESENT: PRESENT,
+    FindingStatus.UNCERTAIN: INDETERMINATE,
+    FindingStatus.RESOLVED: ABSENT,
 }
 
-# Change since prior in Hilum's change code system: (code, display).
-CHANGE_CODES: dict[int, tuple[str, str]] = {
-    messages_pb2.CHANGE_NEW: ("new", "New since prior"),
-    messages_pb2.CHANGE_UNCHANGED: ("unchanged", "Unchanged since prior"),
-    messages_pb2.CHANGE_RESOLVED: ("resolved", "Resolved since prior"),
-    messages_pb2.CHANGE_NOT_COMPARED: ("not-compared", "Not compared with prior"),
+# Change since prior in Hilum's change code system (the code is the ChangeSincePrior value).
+CHANGE_DISPLAYS = {
+    ChangeSincePrior.NEW: "New since prior",
+    ChangeSincePrior.UNCHANGED: "Unchanged since prior",
+    ChangeSincePrior.RESOLVED: "Resolved since prior",
+    ChangeSincePrior.NOT_COMPARED: "Not compared with prior",
+}
+
+# Side of the chest as a SNOMED CT qualifier value; an unspecified side gets no component.
+LATERALITY_VALUES = {
+    Laterality.LEFT: Coding(system=SNOMED, code="7771000", display="Left"),
+    Laterality.RIGHT: Coding(system=SNOMED, code="24028007", display="Right"),
+    Laterality.BILATERAL: Coding(system=SNOMED, code="51440002", display="Right and left"),
 }
 
 PROBABILITY_COMPONENT = Coding(system=HILUM_COMPONENT_SYSTEM, code="probability", display="Model probability")
@@ -58,35 +67,9 @@ THRESHOLD_COMPONENT = Coding(
 CHANGE_COMPONENT = Coding(
     system=HILUM_COMPONENT_SYSTEM, code="change-since-prior", display="Change since prior"
 )
+LATERALITY_COMPONENT = Coding(system=HILUM_COMPONENT_SYSTEM, code="laterality", display="Laterality")
 
 AI_ASSERTED = Coding(system=V3_OBSERVATION_VALUE, code=AI_ASSERTED_CODE, display=AI_ASSERTED_DISPLAY)
-
-
-@dataclass(frozen=True)
-class ReportedFinding:
-    """A finding that gets an Observation, with its change since prior (None when there is no prior)."""
-
-    finding: messages_pb2.Finding
-    change: messages_pb2.Change.ValueType | None
-
-
-def reported_findings(comparison: messages_pb2.PriorComparison) -> list[ReportedFinding]:
-    """Findings that are present or uncertain, plus absent ones that resolved since the prior.
-
-    A resolved finding is absent now by definition; it is reported so that "resolved" reaches the EHR.
-    """
-    has_prior = comparison.HasField("prior")
-    changes = {change.code: change.change for change in comparison.changes}
-    reported: list[ReportedFinding] = []
-    for finding in comparison.current.findings:
-        change = changes.get(finding.code, messages_pb2.CHANGE_NOT_COMPARED) if has_prior else None
-        shown = finding.state in (messages_pb2.FINDING_STATE_PRESENT, messages_pb2.FINDING_STATE_UNCERTAIN)
-        resolved = (
-            finding.state == messages_pb2.FINDING_STATE_ABSENT and change == messages_pb2.CHANGE_RESOLVED
-        )
-        if shown or resolved:
-            reported.append(ReportedFinding(finding=finding, change=change))
-    return reported
 
 
 def observation_identifier(study_instance_uid: str, model_version: str, finding_code: str) -> Identifier:
@@ -96,7 +79,7 @@ def observation_identifier(study_instance_uid: str, model_version: str, finding_
     )
 
 
-def finding_code(finding: messages_pb2.Finding) -> CodeableConcept:
+def finding_code(finding: ReportedFinding) -> CodeableConcept:
     """The finding as a Hilum code plus its SNOMED CT concept where the label has one."""
     codings = [Coding(system=HILUM_FINDING_SYSTEM, code=finding.code, display=finding.display or None)]
     if finding.snomed_code:
@@ -109,60 +92,62 @@ def _fraction(value: float) -> Quantity:
     return Quantity(value=Decimal(f"{value:.4f}"), unit="1", system=UCUM, code="1")
 
 
-def _components(reported: ReportedFinding) -> list[ObservationComponent]:
-    """Probability and threshold components, plus change since prior when a prior was compared."""
+def _coded(component: Coding, value: Coding) -> ObservationComponent:
+    """A component whose value is one coding (its display doubling as the text)."""
+    return ObservationComponent(
+        code=CodeableConcept(coding=[component]),
+        valueCodeableConcept=CodeableConcept(coding=[value], text=value.display),
+    )
+
+
+def _components(finding: ReportedFinding) -> list[ObservationComponent]:
+    """Probability and threshold; change since prior when a prior was compared; the side when known."""
     components = [
         ObservationComponent(
-            code=CodeableConcept(coding=[PROBABILITY_COMPONENT]),
-            valueQuantity=_fraction(reported.finding.probability),
+            code=CodeableConcept(coding=[PROBABILITY_COMPONENT]), valueQuantity=_fraction(finding.probability)
         ),
         ObservationComponent(
-            code=CodeableConcept(coding=[THRESHOLD_COMPONENT]),
-            valueQuantity=_fraction(reported.finding.threshold),
+            code=CodeableConcept(coding=[THRESHOLD_COMPONENT]), valueQuantity=_fraction(finding.threshold)
         ),
     ]
-    if reported.change is not None and reported.change in CHANGE_CODES:
-        code, display = CHANGE_CODES[reported.change]
-        components.append(
-            ObservationComponent(
-                code=CodeableConcept(coding=[CHANGE_COMPONENT]),
-                valueCodeableConcept=CodeableConcept(
-                    coding=[Coding(system=HILUM_CHANGE_SYSTEM, code=code, display=display)], text=display
-                ),
-            )
-        )
+    if finding.change is not None:
+        change = Coding(system=HILUM_CHANGE_SYSTEM, code=finding.change.value, display=CHANGE_DISPLAYS[finding.change])
+        components.append(_coded(CHANGE_COMPONENT, change))
+    if finding.laterality in LATERALITY_VALUES:
+        components.append(_coded(LATERALITY_COMPONENT, LATERALITY_VALUES[finding.laterality]))
     return components
 
 
 def build_observation(
-    reported: ReportedFinding,
+    finding: ReportedFinding,
     *,
     study_instance_uid: str,
-    model: messages_pb2.ModelInfo,
     subject: Reference,
     device: Reference,
     derived_from: list[Reference],
     effective: datetime | date | None,
     issued: datetime,
 ) -> Observation:
-    """Preliminary imaging Observation for one finding, AI-asserted, derived from the study (and prior)."""
-    value = _STATE_VALUE.get(reported.finding.state)
-    if value is None:
-        raise ValueError(f"finding {reported.finding.code!r} has no state")
+    """Preliminary imaging Observation for one reported finding, AI-asserted, derived from the study (and prior).
+
+    The value is the reported status (present, indeterminate, or absent for a resolved finding); the
+    finding's model provenance gives the identifier's version and, for demo weights, the warning note.
+    """
+    value = _STATUS_VALUE[finding.status]
     return Observation(
         meta=Meta(security=[AI_ASSERTED]),
-        identifier=[observation_identifier(study_instance_uid, model.version, reported.finding.code)],
+        identifier=[observation_identifier(study_instance_uid, finding.model.version, finding.code)],
         status="preliminary",
         category=[
             CodeableConcept(coding=[Coding(system=OBSERVATION_CATEGORY, code="imaging", display="Imaging")])
         ],
-        code=finding_code(reported.finding),
+        code=finding_code(finding),
         subject=subject,
         effectiveDateTime=as_model_date_time(effective),
         issued=issued,
         valueCodeableConcept=CodeableConcept(coding=[value], text=value.display),
-        note=[Annotation(text=DEMO_WARNING)] if model.demo_weights else None,
+        note=[Annotation(text=DEMO_WARNING)] if finding.model.demo_weights else None,
         device=device,
         derivedFrom=derived_from,
-        component=_components(reported),
+        component=_components(finding),
     )

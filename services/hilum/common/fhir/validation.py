@@ -19,13 +19,8 @@ from fhirpathpy import compile as compile_fhirpath
 from fhirpathpy.models import models
 from pydantic import ValidationError
 
-from hilum.common.fhir.identifiers import (
-    AI_ASSERTED_CODE,
-    DEMO_CONCLUSION_PREFIX,
-    DEMO_WARNING,
-    DICOM_UID_SYSTEM,
-    V3_OBSERVATION_VALUE,
-)
+from hilum.common.fhir.identifiers import AI_ASSERTED_CODE, DICOM_UID_SYSTEM, V3_OBSERVATION_VALUE
+from hilum.common.wording import DEMO_NOTICE, DEMO_WARNING
 
 # The resource types Hilum emits; all exist unchanged in R4, so nothing R4B- or R5-only can slip in.
 EMITTED_TYPES = frozenset(
@@ -275,10 +270,10 @@ def _demo_consistency(resources: list[dict[str, Any]]) -> list[str]:
         return []
     return [
         f"DiagnosticReport/{r.get('id', '?')}: hilum-demo-1: demo-weight report conclusion must start with "
-        f"{DEMO_CONCLUSION_PREFIX!r}"
+        f"{DEMO_NOTICE!r}"
         for r in resources
         if r.get("resourceType") == "DiagnosticReport"
-        and not str(r.get("conclusion", "")).startswith(DEMO_CONCLUSION_PREFIX)
+        and not str(r.get("conclusion", "")).startswith(DEMO_NOTICE)
     ]
 
 

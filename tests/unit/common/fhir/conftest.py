@@ -7,7 +7,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from hilum.common.reported_findings import ReportedFindings, reported_findings
 from hilum.common.study import InstanceInfo, PatientInfo, StudyInfo
+from hilum.common.wording import DEMO_WARNING
 from hilum.v1 import messages_pb2
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1001"
@@ -107,7 +109,7 @@ def make_comparison(*, demo: bool = True, with_prior: bool = True) -> messages_p
 def make_draft(comparison: messages_pb2.PriorComparison) -> messages_pb2.DraftReport:
     """A two-sentence impression; the text carries the disclaimer when the weights are demo weights."""
     model = comparison.current.model
-    disclaimer = "DEMO, UNVALIDATED WEIGHTS — NOT FOR CLINICAL USE\n" if model.demo_weights else ""
+    disclaimer = f"{DEMO_WARNING}\n" if model.demo_weights else ""
     return messages_pb2.DraftReport(
         study_instance_uid=STUDY_UID,
         model=model,
@@ -139,6 +141,12 @@ def prior_study() -> StudyInfo:
 def comparison() -> messages_pb2.PriorComparison:
     """Demo-weight comparison with a prior."""
     return make_comparison()
+
+
+@pytest.fixture
+def reported(comparison: messages_pb2.PriorComparison) -> ReportedFindings:
+    """The reported findings of the demo-weight comparison."""
+    return reported_findings(comparison)
 
 
 @pytest.fixture

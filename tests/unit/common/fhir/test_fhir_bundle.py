@@ -12,9 +12,10 @@ import pytest
 from fhir.resources.R4B.identifier import Identifier
 
 from hilum.common.fhir.bundle import build_report_bundle, if_none_exist
-from hilum.common.fhir.identifiers import DEMO_CONCLUSION_PREFIX, DEMO_WARNING
 from hilum.common.fhir.validation import bundle_json, validate_bundle
+from hilum.common.reported_findings import reported_findings
 from hilum.common.study import StudyInfo
+from hilum.common.wording import DEMO_NOTICE, DEMO_WARNING
 from hilum.v1 import messages_pb2
 from tests.helpers import reference_values, resources_of
 
@@ -30,7 +31,12 @@ def _build(
     issued: datetime = ISSUED,
 ) -> dict[str, Any]:
     bundle = build_report_bundle(
-        study, comparison, draft, prior_study=prior_study, issued=issued, patient_identifier_system=MRN_SYSTEM
+        study,
+        reported_findings(comparison),
+        draft,
+        prior_study=prior_study,
+        issued=issued,
+        patient_identifier_system=MRN_SYSTEM,
     )
     return bundle_json(bundle)
 
@@ -69,6 +75,34 @@ def test_entries_and_order(data: dict[str, Any]) -> None:
         "DiagnosticReport",
         "Provenance",
     ]
+
+
+def _change(observation: dict[str, Any]) -> str | None:
+    """The change-since-prior code of an Observation, None when it states none."""
+    codes = [
+        c["valueCodeableConcept"]["coding"][0]["code"]
+        for c in observation["component"]
+        if c["code"]["coding"][0]["code"] == "change-since-prior"
+    ]
+    return codes[0] if codes else None
+
+
+def test_one_observation_per_reported_finding_in_report_order(data: dict[str, Any]) -> None:
+    observations = resources_of(data, "Observation")
+    codes = [o["code"]["coding"][0]["code"] for o in observations]
+    assert codes == ["pneumothorax", "effusion", "cardiomegaly"]  # present, uncertain, resolved
+    assert [_change(o) for o in observations] == ["new", "unchanged", "resolved"]
+
+
+def test_a_prior_without_findings_states_no_change(
+    study: StudyInfo, comparison: messages_pb2.PriorComparison, draft: messages_pb2.DraftReport
+) -> None:
+    del comparison.prior.findings[:]
+    data = _build(study, comparison, draft, None)
+    assert validate_bundle(data) == []
+    observations = resources_of(data, "Observation")
+    assert [o["code"]["coding"][0]["code"] for o in observations] == ["pneumothorax", "effusion"]
+    assert [_change(o) for o in observations] == [None, None]
 
 
 def test_every_reference_is_an_entry_full_url(data: dict[str, Any]) -> None:
@@ -122,7 +156,7 @@ def test_report_and_observations_point_at_both_studies(data: dict[str, Any]) -> 
 
 
 def test_demo_wording_in_report_and_device(data: dict[str, Any]) -> None:
-    assert _entry(data, "DiagnosticReport")["resource"]["conclusion"].startswith(DEMO_CONCLUSION_PREFIX)
+    assert _entry(data, "DiagnosticReport")["resource"]["conclusion"].startswith(DEMO_NOTICE)
     device = _entry(data, "Device")["resource"]
     assert any(DEMO_WARNING in n["name"] for n in device["deviceName"])
 
@@ -186,6 +220,27 @@ def test_inputs_about_different_studies_are_refused(
     draft.study_instance_uid = "9.9.9"
     with pytest.raises(ValueError, match="draft is for study"):
         _build(study, comparison, draft, prior_study)
+
+
+def test_reported_findings_of_another_study_are_refused(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    comparison.current.study.study_instance_uid = "9.9.9"
+    with pytest.raises(ValueError, match="reported findings are for study"):
+        _build(study, comparison, draft, prior_study)
+
+
+def test_a_prior_study_without_a_prior_in_the_findings_is_refused(
+    study: StudyInfo,
+    comparison_factory: Callable[..., messages_pb2.PriorComparison],
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    with pytest.raises(ValueError, match="name no prior"):
+        _build(study, comparison_factory(with_prior=False), draft, prior_study)
 
 
 def test_prior_study_must_be_the_comparisons_prior(

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hilum.common.fhir.device import build_device
-from hilum.common.fhir.identifiers import DEMO_WARNING
+from hilum.common.wording import DEMO_WARNING, device_demo_note
 from hilum.v1 import messages_pb2
 
 
@@ -19,7 +19,8 @@ def test_demo_device_says_plainly_it_is_not_validated() -> None:
     names = [n["name"] for n in data["deviceName"]]
     assert "cxr_findings" in names
     assert any(DEMO_WARNING in name for name in names)
-    assert DEMO_WARNING in data["note"][0]["text"]
+    assert data["note"][0]["text"] == device_demo_note("demo-untrained")
+    assert data["note"][0]["text"].startswith(DEMO_WARNING)
     assert data["safety"][0]["text"] == DEMO_WARNING
     assert data["version"] == [{"value": "demo-untrained"}]
     assert data["type"] == {"text": "AI algorithm"}

@@ -11,8 +11,9 @@ import pytest
 from fhir.resources.R4B.reference import Reference
 
 from hilum.common.fhir.diagnostic_report import build_diagnostic_report, exam_code
-from hilum.common.fhir.identifiers import DEMO_CONCLUSION_PREFIX, DEMO_WARNING
+from hilum.common.reported_findings import reported_findings
 from hilum.common.study import StudyInfo
+from hilum.common.wording import DEMO_NOTICE, DEMO_WARNING
 from hilum.v1 import messages_pb2
 
 ISSUED = datetime(2024, 3, 5, 9, 30, tzinfo=UTC)
@@ -24,8 +25,7 @@ def _report(
     report = build_diagnostic_report(
         study,
         draft,
-        list(comparison.current.findings),
-        model=comparison.current.model,
+        reported_findings(comparison),
         subject=Reference(reference="urn:uuid:patient"),
         imaging_studies=[Reference(reference="urn:uuid:study"), Reference(reference="urn:uuid:prior")],
         results=[Reference(reference="urn:uuid:obs")],
@@ -79,14 +79,28 @@ def test_conclusion_codes_are_the_present_findings_only(
     study: StudyInfo, comparison: messages_pb2.PriorComparison, draft: messages_pb2.DraftReport
 ) -> None:
     codes = [c["coding"][0]["code"] for c in _report(study, comparison, draft)["conclusionCode"]]
-    assert codes == ["36118008"]  # effusion is uncertain, cardiomegaly absent
+    assert codes == ["36118008"]  # effusion is uncertain, cardiomegaly resolved (reported, but absent now)
+
+
+def test_no_present_finding_no_conclusion_codes(
+    study: StudyInfo, comparison: messages_pb2.PriorComparison, draft: messages_pb2.DraftReport
+) -> None:
+    comparison.current.findings[0].state = messages_pb2.FINDING_STATE_ABSENT
+    assert "conclusionCode" not in _report(study, comparison, draft)
+
+
+def test_identifier_follows_the_reported_model_version(
+    study: StudyInfo, comparison: messages_pb2.PriorComparison, draft: messages_pb2.DraftReport
+) -> None:
+    comparison.current.model.version = "2.0.0"
+    assert _report(study, comparison, draft)["identifier"][0]["value"].endswith(":2.0.0")
 
 
 def test_demo_conclusion_starts_with_the_disclaimer(
     study: StudyInfo, comparison: messages_pb2.PriorComparison, draft: messages_pb2.DraftReport
 ) -> None:
     conclusion = _report(study, comparison, draft)["conclusion"]
-    assert conclusion.startswith(DEMO_CONCLUSION_PREFIX)
+    assert conclusion.startswith(DEMO_NOTICE)
     assert conclusion.endswith("New right pneumothorax. Possible small pleural effusion.")
 
 

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from hilum.common.fhir.identifiers import (
-    dicom_uid_value,
-    report_identifier_value,
-    resource_uuid,
-    urn_uuid,
-)
+from hilum.common.fhir.identifiers import dicom_uid_value, report_identifier_value, resource_uuid
 
 
 def test_resource_uuid_is_a_stable_uuid5() -> None:
@@ -28,10 +23,6 @@ def test_resource_uuid_depends_on_kind_and_every_part() -> None:
         resource_uuid("DiagnosticReport", "1.2.3v1"),
     }
     assert len(ids) == 5
-
-
-def test_urn_uuid_wraps_resource_uuid() -> None:
-    assert urn_uuid("Device", "m", "1") == f"urn:uuid:{resource_uuid('Device', 'm', '1')}"
 
 
 def test_identifier_values() -> None:

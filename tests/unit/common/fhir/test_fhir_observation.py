@@ -1,14 +1,24 @@
-"""Observations: which findings get one, and what each one says."""
+"""Observations: what each one says about its reported finding (which findings are reported: test_reported_findings)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from fhir.resources.R4B.reference import Reference
 
-from hilum.common.fhir.observation import ReportedFinding, build_observation, reported_findings
+from hilum.common.fhir.observation import build_observation
+from hilum.common.reported_findings import (
+    FindingStatus,
+    Laterality,
+    ModelProvenance,
+    ReportedFinding,
+    ReportedFindings,
+    reported_findings,
+)
+from hilum.common.wording import DEMO_WARNING
 from hilum.v1 import messages_pb2
 
 SUBJECT = Reference(reference="urn:uuid:patient")
@@ -17,11 +27,10 @@ STUDIES = [Reference(reference="urn:uuid:study"), Reference(reference="urn:uuid:
 ISSUED = datetime(2024, 3, 5, 9, 30, tzinfo=UTC)
 
 
-def _observation(reported: ReportedFinding, model: messages_pb2.ModelInfo) -> dict[str, Any]:
+def _observation(finding: ReportedFinding) -> dict[str, Any]:
     observation = build_observation(
-        reported,
+        finding,
         study_instance_uid="1.2.3",
-        model=model,
         subject=SUBJECT,
         device=DEVICE,
         derived_from=STUDIES,
@@ -31,8 +40,9 @@ def _observation(reported: ReportedFinding, model: messages_pb2.ModelInfo) -> di
     return observation.model_dump(mode="json")
 
 
-def _by_code(reported: list[ReportedFinding]) -> dict[str, ReportedFinding]:
-    return {r.finding.code: r for r in reported}
+def _finding(reported: ReportedFindings, code: str) -> ReportedFinding:
+    (finding,) = [f for f in reported.findings if f.code == code]
+    return finding
 
 
 def _component(data: dict[str, Any], code: str) -> dict[str, Any] | None:
@@ -40,32 +50,8 @@ def _component(data: dict[str, Any], code: str) -> dict[str, Any] | None:
     return matches[0] if matches else None
 
 
-def test_present_uncertain_and_resolved_findings_are_reported(
-    comparison: messages_pb2.PriorComparison,
-) -> None:
-    reported = _by_code(reported_findings(comparison))
-    assert set(reported) == {"pneumothorax", "effusion", "cardiomegaly"}  # nodule: absent and unchanged
-    assert reported["pneumothorax"].change == messages_pb2.CHANGE_NEW
-    assert reported["cardiomegaly"].change == messages_pb2.CHANGE_RESOLVED
-
-
-def test_without_prior_there_is_no_change(
-    comparison_factory: Callable[..., messages_pb2.PriorComparison],
-) -> None:
-    reported = _by_code(reported_findings(comparison_factory(with_prior=False)))
-    assert set(reported) == {"pneumothorax", "effusion"}
-    assert all(r.change is None for r in reported.values())
-
-
-def test_a_finding_missing_from_the_changes_is_not_compared(comparison: messages_pb2.PriorComparison) -> None:
-    del comparison.changes[:]
-    reported = _by_code(reported_findings(comparison))
-    assert reported["pneumothorax"].change == messages_pb2.CHANGE_NOT_COMPARED
-
-
-def test_present_finding_observation(comparison: messages_pb2.PriorComparison) -> None:
-    reported = _by_code(reported_findings(comparison))["pneumothorax"]
-    data = _observation(reported, comparison.current.model)
+def test_present_finding_observation(reported: ReportedFindings) -> None:
+    data = _observation(_finding(reported, "pneumothorax"))
     assert data["status"] == "preliminary"
     assert data["category"][0]["coding"][0]["code"] == "imaging"
     codings = {(c["system"], c["code"]) for c in data["code"]["coding"]}
@@ -91,10 +77,11 @@ def test_present_finding_observation(comparison: messages_pb2.PriorComparison) -
     assert [r["reference"] for r in data["derivedFrom"]] == ["urn:uuid:study", "urn:uuid:prior"]
     assert data["meta"]["security"][0]["code"] == "AIAST"
     assert data["identifier"][0]["value"] == "urn:hilum:observation:1.2.3:demo-untrained:pneumothorax"
+    assert data["note"] == [{"text": DEMO_WARNING}]
 
 
-def test_uncertain_finding_is_indeterminate(comparison: messages_pb2.PriorComparison) -> None:
-    data = _observation(_by_code(reported_findings(comparison))["effusion"], comparison.current.model)
+def test_uncertain_finding_is_indeterminate(reported: ReportedFindings) -> None:
+    data = _observation(_finding(reported, "effusion"))
     assert data["valueCodeableConcept"]["coding"][0] == {
         "system": "http://snomed.info/sct",
         "code": "82334004",
@@ -102,22 +89,58 @@ def test_uncertain_finding_is_indeterminate(comparison: messages_pb2.PriorCompar
     }
 
 
+def test_resolved_finding_is_absent_and_resolved(reported: ReportedFindings) -> None:
+    data = _observation(_finding(reported, "cardiomegaly"))
+    assert data["valueCodeableConcept"]["coding"][0]["code"] == "2667000"  # Absent
+    change = _component(data, "change-since-prior")
+    assert change is not None
+    assert change["valueCodeableConcept"]["coding"][0] == {
+        "system": "https://hilum.dev/fhir/CodeSystem/change-since-prior",
+        "code": "resolved",
+        "display": "Resolved since prior",
+    }
+
+
 def test_no_change_component_and_no_demo_note_for_validated_weights_without_prior(
     comparison_factory: Callable[..., messages_pb2.PriorComparison],
 ) -> None:
-    comparison = comparison_factory(demo=False, with_prior=False)
-    data = _observation(_by_code(reported_findings(comparison))["pneumothorax"], comparison.current.model)
+    reported = reported_findings(comparison_factory(demo=False, with_prior=False))
+    data = _observation(_finding(reported, "pneumothorax"))
     assert _component(data, "change-since-prior") is None
     assert "note" not in data
+    assert data["identifier"][0]["value"] == "urn:hilum:observation:1.2.3:1.0.0:pneumothorax"
+
+
+def test_no_change_component_when_the_prior_had_no_findings(comparison: messages_pb2.PriorComparison) -> None:
+    del comparison.prior.findings[:]
+    data = _observation(_finding(reported_findings(comparison), "pneumothorax"))
+    assert _component(data, "change-since-prior") is None
+
+
+def test_unspecified_laterality_has_no_component_a_known_side_has_one(reported: ReportedFindings) -> None:
+    finding = _finding(reported, "pneumothorax")
+    assert _component(_observation(finding), "laterality") is None
+    right = _component(_observation(replace(finding, laterality=Laterality.RIGHT)), "laterality")
+    assert right is not None
+    assert right["valueCodeableConcept"]["coding"][0] == {
+        "system": "http://snomed.info/sct",
+        "code": "24028007",
+        "display": "Right",
+    }
 
 
 def test_label_without_snomed_has_only_the_hilum_code() -> None:
-    finding = messages_pb2.Finding(
+    finding = ReportedFinding(
         code="nodule",
         display="Nodule",
+        snomed_code="",
+        status=FindingStatus.PRESENT,
         probability=0.7,
         threshold=0.5,
-        state=messages_pb2.FINDING_STATE_PRESENT,
+        laterality=Laterality.UNSPECIFIED,
+        change=None,
+        model=ModelProvenance(name="cxr_findings", version="1", demo_weights=False),
     )
-    data = _observation(ReportedFinding(finding=finding, change=None), messages_pb2.ModelInfo(version="1"))
+    data = _observation(finding)
     assert [c["system"] for c in data["code"]["coding"]] == ["https://hilum.dev/fhir/CodeSystem/cxr-finding"]
+    assert data["code"]["text"] == "Nodule"

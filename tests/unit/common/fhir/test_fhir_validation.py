@@ -11,6 +11,7 @@ import pytest
 
 from hilum.common.fhir.bundle import build_report_bundle
 from hilum.common.fhir.validation import bundle_json, validate_bundle
+from hilum.common.reported_findings import ReportedFindings
 from hilum.common.study import StudyInfo
 from hilum.v1 import messages_pb2
 
@@ -18,13 +19,13 @@ from hilum.v1 import messages_pb2
 @pytest.fixture
 def valid(
     study: StudyInfo,
-    comparison: messages_pb2.PriorComparison,
+    reported: ReportedFindings,
     draft: messages_pb2.DraftReport,
     prior_study: StudyInfo,
 ) -> dict[str, Any]:
     bundle = build_report_bundle(
         study,
-        comparison,
+        reported,
         draft,
         prior_study=prior_study,
         issued=datetime(2024, 3, 5, 9, 30, tzinfo=UTC),

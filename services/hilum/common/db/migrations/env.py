@@ -14,7 +14,8 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     """Apply migrations on one connection; SQLite needs batch mode for ALTERs."""
     url = config.get_main_option("sqlalchemy.url")
-    assert url, "sqlalchemy.url must be set"
+    if not url:
+        raise RuntimeError("the Alembic configuration has no sqlalchemy.url")
     engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(

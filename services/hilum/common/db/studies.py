@@ -1,0 +1,209 @@
+"""Studies and their instances: what ingestion records, where each study stands, and who its prior is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hilum.common import study_state
+from hilum.common.db.models import InstanceRow, StudyRow
+from hilum.common.study import InstanceHeader, InstanceInfo, PatientInfo, StudyInfo
+
+
+class StudyNotFound(LookupError):
+    """A stage was handed a study Hilum has no record of."""
+
+
+def get_study(session: Session, uid: str) -> StudyRow | None:
+    """The study's row, or None when Hilum never accepted an instance of it."""
+    return session.get(StudyRow, uid)
+
+
+def require_study(session: Session, uid: str) -> StudyRow:
+    """The study's row; raises StudyNotFound when there is none."""
+    row = session.get(StudyRow, uid)
+    if row is None:
+        raise StudyNotFound("study not found in Hilum's store")
+    return row
+
+
+def ensure_study(session: Session, header: InstanceHeader) -> StudyRow:
+    """The study row of header's study, created in state RECEIVED on first sight."""
+    row = session.get(StudyRow, header.study_instance_uid)
+    if row is None:
+        patient = header.patient
+        row = StudyRow(
+            study_instance_uid=header.study_instance_uid,
+            patient_id=patient.patient_id,
+            patient_issuer=patient.issuer,
+            patient_name=patient.name,
+            patient_birth_date=patient.birth_date,
+            patient_sex=patient.sex,
+            started=header.study_started,
+            accession_number=header.accession_number,
+            description=header.study_description,
+            state=study_state.name_of(study_state.RECEIVED),
+            error="",
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def add_instance(session: Session, study_instance_uid: str, info: InstanceInfo) -> None:
+    """Record a stored instance (info.object_key names where it is)."""
+    spacing = info.pixel_spacing_mm
+    session.add(
+        InstanceRow(
+            sop_instance_uid=info.sop_instance_uid,
+            study_instance_uid=study_instance_uid,
+            sop_class_uid=info.sop_class_uid,
+            series_instance_uid=info.series_instance_uid,
+            series_number=info.series_number,
+            instance_number=info.instance_number,
+            modality=info.modality,
+            view_position=info.view_position,
+            rows=info.rows,
+            columns=info.columns,
+            spacing_row_mm=spacing[0] if spacing else None,
+            spacing_column_mm=spacing[1] if spacing else None,
+            object_key=info.object_key,
+        )
+    )
+    session.flush()
+
+
+def has_instance(session: Session, sop_instance_uid: str) -> bool:
+    """Whether an instance with this SOP Instance UID is already stored."""
+    return session.get(InstanceRow, sop_instance_uid) is not None
+
+
+def count_instances(session: Session, uid: str) -> int:
+    """How many instances of the study are stored."""
+    return session.scalar(select(func.count()).where(InstanceRow.study_instance_uid == uid)) or 0
+
+
+def set_imaging_study(session: Session, uid: str, imaging_study_json: str) -> None:
+    """Keep the FHIR ImagingStudy (JSON) built from the instances received so far."""
+    require_study(session, uid).imaging_study = imaging_study_json
+
+
+def state(row: StudyRow) -> study_state.State:
+    """The study's pipeline state."""
+    return study_state.state_of(row.state)
+
+
+def _set_state(row: StudyRow, new: study_state.State) -> None:
+    """Store a state; the error is kept only while the study is FAILED."""
+    row.state = study_state.name_of(new)
+    if new != study_state.FAILED:
+        row.error = ""
+
+
+def advance(session: Session, uid: str, reached: study_state.State) -> None:
+    """A stage finished: move the study forward to `reached` (never backwards, never out of FAILED)."""
+    row = require_study(session, uid)
+    _set_state(row, study_state.advanced(state(row), reached))
+
+
+def restart(session: Session, uid: str) -> None:
+    """New instances or a resubmission arrived: a failed study starts again from RECEIVED."""
+    row = require_study(session, uid)
+    _set_state(row, study_state.restarted(state(row)))
+
+
+def fail(session: Session, uid: str, error: str) -> None:
+    """A stage gave up on the study: FAILED with why (a study already reported keeps its report)."""
+    row = session.get(StudyRow, uid)
+    if row is None:
+        return
+    new = study_state.failed(state(row))
+    _set_state(row, new)
+    if new == study_state.FAILED:
+        row.error = error
+
+
+def instances_of(session: Session, uid: str) -> list[InstanceRow]:
+    """The study's instance rows in series, instance and SOP UID order."""
+    stmt = select(InstanceRow).where(InstanceRow.study_instance_uid == uid).order_by(
+        InstanceRow.series_number, InstanceRow.instance_number, InstanceRow.sop_instance_uid
+    )
+    return list(session.scalars(stmt))
+
+
+def _instance_info(row: InstanceRow) -> InstanceInfo:
+    """The typed record of a stored instance row."""
+    spacing = (
+        (row.spacing_row_mm, row.spacing_column_mm)
+        if row.spacing_row_mm is not None and row.spacing_column_mm is not None
+        else None
+    )
+    return InstanceInfo(
+        sop_instance_uid=row.sop_instance_uid,
+        sop_class_uid=row.sop_class_uid,
+        series_instance_uid=row.series_instance_uid,
+        series_number=row.series_number,
+        instance_number=row.instance_number,
+        modality=row.modality,
+        view_position=row.view_position,
+        rows=row.rows,
+        columns=row.columns,
+        pixel_spacing_mm=spacing,
+        object_key=row.object_key,
+    )
+
+
+def study_info(session: Session, uid: str) -> StudyInfo | None:
+    """The typed record of a stored study with its instances, or None if Hilum never accepted it."""
+    row = session.get(StudyRow, uid)
+    if row is None:
+        return None
+    return StudyInfo(
+        study_instance_uid=row.study_instance_uid,
+        patient=PatientInfo(
+            patient_id=row.patient_id,
+            issuer=row.patient_issuer,
+            name=row.patient_name,
+            birth_date=row.patient_birth_date,
+            sex=row.patient_sex,
+        ),
+        started=row.started,
+        accession_number=row.accession_number,
+        description=row.description,
+        instances=tuple(_instance_info(i) for i in instances_of(session, uid)),
+    )
+
+
+def require_study_info(session: Session, uid: str) -> StudyInfo:
+    """The typed record of a stored study; raises StudyNotFound when there is none."""
+    info = study_info(session, uid)
+    if info is None:
+        raise StudyNotFound("study not found in Hilum's store")
+    return info
+
+
+def find_prior(session: Session, study: StudyInfo) -> StudyRow | None:
+    """The same patient's most recent study that started before this one, in Hilum's store."""
+    if study.started is None:
+        return None
+    stmt = (
+        select(StudyRow)
+        .where(
+            StudyRow.patient_id == study.patient.patient_id,
+            StudyRow.patient_issuer == study.patient.issuer,
+            StudyRow.study_instance_uid != study.study_instance_uid,
+            StudyRow.started < study.started,
+        )
+        # Two studies at the same instant: the one received last is the prior, every time.
+        .order_by(StudyRow.started.desc(), StudyRow.received_at.desc(), StudyRow.study_instance_uid.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def received_since(row: StudyRow, now: datetime) -> float:
+    """Seconds from the study's first instance to now (SQLite hands back naive UTC datetimes)."""
+    received = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
+    return (now - received).total_seconds()

@@ -1,0 +1,214 @@
+"""The findings Hilum reports for one study: decided once here, rendered by every output.
+
+The draft report, the CDS view and the FHIR Observations (and the DiagnosticReport's conclusion codes)
+are all built from the one `ReportedFindings` that `reported_findings` computes from the study's
+PriorComparison, so they cannot disagree on what was found. The rule:
+
+- every finding PRESENT or UNCERTAIN on the current study is reported;
+- a finding that is absent now and was present on the prior (change RESOLVED, as the priors stage
+  decides it) is reported as RESOLVED — only when a prior was compared;
+- a prior was compared (`compared`) when the comparison has a prior whose findings are known. Change
+  since prior is stated only then (a finding the priors stage left out is NOT_COMPARED); otherwise it
+  is None, also when the prior is known by its UID alone;
+- order: present, then uncertain, then resolved; within each, probability descending (ties keep the
+  model's label order).
+
+Findings absent now and not resolved are not reported, but `assessed_codes` keeps every label the
+model scored, so that "none reached its threshold" can cite them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from hilum.v1 import messages_pb2
+
+
+class FindingStatus(StrEnum):
+    """What is reported about a finding: present or uncertain now, or resolved since the prior."""
+
+    PRESENT = "present"
+    UNCERTAIN = "uncertain"
+    RESOLVED = "resolved"
+
+
+class ChangeSincePrior(StrEnum):
+    """A finding's change since the compared prior study."""
+
+    NEW = "new"
+    UNCHANGED = "unchanged"
+    RESOLVED = "resolved"
+    NOT_COMPARED = "not-compared"
+
+
+class Laterality(StrEnum):
+    """Side of the chest a finding is on; the findings model gives none, so it is UNSPECIFIED for now."""
+
+    UNSPECIFIED = "unspecified"
+    LEFT = "left"
+    RIGHT = "right"
+    BILATERAL = "bilateral"
+
+
+_STATUS = {
+    messages_pb2.FINDING_STATE_PRESENT: FindingStatus.PRESENT,
+    messages_pb2.FINDING_STATE_UNCERTAIN: FindingStatus.UNCERTAIN,
+}
+
+_CHANGE = {
+    messages_pb2.CHANGE_NEW: ChangeSincePrior.NEW,
+    messages_pb2.CHANGE_UNCHANGED: ChangeSincePrior.UNCHANGED,
+    messages_pb2.CHANGE_RESOLVED: ChangeSincePrior.RESOLVED,
+    messages_pb2.CHANGE_NOT_COMPARED: ChangeSincePrior.NOT_COMPARED,
+}
+
+_ORDER = (FindingStatus.PRESENT, FindingStatus.UNCERTAIN, FindingStatus.RESOLVED)
+
+
+@dataclass(frozen=True)
+class ModelProvenance:
+    """The algorithm that produced a finding: model name, version, and whether it runs demo weights."""
+
+    name: str
+    version: str
+    demo_weights: bool
+
+    @classmethod
+    def of(cls, info: messages_pb2.ModelInfo) -> ModelProvenance:
+        """The provenance recorded in a ModelInfo message."""
+        return cls(name=info.name, version=info.version, demo_weights=info.demo_weights)
+
+    def as_info(self) -> messages_pb2.ModelInfo:
+        """A fresh ModelInfo message with the same name, version and demo flag."""
+        return messages_pb2.ModelInfo(name=self.name, version=self.version, demo_weights=self.demo_weights)
+
+
+@dataclass(frozen=True)
+class PriorReference:
+    """The prior study the comparison names: its UID and study date (None when missing or malformed)."""
+
+    study_instance_uid: str
+    study_date: date | None
+
+
+@dataclass(frozen=True)
+class ReportedFinding:
+    """One reported finding.
+
+    probability, threshold: the current study's model output and operating threshold, in [0, 1]
+    (for a RESOLVED finding, the current, sub-threshold probability). snomed_code: "" where the label
+    has no SNOMED CT concept. change: None when no prior was compared.
+    """
+
+    code: str
+    display: str
+    snomed_code: str
+    status: FindingStatus
+    probability: float
+    threshold: float
+    laterality: Laterality
+    change: ChangeSincePrior | None
+    model: ModelProvenance
+
+    @property
+    def label(self) -> str:
+        """The display name (the code when it has none), with the side when one is known: "Effusion (left)"."""
+        name = self.display or self.code
+        return name if self.laterality == Laterality.UNSPECIFIED else f"{name} ({self.laterality.value})"
+
+
+@dataclass(frozen=True)
+class ReportedFindings:
+    """The reported findings of one study, in report order, with what they were compared against.
+
+    compared: a prior with known findings was compared, so change since prior is stated.
+    assessed_codes: every label the model scored on the current study, reported or not.
+    """
+
+    study_instance_uid: str
+    model: ModelProvenance
+    prior: PriorReference | None
+    compared: bool
+    findings: tuple[ReportedFinding, ...]
+    assessed_codes: tuple[str, ...]
+
+    def with_status(self, status: FindingStatus) -> tuple[ReportedFinding, ...]:
+        """The findings with `status`, most probable first."""
+        return tuple(f for f in self.findings if f.status == status)
+
+    @property
+    def present(self) -> tuple[ReportedFinding, ...]:
+        """Findings present now."""
+        return self.with_status(FindingStatus.PRESENT)
+
+    @property
+    def uncertain(self) -> tuple[ReportedFinding, ...]:
+        """Findings possible now (close to, but below, their threshold)."""
+        return self.with_status(FindingStatus.UNCERTAIN)
+
+    @property
+    def resolved(self) -> tuple[ReportedFinding, ...]:
+        """Findings present on the compared prior and absent now."""
+        return self.with_status(FindingStatus.RESOLVED)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The codes of the reported findings, in report order."""
+        return tuple(f.code for f in self.findings)
+
+
+def study_date_of(dicom_date: str) -> date | None:
+    """A DICOM DA value (YYYYMMDD) as a date; None when empty or malformed."""
+    try:
+        return datetime.strptime(dicom_date, "%Y%m%d").date() if len(dicom_date) == 8 else None
+    except ValueError:
+        return None
+
+
+def _status(finding: messages_pb2.Finding, change: ChangeSincePrior | None) -> FindingStatus | None:
+    """The finding's reported status, or None when it is not reported."""
+    if finding.state == messages_pb2.FINDING_STATE_ABSENT and change == ChangeSincePrior.RESOLVED:
+        return FindingStatus.RESOLVED
+    return _STATUS.get(finding.state)
+
+
+def reported_findings(comparison: messages_pb2.PriorComparison) -> ReportedFindings:
+    """What gets reported for the comparison's current study (the rule is in the module docstring)."""
+    current = comparison.current
+    model = ModelProvenance.of(current.model)
+    has_prior = comparison.HasField("prior")
+    compared = has_prior and len(comparison.prior.findings) > 0
+    changes = {c.code: _CHANGE.get(c.change, ChangeSincePrior.NOT_COMPARED) for c in comparison.changes}
+    reported: list[ReportedFinding] = []
+    for finding in current.findings:
+        change = changes.get(finding.code, ChangeSincePrior.NOT_COMPARED) if compared else None
+        status = _status(finding, change)
+        if status is None:
+            continue
+        reported.append(ReportedFinding(
+            code=finding.code,
+            display=finding.display,
+            snomed_code=finding.snomed_code,
+            status=status,
+            probability=finding.probability,
+            threshold=finding.threshold,
+            laterality=Laterality.UNSPECIFIED,
+            change=change,
+            model=model,
+        ))
+    reported.sort(key=lambda f: (_ORDER.index(f.status), -f.probability))
+    prior = (
+        PriorReference(comparison.prior.study_instance_uid, study_date_of(comparison.prior.study_date))
+        if has_prior
+        else None
+    )
+    return ReportedFindings(
+        study_instance_uid=current.study.study_instance_uid,
+        model=model,
+        prior=prior,
+        compared=compared,
+        findings=tuple(reported),
+        assessed_codes=tuple(f.code for f in current.findings),
+    )

@@ -1,0 +1,114 @@
+"""The one shape every pipeline stage is wired with: its core, its gRPC door, its queue door, what goes next.
+
+A stage's core is a typed function from one protobuf message to another. Its wiring says how the core
+is built from settings, how its gRPC servicer is added to a server, which message its Celery task
+takes, and what of its result is handed to the next stage's queue. The gRPC methods of inference,
+priors and reporting only compute; ingestion's SubmitInstances is the pipeline's front door, so its
+servicer forwards what it accepted, exactly as its queue task does.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import grpc
+from celery import Celery
+from google.protobuf.message import Message
+
+from hilum.common.connections import open_sessions
+from hilum.common.dead_letters import dead_letter_sink
+from hilum.common.errors import TransientError
+from hilum.common.grpc_server import create_server, serve_until_signalled
+from hilum.common.queue import DeadLetterSink, Stage, create_celery_app, enqueue, register_stage_task
+from hilum.common.settings import HilumSettings
+
+Core = TypeVar("Core")
+In = TypeVar("In", bound=Message)
+Out = TypeVar("Out", bound=Message)
+
+
+class Forward(Protocol[Out]):
+    """Hands a stage's result to the next stage's queue and returns it unchanged."""
+
+    def __call__(self, result: Out, /) -> Out: ...
+
+
+class StageDoors(Protocol):
+    """What a process entry point needs of a stage, whatever its message types."""
+
+    @property
+    def stage(self) -> Stage: ...
+
+    def serve(self, settings: HilumSettings) -> None: ...
+
+    def register_task(self, app: Celery, settings: HilumSettings) -> None: ...
+
+
+@dataclass(frozen=True)
+class StageWiring(Generic[Core, In, Out]):
+    """How one stage is exposed through its two doors and where its result goes."""
+
+    stage: Stage
+    grpc_service: str  # the full gRPC service name, reported SERVING by the health service
+    build: Callable[[HilumSettings], Core]
+    add_servicer: Callable[[Core, Forward[Out], grpc.Server], None]
+    task_input: type[In]
+    task: Callable[[Core], Callable[[In], Out]]
+    next_stage: Stage | None
+    handoff: Callable[[Out], Sequence[Message]]  # the messages of a result that the next stage takes
+    # What the queue task does once its result is handed on (ingestion removes its spool files).
+    settle: Callable[[Core, In], None] | None = None
+
+    def forwarder(self, app: Celery) -> Forward[Out]:
+        """A Forward that publishes handoff(result) to the next stage's queue (nothing for the last stage)."""
+
+        def forward(result: Out, /) -> Out:
+            if self.next_stage is None:
+                return result
+            try:
+                for message in self.handoff(result):
+                    enqueue(app, self.next_stage, message)
+            except Exception as exc:  # the result is stored; a redelivery or resubmission forwards again
+                raise TransientError(f"could not enqueue {self.next_stage.value}: {type(exc).__name__}") from exc
+            return result
+
+        return forward
+
+    def serve(self, settings: HilumSettings) -> None:
+        """Run the stage's gRPC server (with health) until SIGTERM."""
+        core = self.build(settings)
+        forward = self.forwarder(create_celery_app(settings))
+        server = create_server(
+            settings.grpc.address(settings.grpc.port_for(self.stage.value)),
+            [self.grpc_service],
+            lambda srv: self.add_servicer(core, forward, srv),
+            settings.grpc.max_message_bytes,
+        )
+        serve_until_signalled(server)
+
+    def register_task(self, app: Celery, settings: HilumSettings) -> None:
+        """Register the stage's Celery task on app: run the core, forward, settle; built once per worker process."""
+
+        @functools.cache
+        def handler() -> Callable[[In], None]:
+            core = self.build(settings)
+            run, forward, settle = self.task(core), self.forwarder(app), self.settle
+
+            def handle(message: In) -> None:
+                forward(run(message))
+                if settle is not None:
+                    settle(core, message)
+
+            return handle
+
+        @functools.cache
+        def sink() -> DeadLetterSink:
+            return dead_letter_sink(open_sessions(settings))
+
+        register_stage_task(
+            app, self.stage, self.task_input, handler, sink,
+            settings.queue.max_retries, settings.queue.retry_backoff_max_s,
+        )

@@ -1,0 +1,33 @@
+"""Inference's wiring: built from settings, served over gRPC and the "inference" queue, hands findings to priors."""
+
+from __future__ import annotations
+
+from hilum.common.connections import open_object_store, open_sessions
+from hilum.common.queue import Stage
+from hilum.common.settings import HilumSettings
+from hilum.common.stage_wiring import StageWiring
+from hilum.inference.engine import FindingsEngine
+from hilum.inference.grpc_api import add_to_server
+from hilum.inference.labels import load_label_map
+from hilum.inference.service import Inference
+from hilum.v1 import messages_pb2
+
+
+def build(settings: HilumSettings) -> Inference:
+    """Inference with a findings engine on the configured Triton server and model."""
+    triton = settings.triton
+    labels = load_label_map(triton.model_repository / triton.findings_model)
+    engine = FindingsEngine(triton.grpc_url, triton.findings_model, labels, triton.request_timeout_s)
+    return Inference(open_sessions(settings), open_object_store(settings), engine)
+
+
+WIRING = StageWiring(
+    stage=Stage.INFERENCE,
+    grpc_service="hilum.v1.InferenceService",
+    build=build,
+    add_servicer=add_to_server,
+    task_input=messages_pb2.StudyReference,
+    task=lambda inference: inference.infer,
+    next_stage=Stage.PRIORS,
+    handoff=lambda findings: [findings],
+)

@@ -1,0 +1,54 @@
+"""Which instance of a study is its frontal view and which its lateral: decided here, once.
+
+By DICOM View Position: the frontal view is a PA, else an AP, else an instance whose View Position is
+absent or none of the known frontal and lateral values; a lateral (LL, RL, LAT, LATERAL) is never the
+frontal view. Among equals the lowest (Series Number, Instance Number, SOP Instance UID) wins, absent
+numbers last, so that the same instances always give the same choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hilum.common.study import InstanceInfo
+
+# View Position values in order of preference; a value in neither ranks after both frontal values.
+FRONTAL_VIEWS = ("PA", "AP")
+LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL")
+_LATERAL_RANK = {"LL": 0, "RL": 1, "LAT": 2, "LATERAL": 2}
+
+
+@dataclass(frozen=True)
+class ChosenViews:
+    """The views of one study the models read; None where the study has no such instance."""
+
+    frontal: InstanceInfo | None
+    lateral: InstanceInfo | None
+
+
+def choose_views(instances: Sequence[InstanceInfo]) -> ChosenViews:
+    """The frontal and lateral views among a study's instances (any order), by the rules above."""
+    laterals = [i for i in instances if _view(i) in LATERAL_VIEWS]
+    frontals = [i for i in instances if _view(i) not in LATERAL_VIEWS]
+    return ChosenViews(
+        frontal=min(frontals, key=lambda i: (_frontal_rank(i), *_order(i)), default=None),
+        lateral=min(laterals, key=lambda i: (_LATERAL_RANK[_view(i)], *_order(i)), default=None),
+    )
+
+
+def _view(instance: InstanceInfo) -> str:
+    """The instance's View Position, normalised: stripped, upper case."""
+    return instance.view_position.strip().upper()
+
+
+def _frontal_rank(instance: InstanceInfo) -> int:
+    """0 for PA, 1 for AP, 2 for an absent or unknown View Position."""
+    view = _view(instance)
+    return FRONTAL_VIEWS.index(view) if view in FRONTAL_VIEWS else len(FRONTAL_VIEWS)
+
+
+def _order(instance: InstanceInfo) -> tuple[bool, int, bool, int, str]:
+    """The deterministic tie-break: Series Number, Instance Number (absent last), SOP Instance UID."""
+    series, number = instance.series_number, instance.instance_number
+    return series is None, series or 0, number is None, number or 0, instance.sop_instance_uid

@@ -1,0 +1,36 @@
+"""Ingestion's wiring: built from settings, served over gRPC and the "ingestion" queue, hands studies to inference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hilum.common.connections import open_object_store, open_sessions
+from hilum.common.queue import Stage
+from hilum.common.settings import HilumSettings
+from hilum.common.stage_wiring import StageWiring
+from hilum.ingestion.grpc_api import add_to_server
+from hilum.ingestion.service import Ingestion
+from hilum.v1 import ingestion_pb2, messages_pb2
+
+
+def build(settings: HilumSettings) -> Ingestion:
+    """Ingestion over the configured database and object store."""
+    return Ingestion(open_sessions(settings), open_object_store(settings), settings.fhir.patient_identifier_system)
+
+
+def ready_studies(response: ingestion_pb2.SubmitInstancesResponse) -> Sequence[messages_pb2.StudyReference]:
+    """The studies this call made ready for inference."""
+    return list(response.ready_studies)
+
+
+WIRING = StageWiring(
+    stage=Stage.INGESTION,
+    grpc_service="hilum.v1.IngestionService",
+    build=build,
+    add_servicer=add_to_server,
+    task_input=messages_pb2.SpooledInstances,
+    task=lambda ingestion: ingestion.accept_spooled,
+    next_stage=Stage.INFERENCE,
+    handoff=ready_studies,
+    settle=Ingestion.release_spool,
+)

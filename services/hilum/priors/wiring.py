@@ -1,0 +1,30 @@
+"""Priors' wiring: built from settings, served over gRPC and the "priors" queue, hands comparisons to reporting."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hilum.common.connections import open_sessions
+from hilum.common.queue import Stage
+from hilum.common.settings import HilumSettings
+from hilum.common.stage_wiring import StageWiring
+from hilum.priors.grpc_api import add_to_server
+from hilum.priors.service import Priors
+from hilum.v1 import messages_pb2
+
+
+def build(settings: HilumSettings) -> Priors:
+    """Priors over the configured database, waiting up to queue.prior_wait_s for a prior in flight."""
+    return Priors(open_sessions(settings), timedelta(seconds=settings.queue.prior_wait_s))
+
+
+WIRING = StageWiring(
+    stage=Stage.PRIORS,
+    grpc_service="hilum.v1.PriorsService",
+    build=build,
+    add_servicer=add_to_server,
+    task_input=messages_pb2.StudyFindings,
+    task=lambda priors: priors.compare,
+    next_stage=Stage.REPORTING,
+    handoff=lambda comparison: [comparison],
+)

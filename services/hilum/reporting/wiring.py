@@ -1,0 +1,29 @@
+"""Reporting's wiring: built from settings, served over gRPC and the "reporting" queue; the last stage."""
+
+from __future__ import annotations
+
+from hilum.common.connections import open_redis, open_sessions
+from hilum.common.queue import Stage
+from hilum.common.settings import HilumSettings
+from hilum.common.stage_wiring import StageWiring
+from hilum.reporting.grpc_api import add_to_server
+from hilum.reporting.service import Reporting
+from hilum.v1 import messages_pb2
+
+
+def build(settings: HilumSettings) -> Reporting:
+    """Reporting over the configured database, output folder and CDS cache."""
+    return Reporting(open_sessions(settings), settings.storage.output_dir, open_redis(settings),
+                     settings.fhir.patient_identifier_system)
+
+
+WIRING = StageWiring(
+    stage=Stage.REPORTING,
+    grpc_service="hilum.v1.ReportingService",
+    build=build,
+    add_servicer=add_to_server,
+    task_input=messages_pb2.PriorComparison,
+    task=lambda reporting: reporting.publish,
+    next_stage=None,
+    handoff=lambda _result: [],
+)

@@ -1,0 +1,26 @@
+"""Atomic, durable file writes: whole or nothing, and no temp file left behind on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hilum.common.atomic_file import write_atomically
+
+
+def test_writes_creates_folders_and_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "file.json"
+    write_atomically(target, b"first")
+    write_atomically(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert [p.name for p in target.parent.iterdir()] == ["file.json"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "file.txt"
+    write_atomically(target, b"kept")
+    with pytest.raises(TypeError):
+        write_atomically(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == b"kept"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]

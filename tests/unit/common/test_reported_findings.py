@@ -1,0 +1,234 @@
+"""What gets reported for a study, and that the draft, the CDS view and the FHIR bundle all say the same."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from hilum.common.fhir.bundle import build_report_bundle
+from hilum.common.fhir.validation import bundle_json, validate_bundle
+from hilum.common.reported_findings import (
+    ChangeSincePrior,
+    FindingStatus,
+    Laterality,
+    ModelProvenance,
+    PriorReference,
+    reported_findings,
+    study_date_of,
+)
+from hilum.common.study import InstanceInfo, PatientInfo, StudyInfo
+from hilum.reporting.cds_summary import cds_view_of
+from hilum.reporting.draft import draft_report
+from hilum.v1 import messages_pb2
+
+S = messages_pb2.FindingState
+C = messages_pb2.Change
+UID, PRIOR_UID = "1.2.3", "1.2.2"
+MODEL = messages_pb2.ModelInfo(name="cxr_findings", version="demo-untrained", demo_weights=True)
+
+
+def _finding(
+    code: str, probability: float, state: messages_pb2.FindingState.ValueType, snomed: str = ""
+) -> messages_pb2.Finding:
+    return messages_pb2.Finding(code=code, display=code.capitalize(), probability=probability, threshold=0.5,
+                                state=state, snomed_code=snomed)
+
+
+def _comparison(*current: messages_pb2.Finding) -> messages_pb2.PriorComparison:
+    return messages_pb2.PriorComparison(current=messages_pb2.StudyFindings(
+        study=messages_pb2.StudyReference(study_instance_uid=UID), model=MODEL, findings=current
+    ))
+
+
+def _with_prior(
+    comparison: messages_pb2.PriorComparison,
+    prior: list[messages_pb2.Finding],
+    changes: dict[str, messages_pb2.Change.ValueType],
+    study_date: str = "20250301",
+) -> messages_pb2.PriorComparison:
+    comparison.prior.study_instance_uid = PRIOR_UID
+    comparison.prior.study_date = study_date
+    comparison.prior.findings.extend(prior)
+    comparison.changes.extend(messages_pb2.FindingChange(code=c, change=v) for c, v in changes.items())
+    return comparison
+
+
+def _mixed() -> messages_pb2.PriorComparison:
+    """Pneumothorax new, effusion uncertain, edema resolved, nodule absent on both."""
+    return _with_prior(
+        _comparison(
+            _finding("nodule", 0.05, S.FINDING_STATE_ABSENT),
+            _finding("edema", 0.1, S.FINDING_STATE_ABSENT, "19242006"),
+            _finding("effusion", 0.45, S.FINDING_STATE_UNCERTAIN, "60046008"),
+            _finding("pneumothorax", 0.91, S.FINDING_STATE_PRESENT, "36118008"),
+        ),
+        prior=[_finding("edema", 0.8, S.FINDING_STATE_PRESENT), _finding("nodule", 0.1, S.FINDING_STATE_ABSENT)],
+        changes={"pneumothorax": C.CHANGE_NEW, "effusion": C.CHANGE_NOT_COMPARED, "edema": C.CHANGE_RESOLVED},
+    )
+
+
+def test_present_finding_is_reported_with_everything_about_it() -> None:
+    reported = reported_findings(_comparison(_finding("pneumothorax", 0.91, S.FINDING_STATE_PRESENT, "36118008")))
+    (finding,) = reported.findings
+    assert (finding.code, finding.display, finding.snomed_code) == ("pneumothorax", "Pneumothorax", "36118008")
+    assert finding.status == FindingStatus.PRESENT
+    assert finding.probability == pytest.approx(0.91) and finding.threshold == 0.5
+    assert finding.laterality == Laterality.UNSPECIFIED
+    assert finding.change is None
+    assert finding.model == ModelProvenance(name="cxr_findings", version="demo-untrained", demo_weights=True)
+    assert reported.present == (finding,)
+
+
+def test_uncertain_finding_is_reported() -> None:
+    reported = reported_findings(_comparison(_finding("effusion", 0.45, S.FINDING_STATE_UNCERTAIN)))
+    assert [f.status for f in reported.findings] == [FindingStatus.UNCERTAIN]
+    assert reported.uncertain == reported.findings
+
+
+def test_absent_finding_is_assessed_but_not_reported() -> None:
+    reported = reported_findings(_comparison(_finding("nodule", 0.05, S.FINDING_STATE_ABSENT)))
+    assert reported.findings == ()
+    assert reported.assessed_codes == ("nodule",)
+
+
+def test_finding_resolved_since_a_compared_prior_is_reported() -> None:
+    reported = reported_findings(_mixed())
+    (resolved,) = reported.resolved
+    assert (resolved.code, resolved.status, resolved.change) == ("edema", FindingStatus.RESOLVED, ChangeSincePrior.RESOLVED)
+    assert resolved.probability == pytest.approx(0.1)  # the current, sub-threshold probability
+
+
+def test_a_compared_prior_gives_every_finding_a_change() -> None:
+    reported = reported_findings(_mixed())
+    assert reported.compared
+    assert reported.prior == PriorReference(study_instance_uid=PRIOR_UID, study_date=date(2025, 3, 1))
+    assert {f.code: f.change for f in reported.findings} == {
+        "pneumothorax": ChangeSincePrior.NEW,
+        "effusion": ChangeSincePrior.NOT_COMPARED,
+        "edema": ChangeSincePrior.RESOLVED,
+    }
+
+
+def test_a_finding_the_priors_stage_left_out_is_not_compared() -> None:
+    comparison = _mixed()
+    del comparison.changes[:]
+    reported = reported_findings(comparison)
+    assert [f.change for f in reported.findings] == [ChangeSincePrior.NOT_COMPARED] * 2
+    assert reported.resolved == ()  # resolved only as the priors stage decided it
+
+
+def test_without_prior_there_is_no_change_and_nothing_resolved() -> None:
+    comparison = _comparison(
+        _finding("pneumothorax", 0.91, S.FINDING_STATE_PRESENT), _finding("edema", 0.1, S.FINDING_STATE_ABSENT)
+    )
+    reported = reported_findings(comparison)
+    assert (reported.prior, reported.compared) == (None, False)
+    assert [(f.code, f.change) for f in reported.findings] == [("pneumothorax", None)]
+
+
+def test_a_prior_without_findings_is_named_but_not_compared() -> None:
+    comparison = _mixed()
+    del comparison.prior.findings[:]
+    reported = reported_findings(comparison)
+    assert reported.prior is not None and reported.prior.study_instance_uid == PRIOR_UID
+    assert not reported.compared
+    assert [(f.code, f.change) for f in reported.findings] == [("pneumothorax", None), ("effusion", None)]
+
+
+def test_order_is_present_uncertain_resolved_each_most_probable_first() -> None:
+    comparison = _with_prior(
+        _comparison(
+            _finding("edema", 0.2, S.FINDING_STATE_ABSENT),
+            _finding("mass", 0.4, S.FINDING_STATE_UNCERTAIN),
+            _finding("effusion", 0.6, S.FINDING_STATE_PRESENT),
+            _finding("atelectasis", 0.3, S.FINDING_STATE_ABSENT),
+            _finding("nodule", 0.45, S.FINDING_STATE_UNCERTAIN),
+            _finding("pneumothorax", 0.9, S.FINDING_STATE_PRESENT),
+        ),
+        prior=[_finding("edema", 0.8, S.FINDING_STATE_PRESENT), _finding("atelectasis", 0.7, S.FINDING_STATE_PRESENT)],
+        changes={"edema": C.CHANGE_RESOLVED, "atelectasis": C.CHANGE_RESOLVED},
+    )
+    reported = reported_findings(comparison)
+    assert reported.codes == ("pneumothorax", "effusion", "nodule", "mass", "atelectasis", "edema")
+    assert reported.assessed_codes == ("edema", "mass", "effusion", "atelectasis", "nodule", "pneumothorax")
+
+
+def test_reported_findings_are_frozen() -> None:
+    reported = reported_findings(_mixed())
+    with pytest.raises(AttributeError):
+        reported.findings[0].status = FindingStatus.UNCERTAIN  # type: ignore[misc]
+
+
+def test_model_provenance_round_trips_a_model_info() -> None:
+    assert ModelProvenance.of(MODEL).as_info() == MODEL
+
+
+def test_label_names_the_side_only_when_known() -> None:
+    (finding,) = reported_findings(_comparison(_finding("effusion", 0.7, S.FINDING_STATE_PRESENT))).findings
+    assert finding.label == "Effusion"
+    assert finding.__class__(**{**finding.__dict__, "laterality": Laterality.LEFT}).label == "Effusion (left)"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("20250301", date(2025, 3, 1)), ("", None), ("2025", None),
+                                                 ("20251301", None), ("2025030x", None)])
+def test_study_date_of(value: str, expected: date | None) -> None:
+    assert study_date_of(value) == expected
+
+
+# Every output reads the same ReportedFindings, so all name the same findings in the same order.
+
+PATIENT = PatientInfo(patient_id="P7", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
+ISSUED = datetime(2025, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def _study(uid: str) -> StudyInfo:
+    instance = InstanceInfo(sop_instance_uid=f"{uid}.1.1", sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1",
+                            series_instance_uid=f"{uid}.1", series_number=1, instance_number=1, modality="DX",
+                            view_position="PA", rows=64, columns=64, pixel_spacing_mm=(0.139, 0.139))
+    return StudyInfo(study_instance_uid=uid, patient=PATIENT, started=datetime(2025, 3, 2, 10, 5),
+                     accession_number="A1", description="XR CHEST PA", instances=(instance,))
+
+
+def _outputs(comparison: messages_pb2.PriorComparison) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """The codes the draft's finding sentences cite, the CDS view's codes, and the bundle's Observations."""
+    reported = reported_findings(comparison)
+    draft = draft_report(reported)
+    prior = _study(PRIOR_UID) if reported.prior is not None else None
+    data = bundle_json(build_report_bundle(_study(UID), reported, draft, prior_study=prior, issued=ISSUED,
+                                           patient_identifier_system="urn:oid:1.2.3"))
+    assert validate_bundle(data) == []
+    view = cds_view_of(_study(UID), reported, draft, "report-1", ISSUED)
+    per_finding = [s for s in draft.findings if len(s.finding_codes) == 1]
+    observations = [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
+    return [s.finding_codes[0] for s in per_finding], [f.code for f in view.findings], observations
+
+
+def _observation_change(observation: dict[str, Any]) -> str | None:
+    values = [c["valueCodeableConcept"]["coding"][0]["code"] for c in observation["component"]
+              if c["code"]["coding"][0]["code"] == "change-since-prior"]
+    return values[0] if values else None
+
+
+def test_draft_cds_view_and_observations_name_the_same_findings() -> None:
+    drafted, shown, observations = _outputs(_mixed())
+    observed = [o["code"]["coding"][0]["code"] for o in observations]
+    assert drafted == shown == observed == ["pneumothorax", "effusion", "edema"]
+    assert [o["valueCodeableConcept"]["coding"][0]["display"] for o in observations] == [
+        "Present", "Indeterminate", "Absent"
+    ]
+    assert [_observation_change(o) for o in observations] == ["new", "not-compared", "resolved"]
+
+
+@pytest.mark.parametrize("prior_findings", [True, False])
+def test_without_a_compared_prior_no_output_states_a_change(prior_findings: bool) -> None:
+    comparison = _mixed()
+    if not prior_findings:
+        del comparison.prior.findings[:]
+    else:
+        comparison.ClearField("prior")
+        del comparison.changes[:]
+    drafted, shown, observations = _outputs(comparison)
+    assert drafted == shown == [o["code"]["coding"][0]["code"] for o in observations] == ["pneumothorax", "effusion"]
+    assert [_observation_change(o) for o in observations] == [None, None]

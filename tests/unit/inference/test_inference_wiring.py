@@ -1,0 +1,22 @@
+"""Inference's wiring: its queue takes study references and hands each one's findings to priors."""
+
+from __future__ import annotations
+
+from hilum.common.queue import Stage
+from hilum.common.settings import HilumSettings
+from hilum.inference.service import Inference
+from hilum.inference.wiring import WIRING, build
+from hilum.v1 import messages_pb2
+
+
+def test_shape_and_handoff() -> None:
+    assert WIRING.stage == Stage.INFERENCE and WIRING.next_stage == Stage.PRIORS
+    assert WIRING.task_input is messages_pb2.StudyReference and WIRING.settle is None
+    findings = messages_pb2.StudyFindings(analysed_object_key="k")
+    assert list(WIRING.handoff(findings)) == [findings]
+
+
+def test_build_reads_the_label_map_of_the_configured_model(tmp_settings: HilumSettings) -> None:
+    inference = build(tmp_settings)
+    assert isinstance(inference, Inference)
+    assert WIRING.task(inference) == inference.infer
