@@ -1,9 +1,10 @@
-"""The `hilum` command: the demo, ingestion from files, status, the service processes, models and the database."""
+"""The `hilum` command: up and demo, ingestion from files, status, the service processes, models and the database."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from hilum.common.settings import HilumSettings
@@ -11,10 +12,33 @@ from hilum.common.wording import CLI_DEMO_MODEL, CLI_DEMO_RESULT
 from hilum.runtime.entrypoints import STAGE_NAMES
 
 
+def _stack_command(command: str, run: Callable[[], int]) -> int:
+    """Run `hilum up` or `hilum demo`; what a person can act on is one message on stderr, not a traceback."""
+    from hilum.runtime.up import STACK_ERRORS, Stopped
+
+    try:
+        return run()
+    except STACK_ERRORS as exc:
+        print(f"hilum {command}: {exc}", file=sys.stderr)
+        return 1
+    except Stopped as exc:
+        print(f"hilum {command}: {exc}", file=sys.stderr)
+        return 128 + exc.signal
+    except KeyboardInterrupt:  # before the stack started: nothing to stop
+        print(f"hilum {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _up(args: argparse.Namespace, settings: HilumSettings) -> int:
+    from hilum.runtime.up import run_up
+
+    return _stack_command("up", lambda: run_up(settings))
+
+
 def _demo(args: argparse.Namespace, settings: HilumSettings) -> int:
     from hilum.runtime.demo import run_demo
 
-    return run_demo(settings, keep_running=args.keep_running, fresh=args.fresh)
+    return _stack_command("demo", lambda: run_demo(settings, keep_running=args.keep_running, fresh=args.fresh))
 
 
 def _ingest(args: argparse.Namespace, settings: HilumSettings) -> int:
@@ -111,8 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hilum", description="Hilum: decision support for chest radiographs.")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    up = commands.add_parser("up", help="run the embedded stack in the foreground until SIGTERM or Ctrl-C; "
+                             "its doors are written to endpoints.json in the data directory")
+    up.set_defaults(handler=_up)
+
     demo = commands.add_parser("demo", help="start the embedded stack and run the sample studies end to end")
-    demo.add_argument("--keep-running", action="store_true", help="leave the stack up and print its URLs")
+    demo.add_argument("--keep-running", action="store_true", help="leave the stack up and print its doors")
     demo.add_argument("--fresh", action="store_true", help="delete the data and output folders first")
     demo.set_defaults(handler=_demo)
 

@@ -18,8 +18,8 @@ import httpx
 import pydicom
 import pytest
 
-from hilum.common.connections import open_object_store, open_sessions
 from hilum.common import study_state
+from hilum.common.connections import open_object_store, open_sessions
 from hilum.common.db import results
 from hilum.common.db.session import upgrade_database
 from hilum.common.fhir.validation import validate_bundle

@@ -43,13 +43,8 @@ class CdsFinding(BaseModel):
     @classmethod
     def of(cls, finding: ReportedFinding) -> CdsFinding:
         """The CDS form of a reported finding (its display names the side when one is known)."""
-        return cls(
-            code=finding.code,
-            display=finding.label,
-            status=finding.status,
-            probability=finding.probability,
-            change=finding.change,
-        )
+        return cls(code=finding.code, display=finding.label, status=finding.status,
+                   probability=finding.probability, change=finding.change)
 
 
 class CdsView(BaseModel):

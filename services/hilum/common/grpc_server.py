@@ -34,15 +34,20 @@ def create_server(
     max_workers: int = 8,
 ) -> grpc.Server:
     """A started server on address with the standard gRPC health service reporting SERVING."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
-                         options=channel_options(max_message_bytes))
+    # No SO_REUSEPORT: a second server on a taken port must fail, not silently share its calls.
+    options = [*channel_options(max_message_bytes), ("grpc.so_reuseport", 0)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
     add_servicers(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *service_names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if server.add_insecure_port(address) == 0:
-        raise RuntimeError(f"cannot bind gRPC server to {address}")
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:  # recent grpcio raises instead of returning 0
+        raise RuntimeError(f"cannot bind gRPC server to {address} (is the port in use?)") from exc
+    if bound == 0:
+        raise RuntimeError(f"cannot bind gRPC server to {address} (is the port in use?)")
     server.start()
     return server
 

@@ -126,7 +126,8 @@ def register_stage_task(
                                             "retry": task.request.retries + 1})
         raise task.retry(exc=exc, countdown=backoff_s(task.request.retries, backoff_cap_s))
 
-    @app.task(name=stage.task_name, bind=True, max_retries=max_retries)  # type: ignore[untyped-decorator]
+    # shared=False: the task belongs to this app only, not to every app the process creates later.
+    @app.task(name=stage.task_name, bind=True, max_retries=max_retries, shared=False)  # type: ignore[untyped-decorator]
     def run(self: Task, payload: bytes) -> None:
         message = input_type.FromString(payload)
         ref = study_ref(study_uid_of(message))

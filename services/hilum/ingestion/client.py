@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import grpc
 
 from hilum.common import study_state
 from hilum.common.grpc_server import channel_options
+from hilum.common.polling import wait_until
 from hilum.v1 import ingestion_pb2, ingestion_pb2_grpc
-
 
 
 def rejection_line(result: ingestion_pb2.InstanceResult) -> str:
@@ -50,19 +49,17 @@ class IngestionClient:
         """
         pending = list(dict.fromkeys(uids))
         done: dict[str, ingestion_pb2.StudyStatus] = {}
-        deadline = time.monotonic() + timeout_s
-        while pending:
+
+        def all_finished() -> bool:
             for uid in list(pending):
                 status = self.status(uid)
                 if status.state in study_state.TERMINAL:
                     done[uid] = status
                     pending.remove(uid)
-            if pending:
-                if check is not None:
-                    check()
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{len(pending)} studies not finished after {timeout_s:.0f}s")
-                time.sleep(poll_s)
+            return not pending
+
+        wait_until(all_finished, timeout_s, poll_s, lambda: f"{len(done) + len(pending)} studies to finish "
+                   f"({len(pending)} studies not finished)", on_poll=check)
         return done
 
     def close(self) -> None:

@@ -17,8 +17,9 @@ import redis
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilum.common.cds_view import write_view
 from hilum.common import study_state
+from hilum.common.atomic_file import write_atomically
+from hilum.common.cds_view import write_view
 from hilum.common.db import results, studies
 from hilum.common.db.models import ReportRow
 from hilum.common.errors import PermanentError
@@ -26,7 +27,6 @@ from hilum.common.fhir.bundle import build_report_bundle
 from hilum.common.fhir.validation import bundle_json, validate_bundle
 from hilum.common.logs import study_ref
 from hilum.common.reported_findings import reported_findings
-from hilum.common.atomic_file import write_atomically
 from hilum.reporting.cds_summary import cds_view_of
 from hilum.reporting.draft import draft_report
 from hilum.v1 import messages_pb2

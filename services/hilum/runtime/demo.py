@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import signal
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -12,15 +9,15 @@ from pathlib import Path
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilum.common.connections import open_sessions
 from hilum.common import study_state
+from hilum.common.connections import open_sessions
 from hilum.common.db import studies
-from hilum.common.db.session import upgrade_database
 from hilum.common.settings import HilumSettings
 from hilum.common.wording import DEMO_NOTICE
-from hilum.inference.model_export import ensure_findings_model
 from hilum.ingestion.client import IngestionClient, rejection_line
-from hilum.runtime.stack import EmbeddedStack
+from hilum.runtime.endpoints import endpoints_path
+from hilum.runtime.stack import preflight
+from hilum.runtime.up import StopSignals, door_lines, prepare_stack, running_stack, say_now, supervise
 from hilum.samples.dicom_files import write_sample_studies
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.v1 import ingestion_pb2
@@ -30,16 +27,11 @@ PATIENT_VIEW = "hilum-cxr-patient-view"
 
 
 def prepare(settings: HilumSettings, fresh: bool, say: Print) -> list[Path]:
-    """Database schema, model weights and sample files; returns the files to submit."""
-    data_dir = settings.storage.data_dir
-    if fresh:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        shutil.rmtree(settings.storage.output_dir, ignore_errors=True)
-    upgrade_database(settings.database_url)
-    manifest = ensure_findings_model(settings.triton.model_repository)
-    if manifest.demo:
-        say(f"Model cxr_findings: version {manifest.version} — {DEMO_NOTICE}")
-    samples = data_dir / "samples"
+    """What `hilum up` prepares (database schema, model weights), then the sample files; returns the files
+    to submit.
+    """
+    prepare_stack(settings, fresh, say)
+    samples = settings.storage.data_dir / "samples"
     files = write_sample_studies(samples)
     rejectable = write_rejectable_inputs(samples / "rejectable")
     return [*files, *sorted(rejectable.values())]
@@ -58,16 +50,28 @@ def patient_view_cards(cds_url: str, patient_id: str) -> list[dict[str, object]]
     return cards
 
 
-def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = False, say: Print = print) -> int:
-    """The main job; the last line printed is the output folder. Returns the process exit code."""
+def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = False,
+             say: Print = say_now) -> int:
+    """`hilum up`, the sample studies through it, a summary; the last line printed is the output folder.
+
+    Returns the process exit code. Raises what `hilum up` raises (runtime.up.STACK_ERRORS), and
+    runtime.up.Stopped when SIGTERM or SIGINT arrives before the summary (the stack is stopped first).
+    """
     say("=" * 78)
     say(f"Hilum demo — {DEMO_NOTICE}")
     say("=" * 78)
+    preflight(settings)
     files = prepare(settings, fresh, say)
     output_dir = settings.storage.output_dir.resolve()
     failures = 0
-    with EmbeddedStack(settings) as stack:
-        say("Stack up: Redis, Triton, ingestion/inference/priors/reporting (gRPC + worker), CDS Hooks.")
+    with StopSignals() as stop, running_stack(settings, stop) as stack:
+        say("Stack up: Redis, Triton, ingestion/inference/priors/reporting (gRPC + worker), CDS Hooks; its doors "
+            f"are in {endpoints_path(settings.storage.data_dir)}.")
+
+        def still_running() -> None:
+            stop.check()
+            stack.check_alive()
+
         address = settings.grpc.address(settings.grpc.ingestion_port)
         with IngestionClient(address, settings.grpc.max_message_bytes) as client:
             results = client.submit_files(files)
@@ -78,15 +82,15 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
                 else:
                     say(f"  {rejection_line(result)}")
             uids = list(dict.fromkeys(r.study_instance_uid for r in results if r.accepted))
-            statuses = client.wait_for(uids, check=stack.check_alive)
+            statuses = client.wait_for(uids, check=still_running)
         sessions = open_sessions(settings)
         for number, uid in enumerate(uids, start=1):
             failures += _print_study(number, len(uids), statuses[uid], sessions, stack.cds_url, say)
         if keep_running:
-            say("\nStack left running (Ctrl-C stops it):")
-            for name, url in stack.urls().items():
-                say(f"  {name:22} {url}")
-            _wait_for_interrupt()
+            say("\nStack left running (SIGTERM or Ctrl-C stops it):")
+            for line in door_lines(stack):
+                say(line)
+            supervise(stack, stop)
     say(f"\n{len(uids) - failures} of {len(uids)} studies reported; {DEMO_NOTICE}")
     say("FHIR transaction bundles are in:")
     say(str(output_dir))
@@ -118,10 +122,3 @@ def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, ses
     for card in patient_view_cards(cds_url, study.patient.patient_id):
         say(f"  CDS card for the patient's latest study [{card.get('indicator')}]: {card.get('summary')}")
     return 0
-
-
-def _wait_for_interrupt() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()

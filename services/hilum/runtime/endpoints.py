@@ -7,13 +7,13 @@ stack that was killed.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_serializer
+
+from hilum.common.atomic_file import write_atomically
 
 ENDPOINTS_FILE = "endpoints.json"
 
@@ -65,21 +65,8 @@ def endpoints_path(data_dir: Path) -> Path:
 
 def write_endpoints(data_dir: Path, endpoints: Endpoints) -> Path:
     """Write endpoints.json atomically (temp file in the same folder, fsync, rename); returns its path."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = endpoints_path(data_dir)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{ENDPOINTS_FILE}.", suffix=".tmp", dir=data_dir)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as temp:
-            temp.write(endpoints.to_json())
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; the file holds no secrets
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(data_dir)  # the rename itself survives a crash
+    write_atomically(path, endpoints.to_json().encode())
     return path
 
 
@@ -127,11 +114,3 @@ def _zombie(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

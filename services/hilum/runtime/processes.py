@@ -21,6 +21,7 @@ class ManagedProcess:
         self.log_path = log_path
         self.env = env
         self._process: subprocess.Popen[bytes] | None = None
+        self._terminated = False
 
     def start(self) -> None:
         if self.running:
@@ -28,6 +29,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             # A new session, so a terminal's Ctrl-C reaches the supervisor, which stops children in order.
+            self._terminated = False
             self._process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                 start_new_session=True,
@@ -50,6 +52,13 @@ class ManagedProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def terminate(self) -> None:
+        """Send SIGTERM to the process itself, once, without waiting; stop() waits for it to end."""
+        process = self._process
+        if process is not None and process.poll() is None and not self._terminated:
+            process.terminate()
+            self._terminated = True
+
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the process itself (it shuts its own children down: Celery lets a running task finish,
         Triton unloads its models), then SIGKILL its whole process group after timeout_s.
@@ -57,7 +66,7 @@ class ManagedProcess:
         process = self._process
         if process is None or process.poll() is not None:
             return
-        process.terminate()
+        self.terminate()
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

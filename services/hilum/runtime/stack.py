@@ -191,12 +191,15 @@ class EmbeddedStack:
                    on_poll=poll)
 
     def stop(self) -> None:
-        """Remove endpoints.json (the doors are closing), then stop in reverse order: the CDS app and the
-        stages (workers finish their task), Triton, Redis.
+        """Remove endpoints.json (the doors are closing), then stop in reverse order of start: the CDS app
+        and the stages (SIGTERM to each in turn, then wait for each: workers finish their task, together
+        rather than one after another), then Triton, then Redis.
         """
         if self.endpoints is not None:
             remove_endpoints(self.data_dir)
             self.endpoints = None
+        for child in reversed(self.children):
+            child.terminate()
         for child in reversed(self.children):
             child.stop()
         self.triton.stop()

@@ -74,8 +74,13 @@ def test_a_port_another_process_listens_on_cannot_be_bound() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        with pytest.raises(RuntimeError, match=f"127.0.0.1:{port}"):  # gRPC itself may raise first
+        with pytest.raises(RuntimeError, match=f"cannot bind gRPC server to 127.0.0.1:{port}"):
             create_server(f"127.0.0.1:{port}", [], lambda _srv: None, max_message_bytes=1024)
+
+
+def test_a_second_server_on_a_port_a_server_holds_fails_instead_of_sharing(address: str) -> None:
+    with pytest.raises(RuntimeError, match=f"cannot bind gRPC server to {address}"):
+        create_server(address, [], lambda _srv: None, max_message_bytes=1024)
 
 
 def test_a_result_passes_through(stub: priors_pb2_grpc.PriorsServiceStub,

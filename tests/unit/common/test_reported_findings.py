@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -96,7 +97,8 @@ def test_absent_finding_is_assessed_but_not_reported() -> None:
 def test_finding_resolved_since_a_compared_prior_is_reported() -> None:
     reported = reported_findings(_mixed())
     (resolved,) = reported.resolved
-    assert (resolved.code, resolved.status, resolved.change) == ("edema", FindingStatus.RESOLVED, ChangeSincePrior.RESOLVED)
+    assert (resolved.code, resolved.status) == ("edema", FindingStatus.RESOLVED)
+    assert resolved.change == ChangeSincePrior.RESOLVED
     assert resolved.probability == pytest.approx(0.1)  # the current, sub-threshold probability
 
 
@@ -168,7 +170,7 @@ def test_model_provenance_round_trips_a_model_info() -> None:
 def test_label_names_the_side_only_when_known() -> None:
     (finding,) = reported_findings(_comparison(_finding("effusion", 0.7, S.FINDING_STATE_PRESENT))).findings
     assert finding.label == "Effusion"
-    assert finding.__class__(**{**finding.__dict__, "laterality": Laterality.LEFT}).label == "Effusion (left)"
+    assert replace(finding, laterality=Laterality.LEFT).label == "Effusion (left)"
 
 
 @pytest.mark.parametrize(("value", "expected"), [("20250301", date(2025, 3, 1)), ("", None), ("2025", None),
@@ -191,8 +193,11 @@ def _study(uid: str) -> StudyInfo:
                      accession_number="A1", description="XR CHEST PA", instances=(instance,))
 
 
-def _outputs(comparison: messages_pb2.PriorComparison) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """The codes the draft's finding sentences cite, the CDS view's codes, and the bundle's Observations."""
+Outputs = tuple[list[str], list[tuple[str, str | None]], list[dict[str, Any]]]
+
+
+def _outputs(comparison: messages_pb2.PriorComparison) -> Outputs:
+    """The codes the draft's finding sentences cite, the CDS view's (code, change), the bundle's Observations."""
     reported = reported_findings(comparison)
     draft = draft_report(reported)
     prior = _study(PRIOR_UID) if reported.prior is not None else None
@@ -202,7 +207,8 @@ def _outputs(comparison: messages_pb2.PriorComparison) -> tuple[list[str], list[
     view = cds_view_of(_study(UID), reported, draft, "report-1", ISSUED)
     per_finding = [s for s in draft.findings if len(s.finding_codes) == 1]
     observations = [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
-    return [s.finding_codes[0] for s in per_finding], [f.code for f in view.findings], observations
+    shown = [(f.code, f.change.value if f.change else None) for f in view.findings]
+    return [s.finding_codes[0] for s in per_finding], shown, observations
 
 
 def _observation_change(observation: dict[str, Any]) -> str | None:
@@ -213,22 +219,23 @@ def _observation_change(observation: dict[str, Any]) -> str | None:
 
 def test_draft_cds_view_and_observations_name_the_same_findings() -> None:
     drafted, shown, observations = _outputs(_mixed())
-    observed = [o["code"]["coding"][0]["code"] for o in observations]
-    assert drafted == shown == observed == ["pneumothorax", "effusion", "edema"]
+    observed = [(o["code"]["coding"][0]["code"], _observation_change(o)) for o in observations]
+    assert drafted == [code for code, _ in shown] == ["pneumothorax", "effusion", "edema"]
+    assert shown == observed == [("pneumothorax", "new"), ("effusion", "not-compared"), ("edema", "resolved")]
     assert [o["valueCodeableConcept"]["coding"][0]["display"] for o in observations] == [
         "Present", "Indeterminate", "Absent"
     ]
-    assert [_observation_change(o) for o in observations] == ["new", "not-compared", "resolved"]
 
 
-@pytest.mark.parametrize("prior_findings", [True, False])
-def test_without_a_compared_prior_no_output_states_a_change(prior_findings: bool) -> None:
+@pytest.mark.parametrize("case", ["no prior", "prior without findings"])
+def test_without_a_compared_prior_no_output_states_a_change(case: str) -> None:
     comparison = _mixed()
-    if not prior_findings:
-        del comparison.prior.findings[:]
-    else:
+    if case == "no prior":
         comparison.ClearField("prior")
         del comparison.changes[:]
+    else:
+        del comparison.prior.findings[:]
     drafted, shown, observations = _outputs(comparison)
-    assert drafted == shown == [o["code"]["coding"][0]["code"] for o in observations] == ["pneumothorax", "effusion"]
-    assert [_observation_change(o) for o in observations] == [None, None]
+    observed = [(o["code"]["coding"][0]["code"], _observation_change(o)) for o in observations]
+    assert drafted == ["pneumothorax", "effusion"]
+    assert shown == observed == [("pneumothorax", None), ("effusion", None)]

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import msgpack
 import pydicom
 import pytest
 import redis as redis_lib
+from kombu.serialization import loads
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
@@ -74,7 +74,9 @@ def _request(*paths: Path) -> ingestion_pb2.SubmitInstancesRequest:
 def _queued_reference(raw: bytes) -> tuple[str, messages_pb2.StudyReference]:
     """The task name and the StudyReference of one message as Celery left it on a Redis list."""
     envelope = json.loads(raw)
-    args, _kwargs, _embed = msgpack.unpackb(base64.b64decode(envelope["body"]), raw=False)
+    body = base64.b64decode(envelope["body"])
+    args, _kwargs, _embed = loads(body, envelope["content-type"], envelope["content-encoding"],
+                                  accept={"application/x-msgpack"})
     return envelope["headers"]["task"], messages_pb2.StudyReference.FromString(args[0])
 
 

@@ -72,7 +72,8 @@ def test_accepted_instance_is_stored_and_its_study_returned_ready(
 
 def test_the_views_are_chosen_once_and_carried_in_the_reference(ingestion: Ingestion, tmp_path: Path) -> None:
     frontal = write_study(_small(1), tmp_path / "pa")
-    lateral = _second_view(frontal, _small(1, view_position=ViewPosition.LL, seed=777, label="lateral"), tmp_path / "ll")
+    lateral_spec = _small(1, view_position=ViewPosition.LL, seed=777, label="lateral")
+    lateral = _second_view(frontal, lateral_spec, tmp_path / "ll")
     uid = pydicom.dcmread(frontal).StudyInstanceUID
     # The lateral arrives first: it is never analysed as the frontal view.
     [alone] = ingestion.accept([_incoming(lateral)]).ready_studies

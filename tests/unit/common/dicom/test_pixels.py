@@ -312,9 +312,7 @@ def test_invalid_window_is_passed_over(decoded: Decoded, width: float, function:
 @pytest.mark.parametrize("as_bytes", [False, True])
 def test_voi_lut_sequence_is_preferred_to_the_window(decoded: Decoded, as_bytes: bool) -> None:
     ds = windowed(10.5, 10)
-    ds.VOILUTSequence = Sequence(
-        [lut_item(2, [0, 1000, 60000], 16, as_bytes), lut_item(0, [5, 5, 5], 16, as_bytes)]
-    )
+    ds.VOILUTSequence = Sequence([lut_item(2, [0, 1000, 60000], 16, as_bytes), lut_item(0, [5, 5, 5], 16, as_bytes)])
     image = decoded(ds)
     assert image.value_range == (0.0, 65535.0)  # the LUT's output range, from its descriptor
     np.testing.assert_array_equal(image.pixels[0, :6], [0, 0, 0, 1000, 60000, 60000])
@@ -396,3 +394,15 @@ def test_unusable_bits_stored_is_unreadable() -> None:
     assert "Bits Stored 40 is not usable" in str(unreadable(ds))
     del ds.BitsStored, ds.BitsAllocated
     assert "Bits Stored 0 is not usable" in str(unreadable(ds))
+
+
+def test_unknown_transfer_syntax_is_unreadable() -> None:
+    ds = dataset(ramp())
+    del ds.file_meta  # built in memory, never read: no encoding to fall back on
+    assert "transfer syntax is unknown" in str(unreadable(ds))
+    compressed = dataset(ramp())
+    compressed.compress(RLELossless)
+    out = BytesIO()
+    pydicom.dcmwrite(out, Dataset(compressed), implicit_vr=False, little_endian=True)
+    bare = pydicom.dcmread(BytesIO(out.getvalue()), force=True)  # encapsulated frames, no syntax to name
+    assert "transfer syntax is unknown" in str(unreadable(bare))

@@ -1,4 +1,4 @@
-"""CdsView factory shared by the CDS tests."""
+"""Unit-test fixtures: a CdsView factory shared by the CDS service, card and view tests."""
 
 from __future__ import annotations
 

@@ -1,0 +1,97 @@
+"""The engine's pure parts: finding states from the operating points, and model outputs checked into results.
+
+The Triton call itself is tested against a real server in tests/integration/test_triton_findings.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from hilum.common.dicom import pixels
+from hilum.inference import engine
+from hilum.inference.engine import InferenceFailed, engine_results, finding_for
+from hilum.inference.labels import LabelSpec
+from hilum.v1 import messages_pb2
+
+LABELS = (
+    LabelSpec(index=0, code="atelectasis", display="Atelectasis", snomed="46621007", threshold=0.6, uncertain_from=0.4),
+    LabelSpec(index=1, code="nodule", display="Nodule", snomed=None, threshold=0.5, uncertain_from=0.5),
+)
+VERSIONS = np.array([b"demo-untrained", "v2"], dtype=np.object_)
+DEMO = np.array([True, False])
+
+
+def probabilities(*rows: list[float]) -> npt.NDArray[np.float32]:
+    return np.array(rows, np.float32)
+
+
+@pytest.mark.parametrize(
+    ("probability", "state"),
+    [
+        (0.99, messages_pb2.FINDING_STATE_PRESENT),
+        (0.6, messages_pb2.FINDING_STATE_PRESENT),  # at the threshold
+        (0.59, messages_pb2.FINDING_STATE_UNCERTAIN),
+        (0.4, messages_pb2.FINDING_STATE_UNCERTAIN),  # at uncertain_from
+        (0.39, messages_pb2.FINDING_STATE_ABSENT),
+        (0.0, messages_pb2.FINDING_STATE_ABSENT),
+    ],
+)
+def test_finding_state_follows_the_operating_points(probability: float, state: int) -> None:
+    finding = finding_for(LABELS[0], probability)
+    assert finding.state == state
+    assert (finding.code, finding.display, finding.snomed_code) == ("atelectasis", "Atelectasis", "46621007")
+    assert finding.probability == pytest.approx(probability)
+    assert finding.threshold == pytest.approx(0.6)
+
+
+def test_without_an_uncertain_band_a_finding_is_present_or_absent() -> None:
+    assert finding_for(LABELS[1], 0.5).state == messages_pb2.FINDING_STATE_PRESENT
+    assert finding_for(LABELS[1], 0.49).state == messages_pb2.FINDING_STATE_ABSENT
+    assert finding_for(LABELS[1], 0.2).snomed_code == ""  # no SNOMED CT code where it is ambiguous
+
+
+def test_results_follow_input_order_and_label_indices() -> None:
+    results = engine_results("cxr_findings", LABELS, 2, probabilities([0.7, 0.1], [0.2, 0.9]), VERSIONS, DEMO)
+    assert len(results) == 2
+    first, second = results
+    assert first.model == messages_pb2.ModelInfo(name="cxr_findings", version="demo-untrained", demo_weights=True)
+    assert second.model == messages_pb2.ModelInfo(name="cxr_findings", version="v2", demo_weights=False)
+    assert [f.code for f in first.findings] == ["atelectasis", "nodule"]
+    assert [f.state for f in first.findings] == [messages_pb2.FINDING_STATE_PRESENT, messages_pb2.FINDING_STATE_ABSENT]
+    assert [f.state for f in second.findings] == [messages_pb2.FINDING_STATE_ABSENT, messages_pb2.FINDING_STATE_PRESENT]
+
+
+def test_results_take_each_label_from_its_own_output_index() -> None:
+    swapped = (LABELS[1], LABELS[0])  # label order and output order differ
+    (result,) = engine_results("m", swapped, 1, probabilities([0.7, 0.1]), VERSIONS[:1], DEMO[:1])
+    assert [(f.code, round(f.probability, 2)) for f in result.findings] == [("nodule", 0.1), ("atelectasis", 0.7)]
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ((None, VERSIONS, DEMO), "expected probabilities (2, 2), got None"),
+        ((probabilities([0.1, 0.2]), VERSIONS, DEMO), "expected probabilities (2, 2), got (1, 2)"),
+        ((probabilities([0.1, 0.2, 0.3], [0.1, 0.2, 0.3]), VERSIONS, DEMO), "got (2, 3)"),
+        ((probabilities([0.1, 1.2], [0.1, 0.2]), VERSIONS, DEMO), "outside [0, 1]"),
+        ((probabilities([0.1, -0.1], [0.1, 0.2]), VERSIONS, DEMO), "outside [0, 1]"),
+        ((probabilities([0.1, 0.2], [0.1, 0.2]), None, DEMO), "must come with every image"),
+        ((probabilities([0.1, 0.2], [0.1, 0.2]), VERSIONS, DEMO[:1]), "must come with every image"),
+    ],
+)
+def test_outputs_out_of_contract_fail(
+    outputs: tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.object_] | None, npt.NDArray[np.bool_]],
+    message: str,
+) -> None:
+    with pytest.raises(InferenceFailed, match=re.escape(message)):
+        engine_results("cxr_findings", LABELS, 2, *outputs)
+
+
+def test_engine_reports_the_decoder_error_type() -> None:
+    # inference.service catches engine.ImageUnreadable: it must be the one the decode path raises.
+    assert engine.ImageUnreadable is pixels.ImageUnreadable
+    assert {"ImageUnreadable", "InferenceFailed", "TritonUnavailable"} <= set(engine.__all__)

@@ -1,0 +1,131 @@
+"""`hilum up` without a stack: stop signals, preparing the data directory, supervising, refusing to start.
+
+The stack itself comes up in tests/integration/test_up.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from hilum.common.settings import HilumSettings
+from hilum.common.wording import DEMO_NOTICE
+from hilum.runtime.endpoints import Endpoints, write_endpoints
+from hilum.runtime.ports import PortInUse, loopback_settings
+from hilum.runtime.processes import ProcessFailed
+from hilum.runtime.stack import StackAlreadyRunning
+from hilum.runtime.up import StopSignals, Stopped, prepare_stack, run_up, supervise
+
+
+def provisioned_repository(root: Path, demo: bool = True) -> Path:
+    """A model repository whose cxr_findings/1 already holds a model file and its manifest."""
+    version_dir = root / "cxr_findings" / "1"
+    version_dir.mkdir(parents=True)
+    (version_dir / "model.onnx").write_bytes(b"not read here")
+    (version_dir / "weights.json").write_text(json.dumps(
+        {"version": "demo-untrained" if demo else "published-1", "demo": demo, "source": "test", "sha256": "0"}
+    ))
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> HilumSettings:
+    return loopback_settings(tmp_path, provisioned_repository(tmp_path / "models"), tmp_path / "venv")
+
+
+def test_a_stop_signal_is_recorded_then_raised_and_handlers_are_restored() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as stop:
+        stop.check()  # nothing yet
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.received == signal.SIGTERM
+        with pytest.raises(Stopped, match="^stopped by SIGTERM$") as stopped:
+            stop.check()
+        assert stopped.value.signal == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert signal.getsignal(signal.SIGINT) == signal.default_int_handler
+
+
+def test_the_first_stop_signal_is_the_one_kept() -> None:
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert stop.received == signal.SIGINT
+
+
+class FakeStack:
+    """Stands in for EmbeddedStack in supervise(): counts health checks, and can have a part stop."""
+
+    def __init__(self, fail_after: int | None = None, stop: StopSignals | None = None) -> None:
+        self.checks = 0
+        self.fail_after = fail_after
+        self.stop = stop
+
+    def check_alive(self) -> None:
+        self.checks += 1
+        if self.fail_after is not None and self.checks > self.fail_after:
+            raise ProcessFailed("priors-worker stopped (exit 1):\nTraceback ...")
+        if self.stop is not None and self.checks == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_supervise_checks_the_stack_until_a_stop_signal() -> None:
+    with StopSignals() as stop:
+        stack = FakeStack(stop=stop)
+        assert supervise(stack, stop) == signal.SIGTERM  # type: ignore[arg-type]
+    assert stack.checks >= 3
+
+
+def test_supervise_reports_a_part_that_stops_by_itself() -> None:
+    with StopSignals() as stop, pytest.raises(ProcessFailed, match="priors-worker stopped"):
+        supervise(FakeStack(fail_after=1), stop)  # type: ignore[arg-type]
+
+
+def test_prepare_migrates_the_database_and_says_the_weights_are_demo(settings: HilumSettings) -> None:
+    said: list[str] = []
+    prepare_stack(settings, fresh=False, say=said.append)
+    assert said == [f"Model cxr_findings: version demo-untrained — {DEMO_NOTICE}"]
+    tables = inspect(create_engine(settings.database_url)).get_table_names()
+    assert {"studies", "instances", "reports"} <= set(tables)
+
+
+def test_prepare_says_nothing_about_provisioned_weights(tmp_path: Path) -> None:
+    settings = loopback_settings(tmp_path, provisioned_repository(tmp_path / "models", demo=False), tmp_path)
+    said: list[str] = []
+    prepare_stack(settings, fresh=False, say=said.append)
+    assert said == []
+
+
+def test_fresh_deletes_the_data_and_output_folders_first(settings: HilumSettings) -> None:
+    for folder in (settings.storage.data_dir, settings.storage.output_dir):
+        folder.mkdir(parents=True)
+        (folder / "old.txt").write_text("from an earlier run")
+    prepare_stack(settings, fresh=True, say=lambda line: None)
+    assert not (settings.storage.data_dir / "old.txt").exists()
+    assert not settings.storage.output_dir.exists()
+    assert (settings.storage.data_dir / "hilum.db").is_file()
+
+
+def test_up_with_a_port_taken_starts_nothing(settings: HilumSettings) -> None:
+    said: list[str] = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", settings.cds.port))
+        taken.listen()
+        with pytest.raises(PortInUse, match=f"^port {settings.cds.port} is already in use"):
+            run_up(settings, say=said.append)
+    assert said == []
+    assert not settings.storage.data_dir.exists()
+
+
+def test_up_refuses_a_data_directory_a_live_stack_uses(settings: HilumSettings) -> None:
+    write_endpoints(settings.storage.data_dir, Endpoints(pid=os.getpid(), started_at=datetime.now(UTC)))
+    with pytest.raises(StackAlreadyRunning):
+        run_up(settings, say=lambda line: None)
+    assert sorted(p.name for p in settings.storage.data_dir.iterdir()) == ["endpoints.json"]
