@@ -244,7 +244,7 @@ def test_spooled_instances_enter_through_the_ingestion_queue(stack: EmbeddedStac
     store.put("spool/listener-1.dcm", path.read_bytes())
     enqueue(create_celery_app(stack.settings), Stage.INGESTION,
             messages_pb2.SpooledInstances(spool_keys=["spool/listener-1.dcm"]))
-    wait_until(lambda: client.status(dataset.StudyInstanceUID).state == REPORTED, timeout_s=120,
+    wait_until(lambda: client.status(dataset.StudyInstanceUID).state == REPORTED, timeout_s=120, interval_s=0.5,
                what="the spooled study reported")
     assert not store.exists("spool/listener-1.dcm")
 

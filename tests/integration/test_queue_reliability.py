@@ -76,8 +76,8 @@ def test_stage_task_retries_forwards_settles_and_dead_letters(
     with start_worker(app, pool="solo", perform_ping_check=False, queues=["inference"], shutdown_timeout=10):
         for uid in ("1.1", "2.2", "3.3"):
             enqueue(app, Stage.INFERENCE, messages_pb2.StudyReference(study_instance_uid=uid))
-        wait_until(lambda: len(dead_letters()) == 2 and redis_client.llen("priors") == 1, timeout_s=30.0,
-                   what="two dead letters and one forwarded message")
+        wait_until(lambda: len(dead_letters()) == 2 and redis_client.llen("priors") == 1,
+                   timeout_s=30.0, interval_s=0.1, what="two dead letters and one forwarded message")
 
     assert core.attempts == {"1.1": 3, "2.2": 1, "3.3": 3}  # two retries after the first try
     assert dead_letters() == [("2.2", "image unreadable"), ("3.3", "retries exhausted: never recovers")]

@@ -1,40 +1,91 @@
-"""The `hilum` command line: subcommands parse, and the offline ones do their job."""
+"""The `hilum` command line: each subcommand reaches its handler with its arguments, and the offline ones
+(and a refused `hilum up`) do their job.
+"""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
+from sqlalchemy import create_engine, inspect
 
-from hilum.cli import build_parser, main
+from hilum import cli
+from hilum.common.settings import settings_env
+from hilum.runtime.ports import loopback_settings
+
+
+@pytest.mark.parametrize(("argv", "handler", "parsed"), [
+    (["up"], "_up", {}),
+    (["demo"], "_demo", {"keep_running": False, "fresh": False}),
+    (["demo", "--keep-running", "--fresh"], "_demo", {"keep_running": True, "fresh": True}),
+    (["ingest", "a.dcm", "b/"], "_ingest", {"paths": [Path("a.dcm"), Path("b")], "address": None}),
+    (["ingest", "a.dcm", "--address", "127.0.0.1:1"], "_ingest", {"address": "127.0.0.1:1"}),
+    (["status", "1.2.3"], "_status", {"study_instance_uid": "1.2.3", "address": None}),
+    (["serve", "inference"], "_serve", {"service": "inference"}),
+    (["serve", "cds"], "_serve", {"service": "cds"}),
+    (["worker", "reporting"], "_worker", {"service": "reporting"}),
+    (["models", "demo"], "_models", {"weights": None}),
+    (["models", "fetch", "--weights", "w.pt"], "_models", {"weights": Path("w.pt")}),
+    (["samples", "out"], "_samples", {"out_dir": Path("out")}),
+    (["db", "upgrade"], "_db_upgrade", {}),
+])
+def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str], handler: str,
+                                                                 parsed: dict[str, Any]) -> None:
+    args = cli.build_parser().parse_args(argv)
+    assert args.handler is getattr(cli, handler)
+    assert {name: getattr(args, name) for name in parsed} == parsed
 
 
 @pytest.mark.parametrize("argv", [
-    ["demo", "--keep-running", "--fresh"], ["ingest", "a.dcm", "b/"], ["status", "1.2.3"],
-    ["serve", "inference"], ["serve", "cds"], ["worker", "reporting"], ["models", "demo"],
-    ["models", "fetch", "--weights", "w.pt"], ["samples", "out"], ["db", "upgrade"],
+    ["worker", "cds"],  # the CDS app has no worker
+    ["serve", "triton"],
+    ["up", "--keep-running"],  # `up` always stays up
+    ["models", "fetch"],  # the weights file is required
+    [],
 ])
-def test_every_subcommand_parses(argv: list[str]) -> None:
-    assert callable(build_parser().parse_args(argv).handler)
+def test_a_wrong_command_line_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        cli.build_parser().parse_args(argv)
+    assert refused.value.code == 2
+    assert "usage: hilum" in capsys.readouterr().err
 
 
-def test_unknown_service_is_refused() -> None:
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["worker", "cds"])
+def test_up_with_a_port_taken_is_one_line_and_a_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = loopback_settings(tmp_path, tmp_path / "models", tmp_path / "venv")
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", settings.triton.http_port))
+        taken.listen()
+        code = cli.main(["up"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err == (f"hilum up: port {settings.triton.http_port} is already in use "
+                   "(set HILUM_TRITON__HTTP_PORT to move Triton's HTTP endpoint)\n")
+    assert out == ""
+    assert not settings.storage.data_dir.exists()
 
 
 def test_samples_writes_studies_and_rejectable_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["samples", "samples"]) == 0
-    printed = capsys.readouterr().out.split()
-    assert len(printed) == 7
-    studies = sorted((tmp_path / "samples").glob("*.dcm"))
+    assert cli.main(["samples", "samples"]) == 0
+    printed = [Path(line) for line in capsys.readouterr().out.splitlines()]
+    written = sorted(p.relative_to(tmp_path) for p in (tmp_path / "samples").rglob("*") if p.is_file())
+    assert sorted(printed) == written  # one line per file written, each naming it
+    studies = [p for p in printed if p.parent == Path("samples")]
     assert len(studies) == 4 and all(pydicom.dcmread(p).Modality == "DX" for p in studies)
+    assert len([p for p in printed if p.parent == Path("samples/rejectable")]) == 3
 
 
-def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HILUM_STORAGE__DATA_DIR", str(tmp_path / "data"))
-    assert main(["db", "upgrade"]) == 0
-    assert (tmp_path / "data" / "hilum.db").is_file()
+    assert cli.main(["db", "upgrade"]) == 0
+    tables = set(inspect(create_engine(f"sqlite:///{tmp_path / 'data' / 'hilum.db'}")).get_table_names())
+    assert {"alembic_version", "studies", "instances", "findings", "reports", "rejections", "dead_letters"} <= tables
+    assert capsys.readouterr().out == "database schema is at the latest revision\n"

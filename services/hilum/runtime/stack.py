@@ -51,7 +51,9 @@ class Door:
 
 
 def stack_doors(settings: HilumSettings) -> list[Door]:
-    """Every door of a stack with these settings, in start-up order: adding a door is one entry here."""
+    """Every door of a stack with these settings, in start-up order: its key and address in endpoints.json,
+    its port and the setting that moves it, and how to tell it answers. Adding a door is one entry here.
+    """
     grpc, cds, models = settings.grpc, settings.cds, settings.triton
     cds_url = f"http://{cds.host}:{cds.port}"
     triton_host = triton.BIND_ADDRESS
@@ -59,18 +61,24 @@ def stack_doors(settings: HilumSettings) -> list[Door]:
     triton_metrics = f"http://{triton_host}:{models.metrics_port}/metrics"
     stages = {name: grpc.address(grpc.port_for(name)) for name in STAGE_NAMES}
     return [
-        Door("redis", settings.redis.url, Port(redis_server.BIND_ADDRESS, redis_port(settings), "HILUM_REDIS__URL",
-             "Redis"), partial(redis_server.answers_ping, settings.redis.url)),
-        Door("triton.grpc", models.grpc_url, Port(triton_host, triton.grpc_port(models), "HILUM_TRITON__GRPC_URL",
-             "Triton's gRPC endpoint"), partial(triton.is_ready, models)),
-        Door("triton.http", triton_http, Port(triton_host, models.http_port, "HILUM_TRITON__HTTP_PORT",
-             "Triton's HTTP endpoint"), partial(_http_ok, f"{triton_http}/v2/health/ready")),
-        Door("triton.metrics", triton_metrics, Port(triton_host, models.metrics_port, "HILUM_TRITON__METRICS_PORT",
-             "Triton's metrics endpoint"), partial(_http_ok, triton_metrics)),
-        *(Door("ingestion_grpc" if name == "ingestion" else f"grpc.{name}", address, Port(
-            grpc.host, grpc.port_for(name), f"HILUM_GRPC__{name.upper()}_PORT", f"the {name} gRPC service"),
-            partial(is_serving, address)) for name, address in stages.items()),
-        Door("cds", cds_url, Port(cds.host, cds.port, "HILUM_CDS__PORT", "the CDS Hooks service"),
+        Door("redis", settings.redis.url,
+             Port(redis_server.BIND_ADDRESS, redis_port(settings), "HILUM_REDIS__URL", "Redis"),
+             partial(redis_server.answers_ping, settings.redis.url)),
+        Door("triton.grpc", models.grpc_url,
+             Port(triton_host, triton.grpc_port(models), "HILUM_TRITON__GRPC_URL", "Triton's gRPC endpoint"),
+             partial(triton.is_ready, models)),
+        Door("triton.http", triton_http,
+             Port(triton_host, models.http_port, "HILUM_TRITON__HTTP_PORT", "Triton's HTTP endpoint"),
+             partial(_http_ok, f"{triton_http}/v2/health/ready")),
+        Door("triton.metrics", triton_metrics,
+             Port(triton_host, models.metrics_port, "HILUM_TRITON__METRICS_PORT", "Triton's metrics endpoint"),
+             partial(_http_ok, triton_metrics)),
+        *(Door("ingestion_grpc" if name == "ingestion" else f"grpc.{name}", address,
+               Port(grpc.host, grpc.port_for(name), f"HILUM_GRPC__{name.upper()}_PORT", f"the {name} gRPC service"),
+               partial(is_serving, address))
+          for name, address in stages.items()),
+        Door("cds", cds_url,
+             Port(cds.host, cds.port, "HILUM_CDS__PORT", "the CDS Hooks service"),
              partial(_http_ok, f"{cds_url}/cds-services")),
     ]
 

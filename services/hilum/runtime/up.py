@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
+from typing import Any
 
 from hilum.common.db.session import upgrade_database
 from hilum.common.polling import wait_until
@@ -24,6 +25,7 @@ from hilum.runtime.processes import ProcessFailed
 from hilum.runtime.stack import EmbeddedStack, StackAlreadyRunning, preflight
 
 Print = Callable[[str], None]
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None  # what signal.signal returns
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SUPERVISE_INTERVAL_S = 0.5
 # What `hilum up` and `hilum demo` report in one message, not a traceback: a person can act on each.
@@ -45,7 +47,7 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: signal.Signals | None = None
-        self._previous: dict[signal.Signals, object] = {}
+        self._previous: dict[signal.Signals, Handler] = {}
 
     def check(self) -> None:
         """Raise Stopped if a stop signal has arrived."""
@@ -60,7 +62,7 @@ class StopSignals:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]  # whatever signal.signal returned before
+            signal.signal(sig, handler)
         self._previous.clear()
 
     def _record(self, signum: int, frame: FrameType | None) -> None:

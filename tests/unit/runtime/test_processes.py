@@ -36,3 +36,21 @@ def test_stop_ends_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
         time.sleep(0.05)
     process.stop(timeout_s=0.5)
     assert process.exited() is not None
+
+
+def test_terminate_signals_once_without_waiting_and_stop_then_waits(tmp_path: Path) -> None:
+    graceful = ("import signal, time; got = []; "
+                "signal.signal(signal.SIGTERM, lambda *_: (got.append(1), print('term', flush=True))); "
+                "print('up', flush=True)\nwhile not got: time.sleep(0.01)\ntime.sleep(0.5)")
+    process = ManagedProcess("graceful", [sys.executable, "-c", graceful], tmp_path / "graceful.log")
+    process.start()
+    deadline = time.monotonic() + 10
+    while "up" not in process.log_tail():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.terminate()
+    assert process.running  # still finishing its work
+    process.terminate()
+    process.stop(timeout_s=10)
+    assert process.exited() == 0  # it ended by itself, not by SIGKILL
+    assert process.log_tail().splitlines() == ["up", "term"]  # one SIGTERM, however often asked

@@ -5,10 +5,10 @@ The stack itself comes up in tests/integration/test_up.py.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,27 +21,11 @@ from hilum.runtime.endpoints import Endpoints, write_endpoints
 from hilum.runtime.ports import PortInUse, loopback_settings
 from hilum.runtime.processes import ProcessFailed
 from hilum.runtime.stack import StackAlreadyRunning
-from hilum.runtime.up import StopSignals, Stopped, prepare_stack, run_up, supervise
-
-
-def provisioned_repository(root: Path, demo: bool = True) -> Path:
-    """A model repository whose cxr_findings/1 already holds a model file and its manifest."""
-    version_dir = root / "cxr_findings" / "1"
-    version_dir.mkdir(parents=True)
-    (version_dir / "model.onnx").write_bytes(b"not read here")
-    (version_dir / "weights.json").write_text(json.dumps(
-        {"version": "demo-untrained" if demo else "published-1", "demo": demo, "source": "test", "sha256": "0"}
-    ))
-    return root
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> HilumSettings:
-    return loopback_settings(tmp_path, provisioned_repository(tmp_path / "models"), tmp_path / "venv")
+from hilum.runtime.up import Stopped, StopSignals, prepare_stack, run_up, supervise
 
 
 def test_a_stop_signal_is_recorded_then_raised_and_handlers_are_restored() -> None:
-    before = signal.getsignal(signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     with StopSignals() as stop:
         stop.check()  # nothing yet
         os.kill(os.getpid(), signal.SIGTERM)
@@ -49,8 +33,7 @@ def test_a_stop_signal_is_recorded_then_raised_and_handlers_are_restored() -> No
         with pytest.raises(Stopped, match="^stopped by SIGTERM$") as stopped:
             stop.check()
         assert stopped.value.signal == signal.SIGTERM
-    assert signal.getsignal(signal.SIGTERM) == before
-    assert signal.getsignal(signal.SIGINT) == signal.default_int_handler
+    assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
 def test_the_first_stop_signal_is_the_one_kept() -> None:
@@ -96,8 +79,9 @@ def test_prepare_migrates_the_database_and_says_the_weights_are_demo(settings: H
     assert {"studies", "instances", "reports"} <= set(tables)
 
 
-def test_prepare_says_nothing_about_provisioned_weights(tmp_path: Path) -> None:
-    settings = loopback_settings(tmp_path, provisioned_repository(tmp_path / "models", demo=False), tmp_path)
+def test_prepare_says_nothing_about_provisioned_weights(tmp_path: Path,
+                                                      provisioned_repository: Callable[[bool], Path]) -> None:
+    settings = loopback_settings(tmp_path, provisioned_repository(False), tmp_path / "venv")
     said: list[str] = []
     prepare_stack(settings, fresh=False, say=said.append)
     assert said == []
