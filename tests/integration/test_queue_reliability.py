@@ -60,7 +60,7 @@ def test_stage_task_retries_forwards_settles_and_dead_letters(
     upgrade_database(settings.database_url)
     core = FlakyInference()
     wiring = StageWiring(
-        stage=Stage.INFERENCE, grpc_service="test.Inference", build=lambda _settings: core,
+        stage=Stage.INFERENCE, build=lambda _settings: core,
         add_servicer=_no_servicer, task_input=messages_pb2.StudyReference, task=lambda c: c.infer,
         next_stage=Stage.PRIORS, handoff=lambda findings: [findings], settle=FlakyInference.settle,
     )

@@ -37,7 +37,13 @@ class Stage(StrEnum):
 
     @property
     def task_name(self) -> str:
+        """The Celery task that consumes this stage's queue, e.g. "hilum.priors.run"."""
         return f"hilum.{self.value}.run"
+
+    @property
+    def grpc_service(self) -> str:
+        """The full name of this stage's gRPC service (proto/hilum/v1), e.g. "hilum.v1.PriorsService"."""
+        return f"hilum.v1.{self.value.capitalize()}Service"
 
 
 def create_celery_app(settings: HilumSettings, name: str = "hilum") -> Celery:

@@ -52,15 +52,20 @@ class StageWiring(Generic[Core, In, Out]):
     """How one stage is exposed through its two doors and where its result goes."""
 
     stage: Stage
-    grpc_service: str  # the full gRPC service name, reported SERVING by the health service
+    next_stage: Stage | None  # the queue the result goes to; None for the last stage
     build: Callable[[HilumSettings], Core]
     add_servicer: Callable[[Core, Forward[Out], grpc.Server], None]
     task_input: type[In]
     task: Callable[[Core], Callable[[In], Out]]
-    next_stage: Stage | None
-    handoff: Callable[[Out], Sequence[Message]]  # the messages of a result that the next stage takes
+    # The messages of a result that the next stage takes: by default, the result itself.
+    handoff: Callable[[Out], Sequence[Message]] = lambda result: [result]
     # What the queue task does once its result is handed on (ingestion removes its spool files).
     settle: Callable[[Core, In], None] | None = None
+
+    @property
+    def grpc_service(self) -> str:
+        """The full gRPC service name, reported SERVING by the health service."""
+        return self.stage.grpc_service
 
     def forwarder(self, app: Celery) -> Forward[Out]:
         """A Forward that publishes handoff(result) to the next stage's queue (nothing for the last stage)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import grpc
+from grpc import Server, ServicerContext
 
 from hilum.common.grpc_server import run_stage
 from hilum.common.stage_wiring import Forward
@@ -16,10 +16,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     def __init__(self, inference: Inference) -> None:
         self._inference = inference
 
-    def Infer(self, request: messages_pb2.StudyReference, context: grpc.ServicerContext) -> messages_pb2.StudyFindings:
+    def Infer(self, request: messages_pb2.StudyReference, context: ServicerContext) -> messages_pb2.StudyFindings:
         return run_stage(context, self._inference.infer, request)
 
 
-def add_to_server(inference: Inference, _forward: Forward[messages_pb2.StudyFindings], server: grpc.Server) -> None:
+def add_to_server(inference: Inference, _forward: Forward[messages_pb2.StudyFindings], server: Server) -> None:
     """Serve InferenceService on server."""
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(inference), server)

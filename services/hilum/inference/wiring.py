@@ -22,12 +22,7 @@ def build(settings: HilumSettings) -> Inference:
 
 
 WIRING = StageWiring(
-    stage=Stage.INFERENCE,
-    grpc_service="hilum.v1.InferenceService",
-    build=build,
-    add_servicer=add_to_server,
-    task_input=messages_pb2.StudyReference,
-    task=lambda inference: inference.infer,
-    next_stage=Stage.PRIORS,
-    handoff=lambda findings: [findings],
+    stage=Stage.INFERENCE, next_stage=Stage.PRIORS,
+    build=build, add_servicer=add_to_server,
+    task_input=messages_pb2.StudyReference, task=lambda inference: inference.infer,
 )

@@ -38,7 +38,12 @@ class IncomingInstance:
 class Ingestion:
     """Accepts DICOM instances into Hilum and says which studies are ready for inference."""
 
-    def __init__(self, sessions: sessionmaker[Session], store: ObjectStore, patient_identifier_system: str) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store: ObjectStore,
+        patient_identifier_system: str,  # the naming system of PatientID in the FHIR Hilum emits
+    ) -> None:
         self._sessions = sessions
         self._store = store
         self._patient_identifier_system = patient_identifier_system

@@ -24,13 +24,8 @@ def ready_studies(response: ingestion_pb2.SubmitInstancesResponse) -> Sequence[m
 
 
 WIRING = StageWiring(
-    stage=Stage.INGESTION,
-    grpc_service="hilum.v1.IngestionService",
-    build=build,
-    add_servicer=add_to_server,
-    task_input=messages_pb2.SpooledInstances,
-    task=lambda ingestion: ingestion.accept_spooled,
-    next_stage=Stage.INFERENCE,
-    handoff=ready_studies,
-    settle=Ingestion.release_spool,
+    stage=Stage.INGESTION, next_stage=Stage.INFERENCE,
+    build=build, add_servicer=add_to_server,
+    task_input=messages_pb2.SpooledInstances, task=lambda ingestion: ingestion.accept_spooled,
+    handoff=ready_studies, settle=Ingestion.release_spool,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import grpc
+from grpc import Server, ServicerContext
 
 from hilum.common.grpc_server import run_stage
 from hilum.common.stage_wiring import Forward
@@ -16,12 +16,10 @@ class PriorsServicer(priors_pb2_grpc.PriorsServiceServicer):
     def __init__(self, priors: Priors) -> None:
         self._priors = priors
 
-    def Compare(
-        self, request: messages_pb2.StudyFindings, context: grpc.ServicerContext
-    ) -> messages_pb2.PriorComparison:
+    def Compare(self, request: messages_pb2.StudyFindings, context: ServicerContext) -> messages_pb2.PriorComparison:
         return run_stage(context, self._priors.compare, request)
 
 
-def add_to_server(priors: Priors, _forward: Forward[messages_pb2.PriorComparison], server: grpc.Server) -> None:
+def add_to_server(priors: Priors, _forward: Forward[messages_pb2.PriorComparison], server: Server) -> None:
     """Serve PriorsService on server."""
     priors_pb2_grpc.add_PriorsServiceServicer_to_server(PriorsServicer(priors), server)

@@ -19,12 +19,7 @@ def build(settings: HilumSettings) -> Priors:
 
 
 WIRING = StageWiring(
-    stage=Stage.PRIORS,
-    grpc_service="hilum.v1.PriorsService",
-    build=build,
-    add_servicer=add_to_server,
-    task_input=messages_pb2.StudyFindings,
-    task=lambda priors: priors.compare,
-    next_stage=Stage.REPORTING,
-    handoff=lambda comparison: [comparison],
+    stage=Stage.PRIORS, next_stage=Stage.REPORTING,
+    build=build, add_servicer=add_to_server,
+    task_input=messages_pb2.StudyFindings, task=lambda priors: priors.compare,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import grpc
+from grpc import Server, ServicerContext
 
 from hilum.common.grpc_server import run_stage
 from hilum.common.stage_wiring import Forward
@@ -16,15 +16,13 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServiceServicer):
     def __init__(self, reporting: Reporting) -> None:
         self._reporting = reporting
 
-    def Draft(self, request: messages_pb2.PriorComparison, context: grpc.ServicerContext) -> messages_pb2.DraftReport:
+    def Draft(self, request: messages_pb2.PriorComparison, context: ServicerContext) -> messages_pb2.DraftReport:
         return run_stage(context, self._reporting.draft, request)
 
-    def Publish(
-        self, request: messages_pb2.PriorComparison, context: grpc.ServicerContext
-    ) -> messages_pb2.PublishResult:
+    def Publish(self, request: messages_pb2.PriorComparison, context: ServicerContext) -> messages_pb2.PublishResult:
         return run_stage(context, self._reporting.publish, request)
 
 
-def add_to_server(reporting: Reporting, _forward: Forward[messages_pb2.PublishResult], server: grpc.Server) -> None:
+def add_to_server(reporting: Reporting, _forward: Forward[messages_pb2.PublishResult], server: Server) -> None:
     """Serve ReportingService on server (the last stage: there is nothing to forward)."""
     reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(reporting), server)

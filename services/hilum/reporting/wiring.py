@@ -18,12 +18,7 @@ def build(settings: HilumSettings) -> Reporting:
 
 
 WIRING = StageWiring(
-    stage=Stage.REPORTING,
-    grpc_service="hilum.v1.ReportingService",
-    build=build,
-    add_servicer=add_to_server,
-    task_input=messages_pb2.PriorComparison,
-    task=lambda reporting: reporting.publish,
-    next_stage=None,
-    handoff=lambda _result: [],
+    stage=Stage.REPORTING, next_stage=None,
+    build=build, add_servicer=add_to_server,
+    task_input=messages_pb2.PriorComparison, task=lambda reporting: reporting.publish,
 )

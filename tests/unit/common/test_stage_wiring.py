@@ -22,7 +22,7 @@ def _no_servicer(core: object, forward: Forward[messages_pb2.StudyFindings], ser
 
 def _wiring(next_stage: Stage | None) -> StageWiring[object, messages_pb2.StudyReference, messages_pb2.StudyFindings]:
     return StageWiring(
-        stage=Stage.INFERENCE, grpc_service="test.Inference", build=lambda _settings: object(),
+        stage=Stage.INFERENCE, build=lambda _settings: object(),
         add_servicer=_no_servicer, task_input=messages_pb2.StudyReference,
         task=lambda _core: lambda ref: messages_pb2.StudyFindings(study=ref),
         next_stage=next_stage, handoff=lambda findings: [findings, findings],

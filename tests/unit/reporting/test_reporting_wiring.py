@@ -12,7 +12,7 @@ from hilum.v1 import messages_pb2
 def test_shape_and_handoff() -> None:
     assert WIRING.stage == Stage.REPORTING and WIRING.next_stage is None
     assert WIRING.task_input is messages_pb2.PriorComparison and WIRING.settle is None
-    assert list(WIRING.handoff(messages_pb2.PublishResult())) == []
+    assert WIRING.grpc_service == "hilum.v1.ReportingService"
 
 
 def test_build(tmp_settings: HilumSettings) -> None:

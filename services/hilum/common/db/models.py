@@ -20,7 +20,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, composite, mapped_column
+
+from hilum.common.study import PatientInfo
 
 
 def utcnow() -> datetime:
@@ -43,6 +45,10 @@ class StudyRow(Base):
     patient_name: Mapped[str] = mapped_column(String(324), default="")
     patient_birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     patient_sex: Mapped[str] = mapped_column(String(16), default="")
+    # The five columns above, read and written as one PatientInfo.
+    patient: Mapped[PatientInfo] = composite(
+        "patient_id", "patient_issuer", "patient_name", "patient_birth_date", "patient_sex"
+    )
     started: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     accession_number: Mapped[str] = mapped_column(String(16), default="")
     description: Mapped[str] = mapped_column(String(64), default="")

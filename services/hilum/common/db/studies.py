@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hilum.common import study_state
 from hilum.common.db.models import InstanceRow, StudyRow
-from hilum.common.study import InstanceHeader, InstanceInfo, PatientInfo, StudyInfo
+from hilum.common.study import InstanceHeader, InstanceInfo, StudyInfo
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 class StudyNotFound(LookupError):
@@ -33,14 +38,9 @@ def ensure_study(session: Session, header: InstanceHeader) -> StudyRow:
     """The study row of header's study, created in state RECEIVED on first sight."""
     row = session.get(StudyRow, header.study_instance_uid)
     if row is None:
-        patient = header.patient
         row = StudyRow(
             study_instance_uid=header.study_instance_uid,
-            patient_id=patient.patient_id,
-            patient_issuer=patient.issuer,
-            patient_name=patient.name,
-            patient_birth_date=patient.birth_date,
-            patient_sex=patient.sex,
+            patient=header.patient,
             started=header.study_started,
             accession_number=header.accession_number,
             description=header.study_description,
@@ -55,23 +55,12 @@ def ensure_study(session: Session, header: InstanceHeader) -> StudyRow:
 def add_instance(session: Session, study_instance_uid: str, info: InstanceInfo) -> None:
     """Record a stored instance (info.object_key names where it is)."""
     spacing = info.pixel_spacing_mm
-    session.add(
-        InstanceRow(
-            sop_instance_uid=info.sop_instance_uid,
-            study_instance_uid=study_instance_uid,
-            sop_class_uid=info.sop_class_uid,
-            series_instance_uid=info.series_instance_uid,
-            series_number=info.series_number,
-            instance_number=info.instance_number,
-            modality=info.modality,
-            view_position=info.view_position,
-            rows=info.rows,
-            columns=info.columns,
-            spacing_row_mm=spacing[0] if spacing else None,
-            spacing_column_mm=spacing[1] if spacing else None,
-            object_key=info.object_key,
-        )
-    )
+    session.add(InstanceRow(
+        **_same_named(InstanceInfo, info, besides=("pixel_spacing_mm",)),
+        study_instance_uid=study_instance_uid,
+        spacing_row_mm=spacing[0] if spacing else None,
+        spacing_column_mm=spacing[1] if spacing else None,
+    ))
     session.flush()
 
 
@@ -133,25 +122,19 @@ def instances_of(session: Session, uid: str) -> list[InstanceRow]:
     return list(session.scalars(stmt))
 
 
+def _same_named(record: type[DataclassInstance], row: object, *, besides: tuple[str, ...]) -> dict[str, Any]:
+    """The record's dataclass fields read from the row's attributes of the same names (the columns are
+    named after the fields), leaving out those in `besides`.
+    """
+    return {f.name: getattr(row, f.name) for f in dataclasses.fields(record) if f.name not in besides}
+
+
 def _instance_info(row: InstanceRow) -> InstanceInfo:
-    """The typed record of a stored instance row."""
-    spacing = (
-        (row.spacing_row_mm, row.spacing_column_mm)
-        if row.spacing_row_mm is not None and row.spacing_column_mm is not None
-        else None
-    )
+    """The typed record of a stored instance row (spacing is kept as two columns)."""
+    spacing = (row.spacing_row_mm, row.spacing_column_mm)
     return InstanceInfo(
-        sop_instance_uid=row.sop_instance_uid,
-        sop_class_uid=row.sop_class_uid,
-        series_instance_uid=row.series_instance_uid,
-        series_number=row.series_number,
-        instance_number=row.instance_number,
-        modality=row.modality,
-        view_position=row.view_position,
-        rows=row.rows,
-        columns=row.columns,
-        pixel_spacing_mm=spacing,
-        object_key=row.object_key,
+        **_same_named(InstanceInfo, row, besides=("pixel_spacing_mm",)),
+        pixel_spacing_mm=(spacing[0], spacing[1]) if spacing[0] is not None and spacing[1] is not None else None,
     )
 
 
@@ -160,20 +143,8 @@ def study_info(session: Session, uid: str) -> StudyInfo | None:
     row = session.get(StudyRow, uid)
     if row is None:
         return None
-    return StudyInfo(
-        study_instance_uid=row.study_instance_uid,
-        patient=PatientInfo(
-            patient_id=row.patient_id,
-            issuer=row.patient_issuer,
-            name=row.patient_name,
-            birth_date=row.patient_birth_date,
-            sex=row.patient_sex,
-        ),
-        started=row.started,
-        accession_number=row.accession_number,
-        description=row.description,
-        instances=tuple(_instance_info(i) for i in instances_of(session, uid)),
-    )
+    instances = tuple(_instance_info(i) for i in instances_of(session, uid))
+    return StudyInfo(**_same_named(StudyInfo, row, besides=("instances",)), instances=instances)
 
 
 def require_study_info(session: Session, uid: str) -> StudyInfo:
