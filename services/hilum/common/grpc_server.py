@@ -6,7 +6,7 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent import futures
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -16,6 +16,7 @@ from hilum.common.errors import PermanentError, TransientError
 
 In = TypeVar("In", bound=Message)
 Out = TypeVar("Out", bound=Message)
+Core = TypeVar("Core")
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -59,6 +60,13 @@ def serve_until_signalled(server: grpc.Server, grace_s: float = 10.0) -> None:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop(grace_s).wait()
+
+
+class StageServicer(Generic[Core]):
+    """Base of the stages' gRPC servicers: holds the stage's core, to which every method delegates."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
 
 
 def run_stage(context: grpc.ServicerContext, core: Callable[[In], Out], request: In) -> Out:

@@ -7,10 +7,11 @@ from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageWiring
 from hilum.inference.engine import FindingsEngine
-from hilum.inference.grpc_api import add_to_server
+from hilum.inference.grpc_api import InferenceServicer
 from hilum.inference.labels import load_label_map
 from hilum.inference.service import Inference
 from hilum.v1 import messages_pb2
+from hilum.v1.inference_pb2_grpc import add_InferenceServiceServicer_to_server
 
 
 def build(settings: HilumSettings) -> Inference:
@@ -22,7 +23,7 @@ def build(settings: HilumSettings) -> Inference:
 
 
 WIRING = StageWiring(
-    stage=Stage.INFERENCE, next_stage=Stage.PRIORS,
-    build=build, add_servicer=add_to_server,
+    stage=Stage.INFERENCE, next_stage=Stage.PRIORS, build=build,
+    add_servicer=lambda core, _forward, server: add_InferenceServiceServicer_to_server(InferenceServicer(core), server),
     task_input=messages_pb2.StudyReference, task=lambda inference: inference.infer,
 )

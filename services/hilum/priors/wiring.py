@@ -8,9 +8,10 @@ from hilum.common.connections import open_sessions
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageWiring
-from hilum.priors.grpc_api import add_to_server
+from hilum.priors.grpc_api import PriorsServicer
 from hilum.priors.service import Priors
 from hilum.v1 import messages_pb2
+from hilum.v1.priors_pb2_grpc import add_PriorsServiceServicer_to_server
 
 
 def build(settings: HilumSettings) -> Priors:
@@ -19,7 +20,7 @@ def build(settings: HilumSettings) -> Priors:
 
 
 WIRING = StageWiring(
-    stage=Stage.PRIORS, next_stage=Stage.REPORTING,
-    build=build, add_servicer=add_to_server,
+    stage=Stage.PRIORS, next_stage=Stage.REPORTING, build=build,
+    add_servicer=lambda core, _forward, server: add_PriorsServiceServicer_to_server(PriorsServicer(core), server),
     task_input=messages_pb2.StudyFindings, task=lambda priors: priors.compare,
 )

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from grpc import Server, ServicerContext
+from grpc import ServicerContext
 
-from hilum.common.grpc_server import run_stage
-from hilum.common.stage_wiring import Forward
+from hilum.common.grpc_server import StageServicer, run_stage
 from hilum.reporting.service import Reporting
 from hilum.v1 import messages_pb2, reporting_pb2_grpc
 
 
-class ReportingServicer(reporting_pb2_grpc.ReportingServiceServicer):
+class ReportingServicer(StageServicer[Reporting], reporting_pb2_grpc.ReportingServiceServicer):
     """Draft and Publish, delegating to the one implementation."""
 
-    def __init__(self, reporting: Reporting) -> None:
-        self._reporting = reporting
-
     def Draft(self, request: messages_pb2.PriorComparison, context: ServicerContext) -> messages_pb2.DraftReport:
-        return run_stage(context, self._reporting.draft, request)
+        return run_stage(context, self.core.draft, request)
 
     def Publish(self, request: messages_pb2.PriorComparison, context: ServicerContext) -> messages_pb2.PublishResult:
-        return run_stage(context, self._reporting.publish, request)
+        return run_stage(context, self.core.publish, request)
 
-
-def add_to_server(reporting: Reporting, _forward: Forward[messages_pb2.PublishResult], server: Server) -> None:
-    """Serve ReportingService on server (the last stage: there is nothing to forward)."""
-    reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(reporting), server)

@@ -6,9 +6,10 @@ from hilum.common.connections import open_redis, open_sessions
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageWiring
-from hilum.reporting.grpc_api import add_to_server
+from hilum.reporting.grpc_api import ReportingServicer
 from hilum.reporting.service import Reporting
 from hilum.v1 import messages_pb2
+from hilum.v1.reporting_pb2_grpc import add_ReportingServiceServicer_to_server
 
 
 def build(settings: HilumSettings) -> Reporting:
@@ -18,7 +19,7 @@ def build(settings: HilumSettings) -> Reporting:
 
 
 WIRING = StageWiring(
-    stage=Stage.REPORTING, next_stage=None,
-    build=build, add_servicer=add_to_server,
+    stage=Stage.REPORTING, next_stage=None, build=build,
+    add_servicer=lambda core, _forward, server: add_ReportingServiceServicer_to_server(ReportingServicer(core), server),
     task_input=messages_pb2.PriorComparison, task=lambda reporting: reporting.publish,
 )

@@ -19,7 +19,6 @@ from hilum.common.queue import create_celery_app
 from hilum.common.settings import HilumSettings, RedisSection
 from hilum.common.study import PatientInfo
 from hilum.inference.engine import FindingsEngine
-from hilum.inference.grpc_api import add_to_server
 from hilum.inference.labels import load_label_map
 from hilum.inference.service import Inference
 from hilum.inference.wiring import WIRING
@@ -48,7 +47,7 @@ def stub(sqlite_sessions: sessionmaker[Session], store: ObjectStore, redis_serve
     inference = Inference(sqlite_sessions, store, engine)
     forward = WIRING.forwarder(create_celery_app(HilumSettings(redis=RedisSection(url=redis_server.url))))
     address = f"127.0.0.1:{free_port()}"
-    server = create_server(address, [WIRING.grpc_service], lambda srv: add_to_server(inference, forward, srv),
+    server = create_server(address, [WIRING.grpc_service], lambda srv: WIRING.add_servicer(inference, forward, srv),
                            max_message_bytes=4 * 1024 * 1024)
     with grpc.insecure_channel(address) as channel:
         yield inference_pb2_grpc.InferenceServiceStub(channel)

@@ -19,7 +19,6 @@ from hilum.common.object_store import ObjectStore
 from hilum.common.queue import create_celery_app
 from hilum.common.settings import HilumSettings, RedisSection
 from hilum.ingestion.client import IngestionClient, rejection_line
-from hilum.ingestion.grpc_api import add_to_server
 from hilum.ingestion.service import Ingestion
 from hilum.ingestion.wiring import WIRING
 from hilum.runtime.ports import free_port
@@ -39,7 +38,7 @@ def client(sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_server:
     ingestion = Ingestion(sqlite_sessions, ObjectStore(tmp_path / "objects"), MRN_SYSTEM)
     forward = WIRING.forwarder(create_celery_app(HilumSettings(redis=RedisSection(url=redis_server.url))))
     address = f"127.0.0.1:{free_port()}"
-    server = create_server(address, [WIRING.grpc_service], lambda srv: add_to_server(ingestion, forward, srv),
+    server = create_server(address, [WIRING.grpc_service], lambda srv: WIRING.add_servicer(ingestion, forward, srv),
                            max_message_bytes=16 * 1024 * 1024)
     with IngestionClient(address) as client:
         yield client

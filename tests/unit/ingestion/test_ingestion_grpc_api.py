@@ -21,7 +21,6 @@ from hilum.common.object_store import ObjectStore
 from hilum.common.queue import create_celery_app
 from hilum.common.settings import HilumSettings, RedisSection
 from hilum.common.stage_wiring import Forward
-from hilum.ingestion.grpc_api import add_to_server
 from hilum.ingestion.service import Ingestion
 from hilum.ingestion.wiring import WIRING
 from hilum.runtime.ports import free_port
@@ -41,7 +40,7 @@ def _forwarder(redis_url: str) -> Forward[ingestion_pb2.SubmitInstancesResponse]
 
 def _serve(ingestion: Ingestion, forward: Forward[ingestion_pb2.SubmitInstancesResponse]) -> tuple[grpc.Server, str]:
     address = f"127.0.0.1:{free_port()}"
-    server = create_server(address, [WIRING.grpc_service], lambda srv: add_to_server(ingestion, forward, srv),
+    server = create_server(address, [WIRING.grpc_service], lambda srv: WIRING.add_servicer(ingestion, forward, srv),
                            max_message_bytes=16 * 1024 * 1024)
     return server, address
 

@@ -15,7 +15,6 @@ from hilum.common.grpc_server import create_server
 from hilum.common.queue import create_celery_app
 from hilum.common.settings import HilumSettings, RedisSection
 from hilum.common.study import PatientInfo
-from hilum.priors.grpc_api import add_to_server
 from hilum.priors.service import Priors
 from hilum.priors.wiring import WIRING
 from hilum.runtime.ports import free_port
@@ -35,7 +34,7 @@ def stub(sqlite_sessions: sessionmaker[Session], redis_server: RedisServer,
     forward = WIRING.forwarder(create_celery_app(HilumSettings(redis=RedisSection(url=redis_server.url))))
     address = f"127.0.0.1:{free_port()}"
     server = create_server(address, [WIRING.grpc_service],
-                           lambda srv: add_to_server(Priors(sqlite_sessions), forward, srv),
+                           lambda srv: WIRING.add_servicer(Priors(sqlite_sessions), forward, srv),
                            max_message_bytes=4 * 1024 * 1024)
     with grpc.insecure_channel(address) as channel:
         yield priors_pb2_grpc.PriorsServiceStub(channel)

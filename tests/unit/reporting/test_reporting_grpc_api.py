@@ -18,7 +18,6 @@ from hilum.common.grpc_server import create_server
 from hilum.common.queue import Stage, create_celery_app
 from hilum.common.settings import HilumSettings, RedisSection
 from hilum.common.study import PatientInfo
-from hilum.reporting.grpc_api import add_to_server
 from hilum.reporting.service import Reporting
 from hilum.reporting.wiring import WIRING
 from hilum.runtime.ports import free_port
@@ -44,7 +43,7 @@ def stub(sqlite_sessions: sessionmaker[Session], out_dir: Path, redis_server: Re
                           clock=lambda: datetime(2025, 2, 18, 12, 0, tzinfo=UTC))
     forward = WIRING.forwarder(create_celery_app(HilumSettings(redis=RedisSection(url=redis_server.url))))
     address = f"127.0.0.1:{free_port()}"
-    server = create_server(address, [WIRING.grpc_service], lambda srv: add_to_server(reporting, forward, srv),
+    server = create_server(address, [WIRING.grpc_service], lambda srv: WIRING.add_servicer(reporting, forward, srv),
                            max_message_bytes=4 * 1024 * 1024)
     with grpc.insecure_channel(address) as channel:
         yield reporting_pb2_grpc.ReportingServiceStub(channel)
