@@ -6,6 +6,7 @@ HILUM_REDIS__URL) and passes it down; nothing reads the environment after start-
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -96,6 +97,46 @@ class FhirSection(BaseModel):
     patient_identifier_system: str = "urn:hilum:dicom:patient-id"
 
 
+class IngestionSection(BaseModel):
+    """What every door accepts, and when a study is complete enough to analyse."""
+
+    # A study is handed to inference once no instance arrived for this long (0: at once).
+    stability_window_s: float = 2.0
+    # How often the assembler looks for complete studies.
+    assembly_poll_s: float = 0.5
+    # Body Part Examined values that mean the chest (upper case); a missing value is accepted and noted.
+    chest_body_parts: list[str] = Field(default_factory=lambda: ["CHEST", "THORAX", "LUNG", "CHEST_LAT"])
+    # Secondary Capture images of the chest are refused unless this is set.
+    accept_secondary_capture: bool = False
+    # Degenerate images are "not assessable": smaller than this on a side, or longer than wide beyond this.
+    min_image_side_px: int = 128
+    max_aspect_ratio: float = 3.0
+
+
+class DicomSection(BaseModel):
+    """The DICOM (DIMSE) door: a C-STORE and C-ECHO SCP."""
+
+    ae_title: str = "HILUM"
+    host: str = "127.0.0.1"
+    port: int = 11112
+    # Calling AE titles allowed to store; empty allows any.
+    allowed_calling_aets: list[str] = Field(default_factory=list)
+    # DICOM TLS (PS3.15 B.9): all three set turns TLS on.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+
+
+class PacsSection(BaseModel):
+    """A PACS Hilum pulls new chest radiographs from (and later queries priors on); empty: none."""
+
+    dicomweb_url: str = ""  # e.g. http://pacs:8042/dicom-web (QIDO-RS and WADO-RS)
+    ae_title: str = ""  # a DIMSE-only PACS: C-FIND / C-MOVE peer
+    host: str = ""
+    port: int = 104
+    poll_interval_s: float = 60.0
+
+
 class HilumSettings(BaseSettings):
     """Settings for one Hilum process, read once from HILUM_* environment variables."""
 
@@ -109,6 +150,9 @@ class HilumSettings(BaseSettings):
     queue: QueueSection = Field(default_factory=QueueSection)
     cds: CdsSection = Field(default_factory=CdsSection)
     fhir: FhirSection = Field(default_factory=FhirSection)
+    ingestion: IngestionSection = Field(default_factory=IngestionSection)
+    dicom: DicomSection = Field(default_factory=DicomSection)
+    pacs: PacsSection = Field(default_factory=PacsSection)
 
     @property
     def database_url(self) -> str:
@@ -122,5 +166,8 @@ def settings_env(settings: HilumSettings) -> dict[str, str]:
     env: dict[str, str] = {}
     for section, values in settings.model_dump(mode="json").items():
         for key, value in values.items():
-            env[f"HILUM_{section.upper()}__{key.upper()}"] = str(value)
+            if value is None:  # unset optional values stay unset
+                continue
+            # Strings as they are; numbers, booleans and lists as JSON, which pydantic-settings parses back.
+            env[f"HILUM_{section.upper()}__{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,12 +28,29 @@ from hilum.v1 import ingestion_pb2, messages_pb2
 log = logging.getLogger(__name__)
 
 
+class Door(StrEnum):
+    """The way an instance came in; recorded with a reject so an administrator knows whom to ask."""
+
+    GRPC = "grpc"
+    QUEUE = "queue"
+    DIMSE = "dimse"
+    STOW = "stow"
+    PULL = "pull"
+    RELEASE = "release"
+
+
 @dataclass(frozen=True)
 class IncomingInstance:
-    """A DICOM file as received: a PHI-free label (e.g. file name) and its bytes."""
+    """A DICOM object as received: a PHI-free label (e.g. file name), its bytes and its door.
+
+    affected_sop: on DIMSE, the C-STORE request's (Affected SOP Class UID, Affected SOP Instance UID),
+    which the dataset itself must agree with.
+    """
 
     label: str
     content: bytes
+    door: Door = Door.GRPC
+    affected_sop: tuple[str, str] | None = None
 
 
 class Ingestion:

@@ -33,6 +33,20 @@ class _RejectionCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Rejecti
     REJECTION_CODE_NO_PIXEL_DATA: _RejectionCode.ValueType  # 4
     REJECTION_CODE_MISSING_ATTRIBUTE: _RejectionCode.ValueType  # 5
     REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT: _RejectionCode.ValueType  # 6
+    REJECTION_CODE_UNSUPPORTED_TRANSFER_SYNTAX: _RejectionCode.ValueType  # 7
+    """The transfer syntax is unknown, or one Hilum has no decoder for."""
+    REJECTION_CODE_PIXEL_DATA_UNDECODABLE: _RejectionCode.ValueType  # 8
+    """The pixel data cannot be decoded: the bytes do not match the transfer syntax, or are damaged."""
+    REJECTION_CODE_NOT_ASSESSABLE: _RejectionCode.ValueType  # 9
+    """The image cannot be assessed: constant, too small, or of an absurd aspect ratio."""
+    REJECTION_CODE_IDENTITY_CONFLICT: _RejectionCode.ValueType  # 10
+    """The Study (or Series) Instance UID is already held for another patient (or study): never merged."""
+    REJECTION_CODE_INSTANCE_CONFLICT: _RejectionCode.ValueType  # 11
+    """The SOP Instance UID is already stored with different content."""
+    REJECTION_CODE_SOP_MISMATCH: _RejectionCode.ValueType  # 12
+    """DIMSE: the dataset disagrees with the C-STORE request's Affected SOP Class or Instance UID."""
+    REJECTION_CODE_NOT_AUTHORIZED: _RejectionCode.ValueType  # 13
+    """The sender (calling AE title) is not allowed to store."""
 
 class RejectionCode(_RejectionCode, metaclass=_RejectionCodeEnumTypeWrapper): ...
 
@@ -43,6 +57,20 @@ REJECTION_CODE_NOT_CHEST: RejectionCode.ValueType  # 3
 REJECTION_CODE_NO_PIXEL_DATA: RejectionCode.ValueType  # 4
 REJECTION_CODE_MISSING_ATTRIBUTE: RejectionCode.ValueType  # 5
 REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT: RejectionCode.ValueType  # 6
+REJECTION_CODE_UNSUPPORTED_TRANSFER_SYNTAX: RejectionCode.ValueType  # 7
+"""The transfer syntax is unknown, or one Hilum has no decoder for."""
+REJECTION_CODE_PIXEL_DATA_UNDECODABLE: RejectionCode.ValueType  # 8
+"""The pixel data cannot be decoded: the bytes do not match the transfer syntax, or are damaged."""
+REJECTION_CODE_NOT_ASSESSABLE: RejectionCode.ValueType  # 9
+"""The image cannot be assessed: constant, too small, or of an absurd aspect ratio."""
+REJECTION_CODE_IDENTITY_CONFLICT: RejectionCode.ValueType  # 10
+"""The Study (or Series) Instance UID is already held for another patient (or study): never merged."""
+REJECTION_CODE_INSTANCE_CONFLICT: RejectionCode.ValueType  # 11
+"""The SOP Instance UID is already stored with different content."""
+REJECTION_CODE_SOP_MISMATCH: RejectionCode.ValueType  # 12
+"""DIMSE: the dataset disagrees with the C-STORE request's Affected SOP Class or Instance UID."""
+REJECTION_CODE_NOT_AUTHORIZED: RejectionCode.ValueType  # 13
+"""The sender (calling AE title) is not allowed to store."""
 Global___RejectionCode: _TypeAlias = RejectionCode  # noqa: Y015
 
 @_typing.final
@@ -121,14 +149,22 @@ class InstanceResult(_message.Message):
     STUDY_INSTANCE_UID_FIELD_NUMBER: _builtins.int
     SOP_INSTANCE_UID_FIELD_NUMBER: _builtins.int
     REJECTION_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    QUARANTINE_ID_FIELD_NUMBER: _builtins.int
     label: _builtins.str
     accepted: _builtins.bool
     duplicate: _builtins.bool
     """True when this SOP Instance UID was already stored; the instance was not stored again."""
     study_instance_uid: _builtins.str
     sop_instance_uid: _builtins.str
+    quarantine_id: _builtins.int
+    """Where a rejected instance's bytes are kept (see `hilum quarantine`); 0 when not kept."""
     @_builtins.property
     def rejection(self) -> Global___Rejection: ...
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Accepted, but with something an administrator should know (e.g. no Body Part Examined)."""
+
     def __init__(
         self,
         *,
@@ -138,10 +174,12 @@ class InstanceResult(_message.Message):
         study_instance_uid: _builtins.str = ...,
         sop_instance_uid: _builtins.str = ...,
         rejection: Global___Rejection | None = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+        quarantine_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_rejection", b"_rejection", "rejection", b"rejection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rejection", b"_rejection", "accepted", b"accepted", "duplicate", b"duplicate", "label", b"label", "rejection", b"rejection", "sop_instance_uid", b"sop_instance_uid", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rejection", b"_rejection", "accepted", b"accepted", "duplicate", b"duplicate", "label", b"label", "notes", b"notes", "quarantine_id", b"quarantine_id", "rejection", b"rejection", "sop_instance_uid", b"sop_instance_uid", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__rejection: _TypeAlias = _typing.Literal["rejection"]  # noqa: Y015
     _WhichOneofArgType__rejection: _TypeAlias = _typing.Literal["_rejection", b"_rejection"]  # noqa: Y015

@@ -23,6 +23,10 @@ def test_settings_survive_the_trip_through_a_child_environment(monkeypatch: pyte
     original.storage.data_dir = tmp_path / "data"
     original.queue.worker_concurrency = 3
     original.database.url = "postgresql+psycopg://hilum@db:5432/hilum"
+    original.dicom.allowed_calling_aets = ["MODALITY1", "PACS"]
+    original.dicom.tls_cert_file = tmp_path / "cert.pem"
+    original.ingestion.accept_secondary_capture = True
+    original.ingestion.stability_window_s = 0.0
     for key, value in settings_env(original).items():
         monkeypatch.setenv(key, value)
     assert HilumSettings() == original

@@ -56,6 +56,9 @@ class StudyRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     # The FHIR R4 ImagingStudy (JSON) ingestion built from the instances received so far.
     imaging_study: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # When the study is complete enough to hand to inference (last instance + stability window);
+    # None once handed on. Set in the same transaction as the instance, so no handoff is ever lost.
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -80,6 +83,8 @@ class InstanceRow(Base):
     spacing_row_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
     spacing_column_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
     object_key: Mapped[str] = mapped_column(String(512))
+    # sha256 of the stored bytes: the same SOP Instance UID with other content is a conflict, not a duplicate.
+    content_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -117,7 +122,9 @@ class ReportRow(_StageResult, Base):
 
 
 class RejectionRow(Base):
-    """Why an instance was refused: kept so a PACS administrator can see what was not accepted."""
+    """An instance Hilum refused, and its quarantine: the reason, and where its original bytes are kept
+    so an administrator can release (re-run acceptance) or delete it.
+    """
 
     __tablename__ = "rejections"
 
@@ -126,6 +133,11 @@ class RejectionRow(Base):
     code: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    object_key: Mapped[str] = mapped_column(String(512), default="", server_default="")  # "" when not kept
+    content_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    door: Mapped[str] = mapped_column(String(16), default="", server_default="")  # grpc, dimse, stow, pull
+    status: Mapped[str] = mapped_column(String(16), default="held", server_default="held", index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class DeadLetterRow(Base):
