@@ -40,6 +40,11 @@ command -v redis-server >/dev/null || apt_install redis-server
 if [[ $DEV -eq 1 ]] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   apt_install postgresql
 fi
+# Orthanc and its DICOMweb plugin: the PACS the pull tests run as a plain process (the binary is in /usr/sbin).
+if [[ $DEV -eq 1 ]] && [[ ! -x /usr/sbin/Orthanc || ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]]; then
+  apt_install orthanc orthanc-dicomweb
+fi
+if [[ $DEV -eq 1 ]]; then command -v storescu >/dev/null || apt_install dcmtk; fi  # storescu/echoscu for the DIMSE tests
 
 stamp_of() { cat pyproject.toml "$0" | sha256sum | cut -c1-16; }
 STAMP="$(stamp_of)-dev$DEV"

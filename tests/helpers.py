@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -10,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 from sqlalchemy import create_engine, text
@@ -19,6 +22,19 @@ from hilum.common.db import studies
 from hilum.common.study import InstanceHeader, InstanceInfo, PatientInfo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def require_tool(name: str) -> str:
+    """The path of an external tool (dcmtk's storescu, ...); the test is skipped where it is missing, except
+    in CI (CI set), where a missing tool is a failure.
+    """
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (scripts/setup.sh --dev installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def new_database(server_url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from hilum.common.settings import HilumSettings
@@ -83,10 +84,22 @@ def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
         from hilum.cds.app import create_app
         from hilum.common.connections import open_redis
         from hilum.common.logs import configure_logging
+        from hilum.ingestion.wiring import build
 
         configure_logging("cds")
-        uvicorn.run(create_app(open_redis(settings)), host=settings.cds.host, port=settings.cds.port,
-                    log_config=None)
+        # The same HTTP service carries the STOW-RS door (/dicomweb/studies).
+        uvicorn.run(create_app(open_redis(settings), ingestion=build(settings)), host=settings.cds.host,
+                    port=settings.cds.port, log_config=None)
+        return 0
+    if args.service == "dicom":
+        from hilum.ingestion.dimse_scp import serve as serve_dicom
+
+        serve_dicom(settings)
+        return 0
+    if args.service == "assembler":
+        from hilum.runtime.entrypoints import serve_assembler
+
+        serve_assembler(settings)
         return 0
     from hilum.runtime.entrypoints import serve
 
@@ -123,6 +136,81 @@ def _samples(args: argparse.Namespace, settings: HilumSettings) -> int:
     return 0
 
 
+def _pull(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """Pull new CR and DX studies from the configured PACS: once, or every --every seconds until SIGTERM.
+
+    Exit 1 when the PACS cannot be searched or a study could not be retrieved (it is tried again next time).
+    """
+    import logging
+    import signal
+    import threading
+    from datetime import UTC, datetime, time
+
+    from hilum.common.connections import open_sessions
+    from hilum.common.logs import configure_logging
+    from hilum.ingestion.pacs_pull import LOOKBACK, PacsError, PacsPuller, study_source
+    from hilum.ingestion.wiring import build
+
+    configure_logging("pull")
+    for chatty in ("pynetdicom", "httpx"):  # their INFO lines quote UIDs (in requests and URLs)
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    try:
+        puller = PacsPuller(study_source(settings.pacs, settings.dicom.ae_title), build(settings),
+                            open_sessions(settings), move_to=args.move_to)
+    except ValueError as exc:
+        print(f"hilum pull: {exc}", file=sys.stderr)
+        return 1
+    since = datetime.combine(args.since, time()) if args.since else datetime.now(UTC) - LOOKBACK
+    if args.every is None:
+        try:
+            report = puller.poll_once(since)
+        except PacsError as exc:
+            print(f"hilum pull: {exc}", file=sys.stderr)
+            return 1
+        print(report.line())
+        return 1 if report.failed else 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    puller.poll_every(args.every or settings.pacs.poll_interval_s, since, stop,
+                      on_report=lambda report: print(report.line(), flush=True))
+    return 0
+
+
+def _positive_seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {value}")
+    return seconds
+
+
+def _quarantine(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """List, show, release or delete refused instances; exit 1 for an unknown id, 2 if a release is refused."""
+    from hilum.common.connections import open_object_store, open_sessions
+    from hilum.ingestion import quarantine
+    from hilum.ingestion.service import QuarantineNotFound
+    from hilum.ingestion.wiring import build
+
+    sessions = open_sessions(settings)
+    try:
+        if args.action == "list":
+            lines = quarantine.list_lines(sessions, everything=args.all)
+            print("\n".join(lines) if lines else "the quarantine is empty")
+        elif args.action == "show":
+            print("\n".join(quarantine.show_lines(sessions, open_object_store(settings), args.id)))
+        elif args.action == "release":
+            line, accepted = quarantine.release_line(build(settings), args.id)
+            print(line)
+            return 0 if accepted else 2
+        else:
+            build(settings).delete_quarantined(args.id)
+            print(f"deleted {args.id}: its bytes are gone, the record of why it was refused stays")
+    except QuarantineNotFound as missing:
+        print(f"hilum quarantine: {missing}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _db_upgrade(args: argparse.Namespace, settings: HilumSettings) -> int:
     from hilum.common.db.session import upgrade_database
 
@@ -155,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
 
     serve = commands.add_parser("serve", help="run one service's gRPC server (or the CDS Hooks app)")
-    serve.add_argument("service", choices=[*STAGE_NAMES, "cds"])
+    serve.add_argument("service", choices=[*STAGE_NAMES, "cds", "assembler", "dicom"])
     serve.set_defaults(handler=_serve)
 
     worker = commands.add_parser("worker", help="run one service's Celery worker")
@@ -174,6 +262,24 @@ def build_parser() -> argparse.ArgumentParser:
     samples = commands.add_parser("samples", help="write the synthetic sample studies to a folder")
     samples.add_argument("out_dir", type=Path)
     samples.set_defaults(handler=_samples)
+
+    pull = commands.add_parser("pull", help="pull new chest radiographs (CR, DX) from the configured PACS")
+    pull.add_argument("--since", type=date.fromisoformat, help="Study Date to look from, YYYY-MM-DD "
+                      "(default: a day ago; later polls look back a day from the previous one)")
+    pull.add_argument("--every", type=_positive_seconds, nargs="?", const=0.0, metavar="SECONDS",
+                      help="poll until SIGTERM, every SECONDS (default HILUM_PACS__POLL_INTERVAL_S)")
+    pull.add_argument("--move-to", metavar="AE_TITLE", help="DIMSE PACS: C-MOVE to this AE (Hilum's DICOM door) "
+                      "instead of C-GET")
+    pull.set_defaults(handler=_pull)
+
+    quarantine = commands.add_parser("quarantine", help="refused instances: list, show, release, delete")
+    actions = quarantine.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="held entries, oldest first")
+    listing.add_argument("--all", action="store_true", help="also released and deleted entries")
+    for action, text in (("show", "one entry in full"), ("release", "run acceptance again on the kept bytes"),
+                         ("delete", "delete the kept bytes (the record stays)")):
+        actions.add_parser(action, help=text).add_argument("id", type=int)
+    quarantine.set_defaults(handler=_quarantine)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)

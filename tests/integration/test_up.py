@@ -106,7 +106,7 @@ def test_up_publishes_its_doors_and_stops_everything_on_sigterm(tmp_path: Path, 
         assert endpoints_path(data_dir).stat().st_size > 0
         _assert_every_door_answers(endpoints)
         children = _children(up.pid)
-        assert len(children) == 11  # Redis, Triton, four gRPC servers, four workers, the CDS app
+        assert len(children) == 13  # Redis, Triton, four gRPC servers, four workers, the assembler, CDS, DICOM
 
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=STOP_TIMEOUT_S) == 0

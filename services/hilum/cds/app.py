@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 from uuid import UUID
 
 import redis
@@ -19,6 +19,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from hilum.cds.cards import Card, CdsCoding, patient_view_cards
 from hilum.common.cds_view import CdsView, read_latest
+
+if TYPE_CHECKING:
+    from hilum.ingestion.service import Ingestion
 
 SERVICE_ID = "hilum-cxr-patient-view"
 FEEDBACK_KEY = "hilum:cds:feedback"
@@ -217,12 +220,19 @@ async def _bad_request(request: Request, error: Exception) -> JSONResponse:
 
 
 def create_app(
-    redis_client: redis.Redis, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    redis_client: redis.Redis, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ingestion: Ingestion | None = None,
 ) -> FastAPI:
-    """The CDS Hooks application reading views from (and writing feedback to) `redis_client`."""
+    """The CDS Hooks application reading views from (and writing feedback to) `redis_client`; given
+    `ingestion`, it also serves the STOW-RS door under /dicomweb (hilum.ingestion.stow).
+    """
     app = FastAPI(title="Hilum CDS Hooks", version="2.0")
     app.state.redis = redis_client
     app.state.clock = clock
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.include_router(router)
+    if ingestion is not None:  # imported only then: the CDS Hooks service alone needs no DICOM code
+        from hilum.ingestion.stow import DICOMWEB_PREFIX, stow_router
+
+        app.include_router(stow_router(ingestion), prefix=DICOMWEB_PREFIX)
     return app

@@ -15,7 +15,9 @@ import warnings
 from datetime import UTC, datetime
 
 # Structured fields Hilum's own code logs; each is free of patient data by construction.
-SAFE_FIELDS = frozenset({"service", "stage", "study_ref", "model_version", "retry", "code", "has_prior"})
+SAFE_FIELDS = frozenset({
+    "service", "stage", "study_ref", "model_version", "retry", "code", "has_prior", "door", "count", "error_type",
+})
 
 
 def study_ref(study_instance_uid: str) -> str:

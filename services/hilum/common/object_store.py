@@ -44,3 +44,8 @@ class ObjectStore:
 def dicom_key(study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str) -> str:
     """The object key of a DICOM instance, grouped by study and series."""
     return f"dicom/{study_instance_uid}/{series_instance_uid}/{sop_instance_uid}.dcm"
+
+
+def quarantine_key(content_sha256: str) -> str:
+    """The object key of a refused instance's original bytes, by their sha256 (the same bytes are kept once)."""
+    return f"quarantine/{content_sha256}.dcm"

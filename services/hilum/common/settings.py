@@ -121,6 +121,7 @@ class DicomSection(BaseModel):
     port: int = 11112
     # Calling AE titles allowed to store; empty allows any.
     allowed_calling_aets: list[str] = Field(default_factory=list)
+    max_associations: int = 10  # concurrent associations; one more is rejected (transient, local limit)
     # DICOM TLS (PS3.15 B.9): all three set turns TLS on.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

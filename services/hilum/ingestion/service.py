@@ -1,16 +1,20 @@
-"""Ingestion's one implementation: accept, store and record each instance; say which studies are ready.
+"""Ingestion's one implementation: accept, check identity, store and record each instance; mark studies due.
 
-Both doors call it: the gRPC SubmitInstances method and the Celery task on the "ingestion" queue.
-It returns what it stored; handing the ready studies to inference is the wiring's job
-(hilum.ingestion.wiring), so a study is only ever forwarded after its instances are durable.
+Every door calls it: gRPC SubmitInstances, the "ingestion" queue, the DICOM SCP, STOW-RS and the PACS
+puller. An instance is durably stored before it is acknowledged. A study is not handed to inference
+here: it is marked due (last arrival + the stability window) in the same transaction as its instance,
+and the assembler (hilum.ingestion.assembly) hands due studies on, so a broker outage delays work but
+never loses it. A rejected instance is kept in quarantine with its reason; it never affects another.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
@@ -18,14 +22,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
 from hilum.common.db import records, results, studies
+from hilum.common.db.models import RejectionRow
 from hilum.common.fhir.imaging_study import imaging_study_json
 from hilum.common.logs import study_ref
-from hilum.common.object_store import ObjectStore, dicom_key
-from hilum.ingestion.acceptance import RejectedInstance, accept_instance
-from hilum.ingestion.views import choose_views
+from hilum.common.object_store import ObjectStore, dicom_key, quarantine_key
+from hilum.common.study import InstanceHeader
+from hilum.ingestion.acceptance import AcceptanceRules, RejectedInstance, accept_instance
 from hilum.v1 import ingestion_pb2, messages_pb2
 
 log = logging.getLogger(__name__)
+Code = ingestion_pb2.RejectionCode
 
 
 class Door(StrEnum):
@@ -53,18 +59,36 @@ class IncomingInstance:
     affected_sop: tuple[str, str] | None = None
 
 
+class QuarantineNotFound(LookupError):
+    """No held quarantine entry has this id."""
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What storing one accepted instance did to its study."""
+
+    study_instance_uid: str
+    gained: bool  # a new instance was stored (not a duplicate)
+
+
 class Ingestion:
-    """Accepts DICOM instances into Hilum and says which studies are ready for inference."""
+    """Accepts DICOM instances into Hilum, keeps the rejected ones in quarantine, and marks studies due."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         store: ObjectStore,
         patient_identifier_system: str,  # the naming system of PatientID in the FHIR Hilum emits
+        rules: AcceptanceRules | None = None,
+        stability_window: timedelta = timedelta(0),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
         self._store = store
         self._patient_identifier_system = patient_identifier_system
+        self._rules = rules or AcceptanceRules()
+        self._stability_window = stability_window
+        self._clock = clock
 
     def submit(self, request: ingestion_pb2.SubmitInstancesRequest) -> ingestion_pb2.SubmitInstancesResponse:
         """The gRPC door: instances sent inline."""
@@ -73,12 +97,13 @@ class Ingestion:
     def accept_spooled(self, spooled: messages_pb2.SpooledInstances) -> ingestion_pb2.SubmitInstancesResponse:
         """The queue door: instances a listener already wrote to the object store's spool.
 
-        Spool files stay until release_spool, which the wiring calls once the ready studies are
-        handed on: a redelivery after a crash accepts them again (as duplicates) and hands on again.
+        Spool files stay until release_spool, which the wiring calls after the task; a redelivery after
+        a crash accepts them again, as duplicates.
         """
         present = [key for key in spooled.spool_keys if self._store.exists(key)]
         return self.accept(
-            IncomingInstance(label=key.rsplit("/", 1)[-1], content=self._store.get(key)) for key in present
+            IncomingInstance(label=key.rsplit("/", 1)[-1], content=self._store.get(key), door=Door.QUEUE)
+            for key in present
         )
 
     def release_spool(self, spooled: messages_pb2.SpooledInstances) -> None:
@@ -87,73 +112,121 @@ class Ingestion:
             self._store.delete(key)
 
     def accept(self, instances: Iterable[IncomingInstance]) -> ingestion_pb2.SubmitInstancesResponse:
-        """Accept and store each instance; one ready StudyReference per study that gained instances
-        (or that is resubmitted before it was reported). A rejected instance never stops the others.
+        """Accept and store each instance, or quarantine it with its reason; one result per instance, in
+        order. Studies that gained instances (or were resubmitted before being reported) are marked due.
         """
         response = ingestion_pb2.SubmitInstancesResponse()
         touched: dict[str, bool] = {}  # study uid -> gained a new instance in this call
         for incoming in instances:
-            result = self._accept_one(incoming)
+            result, stored = self._accept_one(incoming)
             response.results.append(result)
-            if result.accepted:
-                uid = result.study_instance_uid
-                touched[uid] = touched.get(uid, False) or not result.duplicate
+            if stored is not None:
+                touched[stored.study_instance_uid] = touched.get(stored.study_instance_uid, False) or stored.gained
         for uid, gained in touched.items():
-            reference = self._update_study(uid, gained)
-            if reference is not None:
-                response.ready_studies.append(reference)
-                log.info("study ready for inference", extra={"study_ref": study_ref(uid)})
+            self._update_study(uid, gained)
         return response
 
-    def _accept_one(self, incoming: IncomingInstance) -> ingestion_pb2.InstanceResult:
-        result = ingestion_pb2.InstanceResult(label=incoming.label)
-        try:
-            header = accept_instance(incoming.content)
-        except RejectedInstance as rejected:
-            code_name = ingestion_pb2.RejectionCode.Name(rejected.code)
-            with self._sessions.begin() as session:
-                records.record_rejection(session, incoming.label, code_name, rejected.reason)
-            result.rejection.code = rejected.code
-            result.rejection.reason = rejected.reason
-            log.info("instance rejected", extra={"code": code_name})
-            return result
-        instance = header.instance
-        result.accepted = True
-        result.study_instance_uid = header.study_instance_uid
-        result.sop_instance_uid = instance.sop_instance_uid
-        try:
-            with self._sessions.begin() as session:
-                if studies.has_instance(session, instance.sop_instance_uid):
-                    result.duplicate = True
-                    return result
-                key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
-                self._store.put(key, incoming.content)  # the object is durable before the row says it exists
-                studies.ensure_study(session, header)
-                studies.add_instance(session, header.study_instance_uid, dataclasses.replace(instance, object_key=key))
-        except IntegrityError:  # the same instance arrived concurrently and was stored by the other call
-            result.duplicate = True
+    def release(self, quarantine_id: int) -> ingestion_pb2.InstanceResult:
+        """Run acceptance again on a held instance's original bytes (e.g. after an identity fix upstream).
+
+        Accepted: stored like any instance (a study already reported gets no second report) and the entry
+        is released. Refused again: the entry stays held with the new reason. Raises QuarantineNotFound
+        when no held entry has this id.
+        """
+        with self._sessions() as session:
+            row = session.get(RejectionRow, quarantine_id)
+            if row is None or row.status != records.QuarantineStatus.HELD or not row.object_key:
+                raise QuarantineNotFound(f"no held quarantine entry {quarantine_id}")
+            incoming = IncomingInstance(label=row.label, content=self._store.get(row.object_key), door=Door.RELEASE)
+        outcome = self._admit(incoming)
+        with self._sessions.begin() as session:
+            row = session.get(RejectionRow, quarantine_id)
+            if row is None:
+                raise QuarantineNotFound(f"no held quarantine entry {quarantine_id}")
+            if isinstance(outcome, RejectedInstance):
+                row.code, row.reason = Code.Name(outcome.code), outcome.reason
+                return _rejected(incoming.label, outcome, quarantine_id)
+            records.resolve(session, row, records.QuarantineStatus.RELEASED, self._clock())
+        result, stored = outcome
+        self._update_study(stored.study_instance_uid, stored.gained)
         return result
 
-    def _update_study(self, uid: str, gained_instances: bool) -> messages_pb2.StudyReference | None:
-        """Rebuild the study's ImagingStudy if it gained instances; return its StudyReference, or None
-        when the study is already reported and nothing new came.
+    def delete_quarantined(self, quarantine_id: int) -> None:
+        """Delete a held instance's bytes; the record of why it was refused stays."""
+        with self._sessions.begin() as session:
+            row = session.get(RejectionRow, quarantine_id)
+            if row is None or row.status != records.QuarantineStatus.HELD:
+                raise QuarantineNotFound(f"no held quarantine entry {quarantine_id}")
+            if row.object_key:
+                self._store.delete(row.object_key)
+            records.resolve(session, row, records.QuarantineStatus.DELETED, self._clock())
+
+    def _accept_one(self, incoming: IncomingInstance) -> tuple[ingestion_pb2.InstanceResult, _Stored | None]:
+        outcome = self._admit(incoming)
+        if isinstance(outcome, RejectedInstance):
+            return self._quarantine(incoming, outcome), None
+        return outcome
+
+    def _admit(self, incoming: IncomingInstance) -> tuple[ingestion_pb2.InstanceResult, _Stored] | RejectedInstance:
+        """Acceptance rules, then identity against what is stored, then store the object and record it.
+
+        Returns the refusal instead of recording it, so release can keep one quarantine entry.
+        """
+        try:
+            accepted = accept_instance(incoming.content, self._rules, incoming.affected_sop)
+        except RejectedInstance as rejected:
+            return rejected
+        header, instance = accepted.header, accepted.header.instance
+        sha256 = hashlib.sha256(incoming.content).hexdigest()
+        result = ingestion_pb2.InstanceResult(
+            label=incoming.label, accepted=True, study_instance_uid=header.study_instance_uid,
+            sop_instance_uid=instance.sop_instance_uid, notes=list(accepted.notes),
+        )
+        try:
+            with self._sessions.begin() as session:
+                conflict = _identity_conflict(session, header, sha256)
+                if conflict is not None:
+                    return conflict
+                if studies.has_instance(session, instance.sop_instance_uid):
+                    result.duplicate = True  # the same bytes again: idempotent success
+                    return result, _Stored(header.study_instance_uid, gained=False)
+                key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
+                self._store.put(key, incoming.content)  # durable before the row says it exists
+                studies.ensure_study(session, header)
+                studies.add_instance(session, header.study_instance_uid,
+                                     dataclasses.replace(instance, object_key=key), sha256)
+        except IntegrityError:  # the same instance arrived concurrently and the other call stored it
+            result.duplicate = True
+            return result, _Stored(header.study_instance_uid, gained=False)
+        return result, _Stored(header.study_instance_uid, gained=True)
+
+    def _quarantine(self, incoming: IncomingInstance, rejected: RejectedInstance) -> ingestion_pb2.InstanceResult:
+        """Keep the original bytes and record why they were refused; the result says so."""
+        sha256 = hashlib.sha256(incoming.content).hexdigest()
+        key = quarantine_key(sha256)
+        self._store.put(key, incoming.content)
+        code_name = Code.Name(rejected.code)
+        with self._sessions.begin() as session:
+            row = records.record_rejection(session, incoming.label, code_name, rejected.reason,
+                                           door=incoming.door.value, object_key=key, content_sha256=sha256)
+            quarantine_id = row.id
+        log.info("instance rejected", extra={"code": code_name, "door": incoming.door.value})
+        return _rejected(incoming.label, rejected, quarantine_id)
+
+    def _update_study(self, uid: str, gained_instances: bool) -> None:
+        """Rebuild the study's ImagingStudy if it gained instances, and mark it due for inference (after the
+        stability window) unless it is reported and nothing new came. A failed study starts again.
         """
         with self._sessions.begin() as session:
             row = studies.require_study(session, uid)
-            study = studies.require_study_info(session, uid)
             if gained_instances:
+                study = studies.require_study_info(session, uid)
                 studies.set_imaging_study(session, uid, imaging_study_json(study, self._patient_identifier_system))
             if studies.state(row) == study_state.REPORTED and not gained_instances:
-                return None
+                return
             studies.restart(session, uid)
-            views = choose_views(study.instances)
-            reference = messages_pb2.StudyReference(
-                study_instance_uid=uid,
-                frontal_object_key=views.frontal.object_key if views.frontal else "",
-                lateral_object_key=views.lateral.object_key if views.lateral else "",
-            )
-            reference.received_at.FromDatetime(row.received_at)
-            return reference
+            studies.mark_due(session, uid, self._clock() + self._stability_window)
+        log.info("study due for inference", extra={"study_ref": study_ref(uid)})
 
     def status(self, uid: str) -> ingestion_pb2.StudyStatus:
         """Where the study stands, with its publish result once reported."""
@@ -172,3 +245,40 @@ class Ingestion:
             if report is not None:
                 status.result.CopyFrom(messages_pb2.PublishResult.FromString(report.payload))
             return status
+
+
+def _identity_conflict(session: Session, header: InstanceHeader, sha256: str) -> RejectedInstance | None:
+    """Why storing this instance would merge what must stay apart, or None.
+
+    A Study Instance UID held for another patient (PatientID + issuer), a Series Instance UID held in
+    another study, or a SOP Instance UID held with other content: each is refused and quarantined, never
+    merged or replaced.
+    """
+    study = studies.get_study(session, header.study_instance_uid)
+    patient = header.patient
+    if study is not None and (study.patient_id, study.patient_issuer) != (patient.patient_id, patient.issuer):
+        return RejectedInstance(Code.REJECTION_CODE_IDENTITY_CONFLICT,
+                                "The Study Instance UID is already held for another patient: the instance is "
+                                "quarantined, never merged (check the patient identity at the sender)")
+    series_study = studies.study_of_series(session, header.instance.series_instance_uid)
+    if series_study is not None and series_study != header.study_instance_uid:
+        return RejectedInstance(Code.REJECTION_CODE_IDENTITY_CONFLICT,
+                                "The Series Instance UID is already held in another study: the instance is "
+                                "quarantined, never merged")
+    stored = studies.stored_instance(session, header.instance.sop_instance_uid)
+    if stored is not None and stored.content_sha256 and stored.content_sha256 != sha256:
+        return RejectedInstance(Code.REJECTION_CODE_INSTANCE_CONFLICT,
+                                "The SOP Instance UID is already stored with different content: the new "
+                                "object is quarantined, the stored one is kept unchanged")
+    if stored is not None and stored.study_instance_uid != header.study_instance_uid:
+        return RejectedInstance(Code.REJECTION_CODE_IDENTITY_CONFLICT,
+                                "The SOP Instance UID is already held in another study: quarantined")
+    return None
+
+
+def _rejected(label: str, rejected: RejectedInstance, quarantine_id: int) -> ingestion_pb2.InstanceResult:
+    """The result of a refused instance, with its code, reason and quarantine entry."""
+    return ingestion_pb2.InstanceResult(
+        label=label, rejection=ingestion_pb2.Rejection(code=rejected.code, reason=rejected.reason),
+        quarantine_id=quarantine_id,
+    )

@@ -1,39 +1,31 @@
-"""Ingestion's wiring: built from settings, served over gRPC and the "ingestion" queue, hands studies to inference."""
+"""Ingestion's wiring: built from settings, served over gRPC and the "ingestion" queue."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from grpc import Server
+from datetime import timedelta
 
 from hilum.common.connections import open_object_store, open_sessions
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
-from hilum.common.stage_wiring import Forward, StageWiring
+from hilum.common.stage_wiring import StageWiring
+from hilum.ingestion.acceptance import AcceptanceRules
 from hilum.ingestion.grpc_api import IngestionServicer
 from hilum.ingestion.service import Ingestion
-from hilum.v1 import ingestion_pb2, messages_pb2
+from hilum.v1 import messages_pb2
 from hilum.v1.ingestion_pb2_grpc import add_IngestionServiceServicer_to_server
 
 
 def build(settings: HilumSettings) -> Ingestion:
-    """Ingestion over the configured database and object store."""
-    return Ingestion(open_sessions(settings), open_object_store(settings), settings.fhir.patient_identifier_system)
+    """Ingestion over the configured database and object store, with the configured acceptance rules."""
+    section = settings.ingestion
+    return Ingestion(open_sessions(settings), open_object_store(settings), settings.fhir.patient_identifier_system,
+                     AcceptanceRules.from_settings(section), timedelta(seconds=section.stability_window_s))
 
 
-def ready_studies(response: ingestion_pb2.SubmitInstancesResponse) -> Sequence[messages_pb2.StudyReference]:
-    """The studies this call made ready for inference."""
-    return list(response.ready_studies)
-
-
-def add_servicer(ingestion: Ingestion, forward: Forward[ingestion_pb2.SubmitInstancesResponse], server: Server) -> None:
-    """Serve IngestionService on server; SubmitInstances forwards the studies it made ready."""
-    add_IngestionServiceServicer_to_server(IngestionServicer(ingestion, forward), server)
-
-
+# Ingestion's doors store and mark studies due; the assembler (hilum.ingestion.assembly) hands them on.
 WIRING = StageWiring(
-    stage=Stage.INGESTION, next_stage=Stage.INFERENCE,
-    build=build, add_servicer=add_servicer,
+    stage=Stage.INGESTION, next_stage=None, build=build,
+    add_servicer=lambda core, _forward, server: add_IngestionServiceServicer_to_server(IngestionServicer(core), server),
     task_input=messages_pb2.SpooledInstances, task=lambda ingestion: ingestion.accept_spooled,
-    handoff=ready_studies, settle=Ingestion.release_spool,
+    settle=Ingestion.release_spool,
 )

@@ -28,6 +28,19 @@ class TritonEndpoints(BaseModel):
     metrics: str  # "http://127.0.0.1:8102/metrics"
 
 
+class DicomEndpoint(BaseModel):
+    """The DICOM (DIMSE) SCP: the AE title to call and where it listens."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ae_title: str  # "HILUM"
+    host: str  # "127.0.0.1"
+    port: int  # 11112
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
 class Endpoints(BaseModel):
     """The content of endpoints.json: the stack's process, its start time, and one key per door that exists.
 
@@ -39,10 +52,12 @@ class Endpoints(BaseModel):
     pid: int
     started_at: AwareDatetime
     cds: str | None = None  # CDS Hooks base URL: "http://127.0.0.1:8080"
+    stow: str | None = None  # DICOMweb STOW-RS store resource: "http://127.0.0.1:8080/dicomweb/studies"
     ingestion_grpc: str | None = None  # "127.0.0.1:50051"
     grpc: dict[str, str] | None = None  # the other stages' gRPC APIs: {"inference": "127.0.0.1:50052", ...}
     triton: TritonEndpoints | None = None
     redis: str | None = None  # "redis://127.0.0.1:6390/0"
+    dicom: DicomEndpoint | None = None
 
     @field_serializer("started_at")
     def _utc_z(self, value: datetime) -> str:

@@ -7,6 +7,10 @@ stage's dependencies (the inference worker needs Triton's client, reporting need
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+
 from celery import Celery
 
 from hilum.common.logs import configure_logging
@@ -16,6 +20,8 @@ from hilum.common.stage_wiring import StageDoors
 
 # The four pipeline stages in the order a study passes them; each runs a gRPC server and a Celery worker.
 STAGE_NAMES: tuple[str, ...] = ("ingestion", "inference", "priors", "reporting")
+
+log = logging.getLogger(__name__)
 
 
 def stage_doors(name: str) -> StageDoors:
@@ -43,6 +49,28 @@ def serve(name: str, settings: HilumSettings) -> None:
     """Run the stage's gRPC server (with health) until SIGTERM."""
     configure_logging(f"{name}-grpc")
     stage_doors(name).serve(settings)
+
+
+def serve_assembler(settings: HilumSettings) -> None:
+    """Hand complete studies to inference every settings.ingestion.assembly_poll_s until SIGTERM.
+
+    A failure to reach the database or the broker is logged and tried again at the next poll.
+    """
+    from hilum.common.connections import open_sessions
+    from hilum.common.queue import Stage, enqueue
+    from hilum.ingestion.assembly import Assembler
+
+    configure_logging("assembler")
+    app = create_celery_app(settings, name="hilum-assembler")
+    assembler = Assembler(open_sessions(settings), lambda reference: enqueue(app, Stage.INFERENCE, reference))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(settings.ingestion.assembly_poll_s):
+        try:
+            assembler.hand_on_due()
+        except Exception as exc:  # the database or the broker is down: the studies stay due
+            log.warning("assembler will try again", extra={"error_type": type(exc).__name__})
 
 
 def worker_app(name: str, settings: HilumSettings) -> Celery:

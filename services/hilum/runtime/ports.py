@@ -13,8 +13,10 @@ from pathlib import Path
 from hilum.common.settings import (
     CdsSection,
     DatabaseSection,
+    DicomSection,
     GrpcSection,
     HilumSettings,
+    IngestionSection,
     QueueSection,
     RedisSection,
     StorageSection,
@@ -119,5 +121,8 @@ def loopback_settings(root: Path, model_repository: Path, server_venv: Path, dat
         grpc=GrpcSection(ingestion_port=free_port(), inference_port=free_port(), priors_port=free_port(),
                          reporting_port=free_port()),
         cds=CdsSection(port=free_port()),
+        dicom=DicomSection(port=free_port()),
         queue=QueueSection(worker_concurrency=worker_concurrency),
+        # No stability window: a study is complete once submitted; the assembler looks often.
+        ingestion=IngestionSection(stability_window_s=0.0, assembly_poll_s=0.1),
     )

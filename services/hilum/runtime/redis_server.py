@@ -26,7 +26,7 @@ class RedisServer:
         self.url = f"redis://{BIND_ADDRESS}:{port}/0"
         self._process = ManagedProcess("redis", [
             binary, "--port", str(port), "--bind", BIND_ADDRESS, "--dir", str(data_dir.resolve()),
-            "--appendonly", "yes", "--appendfsync", "everysec",
+            "--appendonly", "yes", "--appendfsync", "always",
             # Queued studies must never be evicted to make room: fail writes loudly instead.
             "--maxmemory-policy", "noeviction",
             "--save", "", "--protected-mode", "yes",

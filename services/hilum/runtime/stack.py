@@ -1,4 +1,4 @@
-"""The embedded stack on loopback: Redis, Triton, the four stages (gRPC + worker each) and the CDS app.
+"""The embedded stack on loopback: Redis, Triton, the four stages (gRPC + worker each), the CDS app, the DICOM SCP.
 
 Nothing starts unless every port is free. Parts start in dependency order; once every door answers,
 the stack writes endpoints.json in its data directory. It stops in reverse order, removing the file
@@ -21,8 +21,17 @@ import httpx
 from hilum.common.grpc_server import is_serving
 from hilum.common.polling import wait_until
 from hilum.common.settings import HilumSettings, settings_env
+from hilum.ingestion import dimse_scp
+from hilum.ingestion.stow import DICOMWEB_PREFIX
 from hilum.runtime import redis_server, triton
-from hilum.runtime.endpoints import Endpoints, endpoints_path, live_endpoints, remove_endpoints, write_endpoints
+from hilum.runtime.endpoints import (
+    DicomEndpoint,
+    Endpoints,
+    endpoints_path,
+    live_endpoints,
+    remove_endpoints,
+    write_endpoints,
+)
 from hilum.runtime.entrypoints import STAGE_NAMES
 from hilum.runtime.ports import Port, ensure_free
 from hilum.runtime.processes import ManagedProcess, ProcessFailed
@@ -45,7 +54,7 @@ class Door:
     """
 
     key: str
-    address: str
+    address: str | DicomEndpoint
     port: Port
     answers: Callable[[], bool]
 
@@ -54,8 +63,10 @@ def stack_doors(settings: HilumSettings) -> list[Door]:
     """Every door of a stack with these settings, in start-up order: its key and address in endpoints.json,
     its port and the setting that moves it, and how to tell it answers. Adding a door is one entry here.
     """
-    grpc, cds, models = settings.grpc, settings.cds, settings.triton
+    grpc, cds, models, dicom = settings.grpc, settings.cds, settings.triton, settings.dicom
     cds_url = f"http://{cds.host}:{cds.port}"
+    cds_port = Port(cds.host, cds.port, "HILUM_CDS__PORT", "the CDS Hooks service")
+    stow_url = f"{cds_url}{DICOMWEB_PREFIX}/studies"
     triton_host = triton.BIND_ADDRESS
     triton_http = f"http://{triton_host}:{models.http_port}"
     triton_metrics = f"http://{triton_host}:{models.metrics_port}/metrics"
@@ -77,9 +88,12 @@ def stack_doors(settings: HilumSettings) -> list[Door]:
                Port(grpc.host, grpc.port_for(name), f"HILUM_GRPC__{name.upper()}_PORT", f"the {name} gRPC service"),
                partial(is_serving, address))
           for name, address in stages.items()),
-        Door("cds", cds_url,
-             Port(cds.host, cds.port, "HILUM_CDS__PORT", "the CDS Hooks service"),
-             partial(_http_ok, f"{cds_url}/cds-services")),
+        Door("cds", cds_url, cds_port, partial(_http_ok, f"{cds_url}/cds-services")),
+        # STOW-RS is served by the CDS app on its port: a GET of the store resource answers 405, not 404.
+        Door("stow", stow_url, cds_port, partial(_http_status_is, stow_url, 405)),
+        Door("dicom", DicomEndpoint(ae_title=dicom.ae_title, host=dicom.host, port=dicom.port),
+             Port(dicom.host, dicom.port, "HILUM_DICOM__PORT", "the DICOM (DIMSE) SCP"),
+             partial(dimse_scp.answers, dicom)),
     ]
 
 
@@ -104,7 +118,7 @@ def preflight(settings: HilumSettings) -> None:
     if running is not None:
         raise StackAlreadyRunning(f"a stack is already running from {data_dir} (pid {running.pid}); "
                                   f"its doors are in {endpoints_path(data_dir)}")
-    ensure_free(door.port for door in stack_doors(settings))
+    ensure_free(dict.fromkeys(door.port for door in stack_doors(settings)))  # a port two doors share, once
 
 
 def redis_port(settings: HilumSettings) -> int:
@@ -115,6 +129,13 @@ def redis_port(settings: HilumSettings) -> int:
 def _http_ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _http_status_is(url: str, status: int) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == status
     except httpx.HTTPError:
         return False
 
@@ -143,7 +164,10 @@ class EmbeddedStack:
                                                 self.log_dir / f"{name}-grpc.log", env))
             self.children.append(ManagedProcess(f"{name}-worker", [*hilum, "worker", name],
                                                 self.log_dir / f"{name}-worker.log", env))
+        self.children.append(ManagedProcess("assembler", [*hilum, "serve", "assembler"],
+                                            self.log_dir / "assembler.log", env))
         self.children.append(ManagedProcess("cds", [*hilum, "serve", "cds"], self.log_dir / "cds.log", env))
+        self.children.append(ManagedProcess("dicom", [*hilum, "serve", "dicom"], self.log_dir / "dicom.log", env))
 
     @property
     def cds_url(self) -> str:
@@ -215,7 +239,7 @@ class EmbeddedStack:
 
     def urls(self) -> dict[str, str]:
         """Where each door listens, and where the logs are, for a person."""
-        return {**{door.key: door.address for door in self.doors}, "logs": str(self.log_dir.resolve())}
+        return {**{door.key: str(door.address) for door in self.doors}, "logs": str(self.log_dir.resolve())}
 
     def __enter__(self) -> EmbeddedStack:
         self.start()

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from hilum.v1 import messages_pb2 as hilum_dot_v1_dot_messages__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hilum/v1/ingestion.proto\x12\x08hilum.v1\x1a\x17hilum/v1/messages.proto\"/\n\rDicomInstance\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"D\n\x16SubmitInstancesRequest\x12*\n\tinstances\x18\x01 \x03(\x0b\x32\x17.hilum.v1.DicomInstance\"B\n\tRejection\x12%\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x17.hilum.v1.RejectionCode\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xdb\x01\n\x0eInstanceResult\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x1a\n\x12study_instance_uid\x18\x04 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x05 \x01(\t\x12+\n\trejection\x18\x06 \x01(\x0b\x32\x13.hilum.v1.RejectionH\x00\x88\x01\x01\x12\r\n\x05notes\x18\x07 \x03(\t\x12\x15\n\rquarantine_id\x18\x08 \x01(\x03\x42\x0c\n\n_rejection\"\x99\x01\n\x17SubmitInstancesResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.hilum.v1.InstanceResult\x12/\n\rready_studies\x18\x03 \x03(\x0b\x32\x18.hilum.v1.StudyReferenceJ\x04\x08\x02\x10\x03R\x1c\x65nqueued_study_instance_uids\"3\n\x15GetStudyStatusRequest\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\"\xca\x01\n\x0bStudyStatus\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.hilum.v1.StudyState\x12\x16\n\x0einstance_count\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12,\n\x06result\x18\x05 \x01(\x0b\x32\x17.hilum.v1.PublishResultH\x00\x88\x01\x01\x12\x1a\n\x12imaging_study_json\x18\x06 \x01(\tB\t\n\x07_result*\x97\x04\n\rRejectionCode\x12\x1e\n\x1aREJECTION_CODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18REJECTION_CODE_NOT_DICOM\x10\x01\x12\'\n#REJECTION_CODE_UNSUPPORTED_MODALITY\x10\x02\x12\x1c\n\x18REJECTION_CODE_NOT_CHEST\x10\x03\x12 \n\x1cREJECTION_CODE_NO_PIXEL_DATA\x10\x04\x12$\n REJECTION_CODE_MISSING_ATTRIBUTE\x10\x05\x12+\n\'REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT\x10\x06\x12.\n*REJECTION_CODE_UNSUPPORTED_TRANSFER_SYNTAX\x10\x07\x12)\n%REJECTION_CODE_PIXEL_DATA_UNDECODABLE\x10\x08\x12!\n\x1dREJECTION_CODE_NOT_ASSESSABLE\x10\t\x12$\n REJECTION_CODE_IDENTITY_CONFLICT\x10\n\x12$\n REJECTION_CODE_INSTANCE_CONFLICT\x10\x0b\x12\x1f\n\x1bREJECTION_CODE_SOP_MISMATCH\x10\x0c\x12!\n\x1dREJECTION_CODE_NOT_AUTHORIZED\x10\r2\xb4\x01\n\x10IngestionService\x12V\n\x0fSubmitInstances\x12 .hilum.v1.SubmitInstancesRequest\x1a!.hilum.v1.SubmitInstancesResponse\x12H\n\x0eGetStudyStatus\x12\x1f.hilum.v1.GetStudyStatusRequest\x1a\x15.hilum.v1.StudyStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hilum/v1/ingestion.proto\x12\x08hilum.v1\x1a\x17hilum/v1/messages.proto\"/\n\rDicomInstance\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"D\n\x16SubmitInstancesRequest\x12*\n\tinstances\x18\x01 \x03(\x0b\x32\x17.hilum.v1.DicomInstance\"B\n\tRejection\x12%\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x17.hilum.v1.RejectionCode\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xdb\x01\n\x0eInstanceResult\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x1a\n\x12study_instance_uid\x18\x04 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x05 \x01(\t\x12+\n\trejection\x18\x06 \x01(\x0b\x32\x13.hilum.v1.RejectionH\x00\x88\x01\x01\x12\r\n\x05notes\x18\x07 \x03(\t\x12\x15\n\rquarantine_id\x18\x08 \x01(\x03\x42\x0c\n\n_rejection\"}\n\x17SubmitInstancesResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.hilum.v1.InstanceResultJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x1c\x65nqueued_study_instance_uidsR\rready_studies\"3\n\x15GetStudyStatusRequest\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\"\xca\x01\n\x0bStudyStatus\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.hilum.v1.StudyState\x12\x16\n\x0einstance_count\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12,\n\x06result\x18\x05 \x01(\x0b\x32\x17.hilum.v1.PublishResultH\x00\x88\x01\x01\x12\x1a\n\x12imaging_study_json\x18\x06 \x01(\tB\t\n\x07_result*\x97\x04\n\rRejectionCode\x12\x1e\n\x1aREJECTION_CODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18REJECTION_CODE_NOT_DICOM\x10\x01\x12\'\n#REJECTION_CODE_UNSUPPORTED_MODALITY\x10\x02\x12\x1c\n\x18REJECTION_CODE_NOT_CHEST\x10\x03\x12 \n\x1cREJECTION_CODE_NO_PIXEL_DATA\x10\x04\x12$\n REJECTION_CODE_MISSING_ATTRIBUTE\x10\x05\x12+\n\'REJECTION_CODE_UNSUPPORTED_PIXEL_FORMAT\x10\x06\x12.\n*REJECTION_CODE_UNSUPPORTED_TRANSFER_SYNTAX\x10\x07\x12)\n%REJECTION_CODE_PIXEL_DATA_UNDECODABLE\x10\x08\x12!\n\x1dREJECTION_CODE_NOT_ASSESSABLE\x10\t\x12$\n REJECTION_CODE_IDENTITY_CONFLICT\x10\n\x12$\n REJECTION_CODE_INSTANCE_CONFLICT\x10\x0b\x12\x1f\n\x1bREJECTION_CODE_SOP_MISMATCH\x10\x0c\x12!\n\x1dREJECTION_CODE_NOT_AUTHORIZED\x10\r2\xb4\x01\n\x10IngestionService\x12V\n\x0fSubmitInstances\x12 .hilum.v1.SubmitInstancesRequest\x1a!.hilum.v1.SubmitInstancesResponse\x12H\n\x0eGetStudyStatus\x12\x1f.hilum.v1.GetStudyStatusRequest\x1a\x15.hilum.v1.StudyStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hilum.v1.ingestion_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REJECTIONCODE']._serialized_start=887
-  _globals['_REJECTIONCODE']._serialized_end=1422
+  _globals['_REJECTIONCODE']._serialized_start=858
+  _globals['_REJECTIONCODE']._serialized_end=1393
   _globals['_DICOMINSTANCE']._serialized_start=63
   _globals['_DICOMINSTANCE']._serialized_end=110
   _globals['_SUBMITINSTANCESREQUEST']._serialized_start=112
@@ -42,12 +42,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REJECTION']._serialized_end=248
   _globals['_INSTANCERESULT']._serialized_start=251
   _globals['_INSTANCERESULT']._serialized_end=470
-  _globals['_SUBMITINSTANCESRESPONSE']._serialized_start=473
-  _globals['_SUBMITINSTANCESRESPONSE']._serialized_end=626
-  _globals['_GETSTUDYSTATUSREQUEST']._serialized_start=628
-  _globals['_GETSTUDYSTATUSREQUEST']._serialized_end=679
-  _globals['_STUDYSTATUS']._serialized_start=682
-  _globals['_STUDYSTATUS']._serialized_end=884
-  _globals['_INGESTIONSERVICE']._serialized_start=1425
-  _globals['_INGESTIONSERVICE']._serialized_end=1605
+  _globals['_SUBMITINSTANCESRESPONSE']._serialized_start=472
+  _globals['_SUBMITINSTANCESRESPONSE']._serialized_end=597
+  _globals['_GETSTUDYSTATUSREQUEST']._serialized_start=599
+  _globals['_GETSTUDYSTATUSREQUEST']._serialized_end=650
+  _globals['_STUDYSTATUS']._serialized_start=653
+  _globals['_STUDYSTATUS']._serialized_end=855
+  _globals['_INGESTIONSERVICE']._serialized_start=1396
+  _globals['_INGESTIONSERVICE']._serialized_end=1576
 # @@protoc_insertion_point(module_scope)

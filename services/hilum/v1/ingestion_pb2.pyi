@@ -189,25 +189,23 @@ Global___InstanceResult: _TypeAlias = InstanceResult  # noqa: Y015
 
 @_typing.final
 class SubmitInstancesResponse(_message.Message):
+    """One result per instance, in the order sent. Accepted studies reach inference through the assembler,
+    once no instance arrived for the stability window (settings: ingestion.stability_window_s).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
-    READY_STUDIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceResult]: ...
-    @_builtins.property
-    def ready_studies(self) -> _containers.RepeatedCompositeFieldContainer[_messages_pb2.StudyReference]:
-        """Studies that gained instances in this call (or were resubmitted after failing), as handed to inference."""
-
     def __init__(
         self,
         *,
         results: _abc.Iterable[Global___InstanceResult] | None = ...,
-        ready_studies: _abc.Iterable[_messages_pb2.StudyReference] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ready_studies", b"ready_studies", "results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,7 +50,7 @@ class IngestionServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def SubmitInstances(self, request, context):
-        """Validate, store and record each instance; hand each study that gained instances to inference.
+        """Accept, store and record each instance (or quarantine it with its reason); mark its study due for inference.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

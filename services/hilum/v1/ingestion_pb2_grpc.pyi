@@ -32,7 +32,7 @@ class IngestionServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IngestionServiceAsyncStub: ...
     SubmitInstances: _grpc.UnaryUnaryMultiCallable[_ingestion_pb2.SubmitInstancesRequest, _ingestion_pb2.SubmitInstancesResponse]
-    """Validate, store and record each instance; hand each study that gained instances to inference."""
+    """Accept, store and record each instance (or quarantine it with its reason); mark its study due for inference."""
     GetStudyStatus: _grpc.UnaryUnaryMultiCallable[_ingestion_pb2.GetStudyStatusRequest, _ingestion_pb2.StudyStatus]
     """Where a study stands in the pipeline."""
 
@@ -40,7 +40,7 @@ class IngestionServiceStub:
 class IngestionServiceAsyncStub(IngestionServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitInstances: _aio.UnaryUnaryMultiCallable[_ingestion_pb2.SubmitInstancesRequest, _ingestion_pb2.SubmitInstancesResponse]  # type: ignore[assignment]
-    """Validate, store and record each instance; hand each study that gained instances to inference."""
+    """Accept, store and record each instance (or quarantine it with its reason); mark its study due for inference."""
     GetStudyStatus: _aio.UnaryUnaryMultiCallable[_ingestion_pb2.GetStudyStatusRequest, _ingestion_pb2.StudyStatus]  # type: ignore[assignment]
     """Where a study stands in the pipeline."""
 
@@ -51,7 +51,7 @@ class IngestionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingestion_pb2.SubmitInstancesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingestion_pb2.SubmitInstancesResponse, _abc.Awaitable[_ingestion_pb2.SubmitInstancesResponse]]:
-        """Validate, store and record each instance; hand each study that gained instances to inference."""
+        """Accept, store and record each instance (or quarantine it with its reason); mark its study due for inference."""
 
     @_abc_1.abstractmethod
     def GetStudyStatus(

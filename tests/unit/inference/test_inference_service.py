@@ -54,7 +54,7 @@ def test_an_unreadable_image_fails_for_good(inference: Inference, store: ObjectS
 
 
 def test_an_unreachable_model_server_is_retried(inference: Inference, store: ObjectStore, tmp_path: Path) -> None:
-    path = write_study(dataclasses.replace(SAMPLE_STUDIES[0], rows=64, columns=52), tmp_path)
+    path = write_study(dataclasses.replace(SAMPLE_STUDIES[0], rows=160, columns=128), tmp_path)
     store.put("dicom/1.2.3/frontal.dcm", path.read_bytes())
     with pytest.raises(TransientError, match="Triton unavailable"):
         inference.infer(_reference("dicom/1.2.3/frontal.dcm"))

@@ -34,7 +34,7 @@ MRN_SYSTEM = "urn:oid:1.2.3.4.5"
 @pytest.fixture
 def client(sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_server: RedisServer,
            redis_client: redis_lib.Redis) -> Iterator[IngestionClient]:
-    """A client on a real ingestion server that forwards to the (flushed) private Redis."""
+    """A client on a real ingestion server (its Celery app on the flushed private Redis)."""
     ingestion = Ingestion(sqlite_sessions, ObjectStore(tmp_path / "objects"), MRN_SYSTEM)
     forward = WIRING.forwarder(create_celery_app(HilumSettings(redis=RedisSection(url=redis_server.url))))
     address = f"127.0.0.1:{free_port()}"
@@ -46,7 +46,7 @@ def client(sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_server:
 
 
 def _sample(index: int, out_dir: Path) -> Path:
-    return write_study(dataclasses.replace(SAMPLE_STUDIES[index], rows=64, columns=52), out_dir)
+    return write_study(dataclasses.replace(SAMPLE_STUDIES[index], rows=160, columns=128), out_dir)
 
 
 def _submitted(client: IngestionClient, tmp_path: Path) -> str:
@@ -65,7 +65,7 @@ def test_submit_files_answers_in_order_labelled_by_file_name(
     assert [r.accepted for r in results] == [True, False, True]
     assert results[0].study_instance_uid == pydicom.dcmread(second).StudyInstanceUID
     assert results[2].study_instance_uid == pydicom.dcmread(first).StudyInstanceUID
-    assert redis_client.llen("inference") == 2
+    assert redis_client.llen("inference") == 0  # the assembler, not the door, hands studies on
 
 
 def test_status_reports_a_submitted_study(client: IngestionClient, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
-"""Ingestion's core: stored first, ready studies returned (never enqueued by the core), duplicates,
-rejections recorded, views chosen once, status per study."""
+"""Ingestion's core: stored first, studies marked due after the stability window, duplicates idempotent,
+identity conflicts quarantined and never merged, rejections kept with their bytes, release and delete."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pydicom
@@ -13,17 +14,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
-from hilum.common.db import studies
+from hilum.common.db import records, studies
 from hilum.common.db.models import RejectionRow
 from hilum.common.object_store import ObjectStore
-from hilum.ingestion.service import IncomingInstance, Ingestion
+from hilum.ingestion.service import Door, IncomingInstance, Ingestion, QuarantineNotFound
 from hilum.samples.chest_views import ViewPosition
 from hilum.samples.dicom_files import write_study
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.samples.sample_studies import SAMPLE_STUDIES, SyntheticStudy
-from hilum.v1 import messages_pb2
+from hilum.v1 import ingestion_pb2, messages_pb2
 
 MRN_SYSTEM = "urn:oid:1.2.3.4.5"
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+WINDOW = timedelta(seconds=5)
+Code = ingestion_pb2.RejectionCode
 
 
 @pytest.fixture
@@ -33,109 +37,186 @@ def store(tmp_path: Path) -> ObjectStore:
 
 @pytest.fixture
 def ingestion(sqlite_sessions: sessionmaker[Session], store: ObjectStore) -> Ingestion:
-    return Ingestion(sqlite_sessions, store, MRN_SYSTEM)
+    return Ingestion(sqlite_sessions, store, MRN_SYSTEM, stability_window=WINDOW, clock=lambda: NOW)
 
 
-def _incoming(path: Path) -> IncomingInstance:
-    return IncomingInstance(label=path.name, content=path.read_bytes())
+def _incoming(path: Path, door: Door = Door.GRPC) -> IncomingInstance:
+    return IncomingInstance(label=path.name, content=path.read_bytes(), door=door)
 
 
 def _small(index: int, **changes: object) -> SyntheticStudy:
     """A bundled sample study at a small size, with any field changed."""
-    return dataclasses.replace(SAMPLE_STUDIES[index], rows=64, columns=52, **changes)
+    return dataclasses.replace(SAMPLE_STUDIES[index], rows=160, columns=128, **changes)
 
 
-def _second_view(frontal: Path, spec: SyntheticStudy, out_dir: Path) -> Path:
-    """Another image of frontal's study (same patient and Study Instance UID), written from spec."""
-    path = write_study(spec, out_dir)
+def _rewritten(path: Path, out: Path, **attributes: object) -> Path:
+    """A copy of the DICOM file at path with some attributes set (UIDs, patient)."""
     dataset = pydicom.dcmread(path)
-    dataset.StudyInstanceUID = pydicom.dcmread(frontal).StudyInstanceUID
-    dataset.save_as(path)
-    return path
+    for keyword, value in attributes.items():
+        setattr(dataset, keyword, value)
+    if "SOPInstanceUID" in attributes:
+        dataset.file_meta.MediaStorageSOPInstanceUID = attributes["SOPInstanceUID"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dataset.save_as(out)
+    return out
 
 
-def test_accepted_instance_is_stored_and_its_study_returned_ready(
-    ingestion: Ingestion, store: ObjectStore, tmp_path: Path
+def _due(sessions: sessionmaker[Session], uid: str) -> datetime | None:
+    with sessions() as session:
+        ready_at = studies.require_study(session, uid).ready_at
+    return ready_at.replace(tzinfo=UTC) if ready_at is not None and ready_at.tzinfo is None else ready_at
+
+
+def _held(sessions: sessionmaker[Session]) -> list[RejectionRow]:
+    with sessions() as session:
+        return records.quarantined(session)
+
+
+def test_an_accepted_instance_is_stored_and_its_study_due_after_the_window(
+    ingestion: Ingestion, store: ObjectStore, sqlite_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     path = write_study(_small(1), tmp_path / "in")
-    response = ingestion.accept([_incoming(path)])
-    result = response.results[0]
-    assert result.accepted and not result.duplicate
-    [ready] = response.ready_studies
-    assert ready.study_instance_uid == result.study_instance_uid
-    assert store.get(ready.frontal_object_key) == path.read_bytes()
-    assert ready.lateral_object_key == ""
-    assert ready.received_at.seconds > 0
+    result = ingestion.accept([_incoming(path)]).results[0]
+    assert result.accepted and not result.duplicate and result.quarantine_id == 0
+    with sqlite_sessions() as session:
+        [instance] = studies.require_study_info(session, result.study_instance_uid).instances
+    assert store.get(instance.object_key) == path.read_bytes()
+    assert _due(sqlite_sessions, result.study_instance_uid) == NOW + WINDOW
     status = ingestion.status(result.study_instance_uid)
     assert status.state == study_state.RECEIVED and status.instance_count == 1
 
 
-def test_the_views_are_chosen_once_and_carried_in_the_reference(ingestion: Ingestion, tmp_path: Path) -> None:
+def test_the_imaging_study_grows_with_the_study(ingestion: Ingestion, tmp_path: Path) -> None:
     frontal = write_study(_small(1), tmp_path / "pa")
-    lateral_spec = _small(1, view_position=ViewPosition.LL, seed=777, label="lateral")
-    lateral = _second_view(frontal, lateral_spec, tmp_path / "ll")
     uid = pydicom.dcmread(frontal).StudyInstanceUID
-    # The lateral arrives first: it is never analysed as the frontal view.
-    [alone] = ingestion.accept([_incoming(lateral)]).ready_studies
-    assert alone.frontal_object_key == "" and alone.lateral_object_key.endswith(
-        pydicom.dcmread(lateral).SOPInstanceUID + ".dcm")
-    first = ImagingStudy.model_validate_json(ingestion.status(uid).imaging_study_json)
-    assert first.numberOfInstances == 1
-    [both] = ingestion.accept([_incoming(frontal)]).ready_studies
-    assert both.frontal_object_key.endswith(pydicom.dcmread(frontal).SOPInstanceUID + ".dcm")
-    assert both.lateral_object_key == alone.lateral_object_key
-    # The ImagingStudy recorded at ingestion grows with the study.
+    lateral = _rewritten(write_study(_small(1, view_position=ViewPosition.LL, seed=777, label="lateral"),
+                                     tmp_path / "ll"), tmp_path / "ll2" / "ll.dcm", StudyInstanceUID=uid)
+    ingestion.accept([_incoming(frontal)])
+    assert ImagingStudy.model_validate_json(ingestion.status(uid).imaging_study_json).numberOfInstances == 1
+    ingestion.accept([_incoming(lateral)])
     study = ImagingStudy.model_validate_json(ingestion.status(uid).imaging_study_json)
     assert study.numberOfInstances == 2 and study.numberOfSeries == 2
     assert study.identifier[0].value == f"urn:oid:{uid}"
     assert study.subject.identifier.system == MRN_SYSTEM
-    assert study.subject.identifier.value == pydicom.dcmread(frontal).PatientID
 
 
-def test_duplicates_of_a_reported_study_are_not_handed_on_again(
+def test_the_same_bytes_again_are_an_idempotent_duplicate(
     ingestion: Ingestion, sqlite_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     path = write_study(_small(2), tmp_path)
     uid = ingestion.accept([_incoming(path)]).results[0].study_instance_uid
-    # Not reported yet: a resubmission hands it on again (the first handoff may have been lost).
-    again = ingestion.accept([_incoming(path)])
-    assert again.results[0].duplicate and [r.study_instance_uid for r in again.ready_studies] == [uid]
+    again = ingestion.accept([_incoming(path)]).results[0]
+    assert again.accepted and again.duplicate and again.quarantine_id == 0
     with sqlite_sessions.begin() as session:
         for reached in (study_state.INFERRED, study_state.COMPARED, study_state.REPORTED):
             studies.advance(session, uid, reached)
-    third = ingestion.accept([_incoming(path)])
-    assert third.results[0].duplicate and list(third.ready_studies) == []
+        studies.handed_on(session, uid, studies.require_study(session, uid).ready_at or NOW)
+    third = ingestion.accept([_incoming(path)]).results[0]
+    assert third.duplicate and _due(sqlite_sessions, uid) is None  # a reported study is not handed on again
     assert ingestion.status(uid).state == study_state.REPORTED
 
 
-def test_failed_study_restarts_on_resubmission(ingestion: Ingestion, sqlite_sessions: sessionmaker[Session],
-                                               tmp_path: Path) -> None:
+def test_a_failed_study_starts_again_on_resubmission(
+    ingestion: Ingestion, sqlite_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
     path = write_study(_small(3), tmp_path)
     uid = ingestion.accept([_incoming(path)]).results[0].study_instance_uid
     with sqlite_sessions.begin() as session:
         studies.fail(session, uid, "inference: retries exhausted")
-    status = ingestion.status(uid)
-    assert status.state == study_state.FAILED and status.error == "inference: retries exhausted"
-    assert [r.study_instance_uid for r in ingestion.accept([_incoming(path)]).ready_studies] == [uid]
+    ingestion.accept([_incoming(path)])
     status = ingestion.status(uid)
     assert status.state == study_state.RECEIVED and status.error == ""
+    assert _due(sqlite_sessions, uid) == NOW + WINDOW
 
 
-def test_rejections_are_recorded_and_do_not_stop_the_batch(
+def test_another_patients_study_uid_is_quarantined_never_merged(
     ingestion: Ingestion, sqlite_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    first = write_study(_small(0), tmp_path / "a")
+    uid = pydicom.dcmread(first).StudyInstanceUID
+    intruder = _rewritten(write_study(_small(2), tmp_path / "b"), tmp_path / "c" / "x.dcm", StudyInstanceUID=uid)
+    ingestion.accept([_incoming(first)])
+    result = ingestion.accept([_incoming(intruder)]).results[0]
+    assert not result.accepted and result.rejection.code == Code.REJECTION_CODE_IDENTITY_CONFLICT
+    assert result.quarantine_id > 0 and "another patient" in result.rejection.reason
+    assert ingestion.status(uid).instance_count == 1
+    [held] = _held(sqlite_sessions)
+    assert held.id == result.quarantine_id and held.door == "grpc"
+
+
+def test_a_series_uid_of_another_study_is_quarantined(ingestion: Ingestion, tmp_path: Path) -> None:
+    first = write_study(_small(0), tmp_path / "a")
+    series = pydicom.dcmread(first).SeriesInstanceUID
+    other = _rewritten(write_study(_small(0, seed=4242, label="other"), tmp_path / "b"), tmp_path / "c" / "x.dcm",
+                       SeriesInstanceUID=series, StudyInstanceUID=pydicom.uid.generate_uid())
+    ingestion.accept([_incoming(first)])
+    result = ingestion.accept([_incoming(other)]).results[0]
+    assert result.rejection.code == Code.REJECTION_CODE_IDENTITY_CONFLICT
+    assert "Series Instance UID" in result.rejection.reason
+
+
+def test_the_same_sop_instance_uid_with_other_content_is_a_conflict(
+    ingestion: Ingestion, store: ObjectStore, sqlite_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    original = write_study(_small(0), tmp_path / "a")
+    altered = _rewritten(original, tmp_path / "b" / "x.dcm", StudyDescription="XR CHEST PA (altered)")
+    uid = ingestion.accept([_incoming(original)]).results[0].study_instance_uid
+    result = ingestion.accept([_incoming(altered)]).results[0]
+    assert result.rejection.code == Code.REJECTION_CODE_INSTANCE_CONFLICT
+    with sqlite_sessions() as session:
+        [instance] = studies.require_study_info(session, uid).instances
+    assert store.get(instance.object_key) == original.read_bytes()  # the stored one is kept unchanged
+
+
+def test_rejections_keep_their_bytes_and_never_stop_the_batch(
+    ingestion: Ingestion, store: ObjectStore, sqlite_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     bad = write_rejectable_inputs(tmp_path / "bad")
     good = write_study(_small(0), tmp_path / "good")
-    response = ingestion.accept([_incoming(bad["ct_image"]), _incoming(good), _incoming(bad["not_dicom"])])
+    response = ingestion.accept([_incoming(bad["ct_image"], Door.DIMSE), _incoming(good),
+                                 _incoming(bad["not_dicom"], Door.STOW)])
     assert [r.accepted for r in response.results] == [False, True, False]
-    assert len(response.ready_studies) == 1
-    with sqlite_sessions() as session:
-        rows = session.scalars(select(RejectionRow).order_by(RejectionRow.id)).all()
-    assert [(r.label, r.code) for r in rows] == [
-        (bad["ct_image"].name, "REJECTION_CODE_UNSUPPORTED_MODALITY"),
-        (bad["not_dicom"].name, "REJECTION_CODE_NOT_DICOM"),
+    held = _held(sqlite_sessions)
+    assert [(r.label, r.code, r.door) for r in held] == [
+        (bad["ct_image"].name, "REJECTION_CODE_UNSUPPORTED_MODALITY", "dimse"),
+        (bad["not_dicom"].name, "REJECTION_CODE_NOT_DICOM", "stow"),
     ]
-    assert all(r.reason for r in rows)
+    assert all(r.reason for r in held)
+    assert store.get(held[0].object_key) == bad["ct_image"].read_bytes()
+    assert [r.quarantine_id for r in response.results] == [held[0].id, 0, held[1].id]
+
+
+def test_release_runs_acceptance_again_and_delete_drops_the_bytes(
+    ingestion: Ingestion, store: ObjectStore, sqlite_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    first = write_study(_small(0), tmp_path / "a")
+    uid = pydicom.dcmread(first).StudyInstanceUID
+    intruder = _rewritten(write_study(_small(2), tmp_path / "b"), tmp_path / "c" / "x.dcm", StudyInstanceUID=uid)
+    ingestion.accept([_incoming(first)])
+    held_id = ingestion.accept([_incoming(intruder)]).results[0].quarantine_id
+    # Still a conflict: the entry stays held with the reason.
+    again = ingestion.release(held_id)
+    assert again.rejection.code == Code.REJECTION_CODE_IDENTITY_CONFLICT and again.quarantine_id == held_id
+    assert [r.id for r in _held(sqlite_sessions)] == [held_id]
+    # The first study is corrected upstream (removed here); the release now stores the instance.
+    with sqlite_sessions.begin() as session:
+        session.delete(studies.require_study(session, uid))
+    released = ingestion.release(held_id)
+    assert released.accepted and ingestion.status(uid).instance_count == 1
+    assert _held(sqlite_sessions) == []
+    with pytest.raises(QuarantineNotFound):
+        ingestion.release(held_id)
+    # Delete: the bytes go, the record of why stays.
+    bad = write_rejectable_inputs(tmp_path / "bad")["ct_image"]
+    ct_id = ingestion.accept([_incoming(bad)]).results[0].quarantine_id
+    with sqlite_sessions() as session:
+        key = session.scalars(select(RejectionRow.object_key).where(RejectionRow.id == ct_id)).one()
+    ingestion.delete_quarantined(ct_id)
+    assert not store.exists(key)
+    with sqlite_sessions() as session:
+        assert [r.status for r in records.quarantined(session, None) if r.id == ct_id] == ["deleted"]
+    with pytest.raises(QuarantineNotFound):
+        ingestion.delete_quarantined(ct_id)
 
 
 def test_spooled_instances_stay_until_released(ingestion: Ingestion, store: ObjectStore, tmp_path: Path) -> None:
@@ -143,10 +224,9 @@ def test_spooled_instances_stay_until_released(ingestion: Ingestion, store: Obje
     store.put("spool/a.dcm", path.read_bytes())
     spooled = messages_pb2.SpooledInstances(spool_keys=["spool/a.dcm", "spool/gone.dcm"])
     first = ingestion.accept_spooled(spooled)
-    assert [r.label for r in first.results] == ["a.dcm"] and len(first.ready_studies) == 1
-    # A redelivery before release (the handoff failed) accepts again as a duplicate and hands on again.
-    again = ingestion.accept_spooled(spooled)
-    assert again.results[0].duplicate and list(again.ready_studies) == list(first.ready_studies)
+    assert [(r.label, r.accepted) for r in first.results] == [("a.dcm", True)]
+    again = ingestion.accept_spooled(spooled)  # a redelivery before the spool was released
+    assert again.results[0].duplicate
     ingestion.release_spool(spooled)
     assert not store.exists("spool/a.dcm")
     assert list(ingestion.accept_spooled(spooled).results) == []

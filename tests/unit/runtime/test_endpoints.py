@@ -165,10 +165,10 @@ def test_remove_deletes_the_file_and_tolerates_its_absence(tmp_path: Path) -> No
 def test_doors_a_newer_version_adds_are_kept_not_refused(tmp_path: Path) -> None:
     endpoints_path(tmp_path).write_text(json.dumps({
         "pid": 7, "started_at": "2026-12-01T09:00:00Z", "cds": "http://127.0.0.1:8080",
-        "dicom": {"ae_title": "HILUM", "host": "127.0.0.1", "port": 11112},
+        "mllp": {"host": "127.0.0.1", "port": 2575},
     }))
     read = read_endpoints(tmp_path)
-    assert read is not None and read.model_extra == {"dicom": {"ae_title": "HILUM", "host": "127.0.0.1", "port": 11112}}
+    assert read is not None and read.model_extra == {"mllp": {"host": "127.0.0.1", "port": 2575}}
 
 
 @pytest.mark.parametrize("text", [

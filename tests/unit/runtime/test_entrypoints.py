@@ -30,8 +30,9 @@ def test_each_stage_name_picks_its_own_wiring(name: str) -> None:
 
 
 def test_each_stage_hands_on_to_the_next_and_reporting_is_last() -> None:
+    """Ingestion hands nothing on itself: the assembler hands complete studies to inference."""
     following = [getattr(stage_doors(name), "next_stage", None) for name in STAGE_NAMES]
-    assert [s.value if s is not None else None for s in following] == ["inference", "priors", "reporting", None]
+    assert [s.value if s is not None else None for s in following] == [None, "priors", "reporting", None]
 
 
 def test_an_unknown_stage_name_is_refused() -> None:

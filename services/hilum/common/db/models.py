@@ -73,7 +73,7 @@ class InstanceRow(Base):
         ForeignKey("studies.study_instance_uid", ondelete="CASCADE"), index=True
     )
     sop_class_uid: Mapped[str] = mapped_column(String(64))
-    series_instance_uid: Mapped[str] = mapped_column(String(64))
+    series_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     modality: Mapped[str] = mapped_column(String(16))

@@ -1,15 +1,48 @@
-"""Records kept for the people who run Hilum: rejected instances and dead-lettered queue messages."""
+"""Records kept for the people who run Hilum: rejected instances in quarantine, and dead-lettered messages."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hilum.common.db.models import DeadLetterRow, RejectionRow
 
 
-def record_rejection(session: Session, label: str, code: str, reason: str) -> None:
-    """Why an instance was refused (label is PHI-free, e.g. a file name; code a RejectionCode name)."""
-    session.add(RejectionRow(label=label, code=code, reason=reason))
+class QuarantineStatus(StrEnum):
+    """Where a rejected instance stands: held (bytes kept), released (accepted on a later try), deleted."""
+
+    HELD = "held"
+    RELEASED = "released"
+    DELETED = "deleted"
+
+
+def record_rejection(session: Session, label: str, code: str, reason: str, *, door: str = "",
+                     object_key: str = "", content_sha256: str = "") -> RejectionRow:
+    """Why an instance was refused (label is PHI-free, e.g. a file name; code a RejectionCode name), and
+    where its original bytes are kept ("" when they are not); held in quarantine until resolved.
+    """
+    row = RejectionRow(label=label, code=code, reason=reason, door=door, object_key=object_key,
+                       content_sha256=content_sha256, status=QuarantineStatus.HELD.value)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def quarantined(session: Session, status: QuarantineStatus | None = QuarantineStatus.HELD) -> list[RejectionRow]:
+    """Rejections in quarantine with the given status (None: all), oldest first."""
+    stmt = select(RejectionRow).order_by(RejectionRow.id)
+    if status is not None:
+        stmt = stmt.where(RejectionRow.status == status.value)
+    return list(session.scalars(stmt))
+
+
+def resolve(session: Session, row: RejectionRow, status: QuarantineStatus, at: datetime) -> None:
+    """Mark a quarantined rejection released or deleted."""
+    row.status = status.value
+    row.resolved_at = at
 
 
 def record_dead_letter(session: Session, stage: str, study_instance_uid: str, error: str, payload: bytes) -> None:

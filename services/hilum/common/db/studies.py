@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from hilum.common import study_state
@@ -52,12 +52,13 @@ def ensure_study(session: Session, header: InstanceHeader) -> StudyRow:
     return row
 
 
-def add_instance(session: Session, study_instance_uid: str, info: InstanceInfo) -> None:
-    """Record a stored instance (info.object_key names where it is)."""
+def add_instance(session: Session, study_instance_uid: str, info: InstanceInfo, content_sha256: str = "") -> None:
+    """Record a stored instance (info.object_key names where it is; content_sha256 is of its bytes)."""
     spacing = info.pixel_spacing_mm
     session.add(InstanceRow(
         **_same_named(InstanceInfo, info, besides=("pixel_spacing_mm",)),
         study_instance_uid=study_instance_uid,
+        content_sha256=content_sha256,
         spacing_row_mm=spacing[0] if spacing else None,
         spacing_column_mm=spacing[1] if spacing else None,
     ))
@@ -67,6 +68,17 @@ def add_instance(session: Session, study_instance_uid: str, info: InstanceInfo) 
 def has_instance(session: Session, sop_instance_uid: str) -> bool:
     """Whether an instance with this SOP Instance UID is already stored."""
     return session.get(InstanceRow, sop_instance_uid) is not None
+
+
+def stored_instance(session: Session, sop_instance_uid: str) -> InstanceRow | None:
+    """The stored instance with this SOP Instance UID, or None."""
+    return session.get(InstanceRow, sop_instance_uid)
+
+
+def study_of_series(session: Session, series_instance_uid: str) -> str | None:
+    """The Study Instance UID a series is stored under, or None when no instance of it is stored."""
+    stmt = select(InstanceRow.study_instance_uid).where(InstanceRow.series_instance_uid == series_instance_uid)
+    return session.scalars(stmt.limit(1)).first()
 
 
 def count_instances(session: Session, uid: str) -> int:
@@ -112,6 +124,32 @@ def fail(session: Session, uid: str, error: str) -> None:
     _set_state(row, new)
     if new == study_state.FAILED:
         row.error = error
+
+
+def mark_due(session: Session, uid: str, ready_at: datetime) -> None:
+    """The study is to be handed to inference at ready_at (an arrival moves it later: the stability window)."""
+    require_study(session, uid).ready_at = ready_at
+
+
+def due_studies(session: Session, now: datetime, limit: int) -> list[StudyRow]:
+    """Studies due to be handed to inference, earliest first; rows another assembler holds are skipped."""
+    stmt = (
+        select(StudyRow).where(StudyRow.ready_at.is_not(None), StudyRow.ready_at <= now)
+        .order_by(StudyRow.ready_at).limit(limit).with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(stmt))
+
+
+def handed_on(session: Session, uid: str, seen_ready_at: datetime) -> bool:
+    """Clear the study's due time if it is still the one seen (an instance that arrived meanwhile moved it,
+    and then the study stays due). True when cleared.
+    """
+    stmt = (
+        update(StudyRow).where(StudyRow.study_instance_uid == uid, StudyRow.ready_at == seen_ready_at)
+        .values(ready_at=None).execution_options(synchronize_session=False)
+    )
+    result = session.execute(stmt)
+    return isinstance(result, CursorResult) and result.rowcount == 1
 
 
 def instances_of(session: Session, uid: str) -> list[InstanceRow]:

@@ -6,6 +6,7 @@ The header is read as sent: whether Hilum accepts the instance is ingestion's de
 
 from __future__ import annotations
 
+import zlib
 from io import BytesIO
 
 from pydicom import dcmread
@@ -21,16 +22,25 @@ _IDENTIFYING_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "S
 # The dataset UIDs that the file meta information repeats (PS3.10 7.1), for datasets that lack them.
 _FILE_META_KEYWORDS = {"SOPClassUID": "MediaStorageSOPClassUID", "SOPInstanceUID": "MediaStorageSOPInstanceUID"}
 _SEXES = ("M", "F", "O")
+# A deflated dataset is inflated whole by pydicom; beyond this it is refused unread (a "zip bomb"). The
+# largest radiograph Hilum accepts (50 megapixels of 16 bits) inflates to about 100 MiB.
+MAX_INFLATED_BYTES = 256 * 2**20
+_DEFLATED = b"1.2.840.10008.1.2.1.99"
+_INFLATE_CHUNK = 16 * 2**20  # counted in chunks of this size, never held whole
+# Explicit VRs with a 4-byte length after 2 reserved bytes (PS3.5 7.1.2); the others have a 2-byte length.
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 
 
 class NotDicom(ValueError):
     """Content that is not a DICOM object, or one too damaged to read; the message names no patient data."""
 
 
-def parse_dataset(content: bytes) -> Dataset:
+def parse_dataset(content: bytes, stop_before_pixels: bool = False) -> Dataset:
     """The dataset in content: a DICOM Part 10 file, or a bare dataset without preamble and file meta.
 
     A bare dataset gets an empty file_meta; its encoding is in Dataset.original_encoding.
+    stop_before_pixels: read the header only, up to Pixel Data (pydicom reads nothing at all from a file
+    whose encapsulated Pixel Data is cut short, so this tells such a file from one that is not DICOM).
     Raises NotDicom for anything else, or for a DICOM object too damaged to parse.
     """
     part10 = content[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] == b"DICM"
@@ -39,8 +49,9 @@ def parse_dataset(content: bytes) -> Dataset:
             "The content is not DICOM: it has no DICM prefix after the 128-byte preamble "
             "and does not begin like a DICOM dataset"
         )
+    _check_inflated_size(content, _PREAMBLE_LENGTH + 4 if part10 else 0)
     try:
-        ds = dcmread(BytesIO(content), force=not part10)
+        ds = dcmread(BytesIO(content), force=not part10, stop_before_pixels=stop_before_pixels)
     except Exception as error:  # pydicom raises many exception types for damaged input
         raise NotDicom("The content could not be read as DICOM: it is truncated or damaged") from error
     # Damaged bytes can still parse into a few stray elements; a DICOM object always names itself.
@@ -50,6 +61,42 @@ def parse_dataset(content: bytes) -> Dataset:
             "so it is damaged or not DICOM"
         )
     return ds
+
+
+def _check_inflated_size(content: bytes, meta_start: int) -> None:
+    """Raise NotDicom when the file meta names the deflated transfer syntax and the dataset after it
+    inflates beyond MAX_INFLATED_BYTES; counted in chunks, never held whole.
+    """
+    meta_end = _file_meta_end(content, meta_start)
+    if _DEFLATED not in content[meta_start:meta_end]:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pending, inflated = content[meta_end:], 0
+    try:
+        while True:
+            chunk = len(inflater.decompress(pending, _INFLATE_CHUNK))
+            inflated += chunk
+            if inflated > MAX_INFLATED_BYTES:
+                raise NotDicom(
+                    f"The content could not be read as DICOM: its deflated dataset inflates to more than "
+                    f"{MAX_INFLATED_BYTES // 2**20} MiB"
+                )
+            pending = inflater.unconsumed_tail
+            if chunk < _INFLATE_CHUNK and not pending:  # a full chunk may leave output still to come
+                return
+    except zlib.error:
+        return  # not deflate data after all: pydicom says what it is
+
+
+def _file_meta_end(content: bytes, start: int) -> int:
+    """Where the group 0002 elements starting at `start` end (explicit VR little endian, PS3.10 7.1)."""
+    position = start
+    while content[position : position + 2] == b"\x02\x00" and position + 8 <= len(content):
+        if content[position + 4 : position + 6] in _LONG_VRS:
+            position += 12 + int.from_bytes(content[position + 8 : position + 12], "little")
+        else:
+            position += 8 + int.from_bytes(content[position + 6 : position + 8], "little")
+    return position
 
 
 def read_header(ds: Dataset) -> InstanceHeader:

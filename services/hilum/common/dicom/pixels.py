@@ -98,7 +98,9 @@ def decode_radiograph(ds: Dataset) -> Radiograph:
     np.clip(values, low, high, out=values)
     if photometric == "MONOCHROME1":
         values = (low + high) - values  # MONOCHROME1 shows low values bright; mirror within the range
-    return Radiograph(pixels=values.astype(np.float32), value_range=value_range, bits_stored=bits_stored)
+    with np.errstate(over="ignore"):  # an absurd rescale overflows float32 to inf, for callers to test
+        pixels = values.astype(np.float32)
+    return Radiograph(pixels=pixels, value_range=value_range, bits_stored=bits_stored)
 
 
 def _greyscale(ds: Dataset) -> str:
@@ -122,7 +124,10 @@ def _first_frame(ds: Dataset) -> npt.NDArray[np.generic]:
     try:
         stored: npt.NDArray[np.generic] = np.asarray(pixel_array(decodable, index=0))
     except Exception as error:  # pydicom and its plugins raise many exception types for bad pixel data
-        raise ImageUnreadable(f"Pixel Data could not be decoded ({syntax.name})") from error
+        raise ImageUnreadable(
+            f"Pixel Data could not be decoded ({syntax.name}): the bytes do not match the transfer syntax, "
+            "or are damaged"
+        ) from error
     if stored.ndim != 2 or min(stored.shape) < 1:
         raise ImageUnreadable(f"Expected a 2-D greyscale frame, got pixel shape {stored.shape}")
     return stored

@@ -19,6 +19,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("instances", schema=None) as batch_op:
         batch_op.add_column(sa.Column("content_sha256", sa.String(length=64), nullable=False, server_default=""))
+        batch_op.create_index(batch_op.f("ix_instances_series_instance_uid"), ["series_instance_uid"], unique=False)
     with op.batch_alter_table("rejections", schema=None) as batch_op:
         batch_op.add_column(sa.Column("object_key", sa.String(length=512), nullable=False, server_default=""))
         batch_op.add_column(sa.Column("content_sha256", sa.String(length=64), nullable=False, server_default=""))
@@ -40,4 +41,5 @@ def downgrade() -> None:
         for column in ("resolved_at", "status", "door", "content_sha256", "object_key"):
             batch_op.drop_column(column)
     with op.batch_alter_table("instances", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_instances_series_instance_uid"))
         batch_op.drop_column("content_sha256")

@@ -1,0 +1,83 @@
+"""The assembler against a real store and a real Redis: due studies are handed on with their views, a
+broker outage keeps them due, an arrival during the handoff keeps the study due for a second one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis as redis_lib
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.db import studies
+from hilum.common.queue import Stage, create_celery_app, enqueue
+from hilum.common.settings import HilumSettings, RedisSection
+from hilum.common.study import PatientInfo
+from hilum.ingestion.assembly import Assembler, study_reference
+from hilum.runtime.ports import free_port
+from hilum.runtime.redis_server import RedisServer
+from hilum.v1 import messages_pb2
+from tests.helpers import record_study
+
+PATIENT = PatientInfo(patient_id="P1", issuer="", name="", birth_date=None, sex="")
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _due(sessions: sessionmaker[Session], uid: str, at: datetime) -> None:
+    with sessions.begin() as session:
+        studies.mark_due(session, uid, at)
+
+
+def _is_due(sessions: sessionmaker[Session], uid: str) -> bool:
+    with sessions() as session:
+        return studies.require_study(session, uid).ready_at is not None
+
+
+def test_due_studies_are_handed_on_once_with_their_views(sqlite_sessions: sessionmaker[Session]) -> None:
+    record_study(sqlite_sessions, "1.1", PATIENT, None, view_positions=("LL", "PA"))
+    record_study(sqlite_sessions, "2.2", PATIENT, None, view_positions=("AP",))
+    record_study(sqlite_sessions, "3.3", PATIENT, None, view_positions=("PA",))
+    _due(sqlite_sessions, "1.1", NOW - timedelta(seconds=1))
+    _due(sqlite_sessions, "2.2", NOW)
+    _due(sqlite_sessions, "3.3", NOW + timedelta(seconds=5))  # still in its stability window
+    handed: list[messages_pb2.StudyReference] = []
+    assembler = Assembler(sqlite_sessions, handed.append, clock=lambda: NOW)
+    assert assembler.hand_on_due() == 2
+    assert [r.study_instance_uid for r in handed] == ["1.1", "2.2"]
+    assert handed[0].frontal_object_key == "dicom/1.1/2.dcm" and handed[0].lateral_object_key == "dicom/1.1/1.dcm"
+    assert handed[1].lateral_object_key == "" and handed[0].received_at.seconds > 0
+    assert assembler.hand_on_due() == 0 and len(handed) == 2
+    assert _is_due(sqlite_sessions, "3.3") and not _is_due(sqlite_sessions, "1.1")
+
+
+def test_a_broker_outage_keeps_studies_due(sqlite_sessions: sessionmaker[Session], redis_client: redis_lib.Redis,
+                                           redis_server: RedisServer) -> None:
+    record_study(sqlite_sessions, "4.4", PATIENT, None, view_positions=("PA",))
+    _due(sqlite_sessions, "4.4", NOW)
+    down = create_celery_app(HilumSettings(redis=RedisSection(url=f"redis://127.0.0.1:{free_port()}/0")))
+    down.conf.broker_transport_options = {**down.conf.broker_transport_options, "max_retries": 0}
+    with pytest.raises(Exception):  # noqa: B017 (kombu raises its own connection errors)
+        Assembler(sqlite_sessions, lambda ref: enqueue(down, Stage.INFERENCE, ref), clock=lambda: NOW).hand_on_due()
+    assert _is_due(sqlite_sessions, "4.4")
+    up = create_celery_app(HilumSettings(redis=RedisSection(url=redis_server.url)))
+    assert Assembler(sqlite_sessions, lambda ref: enqueue(up, Stage.INFERENCE, ref),
+                     clock=lambda: NOW).hand_on_due() == 1
+    assert redis_client.llen("inference") == 1 and not _is_due(sqlite_sessions, "4.4")
+
+
+def test_an_arrival_during_the_handoff_keeps_the_study_due(sqlite_sessions: sessionmaker[Session]) -> None:
+    record_study(sqlite_sessions, "5.5", PATIENT, None, view_positions=("PA",))
+    _due(sqlite_sessions, "5.5", NOW)
+    with sqlite_sessions() as session:
+        seen = studies.require_study(session, "5.5").ready_at
+    _due(sqlite_sessions, "5.5", NOW + timedelta(seconds=3))  # an instance arrived after the assembler read
+    with sqlite_sessions.begin() as session:
+        assert seen is not None and not studies.handed_on(session, "5.5", seen)
+    assert _is_due(sqlite_sessions, "5.5")
+
+
+def test_reference_of_a_lateral_only_study_has_no_frontal(sqlite_sessions: sessionmaker[Session]) -> None:
+    record_study(sqlite_sessions, "6.6", PATIENT, None, view_positions=("LL",))
+    with sqlite_sessions() as session:
+        reference = study_reference(session, studies.require_study(session, "6.6"))
+    assert reference.frontal_object_key == "" and reference.lateral_object_key == "dicom/6.6/1.dcm"
