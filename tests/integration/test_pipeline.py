@@ -238,6 +238,7 @@ def test_spooled_instances_enter_through_the_ingestion_queue(stack: EmbeddedStac
     dataset = pydicom.dcmread(path)
     dataset.PatientID = "SYN-SPOOLED-RUN"  # a patient of its own: no sample patient gains a study
     dataset.StudyInstanceUID = pydicom.uid.generate_uid()
+    dataset.SeriesInstanceUID = pydicom.uid.generate_uid()  # a series UID held in another study is refused
     dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
     dataset.save_as(path)
     store = open_object_store(stack.settings)

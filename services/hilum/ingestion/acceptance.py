@@ -53,7 +53,7 @@ from pydicom.uid import (
 )
 
 from hilum.common.dicom.attributes import codes, integer, printable, raw_value, text, uid
-from hilum.common.dicom.header import NotDicom, parse_dataset, read_header
+from hilum.common.dicom.header import InflatesTooLarge, NotDicom, parse_dataset, read_header
 from hilum.common.dicom.pixels import ImageUnreadable, Radiograph, decode_radiograph
 from hilum.common.settings import IngestionSection
 from hilum.common.study import InstanceHeader
@@ -112,6 +112,8 @@ OTHER_BODY_PARTS = frozenset(
     WRIST ZYGOMA
     """.split()
 )
+# In free text some of those words describe positioning (PORTABLE HEAD UP, ARM RAISED), not the exam.
+_OTHER_BODY_PART_WORDS = OTHER_BODY_PARTS - {"ARM", "HEAD", "LEG"}
 _CHEST_WORDS = re.compile(r"\b(CHEST|THORAX|CXR|LUNGS?)\b", re.IGNORECASE)
 _WORDS = re.compile(r"[A-Z]+")
 
@@ -227,6 +229,8 @@ def _parse(content: bytes) -> Dataset:
     """The dataset in content; NOT_DICOM when it is none, or its header is cut short."""
     try:
         ds = parse_dataset(content)
+    except InflatesTooLarge as error:
+        raise RejectedInstance(Code.REJECTION_CODE_NOT_DICOM, str(error)) from error
     except NotDicom as error:
         if _header_is_whole(content):
             # pydicom gives up on the whole file when encapsulated Pixel Data runs past its end.
@@ -359,28 +363,30 @@ def _check_identifiers(ds: Dataset) -> None:
 
 
 def _check_sop_agreement(ds: Dataset, affected_sop: tuple[str, str] | None) -> None:
-    """The file meta, and a C-STORE request's Affected SOP UIDs, name the dataset's own SOP class and instance."""
+    """A C-STORE request's Affected SOP UIDs, and the file meta, name the dataset's own SOP class and instance.
+
+    The request is checked first: over DIMSE the file meta is rebuilt from it, so a sender reads the
+    fault in the terms of what it sent.
+    """
     sop_class, sop_instance = uid(ds, "SOPClassUID"), uid(ds, "SOPInstanceUID")
+    names = ("SOP Class UID", "SOP Instance UID")
+    if affected_sop is not None:
+        for requested, value, name in zip(affected_sop, (sop_class, sop_instance), names, strict=True):
+            if requested.strip().rstrip("\0") != value:
+                raise RejectedInstance(
+                    Code.REJECTION_CODE_SOP_MISMATCH,
+                    f"The dataset's {name} differs from the C-STORE request's Affected {name}",
+                )
     file_meta = getattr(ds, "file_meta", None)
     if isinstance(file_meta, Dataset):
-        for keyword, value, name in (
-            ("MediaStorageSOPClassUID", sop_class, "SOP Class UID"),
-            ("MediaStorageSOPInstanceUID", sop_instance, "SOP Instance UID"),
+        for keyword, value, name in zip(
+            ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID"), (sop_class, sop_instance), names, strict=True
         ):
             meta_value = text(file_meta, keyword).rstrip("\0")
             if meta_value and meta_value != value:
                 raise RejectedInstance(
                     Code.REJECTION_CODE_SOP_MISMATCH,
                     f"The file meta information's Media Storage {name} differs from the dataset's {name}",
-                )
-    if affected_sop is not None:
-        for requested, value, name in zip(
-            affected_sop, (sop_class, sop_instance), ("SOP Class UID", "SOP Instance UID"), strict=True
-        ):
-            if requested.strip().rstrip("\0") != value:
-                raise RejectedInstance(
-                    Code.REJECTION_CODE_SOP_MISMATCH,
-                    f"The dataset's {name} differs from the C-STORE request's Affected {name}",
                 )
 
 
@@ -458,7 +464,7 @@ def _chest_body_part(ds: Dataset, rules: AcceptanceRules, modality: str, notes: 
             "Body Part Examined is missing; accepted as a chest radiograph by its Study Description or Protocol Name"
         )
         return "CHEST"
-    if OTHER_BODY_PARTS.intersection(_WORDS.findall(descriptions.upper())):
+    if _OTHER_BODY_PART_WORDS.intersection(_WORDS.findall(descriptions.upper())):
         raise RejectedInstance(
             not_chest,
             "Body Part Examined is missing, and the Study Description or Protocol Name names another body part: "

@@ -22,6 +22,12 @@ CANNOT_UNDERSTAND = 0xC000
 SOP_CLASS_NOT_SUPPORTED = 0x0122
 DUPLICATE_SOP_INSTANCE = 0x0111
 NOT_AUTHORIZED = 0x0124
+# STOW-RS: an instance of another study than the one in the request URL. PS3.18 names the case (Table
+# 10.5.3-1, 409) but gives it no code; it is an A9xx "does not match" error, apart from the reasons below.
+STUDY_MISMATCH = 0xA910
+# STOW-RS WarningReason for an instance stored with notes for an administrator (e.g. no Body Part
+# Examined); PS3.18 I.2.1 allows codes beyond its three, which all mean a changed or doubtful data set.
+ACCEPTED_WITH_NOTES = 0xB100
 
 _STATUS: dict[int, int] = {
     Code.REJECTION_CODE_NOT_DICOM: CANNOT_UNDERSTAND,

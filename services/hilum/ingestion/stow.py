@@ -36,14 +36,6 @@ DICOM_JSON = "application/dicom+json"
 # A request larger than this is refused (413) before it is parsed; a few radiographs fit many times over.
 DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024
 
-# Hilum's FailureReason when an instance belongs to another study than the one in the request URL.
-# PS3.18 names the case (Table 10.5.3-1, 409) but gives it no code; it is an A9xx "does not match" error,
-# apart from every reject reason's code in door_status.
-STUDY_MISMATCH = 0xA910
-# Hilum's WarningReason for an instance stored with notes for an administrator (e.g. no Body Part
-# Examined); PS3.18 I.2.1 allows codes beyond its three, which all mean a changed or doubtful data set.
-ACCEPTED_WITH_NOTES = 0xB100
-
 _UID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _UID_MAX_LENGTH = 64
 # The {study} segment of a request path, as an access log would write it.
@@ -127,7 +119,7 @@ def store_parts(ingestion: Ingestion, parts: Sequence[Part], labels: Sequence[st
 
     A part whose own Content-Type is not application/dicom fails with Cannot understand; with
     study_instance_uid (the `/studies/{study}` resource), an instance of another study fails with
-    STUDY_MISMATCH. Neither is offered to ingestion. Every other part is, on its own: what ingestion
+    door_status.STUDY_MISMATCH. Neither is offered to ingestion. Every other part is, on its own: what ingestion
     refuses fails with door_status's code for the reason; a part ingestion could not store (database or
     disk down) fails with Out of Resources, so the sender sends it again.
     """
@@ -140,7 +132,7 @@ def store_parts(ingestion: Ingestion, parts: Sequence[Part], labels: Sequence[st
             log.info("part refused: not application/dicom", extra={"door": Door.STOW.value})
             continue
         if study_instance_uid is not None and identity.study_instance_uid not in ("", study_instance_uid):
-            failed.append(_failure(identity, STUDY_MISMATCH))
+            failed.append(_failure(identity, door_status.STUDY_MISMATCH))
             log.info("instance refused: another study than the request's", extra={"door": Door.STOW.value})
             continue
         try:
@@ -245,7 +237,7 @@ def _identify(content: bytes) -> _Identity:
 
 
 def _stored(identity: _Identity, result: ingestion_pb2.InstanceResult) -> StoredInstance:
-    warning = ACCEPTED_WITH_NOTES if result.notes else None
+    warning = door_status.ACCEPTED_WITH_NOTES if result.notes else None
     return StoredInstance(identity.sop_class_uid, result.sop_instance_uid or identity.sop_instance_uid, warning)
 
 

@@ -70,7 +70,8 @@ class OrthancServer:
     """One Orthanc process with its configuration, storage, index and log in work_dir; start, stop, or `with`.
 
     http_port and dicom_port default to free loopback ports; ae_title is Orthanc's own AE title;
-    modalities are the peers it serves over DICOM and stores to, by a symbolic name.
+    modalities are the peers it serves over DICOM and stores to, by a symbolic name. sync_storage makes
+    Orthanc fsync each stored file before it answers (a benchmark against a durable store wants that).
     """
 
     def __init__(
@@ -81,12 +82,14 @@ class OrthancServer:
         dicom_port: int | None = None,
         ae_title: str = "ORTHANC",
         modalities: Mapping[str, DicomModality] | None = None,
+        sync_storage: bool = False,
     ) -> None:
         self.work_dir = work_dir
         self.http_port = http_port if http_port is not None else free_port()
         self.dicom_port = dicom_port if dicom_port is not None else free_port()
         self.ae_title = ae_title
         self.modalities = dict(modalities or {})
+        self.sync_storage = sync_storage
         self.log_path = work_dir / "orthanc.log"
         self.config_path = work_dir / "orthanc.json"
         # GET /system names the server, so start() never mistakes another Orthanc on the port for this one.
@@ -142,9 +145,9 @@ class OrthancServer:
             "DicomScuTimeout": 10,
             # Queries are answered from the index and the stored files (StudyDate, ModalitiesInStudy, counts).
             "StorageAccessOnFind": "Always",
-            # A throw-away store in a work directory: no fsync per file. C-MOVE answers once every
-            # sub-operation is done, so its counts are final.
-            "SyncStorageArea": False,
+            # A throw-away store in a work directory: no fsync per file unless asked. C-MOVE answers once
+            # every sub-operation is done, so its counts are final.
+            "SyncStorageArea": self.sync_storage,
             "SynchronousCMove": True,
             "SaveJobs": False,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True, "WadoRoot": "/wado"},

@@ -551,7 +551,7 @@ BAD_INPUTS: tuple[tuple[str, ingestion_pb2.RejectionCode.ValueType, bool, _Build
     (
         "invalid-sop-instance-uid",
         Code.REJECTION_CODE_MISSING_ATTRIBUTE,
-        False,
+        True,  # pynetdicom checks only the length of a UID unless told to enforce conformance
         _edited(_assign(SOPInstanceUID="1.2.3.04")),
     ),
     (

@@ -399,8 +399,10 @@ def test_chest_code_alone_identifies_the_chest(edited: Edit) -> None:
         ("Portable", "CXR AP", "by its Study Description"),
         ("Thorax pa", "", "by its Study Description"),
         ("XR KNEE", "", "rejected"),
-        ("Portable", "L-SPINE", "by default"),  # not a defined term as written
+        ("Portable", "L-SPINE", "rejected"),
         ("Portable", "LSPINE LAT", "rejected"),
+        ("Portable", "AP ERECT", "by default"),
+        ("PORTABLE HEAD UP 45", "", "by default"),  # positioning, not the head
         ("", "", "by default"),
         ("XR CHESTNUT", "", "by default"),  # a word match, not a substring
     ],

@@ -25,15 +25,9 @@ from hilum.common.db.models import RejectionRow
 from hilum.common.db.session import create_db_engine, session_factory
 from hilum.common.object_store import ObjectStore
 from hilum.ingestion import door_status
+from hilum.ingestion.door_status import ACCEPTED_WITH_NOTES, STUDY_MISMATCH
 from hilum.ingestion.service import Ingestion
-from hilum.ingestion.stow import (
-    ACCEPTED_WITH_NOTES,
-    DICOM_JSON,
-    DICOMWEB_PREFIX,
-    STUDY_MISMATCH,
-    StudyUidRedaction,
-    stow_router,
-)
+from hilum.ingestion.stow import DICOM_JSON, DICOMWEB_PREFIX, StudyUidRedaction, stow_router
 from hilum.samples.dicom_files import write_study
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.samples.sample_studies import SAMPLE_STUDIES, SyntheticStudy

@@ -34,6 +34,8 @@ def test_config_is_private_uncompressed_unauthenticated_and_knows_its_modalities
     assert written["HttpPort"] == 18042 and written["DicomPort"] == 14242 and written["DicomAet"] == "PACS1"
     assert written["RemoteAccessAllowed"] is False and written["AuthenticationEnabled"] is False
     assert written["StorageCompression"] is False
+    assert written["SyncStorageArea"] is False  # a throw-away store; sync_storage=True fsyncs each file
+    assert OrthancServer(tmp_path / "synced", sync_storage=True).config()["SyncStorageArea"] is True
     assert written["StorageDirectory"] == str((tmp_path / "pacs" / "storage").resolve())
     assert written["IndexDirectory"] == str((tmp_path / "pacs" / "index").resolve())
     assert written["Plugins"] == [str(find_dicomweb_plugin())]

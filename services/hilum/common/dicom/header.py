@@ -26,13 +26,17 @@ _SEXES = ("M", "F", "O")
 # largest radiograph Hilum accepts (50 megapixels of 16 bits) inflates to about 100 MiB.
 MAX_INFLATED_BYTES = 256 * 2**20
 _DEFLATED = b"1.2.840.10008.1.2.1.99"
-_INFLATE_CHUNK = 16 * 2**20  # counted in chunks of this size, never held whole
+_INFLATE_CHUNK = 16 * 2**20  # the inflated size is counted in chunks of this size, never held whole
 # Explicit VRs with a 4-byte length after 2 reserved bytes (PS3.5 7.1.2); the others have a 2-byte length.
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 
 
 class NotDicom(ValueError):
     """Content that is not a DICOM object, or one too damaged to read; the message names no patient data."""
+
+
+class InflatesTooLarge(NotDicom):
+    """A deflated dataset that inflates beyond MAX_INFLATED_BYTES: refused before pydicom inflates it."""
 
 
 def parse_dataset(content: bytes, stop_before_pixels: bool = False) -> Dataset:
@@ -64,9 +68,8 @@ def parse_dataset(content: bytes, stop_before_pixels: bool = False) -> Dataset:
 
 
 def _check_inflated_size(content: bytes, meta_start: int) -> None:
-    """Raise NotDicom when the file meta names the deflated transfer syntax and the dataset after it
-    inflates beyond MAX_INFLATED_BYTES; counted in chunks, never held whole.
-    """
+    """Raise InflatesTooLarge when the file meta names the deflated transfer syntax and the dataset after
+    it inflates beyond MAX_INFLATED_BYTES."""
     meta_end = _file_meta_end(content, meta_start)
     if _DEFLATED not in content[meta_start:meta_end]:
         return
@@ -77,7 +80,7 @@ def _check_inflated_size(content: bytes, meta_start: int) -> None:
             chunk = len(inflater.decompress(pending, _INFLATE_CHUNK))
             inflated += chunk
             if inflated > MAX_INFLATED_BYTES:
-                raise NotDicom(
+                raise InflatesTooLarge(
                     f"The content could not be read as DICOM: its deflated dataset inflates to more than "
                     f"{MAX_INFLATED_BYTES // 2**20} MiB"
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import random
 from collections.abc import Callable
 from datetime import date, datetime
@@ -12,6 +13,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from hilum.common.dicom import header
 from hilum.common.dicom.header import NotDicom, dataset_uid, parse_dataset, read_header
 from hilum.common.study import InstanceHeader
 from hilum.samples.sample_studies import SAMPLE_STUDIES
@@ -193,3 +195,35 @@ def test_unparseable_series_number_becomes_none(sample_files: list[Path]) -> Non
     assert content.count(tag) == 1
     header = read_header(parse_dataset(content.replace(tag, b"\x20\x00\x11\x00IS\x02\x00x!")))
     assert header.instance.series_number is None
+
+
+def test_header_only_read_survives_compressed_pixel_data_cut_short(sample_files: list[Path]) -> None:
+    ds = pydicom.dcmread(sample_files[0])
+    ds.compress(pydicom.uid.RLELossless, generate_instance_uid=False)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    cut = out.getvalue()[:-500]
+    with pytest.warns(UserWarning, match="End of file"):
+        not_dicom(cut)  # pydicom keeps nothing of a file whose fragments run past its end
+    header_only = parse_dataset(cut, stop_before_pixels=True)
+    assert "PixelData" not in header_only and header_only.PatientID == SAMPLE_STUDIES[0].patient_id
+
+
+def test_deflated_dataset_is_read_unless_it_inflates_beyond_the_limit(
+    sample_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = pydicom.dcmread(sample_files[0])
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    deflated = out.getvalue()
+    assert len(deflated) < ROWS * COLUMNS * 2
+    assert parse_dataset(deflated).PatientID == SAMPLE_STUDIES[0].patient_id
+    assert parse_dataset(bare_bytes(ds)).PatientID == SAMPLE_STUDIES[0].patient_id  # no file meta: not deflated
+    monkeypatch.setattr(header, "MAX_INFLATED_BYTES", ROWS * COLUMNS)  # a 16-bit image inflates past this
+    monkeypatch.setattr(header, "_INFLATE_CHUNK", 4096)
+    with pytest.raises(header.InflatesTooLarge) as raised:
+        parse_dataset(deflated)
+    assert str(raised.value) == (
+        "The content could not be read as DICOM: its deflated dataset inflates to more than 0 MiB"
+    )

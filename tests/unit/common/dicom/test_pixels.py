@@ -197,6 +197,14 @@ def test_rescale_slope_and_intercept(
     assert image.value_range == expected_range
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_an_absurd_rescale_overflows_to_infinity_quietly(decoded: Decoded) -> None:
+    ds = dataset(ramp())
+    ds.RescaleSlope = "1e300"
+    pixels = decoded(ds).pixels
+    assert np.isinf(pixels[:, 1:]).all()  # callers (acceptance) test for it
+
+
 def test_signed_pixels_with_rescale(decoded: Decoded) -> None:
     ds = dataset(np.array([[-2048, 0, 2047]], np.int16))
     ds.RescaleSlope, ds.RescaleIntercept = 1.0, -1024.0
