@@ -13,11 +13,11 @@ also decodes every image at the door (acceptance checks the pixel data); Orthanc
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
-import hashlib
-import io
 import logging
 import os
+import pstats
 import secrets
 import shutil
 import socket
@@ -47,8 +47,8 @@ from hilum.common.dicom.pixels import decode_radiograph
 from hilum.common.polling import wait_until
 from hilum.common.settings import DicomSection, HilumSettings, settings_env
 from hilum.ingestion import dimse_scp
-from hilum.ingestion.acceptance import AcceptanceRules, accept_instance
-from hilum.ingestion.service import Door, IncomingInstance
+from hilum.ingestion.acceptance import accept_instance
+from hilum.ingestion.service import Door, IncomingInstance, Ingestion
 from hilum.ingestion.wiring import build
 from hilum.runtime.orthanc import DicomModality, OrthancServer
 from hilum.runtime.ports import free_port, loopback_settings
@@ -68,12 +68,12 @@ log4cplus.appender.console = log4cplus::ConsoleAppender
 log4cplus.appender.console.layout = log4cplus::PatternLayout
 log4cplus.appender.console.layout.ConversionPattern = %D{%s.%q} %m%n
 """
-BREAKDOWN_INSTANCES = 5  # extra instances ingested in this process to split Hilum's per-instance cost
+BREAKDOWN_INSTANCES = 6  # extra instances ingested in this process to split Hilum's cost (one a warm-up)
 
 
 class Sender(StrEnum):
-    """What sends the instances, the same for both SCPs: dcmtk's storescu (C, as modalities and PACS are) or
-    pynetdicom (Python, so it takes more of the CPU the SCPs share).
+    """What sends the instances, the same for both SCPs: dcmtk's storescu (compiled, so it takes little of
+    the CPUs the SCPs share) or pynetdicom (Python; it takes more).
     """
 
     STORESCU = "storescu"
@@ -238,20 +238,27 @@ def orthanc_count(orthanc: OrthancServer) -> int:
 
 @dataclass(frozen=True)
 class Breakdown:
-    """Hilum's per-instance cost measured in this process, mean seconds per instance."""
+    """Hilum's per-instance cost, seconds: Ingestion.accept's parts timed under cProfile in this process,
+    and the DIMSE layer's share from an SCP that keeps nothing.
+    """
 
-    parse_s: float  # pydicom reads the Part 10 bytes
-    decode_s: float  # the pixel decode acceptance does (the one inference uses)
-    acceptance_s: float  # every acceptance check, parse and decode included
+    receive_s: float  # median C-STORE latency to a pynetdicom SCP like Hilum's that keeps nothing
+    accept_s: float  # Ingestion.accept whole
+    acceptance_s: float  # every acceptance check: parse, pixel decode, the image checks
+    decode_s: float  # the pixel decode inside acceptance (the one inference uses)
     sha256_s: float
     durable_write_s: float  # temp file, fsync, rename, fsync of the folder
-    accept_s: float  # Ingestion.accept whole: acceptance, identity checks, write, rows, commit
-    receive_s: float  # median C-STORE latency to a pynetdicom SCP like Hilum's that keeps nothing
+
+    @property
+    def database_s(self) -> float:
+        """The rest of Ingestion.accept: identity checks, instance and study rows, two commits."""
+        return self.accept_s - self.acceptance_s - self.sha256_s - self.durable_write_s
 
 
 def receive_alone(send: Callable[[Target, list[Path]], RoundResult], files: list[Path]) -> float:
     """Median C-STORE latency, from the same sender, to an SCP built like Hilum's whose handler only takes
-    the instance's bytes (event.encoded_dataset()) and answers Success: the DIMSE layer's share.
+    the instance's bytes (event.encoded_dataset()) and answers Success: the DIMSE layer's share. It runs in
+    this process, so with pynetdicom as the sender both share one interpreter and the figure is high.
     """
     section = DicomSection(port=free_port())
     ae = dimse_scp.build_ae(section)
@@ -261,6 +268,8 @@ def receive_alone(send: Callable[[Target, list[Path]], RoundResult], files: list
         return SUCCESS
 
     server = ae.start_server((section.host, section.port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    if server is None:  # only a blocking server returns nothing
+        raise RuntimeError("pynetdicom started no server")
     try:
         target = Target("no-op SCP", section.ae_title, section.port)
         send(target, files[:1])
@@ -269,40 +278,42 @@ def receive_alone(send: Callable[[Target, list[Path]], RoundResult], files: list
         server.shutdown()
 
 
-def breakdown(settings: HilumSettings, files: list[Path], scratch: Path,
+def breakdown(settings: HilumSettings, files: list[Path],
               send: Callable[[Target, list[Path]], RoundResult]) -> Breakdown:
-    """Split Hilum's per-instance cost by timing its parts on files not yet stored anywhere.
+    """Hilum's per-instance cost: Ingestion.accept on files not yet stored anywhere (the first one a warm-up),
+    under cProfile, split by the cumulative time of its parts.
 
     settings: an in-process Ingestion's (its database already upgraded); send: the benchmark's sender.
     """
-    contents = [p.read_bytes() for p in files]
-    rules = AcceptanceRules()
-    totals = dict.fromkeys(("parse", "decode", "acceptance", "sha256", "write", "accept"), 0.0)
-    clock = time.perf_counter
-    for i, content in enumerate(contents):
-        t0 = clock()
-        ds = pydicom.dcmread(io.BytesIO(content))
-        t1 = clock()
-        decode_radiograph(ds)
-        t2 = clock()
-        accept_instance(content, rules)
-        t3 = clock()
-        hashlib.sha256(content).hexdigest()
-        t4 = clock()
-        write_atomically(scratch / f"{i}.dcm", content)
-        t5 = clock()
-        for name, seconds in (("parse", t1 - t0), ("decode", t2 - t1), ("acceptance", t3 - t2),
-                              ("sha256", t4 - t3), ("write", t5 - t4)):
-            totals[name] += seconds
     ingestion = build(settings)
-    for i, content in enumerate(contents):
-        t0 = clock()
-        result = ingestion.accept([IncomingInstance(label=f"breakdown-{i}", content=content, door=Door.DIMSE)])
-        totals["accept"] += clock() - t0
-        if not result.results[0].accepted or result.results[0].duplicate:
-            raise RuntimeError(f"the breakdown's instance {i} was not newly stored: {result.results[0]}")
-    n = len(contents)
-    return Breakdown(*(total / n for total in totals.values()), receive_s=receive_alone(send, files))
+
+    def accept(label: str, content: bytes) -> None:
+        result = ingestion.accept([IncomingInstance(label=label, content=content, door=Door.DIMSE)]).results[0]
+        if not result.accepted or result.duplicate:
+            raise RuntimeError(f"the breakdown's instance {label} was not newly stored: {result}")
+
+    contents = [p.read_bytes() for p in files]
+    accept("breakdown-0", contents[0])  # first use of the decoders and the database stays out
+    profile = cProfile.Profile()
+    profile.enable()
+    for i, content in enumerate(contents[1:], start=1):
+        accept(f"breakdown-{i}", content)
+    profile.disable()
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    measured = len(contents) - 1
+
+    def per_instance(function: Callable[..., object] | str) -> float:
+        """Cumulative seconds per instance in a Python function, or in built-ins whose name contains a string."""
+        if isinstance(function, str):
+            matches = [key for key in stats if key[0] == "~" and function in key[2]]
+        else:
+            code = function.__code__
+            matches = [key for key in stats if key[:3] == (code.co_filename, code.co_firstlineno, code.co_name)]
+        return float(sum(stats[key][3] for key in matches)) / measured
+
+    return Breakdown(receive_s=receive_alone(send, files), accept_s=per_instance(Ingestion.accept),
+                     acceptance_s=per_instance(accept_instance), decode_s=per_instance(decode_radiograph),
+                     sha256_s=per_instance("openssl_sha256"), durable_write_s=per_instance(write_atomically))
 
 
 def percentile_ms(values: list[float], q: float) -> str:
@@ -324,7 +335,8 @@ def main() -> int:
     args = parser.parse_args()
     if not args.nagle:
         # DCMTK (Orthanc's DICOM server and storescu, which inherit this) keeps Nagle's algorithm on unless
-        # TCP_NODELAY=1: Orthanc's best setting, and the sender's. Hilum's SCP answers in one write.
+        # TCP_NODELAY=1: Orthanc's best setting, and the sender's. Hilum's SCP (pynetdicom) is not affected:
+        # its C-STORE response is one short PDU, written at once.
         os.environ["TCP_NODELAY"] = "1"
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     rows, columns = args.size
@@ -375,16 +387,15 @@ def run(args: argparse.Namespace, root: Path, rows: int, columns: int) -> int:
         if scp.process.exited() is not None:
             print(f"Hilum's SCP stopped during the run:\n{scp.process.log_tail()}", file=sys.stderr)
             return 1
-    missing = {name: len(sent) - n for name, n in stored.items() if n != len(sent)}
-    if missing:
+    if any(n != len(sent) for n in stored.values()):
         print(f"not every instance was stored: expected {len(sent)} in each, found {stored}", file=sys.stderr)
         return 1
 
     in_process = loopback_settings(root / "inprocess", REPO_ROOT / "model_repository", REPO_ROOT / ".venv-triton",
                                    database_url=args.postgres)
     upgrade_database(in_process.database_url)
-    parts = breakdown(in_process, spare, root / "scratch", send)
-    print_report(args, results, megabytes, parts)
+    parts = breakdown(in_process, spare, send)
+    print_report(args, results, megabytes, parts, database)
     return 0
 
 
@@ -393,7 +404,7 @@ def _sop_uid(path: Path) -> str:
 
 
 def print_report(args: argparse.Namespace, results: dict[str, list[RoundResult]], megabytes: float,
-                 parts: Breakdown) -> None:
+                 parts: Breakdown, database: str) -> None:
     rate = {name: statistics.median(args.instances / r.elapsed_s for r in res) for name, res in results.items()}
     latencies = {name: [s for r in res for s in r.latencies_s] for name, res in results.items()}
     per_round = {name: " / ".join(f"{args.instances / r.elapsed_s:.1f}" for r in res) for name, res in results.items()}
@@ -408,22 +419,23 @@ def print_report(args: argparse.Namespace, results: dict[str, list[RoundResult]]
         print(f"{label:40} {percentile_ms(latencies['hilum'], q):>12} {percentile_ms(latencies['orthanc'], q):>12}")
     print(f"{'instances/s per round':40} {per_round['hilum']:>12} {per_round['orthanc']:>12}")
     print()
-    print(f"Where Hilum's time goes, per instance (ms), its parts timed alone in this process on "
-          f"{BREAKDOWN_INSTANCES} more instances:")
+    print(f"Where Hilum's time goes, per instance (ms): Ingestion.accept under cProfile in this process, "
+          f"{BREAKDOWN_INSTANCES - 1} more instances")
     for label, seconds in (
         ("C-STORE to an SCP that keeps nothing, p50", parts.receive_s),
-        ("acceptance: parse, pixel decode, checks", parts.acceptance_s),
-        ("  of which parse (pydicom)", parts.parse_s),
-        ("  of which pixel decode", parts.decode_s),
-        ("sha256 of the bytes", parts.sha256_s),
-        ("durable write (fsync of file and folder)", parts.durable_write_s),
-        ("Ingestion.accept whole (the three above + rows)", parts.accept_s),
+        ("Ingestion.accept", parts.accept_s),
+        ("  acceptance: parse, pixel decode, checks", parts.acceptance_s),
+        ("    of which pixel decode", parts.decode_s),
+        ("  sha256 of the bytes", parts.sha256_s),
+        ("  durable write (fsync of file and folder)", parts.durable_write_s),
+        ("  identity checks, rows, commits", parts.database_s),
         ("C-STORE to hilum serve dicom, p50", float(np.percentile(latencies["hilum"], 50))),
     ):
         print(f"  {label:48} {seconds * 1000:8.1f}")
+    hilum_commit = "PostgreSQL's commit" if database == "PostgreSQL" else "SQLite with fsync (WAL, synchronous FULL)"
     print("Hilum decodes every image at the door (acceptance checks the pixel data); Orthanc stores without "
           "decoding. Both acknowledge after fsync of the file; Orthanc's SQLite index commits without fsync "
-          "(WAL, synchronous NORMAL), Hilum's with it (WAL, synchronous FULL) or PostgreSQL's commit.")
+          f"(WAL, synchronous NORMAL), Hilum's index commits through {hilum_commit}.")
     print(f"ratio hilum/orthanc (instances/s): {rate['hilum'] / rate['orthanc']:.2f}")
 
 

@@ -1,4 +1,5 @@
-"""The pull door of a running stack: `hilum pull` fetches studies from a real Orthanc and they end REPORTED.
+"""A real Orthanc beside a running stack: `hilum pull` fetches studies from it, and it pushes one by C-STORE;
+each ends REPORTED.
 
 One embedded stack (SQLite, demo weights) and one Orthanc that knows the stack's DICOM door as "HILUM".
 Each test puts a new study in Orthanc and pulls it one way: QIDO-RS + WADO-RS, C-FIND + C-GET, or
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hilum.common import study_state
@@ -98,3 +100,15 @@ def test_hilum_pull_without_a_pacs_says_what_to_set(stack: EmbeddedStack) -> Non
     done = _hilum_pull(stack.settings, PacsSection())
     assert done.returncode == 1
     assert done.stderr.startswith("hilum pull: no PACS is configured: set HILUM_PACS__DICOMWEB_URL")
+
+
+def test_orthanc_pushes_a_study_by_c_store_and_it_is_reported(stack: EmbeddedStack, orthanc: OrthancServer,
+                                                              tmp_path: Path) -> None:
+    """A PACS routing rule: Orthanc sends a study to Hilum's DICOM door with C-STORE (its /store job)."""
+    uid = _new_study_in_pacs(orthanc, tmp_path, 0, 8104)
+    [orthanc_study] = httpx.post(f"{orthanc.url}/tools/lookup", content=uid, timeout=30).json()
+    pushed = httpx.post(f"{orthanc.url}/modalities/hilum/store",
+                        json={"Resources": [orthanc_study["ID"]], "Synchronous": True}, timeout=120)
+    assert pushed.status_code == 200, pushed.text
+    assert pushed.json()["FailedInstancesCount"] == 0
+    _wait_reported(stack, uid)

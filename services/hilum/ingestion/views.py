@@ -1,9 +1,10 @@
 """Which instance of a study is its frontal view and which its lateral: decided here, once.
 
-By DICOM View Position: the frontal view is a PA, else an AP, else an instance whose View Position is
-absent or none of the known frontal and lateral values; a lateral (LL, RL, LAT, LATERAL) is never the
-frontal view. Among equals the lowest (Series Number, Instance Number, SOP Instance UID) wins, absent
-numbers last, so that the same instances always give the same choice.
+By the view each instance's header gives (hilum.common.dicom.header.view_position: View Position, else
+the View Code Sequence, else a lateral told by Patient Orientation): the frontal view is a PA, else an
+AP, else an instance whose view is unknown or none of the known values; a lateral (LL, RL, LAT,
+LATERAL) is never the frontal view. Among equals the lowest (Series Number, Instance Number, SOP
+Instance UID) wins, absent numbers last, so that the same instances always give the same choice.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import os
 import signal
 import subprocess
@@ -318,7 +319,8 @@ def test_poll_every_outlives_a_pacs_that_does_not_answer(ingestion: Ingestion, s
     reports: list[PullReport] = []
     timer = threading.Timer(0.5, stop.set)
     timer.start()
-    with DicomwebClient(f"http://127.0.0.1:{free_port()}/dicom-web", timeout_s=1.0) as client:
+    with caplog.at_level(logging.WARNING, logger="hilum"), \
+            DicomwebClient(f"http://127.0.0.1:{free_port()}/dicom-web", timeout_s=1.0) as client:
         PacsPuller(client, ingestion, sqlite_sessions).poll_every(0.05, EVERYTHING, stop, reports.append)
     timer.join()
     assert reports == []

@@ -12,7 +12,7 @@ from io import BytesIO
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from hilum.common.dicom.attributes import date_of, datetime_of, floats, integer, text, uid
+from hilum.common.dicom.attributes import codes, date_of, datetime_of, floats, integer, text, uid
 from hilum.common.study import InstanceHeader, InstanceInfo, PatientInfo
 
 _PREAMBLE_LENGTH = 128
@@ -130,12 +130,36 @@ def read_header(ds: Dataset) -> InstanceHeader:
             series_number=integer(ds, "SeriesNumber"),
             instance_number=integer(ds, "InstanceNumber"),
             modality=text(ds, "Modality").upper(),
-            view_position=text(ds, "ViewPosition").upper(),
+            view_position=view_position(ds),
             rows=_count(ds, "Rows"),
             columns=_count(ds, "Columns"),
             pixel_spacing_mm=_detector_spacing(ds),
         ),
     )
+
+
+# View Code Sequence (CID 4010, DX View) values for the projections a chest radiograph is taken in.
+_VIEW_CODES = {
+    ("SCT", "272479007"): "PA",  # postero-anterior
+    ("SCT", "399348003"): "AP",  # antero-posterior
+    ("SCT", "399173006"): "LL",  # left lateral
+    ("SCT", "399198007"): "RL",  # right lateral
+    ("SCT", "49370004"): "LATERAL",
+}
+
+
+def view_position(ds: Dataset) -> str:
+    """The projection, upper case: View Position as sent; else from the View Code Sequence; else "LATERAL"
+    when Patient Orientation says the columns run front to back (a lateral); else "" (unknown).
+    """
+    sent = text(ds, "ViewPosition").upper()
+    if sent:
+        return sent
+    for code in codes(ds, "ViewCodeSequence"):
+        if code in _VIEW_CODES:
+            return _VIEW_CODES[code]
+    orientation = text(ds, "PatientOrientation").upper().split("\\")
+    return "LATERAL" if orientation[0][:1] in ("A", "P") else ""
 
 
 def dataset_uid(ds: Dataset, keyword: str) -> str:

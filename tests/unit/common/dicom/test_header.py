@@ -14,7 +14,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from hilum.common.dicom import header
-from hilum.common.dicom.header import NotDicom, dataset_uid, parse_dataset, read_header
+from hilum.common.dicom.header import NotDicom, dataset_uid, parse_dataset, read_header, view_position
 from hilum.common.study import InstanceHeader
 from hilum.samples.sample_studies import SAMPLE_STUDIES
 from tests.unit.common.dicom.sample_bytes import COLUMNS, ROWS, bare_bytes, edited_bytes, write_small_samples
@@ -157,6 +157,8 @@ def test_missing_optional_attributes_become_defaults(sample_files: list[Path]) -
             "StudyTime",
             "SeriesNumber",
             "InstanceNumber",
+            "ViewCodeSequence",
+            "PatientOrientation",
             "ViewPosition",
             "ImagerPixelSpacing",
             "PixelSpacing",
@@ -227,3 +229,32 @@ def test_deflated_dataset_is_read_unless_it_inflates_beyond_the_limit(
     assert str(raised.value) == (
         "The content could not be read as DICOM: its deflated dataset inflates to more than 0 MiB"
     )
+
+
+def _view_dataset(**attributes: object) -> Dataset:
+    dataset = Dataset()
+    for keyword, value in attributes.items():
+        setattr(dataset, keyword, value)
+    return dataset
+
+
+def _view_code(value: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator = value, "SCT"
+    return item
+
+
+@pytest.mark.parametrize(("attributes", "expected"), [
+    ({"ViewPosition": "pa"}, "PA"),
+    ({"ViewPosition": "AP", "PatientOrientation": ["A", "F"]}, "AP"),  # View Position is believed first
+    ({"ViewCodeSequence": [_view_code("272479007")]}, "PA"),
+    ({"ViewCodeSequence": [_view_code("399348003")]}, "AP"),
+    ({"ViewCodeSequence": [_view_code("399198007")]}, "RL"),
+    ({"PatientOrientation": ["P", "F"]}, "LATERAL"),  # columns run back to front: a lateral
+    ({"PatientOrientation": ["L", "F"]}, ""),  # a frontal, projection unknown
+    ({}, ""),
+])
+def test_the_view_comes_from_view_position_then_view_code_then_orientation(
+    attributes: dict[str, object], expected: str
+) -> None:
+    assert view_position(_view_dataset(**attributes)) == expected
