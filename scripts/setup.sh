@@ -4,7 +4,7 @@
 #   .venv-triton   the nvidia-pytriton wheel, whose tritonserver binary serves model_repository/; its
 #                  python backend stub runs model.py with this venv's Python (numpy < 2 + onnxruntime)
 #   redis-server   from the system package manager when it is not already installed
-# Usage: scripts/setup.sh [--dev]   (--dev adds test tools and PostgreSQL server binaries)
+# Usage: scripts/setup.sh [--dev]   (--dev adds test tools: PostgreSQL server binaries, Orthanc, dcmtk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,15 +36,17 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 }
 
-command -v redis-server >/dev/null || apt_install redis-server
-if [[ $DEV -eq 1 ]] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
-  apt_install postgresql
+# System packages, installed in one apt-get run: Redis always; with --dev the test tools: PostgreSQL's
+# server binaries, Orthanc and its DICOMweb plugin (the PACS the tests run as a plain process; the
+# binary is in /usr/sbin) and dcmtk (storescu/echoscu for the DIMSE tests).
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [[ $DEV -eq 1 ]]; then
+  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+  [[ -x /usr/sbin/Orthanc && -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]] || missing+=(orthanc orthanc-dicomweb)
+  command -v storescu >/dev/null || missing+=(dcmtk)
 fi
-# Orthanc and its DICOMweb plugin: the PACS the pull tests run as a plain process (the binary is in /usr/sbin).
-if [[ $DEV -eq 1 ]] && [[ ! -x /usr/sbin/Orthanc || ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]]; then
-  apt_install orthanc orthanc-dicomweb
-fi
-if [[ $DEV -eq 1 ]]; then command -v storescu >/dev/null || apt_install dcmtk; fi  # storescu/echoscu for the DIMSE tests
+[[ ${#missing[@]} -eq 0 ]] || apt_install "${missing[@]}"
 
 stamp_of() { cat pyproject.toml "$0" | sha256sum | cut -c1-16; }
 STAMP="$(stamp_of)-dev$DEV"
