@@ -65,8 +65,9 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
     output_dir = settings.storage.output_dir.resolve()
     failures = 0
     with StopSignals() as stop, running_stack(settings, stop) as stack:
-        say("Stack up: Redis, Triton, ingestion/inference/priors/reporting (gRPC + worker), CDS Hooks; its doors "
-            f"are in {endpoints_path(settings.storage.data_dir)}.")
+        say("Stack up: Redis, Triton, ingestion/inference/priors/reporting (gRPC + worker), the assembler, the "
+            "DICOM Storage SCP, CDS Hooks and STOW-RS; its doors are in "
+            f"{endpoints_path(settings.storage.data_dir)}.")
 
         def still_running() -> None:
             stop.check()
