@@ -325,7 +325,8 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=40, help="instances per round (N)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (R); each sends N new instances to both")
     parser.add_argument("--size", type=parse_size, default=(2500, 2000), help="ROWSxCOLS of each image")
-    parser.add_argument("--sender", type=Sender, choices=list(Sender), default=Sender.STORESCU)
+    parser.add_argument("--sender", type=Sender, choices=list(Sender), default=Sender.STORESCU,
+                        help="what sends the instances, the same for both SCPs (default storescu)")
     parser.add_argument("--postgres", default="", metavar="URL",
                         help="Hilum's database (postgresql+psycopg://...); default SQLite in the work folder")
     parser.add_argument("--nagle", action="store_true",

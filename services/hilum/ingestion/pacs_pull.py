@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydicom.dataset import Dataset
@@ -77,6 +77,28 @@ class FoundSeries:
 
     series_instance_uid: str
     modality: str
+
+
+Found = TypeVar("Found")
+
+
+def first_of_each(items: Iterable[Found | None], uid_of: Callable[[Found], str]) -> list[Found]:
+    """Each study or series once, in the order first seen (a PACS may report one several times, or once
+    per modality asked for); None items (answers without a usable UID) are left out.
+    """
+    found: dict[str, Found] = {}
+    for item in items:
+        if item is not None:
+            found.setdefault(uid_of(item), item)
+    return list(found.values())
+
+
+def _study_uid(study: FoundStudy) -> str:
+    return study.study_instance_uid
+
+
+def _series_uid(series: FoundSeries) -> str:
+    return series.series_instance_uid
 
 
 @dataclass(frozen=True)
@@ -163,21 +185,13 @@ class DicomwebClient:
         order, so paged answers miss studies. Raises PacsError when the PACS answers other than 200
         (or 204, no match) or not with a JSON list.
         """
-        found: dict[str, FoundStudy] = {}
-        for item in self._get_json(f"{self.base_url}/studies", tuple(match.items())):
-            study = found_study(Dataset.from_json(item))
-            if study is not None:
-                found.setdefault(study.study_instance_uid, study)
-        return list(found.values())
+        answers = self._get_json(f"{self.base_url}/studies", tuple(match.items()))
+        return first_of_each((found_study(Dataset.from_json(item)) for item in answers), _study_uid)
 
     def search_series(self, study_instance_uid: str) -> list[FoundSeries]:
         """QIDO-RS GET {base}/studies/{uid}/series: every series of the study with its modality."""
-        found: dict[str, FoundSeries] = {}
-        for item in self._get_json(f"{self.base_url}/studies/{study_instance_uid}/series", ()):
-            series = found_series(Dataset.from_json(item))
-            if series is not None:
-                found.setdefault(series.series_instance_uid, series)
-        return list(found.values())
+        answers = self._get_json(f"{self.base_url}/studies/{study_instance_uid}/series", ())
+        return first_of_each((found_series(Dataset.from_json(item)) for item in answers), _series_uid)
 
     def retrieve_study(self, study_instance_uid: str) -> list[bytes]:
         """WADO-RS GET {base}/studies/{uid}: the Part 10 bytes of each instance, as the PACS stores them."""
@@ -255,23 +269,13 @@ class DimseClient:
             setattr(query, keyword, "")
         for keyword, value in match.items():
             setattr(query, keyword, value)
-        found: dict[str, FoundStudy] = {}
-        for identifier in self._find(query):
-            study = found_study(identifier)
-            if study is not None:
-                found.setdefault(study.study_instance_uid, study)
-        return list(found.values())
+        return first_of_each((found_study(identifier) for identifier in self._find(query)), _study_uid)
 
     def search_series(self, study_instance_uid: str) -> list[FoundSeries]:
         """C-FIND at SERIES level in the study: every series with its modality."""
         query = _identifier(study_instance_uid, "")
         query.Modality = ""
-        found: dict[str, FoundSeries] = {}
-        for identifier in self._find(query):
-            series = found_series(identifier)
-            if series is not None:
-                found.setdefault(series.series_instance_uid, series)
-        return list(found.values())
+        return first_of_each((found_series(identifier) for identifier in self._find(query)), _series_uid)
 
     def retrieve_study(self, study_instance_uid: str) -> list[bytes]:
         """C-GET the whole study (see _get)."""
@@ -435,12 +439,12 @@ class PacsPuller:
         """The studies of the pulled modalities with a Study Date on or after since, oldest first (priors
         before the studies they are priors of). One query per modality: not every PACS matches a list.
         """
-        found: dict[str, FoundStudy] = {}
-        for modality in self._modalities:
-            for study in self._source.search_studies({"ModalitiesInStudy": modality,
-                                                      "StudyDate": date_range(since)}):
-                found.setdefault(study.study_instance_uid, study)
-        return sorted(found.values(), key=lambda s: (s.study_date or date.max, s.study_instance_uid))
+        per_modality = (
+            study for modality in self._modalities
+            for study in self._source.search_studies({"ModalitiesInStudy": modality, "StudyDate": date_range(since)})
+        )
+        found = first_of_each(per_modality, _study_uid)
+        return sorted(found, key=lambda s: (s.study_date or date.max, s.study_instance_uid))
 
     def poll_once(self, since: datetime) -> PullReport:
         """Find the CR and DX studies dated since (the date in local time, as PACSs keep Study Date), and pull
