@@ -88,19 +88,18 @@ def decode_radiograph(ds: Dataset) -> Radiograph:
     if not 1 <= bits_stored <= MAX_BITS_STORED:
         raise ImageUnreadable(f"Bits Stored {bits_stored} is not usable: Hilum reads 1 to {MAX_BITS_STORED}")
     signed = integer(ds, "PixelRepresentation") == 1
-    stored = _first_frame(ds).astype(np.float64)
+    stored = _first_frame(ds).astype(np.float32)
     half = 2.0 ** (bits_stored - 1)
     stored_range = (-half, half - 1) if signed else (0.0, 2 * half - 1)
 
     values, value_range = _modality_lut(ds, stored, stored_range, signed)
     values, value_range = _voi_lut(ds, values, value_range, signed)
     low, high = value_range
-    np.clip(values, low, high, out=values)
-    if photometric == "MONOCHROME1":
-        values = (low + high) - values  # MONOCHROME1 shows low values bright; mirror within the range
-    with np.errstate(over="ignore"):  # an absurd rescale overflows float32 to inf, for callers to test
-        pixels = values.astype(np.float32)
-    return Radiograph(pixels=pixels, value_range=value_range, bits_stored=bits_stored)
+    with np.errstate(over="ignore"):  # an absurd rescale's range is beyond float32: inf, for callers to test
+        np.clip(values, low, high, out=values)
+        if photometric == "MONOCHROME1":
+            values = (low + high) - values  # MONOCHROME1 shows low values bright; mirror within the range
+    return Radiograph(pixels=values.astype(np.float32, copy=False), value_range=value_range, bits_stored=bits_stored)
 
 
 def _greyscale(ds: Dataset) -> str:
@@ -154,8 +153,8 @@ def _with_transfer_syntax(ds: Dataset) -> Dataset:
 
 
 def _modality_lut(
-    ds: Dataset, stored: npt.NDArray[np.float64], stored_range: Range, signed: bool
-) -> tuple[npt.NDArray[np.float64], Range]:
+    ds: Dataset, stored: npt.NDArray[np.float32], stored_range: Range, signed: bool
+) -> tuple[npt.NDArray[np.float32], Range]:
     """Modality values and their range: the Modality LUT Sequence, else Rescale Slope and Intercept."""
     if _sequence_item(ds, "ModalityLUTSequence") is not None:
         lut = _lut(ds, "ModalityLUTSequence", signed)
@@ -167,12 +166,14 @@ def _modality_lut(
     if (slope, intercept) == (1.0, 0.0):
         return stored, stored_range
     low, high = sorted(slope * bound + intercept for bound in stored_range)
-    return stored * slope + intercept, (low, high)
+    # An absurd rescale overflows float32 to inf (and 0 x inf to nan): non-finite values, for callers to test.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return stored * np.float32(slope) + np.float32(intercept), (low, high)
 
 
 def _voi_lut(
-    ds: Dataset, values: npt.NDArray[np.float64], value_range: Range, signed: bool
-) -> tuple[npt.NDArray[np.float64], Range]:
+    ds: Dataset, values: npt.NDArray[np.float32], value_range: Range, signed: bool
+) -> tuple[npt.NDArray[np.float32], Range]:
     """VOI output and its range: the first VOI LUT Sequence item, else the first window, else unchanged."""
     lut = _lut(ds, "VOILUTSequence", signed)
     if lut is not None:
@@ -185,24 +186,33 @@ def _voi_lut(
     if width <= 0 or (function == "LINEAR" and width < 1):
         return values, value_range
     low, high = value_range
-    return low + _window_position(values, centre, width, function) * (high - low), value_range
+    windowed = _window_position(values, centre, width, function)
+    windowed *= high - low
+    windowed += low
+    return windowed, value_range
 
 
 def _window_position(
-    values: npt.NDArray[np.float64], centre: float, width: float, function: str
-) -> npt.NDArray[np.float64]:
+    values: npt.NDArray[np.float32], centre: float, width: float, function: str
+) -> npt.NDArray[np.float32]:
     """Where each value falls in the window, 0 (darkest) to 1 (brightest), by PS3.3 C.11.2.1.2 and C.11.2.1.3."""
     if function == "SIGMOID":
         with np.errstate(over="ignore"):  # far below the centre exp overflows to inf, which gives 0
-            sigmoid: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-4.0 * (values - centre) / width))
+            sigmoid: npt.NDArray[np.float32] = 1.0 / (1.0 + np.exp(-4.0 * (values - centre) / width))
         return sigmoid
+    # One new array, then in place: these images have millions of pixels.
     if function == "LINEAR_EXACT":
-        position = (values - centre) / width + 0.5
+        position = values - centre
+        position /= width
     elif width == 1:  # LINEAR with width 1 is a threshold
-        position = (values > centre - 0.5).astype(np.float64)
+        position = (values > centre - 0.5).astype(np.float32)
     else:
-        position = (values - (centre - 0.5)) / (width - 1) + 0.5
-    return np.clip(position, 0.0, 1.0)
+        position = values - (centre - 0.5)
+        position /= width - 1
+    if width != 1 or function == "LINEAR_EXACT":
+        position += 0.5
+    np.clip(position, 0.0, 1.0, out=position)
+    return position
 
 
 @dataclass(frozen=True)
@@ -212,16 +222,16 @@ class _Lut:
     """
 
     first_mapped: int
-    entries: npt.NDArray[np.float64]
+    entries: npt.NDArray[np.float32]
     bits: int
 
     @property
     def output_range(self) -> Range:
         return 0.0, 2.0**self.bits - 1
 
-    def apply(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def apply(self, values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         index = np.clip(np.rint(values) - self.first_mapped, 0, len(self.entries) - 1).astype(np.intp)
-        mapped: npt.NDArray[np.float64] = self.entries[index]
+        mapped: npt.NDArray[np.float32] = self.entries[index]
         return mapped
 
 
@@ -252,7 +262,7 @@ def _lut(ds: Dataset, keyword: str, signed: bool) -> _Lut | None:
     return _Lut(first_mapped=first_mapped, entries=entries, bits=bits)
 
 
-def _lut_entries(ds: Dataset, data: object, count: int) -> npt.NDArray[np.float64] | None:
+def _lut_entries(ds: Dataset, data: object, count: int) -> npt.NDArray[np.float32] | None:
     """count LUT Data entries as floats: US values, or OW bytes of 16-bit (or packed 8-bit) entries."""
     if isinstance(data, bytes):
         if len(data) >= 2 * count:
@@ -262,11 +272,11 @@ def _lut_entries(ds: Dataset, data: object, count: int) -> npt.NDArray[np.float6
             values = np.frombuffer(data, dtype=np.uint8, count=count)
         else:
             return None
-        return values.astype(np.float64)
+        return values.astype(np.float32)
     numbers = [data] if isinstance(data, int) else data
     if not isinstance(numbers, MultiValue | list | tuple) or len(numbers) < count:
         return None
     try:
-        return np.asarray(list(numbers)[:count], dtype=np.float64)
+        return np.asarray(list(numbers)[:count], dtype=np.float32)
     except (TypeError, ValueError):
         return None
