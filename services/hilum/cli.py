@@ -88,7 +88,9 @@ def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
 
         configure_logging("cds")
         # The same HTTP service carries the STOW-RS door (/dicomweb/studies).
-        uvicorn.run(create_app(open_redis(settings), ingestion=build(settings)), host=settings.cds.host,
+        app = create_app(open_redis(settings), ingestion=build(settings),
+                         patient_identifier_system=settings.fhir.patient_identifier_system)
+        uvicorn.run(app, host=settings.cds.host,
                     port=settings.cds.port, log_config=None)
         return 0
     if args.service == "dicom":

@@ -122,9 +122,17 @@ def test_patient_view_returns_demo_cards(stack: EmbeddedStack, processed: dict[s
                                         samples: list[Path]) -> None:
     discovery = httpx.get(f"{stack.cds_url}/cds-services").json()
     service = next(s for s in discovery["services"] if s["hook"] == "patient-view")
+    mrn_system = stack.settings.fhir.patient_identifier_system
+
+    def request(fhir_id: str, mrn: str) -> dict[str, object]:
+        """patient-view as an EHR sends it: its own Patient id, the Patient (with the MRN) prefetched."""
+        return {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+                "context": {"userId": "Practitioner/1", "patientId": fhir_id},
+                "prefetch": {"patient": {"resourceType": "Patient", "id": fhir_id,
+                                         "identifier": [{"system": mrn_system, "value": mrn}]}}}
+
     for header in _headers(samples):
-        body = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
-                "context": {"userId": "Practitioner/1", "patientId": header.PatientID}}
+        body = request("ehr-1", header.PatientID)
         response = httpx.post(f"{stack.cds_url}/cds-services/{service['id']}", json=body)
         assert response.status_code == 200
         cards = response.json()["cards"]
@@ -134,9 +142,11 @@ def test_patient_view_returns_demo_cards(stack: EmbeddedStack, processed: dict[s
         assert len(card["summary"]) < 140 and card["summary"].startswith("DEMO")
         assert card["indicator"] in {"info", "warning", "critical"}
         assert card["source"]["label"]
-    unknown = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
-               "context": {"userId": "Practitioner/1", "patientId": "no-such-patient"}}
+    unknown = request("ehr-2", "no-such-patient")
     assert httpx.post(f"{stack.cds_url}/cds-services/{service['id']}", json=unknown).json() == {"cards": []}
+    without_patient = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+                       "context": {"userId": "Practitioner/1", "patientId": "ehr-3"}}
+    assert httpx.post(f"{stack.cds_url}/cds-services/{service['id']}", json=without_patient).status_code == 412
 
 
 def test_same_study_twice_yields_one_report(stack: EmbeddedStack, client: IngestionClient,

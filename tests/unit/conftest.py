@@ -16,6 +16,7 @@ def make_view(**overrides: Any) -> CdsView:
     """A demo-weight view with a new pneumothorax and an unchanged effusion, both present; fields overridable."""
     fields: dict[str, Any] = {
         "patient_id": "MRN-0042",
+        "patient_system": "urn:oid:1.2.36.146.595.217.0.1",
         "study_instance_uid": "1.2.826.0.1.3680043.8.498.1001",
         "study_date": date(2024, 3, 5),
         "study_time": time(8, 15),

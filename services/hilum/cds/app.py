@@ -1,15 +1,19 @@
 """The CDS Hooks 2.0 HTTP service: discovery, the patient-view service and its feedback endpoint.
 
-Handlers only read what reporting precomputed in Redis; nothing here runs inference or calls out.
+Handlers only read what reporting precomputed in Redis; nothing here runs inference. The one call out is
+to the EHR's fhirServer, for a Patient the EHR did not prefetch.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from urllib.parse import quote
 from uuid import UUID
 
+import httpx
 import redis
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,9 +23,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from hilum.cds.cards import Card, CdsCoding, patient_view_cards
 from hilum.common.cds_view import CdsView, read_latest
+from hilum.common.settings import FhirSection
 
 if TYPE_CHECKING:
     from hilum.ingestion.service import Ingestion
+
+log = logging.getLogger(__name__)
 
 SERVICE_ID = "hilum-cxr-patient-view"
 FEEDBACK_KEY = "hilum:cds:feedback"
@@ -80,13 +87,47 @@ class PatientViewRequest(BaseModel):
     context: PatientViewContext
     prefetch: PatientViewPrefetch | None = None
 
-    def patient_ids(self) -> list[str]:
-        """Ids to look the patient up by: context.patientId, then each prefetched Patient.identifier value."""
-        ids = [self.context.patientId]
-        if self.prefetch is not None and self.prefetch.patient is not None:
-            patient = Patient.model_validate(self.prefetch.patient)
-            ids += [i.value for i in patient.identifier or [] if i.value]
-        return list(dict.fromkeys(ids))
+    def prefetched_patient(self) -> Patient | None:
+        """The prefetched FHIR Patient, or None when the EHR sent none."""
+        if self.prefetch is None or self.prefetch.patient is None:
+            return None
+        return Patient.model_validate(self.prefetch.patient)
+
+
+class PatientUnavailable(Exception):
+    """The hook needs the Patient, and neither the prefetch nor the EHR's FHIR server gave it."""
+
+
+def mrns(patient: Patient, system: str) -> list[str]:
+    """The Patient's identifier values in the MRN system that DICOM PatientIDs belong to.
+
+    context.patientId is the EHR's FHIR id, not an MRN, so it is never matched; an identifier in another
+    system (or without one) is never matched either: the same value in two systems is two patients.
+    """
+    return list(dict.fromkeys(i.value for i in patient.identifier or [] if i.system == system and i.value))
+
+
+def fetch_patient(body: PatientViewRequest, timeout_s: float = 5.0) -> Patient:
+    """GET {fhirServer}/Patient/{context.patientId} with the request's fhirAuthorization bearer token, which is
+    used for this one call only: never stored, queued or logged. Raises PatientUnavailable.
+    """
+    if body.fhirServer is None:
+        raise PatientUnavailable("no prefetched Patient and no fhirServer to fetch it from")
+    headers = {"Accept": "application/fhir+json"}
+    token = (body.fhirAuthorization or {}).get("access_token")
+    if isinstance(token, str) and token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"{body.fhirServer.rstrip('/')}/Patient/{quote(body.context.patientId, safe='')}"
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as error:
+        raise PatientUnavailable(f"the FHIR server did not answer ({type(error).__name__})") from None
+    if response.status_code != 200:
+        raise PatientUnavailable(f"the FHIR server answered {response.status_code}")
+    try:
+        return Patient.model_validate(response.json())
+    except (ValueError, ValidationError):
+        raise PatientUnavailable("the FHIR server's answer is not a FHIR Patient") from None
 
 
 class CdsResponse(BaseModel):
@@ -167,13 +208,19 @@ def _clock(request: Request) -> datetime:
     return clock()
 
 
+def _mrn_system(request: Request) -> str:
+    """The identifier system DICOM PatientIDs belong to (HILUM_FHIR__PATIENT_IDENTIFIER_SYSTEM)."""
+    return cast(str, request.app.state.patient_identifier_system)
+
+
 Cache = Annotated[redis.Redis, Depends(_cache)]
+MrnSystem = Annotated[str, Depends(_mrn_system)]
 Now = Annotated[datetime, Depends(_clock)]
 
 
-def latest_view(client: redis.Redis, patient_ids: list[str]) -> CdsView | None:
-    """The most recent view stored under any of `patient_ids`, or None."""
-    views = [view for pid in patient_ids if (view := read_latest(client, pid)) is not None]
+def latest_view(client: redis.Redis, system: str, patient_ids: list[str]) -> CdsView | None:
+    """The most recent view stored under any of `patient_ids` (values in `system`), or None."""
+    views = [view for pid in patient_ids if (view := read_latest(client, system, pid)) is not None]
     return max(views, key=CdsView.rank, default=None)
 
 
@@ -198,10 +245,20 @@ def discovery() -> Discovery:
     return DISCOVERY
 
 
-@router.post(f"/cds-services/{SERVICE_ID}", response_model=CdsResponse, response_model_exclude_none=True)
-def patient_view(body: PatientViewRequest, cache: Cache) -> CdsResponse:
-    """Cards for the patient's latest chest radiograph result (none when Hilum has none)."""
-    return CdsResponse(cards=patient_view_cards(latest_view(cache, body.patient_ids())))
+@router.post(f"/cds-services/{SERVICE_ID}", response_model=CdsResponse, response_model_exclude_none=True,
+             responses={412: {"description": "the Patient was neither prefetched nor fetchable from fhirServer"}})
+def patient_view(body: PatientViewRequest, cache: Cache, system: MrnSystem) -> CdsResponse | JSONResponse:
+    """Cards for the patient's latest chest radiograph result (none when Hilum has none).
+
+    The patient is the prefetched Patient, else the one fetched from fhirServer; matched on its MRN
+    (identifier system and value). Neither available: 412, as CDS Hooks says.
+    """
+    try:
+        patient = body.prefetched_patient() or fetch_patient(body)
+    except PatientUnavailable as missing:
+        log.info("patient-view without a patient", extra={"code": "412"})
+        return JSONResponse(status_code=412, content={"error": str(missing)})
+    return CdsResponse(cards=patient_view_cards(latest_view(cache, system, mrns(patient, system))))
 
 
 @router.post(f"/cds-services/{SERVICE_ID}/feedback", response_model=FeedbackAck)
@@ -212,7 +269,8 @@ def feedback(body: FeedbackRequest, cache: Cache, now: Now) -> FeedbackAck:
 
 async def _bad_request(request: Request, error: Exception) -> JSONResponse:
     """400 with where and what was wrong; input values are never echoed (they may hold PHI or tokens)."""
-    assert isinstance(error, RequestValidationError)
+    if not isinstance(error, RequestValidationError):
+        raise error
     details = [
         f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()
     ]
@@ -221,7 +279,7 @@ async def _bad_request(request: Request, error: Exception) -> JSONResponse:
 
 def create_app(
     redis_client: redis.Redis, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ingestion: Ingestion | None = None,
+    ingestion: Ingestion | None = None, patient_identifier_system: str = FhirSection().patient_identifier_system,
 ) -> FastAPI:
     """The CDS Hooks application reading views from (and writing feedback to) `redis_client`; given
     `ingestion`, it also serves the STOW-RS door under /dicomweb (hilum.ingestion.stow).
@@ -229,6 +287,7 @@ def create_app(
     app = FastAPI(title="Hilum CDS Hooks", version="2.0")
     app.state.redis = redis_client
     app.state.clock = clock
+    app.state.patient_identifier_system = patient_identifier_system
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.include_router(router)
     if ingestion is not None:  # imported only then: the CDS Hooks service alone needs no DICOM code

@@ -56,6 +56,9 @@ class CdsView(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     patient_id: str = Field(min_length=1)  # DICOM PatientID (PHI: only ever stored hashed in keys)
+    # The identifier system the PatientID belongs to (HILUM_FHIR__PATIENT_IDENTIFIER_SYSTEM): a patient
+    # is found by system and value together, never by the value alone.
+    patient_system: str = Field(min_length=1)
     study_instance_uid: str = Field(min_length=1)
     study_date: date
     study_time: time | None = None  # DICOM StudyTime, local wall clock; orders studies within a day
@@ -75,20 +78,23 @@ class CdsView(BaseModel):
         return f"{self.study_date.strftime('%Y%m%d')}{study_time}{published}"
 
 
-def patient_key(patient_id: str) -> str:
-    """The Redis key of a patient's view: prefix + sha256 hex of the patient id (no PHI in the key)."""
-    return KEY_PREFIX + hashlib.sha256(patient_id.encode("utf-8")).hexdigest()
+def patient_key(system: str, patient_id: str) -> str:
+    """The Redis key of a patient's view: prefix + sha256 hex of "system|value" (no PHI in the key; the same
+    MRN value in two identifier systems is two patients).
+    """
+    return KEY_PREFIX + hashlib.sha256(f"{system}|{patient_id}".encode()).hexdigest()
 
 
 def write_view(client: redis.Redis, view: CdsView) -> bool:
     """Store `view` unless the patient already has one of a later study; True when it was stored."""
-    key = patient_key(view.patient_id)
+    key = patient_key(view.patient_system, view.patient_id)
     return bool(client.eval(_WRITE_IF_NEWER, 1, key, view.rank(), view.model_dump_json()))
 
 
-def read_latest(client: redis.Redis, patient_id: str) -> CdsView | None:
-    """The view of the patient's latest study, or None when Hilum has published nothing for them."""
-    raw = client.hget(patient_key(patient_id), "view")
+def read_latest(client: redis.Redis, system: str, patient_id: str) -> CdsView | None:
+    """The view of the latest study of the patient with this identifier (system and value), or None when
+    Hilum has published nothing for them."""
+    raw = client.hget(patient_key(system, patient_id), "view")
     if raw is None:
         return None
     return CdsView.model_validate_json(raw)

@@ -12,16 +12,18 @@ from hilum.v1 import messages_pb2
 
 
 def cds_view_of(study: StudyInfo, reported: ReportedFindings, draft: messages_pb2.DraftReport,
-                diagnostic_report_id: str, published_at: datetime) -> CdsView:
+                diagnostic_report_id: str, published_at: datetime, patient_system: str) -> CdsView:
     """The view for the study's patient: the draft's impression and every reported finding, in report order.
 
     published_at: timezone-aware; it dates the view when the study has no start time.
+    patient_system: the identifier system of the DICOM PatientID (HILUM_FHIR__PATIENT_IDENTIFIER_SYSTEM).
     """
     uid = study.study_instance_uid
     if reported.study_instance_uid != uid:
         raise ValueError(f"reported findings are for study {reported.study_instance_uid}, not {uid}")
     return CdsView(
         patient_id=study.patient.patient_id,
+        patient_system=patient_system,
         study_instance_uid=uid,
         study_date=(study.started or published_at).date(),
         study_time=study.started.time() if study.started else None,

@@ -118,7 +118,8 @@ class Reporting:
         ))
         session.flush()  # claims (study, version) before anything is written outside the database
         write_atomically(path, text.encode("utf-8"))
-        write_view(self._cds_cache, cds_view_of(study, reported, draft, report_id, issued))
+        write_view(self._cds_cache,
+                   cds_view_of(study, reported, draft, report_id, issued, self._patient_identifier_system))
         studies.advance(session, uid, study_state.REPORTED)
         return result
 

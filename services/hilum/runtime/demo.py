@@ -37,12 +37,17 @@ def prepare(settings: HilumSettings, fresh: bool, say: Print) -> list[Path]:
     return [*files, *sorted(rejectable.values())]
 
 
-def patient_view_cards(cds_url: str, patient_id: str) -> list[dict[str, object]]:
-    """The cards an EHR would get for this patient on opening the chart."""
+def patient_view_cards(cds_url: str, patient_id: str, mrn_system: str) -> list[dict[str, object]]:
+    """The cards an EHR would get for this patient on opening the chart: it prefetches its Patient, whose MRN
+    (system and value) is the DICOM PatientID.
+    """
+    fhir_id = "demo-" + uuid.uuid5(uuid.NAMESPACE_URL, f"{mrn_system}|{patient_id}").hex[:12]
     body = {
         "hook": "patient-view",
         "hookInstance": str(uuid.uuid4()),
-        "context": {"userId": "Practitioner/hilum-demo", "patientId": patient_id},
+        "context": {"userId": "Practitioner/hilum-demo", "patientId": fhir_id},
+        "prefetch": {"patient": {"resourceType": "Patient", "id": fhir_id,
+                                 "identifier": [{"system": mrn_system, "value": patient_id}]}},
     }
     response = httpx.post(f"{cds_url}/cds-services/{PATIENT_VIEW}", json=body, timeout=10.0)
     response.raise_for_status()
@@ -86,7 +91,8 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
             statuses = client.wait_for(uids, check=still_running)
         sessions = open_sessions(settings)
         for number, uid in enumerate(uids, start=1):
-            failures += _print_study(number, len(uids), statuses[uid], sessions, stack.cds_url, say)
+            failures += _print_study(number, len(uids), statuses[uid], sessions, stack.cds_url,
+                                     settings.fhir.patient_identifier_system, say)
         if keep_running:
             say("\nStack left running (SIGTERM or Ctrl-C stops it):")
             for line in door_lines(stack):
@@ -99,7 +105,7 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
 
 
 def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, sessions: sessionmaker[Session],
-                 cds_url: str, say: Print) -> int:
+                 cds_url: str, mrn_system: str, say: Print) -> int:
     """One study's block of the summary; returns 1 if it failed."""
     with sessions() as session:
         study = studies.require_study_info(session, status.study_instance_uid)
@@ -120,6 +126,6 @@ def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, ses
         say(f"    - {sentence.text}")
     say("  Impression: " + " ".join(s.text for s in draft.impression))
     say(f"  FHIR bundle: {result.bundle_path}")
-    for card in patient_view_cards(cds_url, study.patient.patient_id):
+    for card in patient_view_cards(cds_url, study.patient.patient_id, mrn_system):
         say(f"  CDS card for the patient's latest study [{card.get('indicator')}]: {card.get('summary')}")
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -15,14 +17,19 @@ from fastapi.testclient import TestClient
 
 from hilum.cds.app import FEEDBACK_KEY, SERVICE_ID, authorize, create_app
 from hilum.common.cds_view import CdsView, write_view
+from hilum.runtime.ports import free_port
 
 SERVICE_URL = f"/cds-services/{SERVICE_ID}"
 NOW = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
 
 
+MRN_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"  # the system DICOM PatientIDs belong to, as configured
+
+
 @pytest.fixture
 def client(redis_client: redis.Redis) -> Iterator[TestClient]:
-    with TestClient(create_app(redis_client, clock=lambda: NOW)) as test_client:
+    app = create_app(redis_client, clock=lambda: NOW, patient_identifier_system=MRN_SYSTEM)
+    with TestClient(app) as test_client:
         yield test_client
 
 
@@ -36,17 +43,15 @@ def hook_request(patient_id: str = "ehr-123", **extra: Any) -> dict[str, Any]:
     }
 
 
-def prefetched_patient(*identifier_values: str) -> dict[str, Any]:
-    """prefetch with a FHIR Patient carrying these identifier values."""
-    return {
-        "patient": {
-            "resourceType": "Patient",
-            "id": "ehr-123",
-            "identifier": [
-                {"system": f"urn:oid:1.2.{i}", "value": v} for i, v in enumerate(identifier_values)
-            ],
-        }
-    }
+def patient(*identifiers: tuple[str, str], fhir_id: str = "ehr-123") -> dict[str, Any]:
+    """A FHIR Patient with these (system, value) identifiers."""
+    return {"resourceType": "Patient", "id": fhir_id,
+            "identifier": [{"system": system, "value": value} for system, value in identifiers]}
+
+
+def prefetched(*identifiers: tuple[str, str]) -> dict[str, Any]:
+    """prefetch holding a FHIR Patient with these (system, value) identifiers."""
+    return {"patient": patient(*identifiers)}
 
 
 def test_discovery(client: TestClient) -> None:
@@ -60,42 +65,133 @@ def test_discovery(client: TestClient) -> None:
 
 
 def test_no_result_gives_an_empty_card_list(client: TestClient) -> None:
-    response = client.post(SERVICE_URL, json=hook_request())
+    response = client.post(SERVICE_URL, json=hook_request(prefetch=prefetched((MRN_SYSTEM, "MRN-0042"))))
     assert response.status_code == 200
     assert response.json() == {"cards": []}
 
 
-def test_card_for_the_context_patient(
+def test_card_found_through_the_prefetched_patients_mrn(
     client: TestClient, redis_client: redis.Redis, view_factory: Callable[..., CdsView]
 ) -> None:
-    write_view(redis_client, view_factory(patient_id="ehr-123"))
-    response = client.post(SERVICE_URL, json=hook_request())
+    write_view(redis_client, view_factory(patient_id="MRN-0042", patient_system=MRN_SYSTEM))
+    body = hook_request(prefetch=prefetched(("urn:oid:2.16.840.1.113883.4.1", "SSN-x"), (MRN_SYSTEM, "MRN-0042")))
+    response = client.post(SERVICE_URL, json=body)
     assert response.status_code == 200
     assert "null" not in response.text
     (card,) = response.json()["cards"]
-    assert card["indicator"] == "critical"
-    assert card["summary"].startswith("DEMO")
+    assert card["summary"].startswith("DEMO") and "Pneumothorax" in card["summary"]
     assert uuid.UUID(card["uuid"])
-    assert "suggestions" not in card and "links" not in card
 
 
-def test_card_found_through_a_prefetched_patient_identifier(
+def test_the_fhir_id_is_never_taken_for_an_mrn(
     client: TestClient, redis_client: redis.Redis, view_factory: Callable[..., CdsView]
 ) -> None:
-    write_view(redis_client, view_factory(patient_id="MRN-0042"))
-    body = hook_request(prefetch=prefetched_patient("SSN-x", "MRN-0042"))
-    (card,) = client.post(SERVICE_URL, json=body).json()["cards"]
-    assert "Pneumothorax" in card["summary"]
+    write_view(redis_client, view_factory(patient_id="ehr-123", patient_system=MRN_SYSTEM))
+    body = hook_request(patient_id="ehr-123", prefetch=prefetched(("urn:oid:9.9.9", "other")))
+    assert client.post(SERVICE_URL, json=body).json() == {"cards": []}
 
 
-def test_the_most_recent_study_across_identifiers_wins(
+def test_the_same_mrn_value_in_another_system_is_another_patient(
     client: TestClient, redis_client: redis.Redis, view_factory: Callable[..., CdsView]
 ) -> None:
-    write_view(redis_client, view_factory(patient_id="ehr-123", study_date=date(2023, 1, 1), findings=[]))
-    write_view(redis_client, view_factory(patient_id="MRN-0042", study_date=date(2024, 3, 5)))
-    body = hook_request(prefetch=prefetched_patient("MRN-0042"))
+    write_view(redis_client, view_factory(patient_id="12345", patient_system=MRN_SYSTEM))
+    write_view(redis_client, view_factory(patient_id="12345", patient_system="urn:oid:9.9.9", findings=[],
+                                          study_date=date(2024, 4, 1), diagnostic_report_id="other-report"))
+    ours = client.post(SERVICE_URL, json=hook_request(prefetch=prefetched((MRN_SYSTEM, "12345")))).json()
+    theirs = client.post(SERVICE_URL, json=hook_request(prefetch=prefetched(("urn:oid:9.9.9", "12345")))).json()
+    no_system = client.post(SERVICE_URL, json=hook_request(prefetch={"patient": {
+        "resourceType": "Patient", "id": "x", "identifier": [{"value": "12345"}]}})).json()
+    assert [c["summary"] for c in ours["cards"]] and "Pneumothorax" in ours["cards"][0]["summary"]
+    assert theirs == {"cards": []} and no_system == {"cards": []}  # only the configured MRN system matches
+
+
+def test_the_most_recent_study_across_mrns_wins(
+    client: TestClient, redis_client: redis.Redis, view_factory: Callable[..., CdsView]
+) -> None:
+    write_view(redis_client, view_factory(patient_id="OLD-1", patient_system=MRN_SYSTEM,
+                                          study_date=date(2023, 1, 1), findings=[]))
+    write_view(redis_client, view_factory(patient_id="MRN-0042", patient_system=MRN_SYSTEM,
+                                          study_date=date(2024, 3, 5)))
+    body = hook_request(prefetch=prefetched((MRN_SYSTEM, "OLD-1"), (MRN_SYSTEM, "MRN-0042")))
     (card,) = client.post(SERVICE_URL, json=body).json()["cards"]
     assert "2024-03-05" in card["summary"]
+
+
+class EhrFhirServer:
+    """A stand-in for the EHR's FHIR server on loopback (the real one cannot run here): it checks the
+    bearer token and the path it is asked for, answers the Patient, or fails the way a server does.
+    """
+
+    def __init__(self, token: str, patient_json: dict[str, Any]) -> None:
+        self.token, self.patient_json, self.fail_with = token, patient_json, 0
+        self.requests: list[tuple[str, str]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                outer.requests.append((self.path, self.headers.get("Authorization", "")))
+                expected = f"/fhir/Patient/{outer.patient_json['id']}"
+                if outer.fail_with:
+                    status, body = outer.fail_with, b'{"resourceType": "OperationOutcome"}'
+                elif self.headers.get("Authorization") != f"Bearer {outer.token}":
+                    status, body = 401, b'{"resourceType": "OperationOutcome"}'
+                elif self.path != expected:
+                    status, body = 404, b'{"resourceType": "OperationOutcome"}'
+                else:
+                    status, body = 200, json.dumps(outer.patient_json).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                """Quiet: tokens must not reach any log."""
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def ehr() -> Iterator[EhrFhirServer]:
+    server = EhrFhirServer("secret-token", patient((MRN_SYSTEM, "MRN-0042"), fhir_id="ehr-123"))
+    yield server
+    server.close()
+
+
+def test_without_prefetch_the_patient_is_fetched_from_the_fhir_server(
+    client: TestClient, redis_client: redis.Redis, view_factory: Callable[..., CdsView], ehr: EhrFhirServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    write_view(redis_client, view_factory(patient_id="MRN-0042", patient_system=MRN_SYSTEM))
+    body = hook_request(fhirServer=ehr.url, fhirAuthorization={
+        "access_token": "secret-token", "token_type": "Bearer", "expires_in": 300, "scope": "patient/Patient.read",
+        "subject": "hilum"})
+    (card,) = client.post(SERVICE_URL, json=body).json()["cards"]
+    assert "Pneumothorax" in card["summary"]
+    assert ehr.requests == [("/fhir/Patient/ehr-123", "Bearer secret-token")]
+    assert "secret-token" not in caplog.text and not redis_client.keys("*token*")
+
+
+@pytest.mark.parametrize("failure", ["no-fhir-server", "401", "500", "unreachable"])
+def test_a_patient_that_cannot_be_had_is_412(client: TestClient, ehr: EhrFhirServer, failure: str) -> None:
+    auth = {"access_token": "wrong" if failure == "401" else "secret-token", "token_type": "Bearer",
+            "expires_in": 300, "scope": "patient/Patient.read", "subject": "hilum"}
+    body = hook_request(fhirServer=ehr.url, fhirAuthorization=auth)
+    if failure == "no-fhir-server":
+        body = hook_request()
+    elif failure == "500":
+        ehr.fail_with = 500
+    elif failure == "unreachable":
+        body["fhirServer"] = f"http://127.0.0.1:{free_port()}/fhir"
+    response = client.post(SERVICE_URL, json=body)
+    assert response.status_code == 412
+    assert "secret-token" not in response.text
 
 
 @pytest.mark.parametrize(

@@ -18,22 +18,25 @@ from hilum.common.reported_findings import (
     ReportedFinding,
 )
 
+MRN_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"
 
-def test_key_is_the_sha256_of_the_patient_id() -> None:
-    key = patient_key("MRN-0042")
-    assert key == KEY_PREFIX + hashlib.sha256(b"MRN-0042").hexdigest()
+
+def test_key_is_the_sha256_of_system_and_patient_id() -> None:
+    key = patient_key(MRN_SYSTEM, "MRN-0042")
+    assert key == KEY_PREFIX + hashlib.sha256(f"{MRN_SYSTEM}|MRN-0042".encode()).hexdigest()
     assert "MRN-0042" not in key
+    assert patient_key("urn:oid:9.9", "MRN-0042") != key  # the same value in another system: another patient
 
 
 def test_round_trip(redis_client: redis.Redis, view_factory: Callable[..., CdsView]) -> None:
     view = view_factory()
     assert write_view(redis_client, view) is True
-    assert read_latest(redis_client, "MRN-0042") == view
+    assert read_latest(redis_client, MRN_SYSTEM, "MRN-0042") == view
     assert all(b"MRN-0042" not in key for key in redis_client.keys("*"))
 
 
 def test_unknown_patient_has_no_view(redis_client: redis.Redis) -> None:
-    assert read_latest(redis_client, "nobody") is None
+    assert read_latest(redis_client, MRN_SYSTEM, "nobody") is None
 
 
 def test_late_report_of_an_older_study_does_not_replace_the_newer_study(
@@ -45,7 +48,7 @@ def test_late_report_of_an_older_study_does_not_replace_the_newer_study(
     )
     assert write_view(redis_client, newer) is True
     assert write_view(redis_client, older) is False
-    latest = read_latest(redis_client, "MRN-0042")
+    latest = read_latest(redis_client, MRN_SYSTEM, "MRN-0042")
     assert latest is not None and latest.study_instance_uid == "2.2"
 
 
@@ -54,7 +57,7 @@ def test_newer_study_replaces_the_older(
 ) -> None:
     write_view(redis_client, view_factory(study_instance_uid="1.1", study_date=date(2024, 1, 1)))
     write_view(redis_client, view_factory(study_instance_uid="2.2", study_date=date(2024, 3, 5)))
-    latest = read_latest(redis_client, "MRN-0042")
+    latest = read_latest(redis_client, MRN_SYSTEM, "MRN-0042")
     assert latest is not None and latest.study_instance_uid == "2.2"
 
 
@@ -67,7 +70,7 @@ def test_study_time_orders_studies_of_the_same_day(
     )
     write_view(redis_client, afternoon)
     assert write_view(redis_client, morning) is False
-    latest = read_latest(redis_client, "MRN-0042")
+    latest = read_latest(redis_client, MRN_SYSTEM, "MRN-0042")
     assert latest is not None and latest.study_instance_uid == "2.2"
 
 
@@ -77,14 +80,14 @@ def test_republishing_the_same_study_replaces_its_view(
     write_view(redis_client, view_factory(model_version="1.0.0"))
     later = view_factory(model_version="1.1.0", published_at=datetime(2024, 3, 6, tzinfo=UTC))
     assert write_view(redis_client, later) is True
-    latest = read_latest(redis_client, "MRN-0042")
+    latest = read_latest(redis_client, MRN_SYSTEM, "MRN-0042")
     assert latest is not None and latest.model_version == "1.1.0"
 
 
 def test_patients_do_not_share_views(redis_client: redis.Redis, view_factory: Callable[..., CdsView]) -> None:
     write_view(redis_client, view_factory(patient_id="A"))
     write_view(redis_client, view_factory(patient_id="B", study_instance_uid="9.9"))
-    a, b = read_latest(redis_client, "A"), read_latest(redis_client, "B")
+    a, b = read_latest(redis_client, MRN_SYSTEM, "A"), read_latest(redis_client, MRN_SYSTEM, "B")
     assert a is not None and b is not None
     assert (a.study_instance_uid, b.study_instance_uid) == ("1.2.826.0.1.3680043.8.498.1001", "9.9")
 
@@ -116,7 +119,7 @@ def test_a_view_stored_before_findings_had_a_status_reads_them_as_present(
     stored = view_factory().model_dump(mode="json")
     for finding in stored["findings"]:
         del finding["status"]
-    redis_client.hset(patient_key("MRN-0042"), mapping={"rank": "0", "view": json.dumps(stored)})
-    latest = read_latest(redis_client, "MRN-0042")
+    redis_client.hset(patient_key(MRN_SYSTEM, "MRN-0042"), mapping={"rank": "0", "view": json.dumps(stored)})
+    latest = read_latest(redis_client, MRN_SYSTEM, "MRN-0042")
     assert latest is not None
     assert [f.status for f in latest.findings] == [FindingStatus.PRESENT, FindingStatus.PRESENT]

@@ -204,7 +204,7 @@ def _outputs(comparison: messages_pb2.PriorComparison) -> Outputs:
     data = bundle_json(build_report_bundle(_study(UID), reported, draft, prior_study=prior, issued=ISSUED,
                                            patient_identifier_system="urn:oid:1.2.3"))
     assert validate_bundle(data) == []
-    view = cds_view_of(_study(UID), reported, draft, "report-1", ISSUED)
+    view = cds_view_of(_study(UID), reported, draft, "report-1", ISSUED, "urn:oid:1.2.3.4")
     per_finding = [s for s in draft.findings if len(s.finding_codes) == 1]
     observations = [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
     shown = [(f.code, f.change.value if f.change else None) for f in view.findings]

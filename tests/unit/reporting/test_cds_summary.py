@@ -17,6 +17,8 @@ C = messages_pb2.Change
 PUBLISHED = datetime(2025, 3, 2, 12, 0, tzinfo=UTC)
 PATIENT = PatientInfo(patient_id="P7", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
 
+MRN_SYSTEM = "urn:oid:1.2.3.4"
+
 
 def _study(started: datetime | None = datetime(2025, 3, 2, 10, 5)) -> StudyInfo:
     return StudyInfo(study_instance_uid="1.2.3", patient=PATIENT, started=started, accession_number="A1",
@@ -52,7 +54,7 @@ def _comparison(demo: bool = True) -> messages_pb2.PriorComparison:
 
 def test_view_carries_every_reported_finding_with_its_status_and_change() -> None:
     reported = reported_findings(_comparison())
-    view = cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED)
+    view = cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED, MRN_SYSTEM)
     assert [(f.code, f.status, f.change) for f in view.findings] == [
         ("pneumothorax", FindingStatus.PRESENT, ChangeSincePrior.NEW),
         ("effusion", FindingStatus.UNCERTAIN, ChangeSincePrior.NOT_COMPARED),
@@ -65,7 +67,7 @@ def test_view_carries_every_reported_finding_with_its_status_and_change() -> Non
 def test_view_names_the_patient_study_model_and_report() -> None:
     reported = reported_findings(_comparison())
     draft = draft_report(reported)
-    view = cds_view_of(_study(), reported, draft, "report-1", PUBLISHED)
+    view = cds_view_of(_study(), reported, draft, "report-1", PUBLISHED, MRN_SYSTEM)
     assert (view.patient_id, view.study_instance_uid) == ("P7", "1.2.3")
     assert (view.study_date, view.study_time) == (date(2025, 3, 2), time(10, 5))
     assert view.impression == impression_text(draft)
@@ -75,12 +77,12 @@ def test_view_names_the_patient_study_model_and_report() -> None:
 
 def test_validated_weights_are_not_demo() -> None:
     reported = reported_findings(_comparison(demo=False))
-    assert not cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED).demo_weights
+    assert not cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED, MRN_SYSTEM).demo_weights
 
 
 def test_a_study_without_start_is_dated_by_publication() -> None:
     reported = reported_findings(_comparison())
-    view = cds_view_of(_study(started=None), reported, draft_report(reported), "report-1", PUBLISHED)
+    view = cds_view_of(_study(started=None), reported, draft_report(reported), "report-1", PUBLISHED, MRN_SYSTEM)
     assert (view.study_date, view.study_time) == (date(2025, 3, 2), None)
 
 
@@ -89,4 +91,4 @@ def test_findings_of_another_study_are_refused() -> None:
     comparison.current.study.study_instance_uid = "9.9"
     reported = reported_findings(comparison)
     with pytest.raises(ValueError, match="not 1.2.3"):
-        cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED)
+        cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED, MRN_SYSTEM)

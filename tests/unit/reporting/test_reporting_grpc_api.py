@@ -81,7 +81,7 @@ def test_draft_returns_the_draft_and_writes_nothing(
     assert "Pneumothorax" in draft.text
     assert len(draft.findings) > 0
     assert not out_dir.exists()
-    assert read_latest(redis_client, "RG7") is None and redis_client.dbsize() == 0
+    assert read_latest(redis_client, "urn:oid:1.2.3", "RG7") is None and redis_client.dbsize() == 0
     with sqlite_sessions() as session:
         assert results.count_reports(session, "41.1") == 0
         row = studies.get_study(session, "41.1")
@@ -109,7 +109,7 @@ def test_publish_twice_publishes_once(
     # The last stage hands nothing on: Redis holds only the CDS view.
     assert _no_queue_holds_work(redis_client)
     assert redis_client.dbsize() == len(list(redis_client.scan_iter(match=KEY_PREFIX + "*")))
-    assert read_latest(redis_client, "RG7") is not None
+    assert read_latest(redis_client, "urn:oid:1.2.3", "RG7") is not None
 
 
 def test_publish_of_an_unknown_study_is_failed_precondition(

@@ -52,7 +52,7 @@ def test_publish_writes_bundle_row_and_cds_view_once(sqlite_sessions: sessionmak
     assert first.status == messages_pb2.PublishStatus.PUBLISH_STATUS_PUBLISHED
     bundle = json.loads(Path(first.bundle_path).read_text())
     assert validate_bundle(bundle) == []
-    view = read_latest(redis_client, "P7")
+    view = read_latest(redis_client, "urn:oid:1.2.3.4", "P7")
     assert view is not None and view.diagnostic_report_id == first.diagnostic_report_id and view.demo_weights
     assert [f.code for f in view.findings] == ["pneumothorax"]
 
@@ -70,4 +70,4 @@ def test_draft_stores_nothing(sqlite_sessions: sessionmaker[Session], tmp_path: 
     _stored_study(sqlite_sessions, "7.2")
     draft = _reporting(sqlite_sessions, tmp_path, redis_client).draft(_comparison("7.2"))
     assert "Pneumothorax" in draft.text
-    assert not (tmp_path / "out").exists() and read_latest(redis_client, "P7") is None
+    assert not (tmp_path / "out").exists() and read_latest(redis_client, "urn:oid:1.2.3.4", "P7") is None
