@@ -126,6 +126,9 @@ def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, ses
         say(f"    - {sentence.text}")
     say("  Impression: " + " ".join(s.text for s in draft.impression))
     say(f"  FHIR bundle: {result.bundle_path}")
-    for card in patient_view_cards(cds_url, study.patient.patient_id, mrn_system):
+    cards = patient_view_cards(cds_url, study.patient.patient_id, mrn_system)
+    for card in cards:
         say(f"  CDS card for the patient's latest study [{card.get('indicator')}]: {card.get('summary')}")
+    if not cards:  # e.g. reported before CDS views were keyed by MRN system: `hilum demo --fresh` rebuilds them
+        say("  CDS: no card for this patient (run `hilum demo --fresh` to publish the results again)")
     return 0
