@@ -62,12 +62,16 @@ class Card(BaseModel):
 
 
 def indicator_for(view: CdsView) -> Indicator:
-    """critical: a present pneumothorax not known from the prior, or a view flagged critical; warning: other
-    present findings; info: none present (uncertain and resolved findings alone raise no alarm)."""
+    """critical: a present pneumothorax not known from the prior, or a view flagged critical, from a validated
+    model only (demo weights never raise a critical alarm); warning: other present findings; info: none
+    present (uncertain and resolved findings alone raise no alarm)."""
     present = [f for f in view.findings if f.status == FindingStatus.PRESENT]
-    if view.critical or any(f.code in CRITICAL_CODES and f.change != ChangeSincePrior.UNCHANGED for f in present):
+    alarming = view.critical or any(
+        f.code in CRITICAL_CODES and f.change != ChangeSincePrior.UNCHANGED for f in present
+    )
+    if alarming and not view.demo_weights:
         return Indicator.CRITICAL
-    return Indicator.WARNING if present else Indicator.INFO
+    return Indicator.WARNING if present or alarming else Indicator.INFO
 
 
 def card_uuid(view: CdsView) -> str:

@@ -64,8 +64,14 @@ def test_validated_card_has_no_demo_wording(view_factory: Callable[..., CdsView]
     assert "DEMO" not in card["summary"] + card["detail"] + card["source"]["label"]
 
 
-def test_pneumothorax_is_critical(view_factory: Callable[..., CdsView]) -> None:
-    assert card_json(view_factory())["indicator"] == "critical"
+def test_a_new_pneumothorax_from_a_validated_model_is_critical(view_factory: Callable[..., CdsView]) -> None:
+    assert card_json(view_factory(demo_weights=False, model_version="1.0.0"))["indicator"] == "critical"
+
+
+def test_demo_weights_never_raise_a_critical_card(view_factory: Callable[..., CdsView]) -> None:
+    assert card_json(view_factory())["indicator"] == "warning"
+    flagged = view_factory(critical=True, findings=[])
+    assert card_json(flagged)["indicator"] == "warning"
 
 
 def test_pneumothorax_already_on_the_prior_is_a_warning(view_factory: Callable[..., CdsView]) -> None:
@@ -88,7 +94,8 @@ def test_other_findings_are_warnings(view_factory: Callable[..., CdsView]) -> No
 
 def test_critical_flag_is_honoured(view_factory: Callable[..., CdsView]) -> None:
     view = view_factory(
-        critical=True, findings=[CdsFinding(code="effusion", display="Effusion", probability=0.7)]
+        critical=True, demo_weights=False, model_version="1.0.0",
+        findings=[CdsFinding(code="effusion", display="Effusion", probability=0.7)],
     )
     assert card_json(view)["indicator"] == "critical"
 
