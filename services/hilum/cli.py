@@ -89,7 +89,9 @@ def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
         configure_logging("cds")
         # The same HTTP service carries the STOW-RS door (/dicomweb/studies).
         app = create_app(open_redis(settings), ingestion=build(settings),
-                         patient_identifier_system=settings.fhir.patient_identifier_system)
+                         patient_identifier_system=settings.fhir.patient_identifier_system,
+                         trusted_issuers=settings.cds.trusted_issuers, public_url=settings.cds.base_url,
+                         clock_skew_s=settings.cds.clock_skew_s)
         uvicorn.run(app, host=settings.cds.host,
                     port=settings.cds.port, log_config=None)
         return 0

@@ -28,6 +28,7 @@ from hilum.common.polling import wait_until
 from hilum.common.queue import Stage, create_celery_app, enqueue
 from hilum.common.settings import settings_env
 from hilum.ingestion.client import IngestionClient
+from hilum.runtime.local_issuer import LocalIssuer
 from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.dicom_files import write_sample_studies
@@ -43,12 +44,20 @@ DEMO = "DEMO WEIGHTS — NOT FOR CLINICAL USE"
 
 
 @pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    """The EHR's JWT issuer, trusted by the stack's CDS Hooks service."""
+    with LocalIssuer() as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: str,
-          demo_model_repository: Path) -> Iterator[EmbeddedStack]:
+          demo_model_repository: Path, issuer: LocalIssuer) -> Iterator[EmbeddedStack]:
     """The embedded stack on free ports, over PostgreSQL, with the demo-weights model repository."""
     root = tmp_path_factory.mktemp("stack")
     database = new_database(postgres_server)
     settings = loopback_settings(root, demo_model_repository, REPO_ROOT / ".venv-triton", database)
+    settings.cds.trusted_issuers = [issuer.trusted_issuer]
     upgrade_database(settings.database_url)
     with EmbeddedStack(settings) as running:
         yield running
@@ -119,10 +128,15 @@ def test_the_prior_study_is_referenced(processed: dict[str, ingestion_pb2.StudyS
 
 
 def test_patient_view_returns_demo_cards(stack: EmbeddedStack, processed: dict[str, ingestion_pb2.StudyStatus],
-                                        samples: list[Path]) -> None:
+                                        samples: list[Path], issuer: LocalIssuer) -> None:
     discovery = httpx.get(f"{stack.cds_url}/cds-services").json()
     service = next(s for s in discovery["services"] if s["hook"] == "patient-view")
     mrn_system = stack.settings.fhir.patient_identifier_system
+    url = f"{stack.cds_url}/cds-services/{service['id']}"
+
+    def signed() -> dict[str, str]:
+        """A fresh bearer JWT per call, as the EHR sends (a jti is single-use)."""
+        return {"Authorization": f"Bearer {issuer.token(url)}"}
 
     def request(fhir_id: str, mrn: str) -> dict[str, object]:
         """patient-view as an EHR sends it: its own Patient id, the Patient (with the MRN) prefetched."""
@@ -133,7 +147,7 @@ def test_patient_view_returns_demo_cards(stack: EmbeddedStack, processed: dict[s
 
     for header in _headers(samples):
         body = request("ehr-1", header.PatientID)
-        response = httpx.post(f"{stack.cds_url}/cds-services/{service['id']}", json=body)
+        response = httpx.post(url, json=body, headers=signed())
         assert response.status_code == 200
         cards = response.json()["cards"]
         assert len(cards) == 1
@@ -143,10 +157,12 @@ def test_patient_view_returns_demo_cards(stack: EmbeddedStack, processed: dict[s
         assert card["indicator"] in {"info", "warning"}  # demo weights never raise a critical card
         assert card["source"]["label"]
     unknown = request("ehr-2", "no-such-patient")
-    assert httpx.post(f"{stack.cds_url}/cds-services/{service['id']}", json=unknown).json() == {"cards": []}
+    assert httpx.post(url, json=unknown, headers=signed()).json() == {"cards": []}
     without_patient = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
                        "context": {"userId": "Practitioner/1", "patientId": "ehr-3"}}
-    assert httpx.post(f"{stack.cds_url}/cds-services/{service['id']}", json=without_patient).status_code == 412
+    assert httpx.post(url, json=without_patient, headers=signed()).status_code == 412
+    unsigned = httpx.post(url, json=unknown)
+    assert unsigned.status_code == 401 and unsigned.json() == {"error": "unauthorized"}
 
 
 def test_same_study_twice_yields_one_report(stack: EmbeddedStack, client: IngestionClient,

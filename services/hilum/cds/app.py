@@ -7,7 +7,7 @@ to the EHR's fhirServer, for a Patient the EHR did not prefetch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 from urllib.parse import quote
@@ -21,9 +21,10 @@ from fastapi.responses import JSONResponse
 from fhir.resources.R4B.patient import Patient
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hilum.cds.auth import JwtVerifier, Unauthorized, authorize, unauthorized_response
 from hilum.cds.cards import Card, CdsCoding, patient_view_cards
 from hilum.common.cds_view import CdsView, read_latest
-from hilum.common.settings import FhirSection
+from hilum.common.settings import CdsSection, FhirSection, TrustedIssuer
 
 if TYPE_CHECKING:
     from hilum.ingestion.service import Ingestion
@@ -193,10 +194,6 @@ DISCOVERY = Discovery(
 )
 
 
-def authorize(request: Request) -> None:
-    """Allows every request for now: JWT verification lands with the CDS security work."""
-
-
 def _cache(request: Request) -> redis.Redis:
     """The Redis client holding precomputed views and feedback."""
     return cast(redis.Redis, request.app.state.redis)
@@ -236,7 +233,8 @@ def store_feedback(client: redis.Redis, body: FeedbackRequest, received_at: date
     return len(records)
 
 
-router = APIRouter(dependencies=[Depends(authorize)])
+router = APIRouter()
+Authorized = [Depends(authorize)]  # every service call and feedback; discovery stays open, as CDS Hooks says
 
 
 @router.get("/cds-services", response_model=Discovery, response_model_exclude_none=True)
@@ -246,7 +244,9 @@ def discovery() -> Discovery:
 
 
 @router.post(f"/cds-services/{SERVICE_ID}", response_model=CdsResponse, response_model_exclude_none=True,
-             responses={412: {"description": "the Patient was neither prefetched nor fetchable from fhirServer"}})
+             dependencies=Authorized,
+             responses={401: {"description": "the call's JWT was missing or refused"},
+                        412: {"description": "the Patient was neither prefetched nor fetchable from fhirServer"}})
 def patient_view(body: PatientViewRequest, cache: Cache, system: MrnSystem) -> CdsResponse | JSONResponse:
     """Cards for the patient's latest chest radiograph result (none when Hilum has none).
 
@@ -261,7 +261,8 @@ def patient_view(body: PatientViewRequest, cache: Cache, system: MrnSystem) -> C
     return CdsResponse(cards=patient_view_cards(latest_view(cache, system, mrns(patient, system))))
 
 
-@router.post(f"/cds-services/{SERVICE_ID}/feedback", response_model=FeedbackAck)
+@router.post(f"/cds-services/{SERVICE_ID}/feedback", response_model=FeedbackAck, dependencies=Authorized,
+             responses={401: {"description": "the call's JWT was missing or refused"}})
 def feedback(body: FeedbackRequest, cache: Cache, now: Now) -> FeedbackAck:
     """Store card feedback for drift monitoring."""
     return FeedbackAck(stored=store_feedback(cache, body, now))
@@ -280,15 +281,22 @@ async def _bad_request(request: Request, error: Exception) -> JSONResponse:
 def create_app(
     redis_client: redis.Redis, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ingestion: Ingestion | None = None, patient_identifier_system: str = FhirSection().patient_identifier_system,
+    trusted_issuers: Sequence[TrustedIssuer] = (), public_url: str = CdsSection().base_url,
+    clock_skew_s: int = CdsSection().clock_skew_s,
 ) -> FastAPI:
     """The CDS Hooks application reading views from (and writing feedback to) `redis_client`; given
     `ingestion`, it also serves the STOW-RS door under /dicomweb (hilum.ingestion.stow).
+
+    Service calls and feedback need a JWT from one of `trusted_issuers` (none: every call is refused) whose
+    aud is `public_url` + "/cds-services/" + the service id; used jtis are kept in `redis_client`.
     """
     app = FastAPI(title="Hilum CDS Hooks", version="2.0")
     app.state.redis = redis_client
     app.state.clock = clock
     app.state.patient_identifier_system = patient_identifier_system
+    app.state.jwt_verifier = JwtVerifier(trusted_issuers, public_url, redis_client, clock_skew_s=clock_skew_s)
     app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(Unauthorized, unauthorized_response)
     app.include_router(router)
     if ingestion is not None:  # imported only then: the CDS Hooks service alone needs no DICOM code
         from hilum.ingestion.stow import DICOMWEB_PREFIX, stow_router

@@ -84,11 +84,29 @@ class QueueSection(BaseModel):
     prior_wait_s: int = 300
 
 
+class TrustedIssuer(BaseModel):
+    """An EHR allowed to call the CDS services: its JWT `iss` and the one JWKS URL its keys are read from."""
+
+    iss: str
+    jku: str
+
+
 class CdsSection(BaseModel):
-    """The CDS Hooks HTTP service."""
+    """The CDS Hooks HTTP service and whom it trusts (HILUM_CDS__TRUSTED_ISSUERS: a JSON list of
+    {"iss", "jku"}; none trusted: every service call is refused).
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
+    trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    # The base URL the EHR calls (behind a proxy, its public address); JWT `aud` is checked against it.
+    public_url: str = ""
+    clock_skew_s: int = 60
+
+    @property
+    def base_url(self) -> str:
+        """public_url, else http://{host}:{port}; without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 class FhirSection(BaseModel):

@@ -16,6 +16,7 @@ from hilum.common.settings import HilumSettings
 from hilum.common.wording import DEMO_NOTICE
 from hilum.ingestion.client import IngestionClient, rejection_line
 from hilum.runtime.endpoints import endpoints_path
+from hilum.runtime.local_issuer import LocalIssuer
 from hilum.runtime.stack import preflight
 from hilum.runtime.up import StopSignals, door_lines, prepare_stack, running_stack, say_now, supervise
 from hilum.samples.dicom_files import write_sample_studies
@@ -24,6 +25,7 @@ from hilum.v1 import ingestion_pb2
 
 Print = Callable[[str], None]
 PATIENT_VIEW = "hilum-cxr-patient-view"
+DEMO_ISSUER = "https://ehr.demo.hilum.local"
 
 
 def prepare(settings: HilumSettings, fresh: bool, say: Print) -> list[Path]:
@@ -37,9 +39,9 @@ def prepare(settings: HilumSettings, fresh: bool, say: Print) -> list[Path]:
     return [*files, *sorted(rejectable.values())]
 
 
-def patient_view_cards(cds_url: str, patient_id: str, mrn_system: str) -> list[dict[str, object]]:
+def patient_view_cards(cds_url: str, patient_id: str, mrn_system: str, token: str) -> list[dict[str, object]]:
     """The cards an EHR would get for this patient on opening the chart: it prefetches its Patient, whose MRN
-    (system and value) is the DICOM PatientID.
+    (system and value) is the DICOM PatientID, and signs the call with `token` (a CDS Hooks bearer JWT).
     """
     fhir_id = "demo-" + uuid.uuid5(uuid.NAMESPACE_URL, f"{mrn_system}|{patient_id}").hex[:12]
     body = {
@@ -49,10 +51,17 @@ def patient_view_cards(cds_url: str, patient_id: str, mrn_system: str) -> list[d
         "prefetch": {"patient": {"resourceType": "Patient", "id": fhir_id,
                                  "identifier": [{"system": mrn_system, "value": patient_id}]}},
     }
-    response = httpx.post(f"{cds_url}/cds-services/{PATIENT_VIEW}", json=body, timeout=10.0)
+    response = httpx.post(f"{cds_url}/cds-services/{PATIENT_VIEW}", json=body, timeout=10.0,
+                          headers={"Authorization": f"Bearer {token}"})
     response.raise_for_status()
     cards: list[dict[str, object]] = response.json()["cards"]
     return cards
+
+
+def _trusting(settings: HilumSettings, issuer: LocalIssuer) -> HilumSettings:
+    """`settings`, now also trusting `issuer`'s CDS Hooks JWTs."""
+    settings.cds.trusted_issuers = [*settings.cds.trusted_issuers, issuer.trusted_issuer]
+    return settings
 
 
 def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = False,
@@ -69,7 +78,10 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
     files = prepare(settings, fresh, say)
     output_dir = settings.storage.output_dir.resolve()
     failures = 0
-    with StopSignals() as stop, running_stack(settings, stop) as stack:
+    # The demo plays the EHR, with its own JWT issuer; it is trusted before the stack starts, as the stack's
+    # processes read their settings once, from the environment.
+    with LocalIssuer(iss=DEMO_ISSUER) as issuer, StopSignals() as stop, \
+            running_stack(_trusting(settings, issuer), stop) as stack:
         say("Stack up: Redis, Triton, ingestion/inference/priors/reporting (gRPC + worker), the assembler, the "
             "DICOM Storage SCP, CDS Hooks and STOW-RS; its doors are in "
             f"{endpoints_path(settings.storage.data_dir)}.")
@@ -91,8 +103,9 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
             statuses = client.wait_for(uids, check=still_running)
         sessions = open_sessions(settings)
         for number, uid in enumerate(uids, start=1):
+            token = issuer.token(f"{settings.cds.base_url}/cds-services/{PATIENT_VIEW}")
             failures += _print_study(number, len(uids), statuses[uid], sessions, stack.cds_url,
-                                     settings.fhir.patient_identifier_system, say)
+                                     settings.fhir.patient_identifier_system, token, say)
         if keep_running:
             say("\nStack left running (SIGTERM or Ctrl-C stops it):")
             for line in door_lines(stack):
@@ -105,8 +118,8 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
 
 
 def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, sessions: sessionmaker[Session],
-                 cds_url: str, mrn_system: str, say: Print) -> int:
-    """One study's block of the summary; returns 1 if it failed."""
+                 cds_url: str, mrn_system: str, token: str, say: Print) -> int:
+    """One study's block of the summary (its CDS call signed with `token`); returns 1 if it failed."""
     with sessions() as session:
         study = studies.require_study_info(session, status.study_instance_uid)
     date = study.started.date().isoformat() if study.started else "unknown date"
@@ -126,7 +139,7 @@ def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, ses
         say(f"    - {sentence.text}")
     say("  Impression: " + " ".join(s.text for s in draft.impression))
     say(f"  FHIR bundle: {result.bundle_path}")
-    cards = patient_view_cards(cds_url, study.patient.patient_id, mrn_system)
+    cards = patient_view_cards(cds_url, study.patient.patient_id, mrn_system, token)
     for card in cards:
         say(f"  CDS card for the patient's latest study [{card.get('indicator')}]: {card.get('summary')}")
     if not cards:  # e.g. reported before CDS views were keyed by MRN system: `hilum demo --fresh` rebuilds them

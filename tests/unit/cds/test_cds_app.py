@@ -2,34 +2,67 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import http.server
 import json
+import logging
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
+import httpx
+import jwt
 import pytest
 import redis
-from fastapi import HTTPException
+from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
-from hilum.cds.app import FEEDBACK_KEY, SERVICE_ID, authorize, create_app
+from hilum.cds.app import FEEDBACK_KEY, SERVICE_ID, create_app
 from hilum.common.cds_view import CdsView, write_view
+from hilum.runtime.local_issuer import LocalIssuer
 from hilum.runtime.ports import free_port
 
 SERVICE_URL = f"/cds-services/{SERVICE_ID}"
+PUBLIC_URL = "http://testserver"  # TestClient's base URL: the address this EHR calls
+AUDIENCE = f"{PUBLIC_URL}{SERVICE_URL}"
 NOW = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
 
 
 MRN_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"  # the system DICOM PatientIDs belong to, as configured
 
 
+class SignedByEhr(httpx.Auth):
+    """Signs each CDS service or feedback call as the EHR does (aud: the service's URL); discovery goes
+    unsigned, and a request that already has an Authorization header is left as it is.
+    """
+
+    def __init__(self, issuer: LocalIssuer) -> None:
+        self.issuer = issuer
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        path = request.url.path.removesuffix("/feedback")
+        if "Authorization" not in request.headers and path != "/cds-services":
+            request.headers["Authorization"] = f"Bearer {self.issuer.token(f'{PUBLIC_URL}{path}')}"
+        yield request
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    with LocalIssuer(rs384=True) as local:
+        yield local
+
+
 @pytest.fixture
-def client(redis_client: redis.Redis) -> Iterator[TestClient]:
-    app = create_app(redis_client, clock=lambda: NOW, patient_identifier_system=MRN_SYSTEM)
+def client(redis_client: redis.Redis, issuer: LocalIssuer) -> Iterator[TestClient]:
+    app = create_app(redis_client, clock=lambda: NOW, patient_identifier_system=MRN_SYSTEM,
+                     trusted_issuers=[issuer.trusted_issuer], public_url=PUBLIC_URL)
     with TestClient(app) as test_client:
+        test_client.auth = SignedByEhr(issuer)
         yield test_client
 
 
@@ -287,12 +320,146 @@ def test_bad_feedback_is_400_and_nothing_is_stored(
     assert redis_client.llen(FEEDBACK_KEY) == 0
 
 
-def test_authorize_guards_every_route(redis_client: redis.Redis) -> None:
-    def deny() -> None:
-        raise HTTPException(status_code=401, detail="unauthorized")
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
-    app = create_app(redis_client)
-    app.dependency_overrides[authorize] = deny
-    with TestClient(app) as denied:
-        assert denied.get("/cds-services").status_code == 401
-        assert denied.post(SERVICE_URL, json=hook_request()).status_code == 401
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def claims(issuer: LocalIssuer, **overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": issuer.iss, "aud": AUDIENCE, "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex, **overrides}
+
+
+def alg_none(issuer: LocalIssuer) -> str:
+    header = {"alg": "none", "typ": "JWT", "kid": issuer.kid(), "jku": issuer.jku}
+    return f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims(issuer)).encode())}."
+
+
+def hs256_with_the_public_key(issuer: LocalIssuer) -> str:
+    """The algorithm-confusion attack: HMAC keyed with the issuer's published public key."""
+    public = issuer.private_key().public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    header = {"alg": "HS256", "typ": "JWT", "kid": issuer.kid(), "jku": issuer.jku}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims(issuer)).encode())}"
+    signature = hmac.new(public, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def rs256(issuer: LocalIssuer) -> str:
+    return jwt.encode(claims(issuer), issuer.private_key("RS384"), algorithm="RS256",
+                      headers={"kid": issuer.kid("RS384"), "jku": issuer.jku})
+
+
+def another_issuers_key(issuer: LocalIssuer) -> str:
+    """Claims and header of the trusted issuer, signature from a key it never published."""
+    return LocalIssuer(iss=issuer.iss).token(AUDIENCE, headers={"kid": issuer.kid(), "jku": issuer.jku})
+
+
+def now() -> int:
+    return int(time.time())
+
+
+REFUSED: dict[str, Callable[[LocalIssuer], str]] = {
+    "malformed": lambda issuer: "not.a.jwt",
+    "alg none": alg_none,
+    "HS256 keyed with the public key": hs256_with_the_public_key,
+    "RS256": rs256,
+    "wrong aud": lambda issuer: issuer.token(f"{PUBLIC_URL}/cds-services/another-service"),
+    "aud of another host": lambda issuer: issuer.token(f"https://elsewhere.example{SERVICE_URL}"),
+    "expired": lambda issuer: issuer.token(AUDIENCE, iat=now() - 7200, exp=now() - 3600),
+    "iat in the future": lambda issuer: issuer.token(AUDIENCE, iat=now() + 3600, exp=now() + 3900),
+    "no exp": lambda issuer: issuer.token(AUDIENCE, exp=None),
+    "no iat": lambda issuer: issuer.token(AUDIENCE, iat=None),
+    "no jti": lambda issuer: issuer.token(AUDIENCE, jti=None),
+    "no kid": lambda issuer: issuer.token(AUDIENCE, headers={"kid": None}),
+    "unknown iss": lambda issuer: issuer.token(AUDIENCE, iss="https://ehr.untrusted.example"),
+    "jku not the listed one": lambda issuer: issuer.token(
+        AUDIENCE, headers={"jku": f"http://127.0.0.1:{free_port()}/jwks.json"}),
+    "another issuer's key": another_issuers_key,
+}
+
+
+# The reason each is refused, as logged (the response says only "unauthorized").
+REASONS = {"malformed": "malformed", "alg none": "bad_alg", "HS256 keyed with the public key": "bad_alg",
+           "RS256": "bad_alg", "wrong aud": "bad_aud", "aud of another host": "bad_aud", "expired": "expired",
+           "iat in the future": "not_yet_valid", "no exp": "missing_claim", "no iat": "missing_claim",
+           "no jti": "missing_claim", "no kid": "no_kid", "unknown iss": "untrusted_iss",
+           "jku not the listed one": "bad_jku", "another issuer's key": "bad_signature"}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+@pytest.mark.parametrize("path", [SERVICE_URL, f"{SERVICE_URL}/feedback"])
+def test_a_refused_jwt_is_401_without_detail(client: TestClient, issuer: LocalIssuer, case: str, path: str,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    token = REFUSED[case](issuer)
+    with caplog.at_level(logging.INFO):
+        response = client.post(path, json=hook_request(), headers=bearer(token))
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized"}
+    assert token not in caplog.text and f"CDS Hooks call refused ({REASONS[case]})" in caplog.text
+
+
+@pytest.mark.parametrize("path", [SERVICE_URL, f"{SERVICE_URL}/feedback"])
+def test_a_call_without_a_token_is_401(client: TestClient, path: str) -> None:
+    response = client.post(path, json=hook_request(), auth=None)
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized"}
+    assert client.post(path, json=hook_request(), headers={"Authorization": "Basic dXNlcjpwYXNz"}).status_code == 401
+
+
+def test_discovery_needs_no_token(client: TestClient) -> None:
+    assert client.get("/cds-services", auth=None).status_code == 200
+
+
+@pytest.mark.parametrize("alg", ["ES384", "RS384"])
+def test_a_valid_jwt_is_accepted(client: TestClient, issuer: LocalIssuer, alg: str) -> None:
+    body = hook_request(prefetch=prefetched((MRN_SYSTEM, "MRN-0042")))
+    response = client.post(SERVICE_URL, json=body, headers=bearer(issuer.token(AUDIENCE, alg=alg)))
+    assert response.status_code == 200
+
+
+def test_an_aud_list_holding_the_service_url_is_accepted(client: TestClient, issuer: LocalIssuer) -> None:
+    token = issuer.token(AUDIENCE, aud=[AUDIENCE, "https://other.example/cds-services/x"])
+    body = hook_request(prefetch=prefetched((MRN_SYSTEM, "MRN-0042")))
+    assert client.post(SERVICE_URL, json=body, headers=bearer(token)).status_code == 200
+
+
+def test_a_replayed_jti_is_refused(client: TestClient, issuer: LocalIssuer, redis_client: redis.Redis) -> None:
+    token = issuer.token(AUDIENCE)
+    body = hook_request(prefetch=prefetched((MRN_SYSTEM, "MRN-0042")))
+    assert client.post(SERVICE_URL, json=body, headers=bearer(token)).status_code == 200
+    replay = client.post(SERVICE_URL, json=body, headers=bearer(token))
+    assert replay.status_code == 401 and replay.json() == {"error": "unauthorized"}
+    (key,) = redis_client.keys("hilum:cds:jti:*")
+    assert 0 < redis_client.ttl(key) <= 300 + 60
+
+
+def test_an_unknown_kid_refreshes_the_jwks_once(client: TestClient, issuer: LocalIssuer) -> None:
+    body = hook_request(prefetch=prefetched((MRN_SYSTEM, "MRN-0042")))
+    assert client.post(SERVICE_URL, json=body).status_code == 200  # the JWKS is cached from here on
+    before = issuer.jwks_requests
+    assert client.post(SERVICE_URL, json=body).status_code == 200
+    assert issuer.jwks_requests == before
+    response = client.post(SERVICE_URL, json=body, headers=bearer(issuer.token(AUDIENCE, headers={"kid": "gone"})))
+    assert response.status_code == 401 and response.json() == {"error": "unauthorized"}
+    assert issuer.jwks_requests == before + 1
+
+
+def test_keys_come_only_from_the_listed_jku(redis_client: redis.Redis, issuer: LocalIssuer) -> None:
+    with LocalIssuer(iss=issuer.iss) as impostor:
+        app = create_app(redis_client, trusted_issuers=[issuer.trusted_issuer], public_url=PUBLIC_URL)
+        with TestClient(app) as test_client:
+            response = test_client.post(SERVICE_URL, json=hook_request(), headers=bearer(impostor.token(AUDIENCE)))
+        assert response.status_code == 401
+        assert impostor.jwks_requests == 0
+
+
+def test_without_trusted_issuers_every_call_is_refused(redis_client: redis.Redis, issuer: LocalIssuer) -> None:
+    with TestClient(create_app(redis_client, public_url=PUBLIC_URL)) as untrusting:
+        assert untrusting.get("/cds-services").status_code == 200
+        for path in (SERVICE_URL, f"{SERVICE_URL}/feedback"):
+            response = untrusting.post(path, json=hook_request(), headers=bearer(issuer.token(AUDIENCE)))
+            assert response.status_code == 401

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from hilum.common.settings import HilumSettings, settings_env
+from hilum.common.settings import HilumSettings, TrustedIssuer, settings_env
 
 
 def test_environment_overrides_nested_sections(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,6 +31,26 @@ def test_settings_survive_the_trip_through_a_child_environment(monkeypatch: pyte
     for key, value in settings_env(original).items():
         monkeypatch.setenv(key, value)
     assert HilumSettings() == original
+
+
+def test_trusted_issuers_survive_the_trip_through_a_child_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = HilumSettings()
+    settings.cds.trusted_issuers = [TrustedIssuer(iss="https://ehr.example.org", jku="https://ehr.example.org/jwks")]
+    settings.cds.public_url = "https://cds.example.org"
+    env = settings_env(settings)
+    assert json.loads(env["HILUM_CDS__TRUSTED_ISSUERS"]) == [
+        {"iss": "https://ehr.example.org", "jku": "https://ehr.example.org/jwks"}]
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    child = HilumSettings()
+    assert child.cds.trusted_issuers == settings.cds.trusted_issuers
+    assert child.cds.base_url == "https://cds.example.org"
+
+
+def test_cds_base_url_defaults_to_host_and_port() -> None:
+    settings = HilumSettings()
+    assert settings.cds.trusted_issuers == [] and settings.cds.clock_skew_s == 60
+    assert settings.cds.base_url == f"http://{settings.cds.host}:{settings.cds.port}"
 
 
 def test_sqlite_is_the_default_database(tmp_path: Path) -> None:

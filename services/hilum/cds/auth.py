@@ -1,0 +1,187 @@
+"""JWT verification of CDS Hooks service calls and feedback (CDS Hooks 2.0, "Trusting CDS Clients").
+
+Every call carries `Authorization: Bearer <JWT>` signed by the EHR (RS384 or ES384). The issuer must be
+configured as trusted, and its keys are read only from the JWKS URL configured for it, never from a URL a
+token names. A refused call gets 401 and nothing more; the reason goes to the log as a short code, never
+the token or its claims.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+import httpx
+import jwt
+import redis
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from hilum.common.settings import TrustedIssuer
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = frozenset({"RS384", "ES384"})
+JTI_KEY_PREFIX = "hilum:cds:jti:"
+SERVICES_SEGMENT = "cds-services"
+
+
+class Unauthorized(Exception):
+    """A call that is refused; `code` is a short reason for the log (e.g. "bad_aud"), never a claim value."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class JwksCache:
+    """Public keys by kid, per JWKS URL; a URL is fetched again (once per call) when a kid is unknown."""
+
+    def __init__(self, timeout_s: float = 5.0) -> None:
+        self.timeout_s = timeout_s
+        self._keys: dict[str, dict[str, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _fetch(self, jku: str) -> dict[str, dict[str, Any]]:
+        try:
+            response = httpx.get(jku, timeout=self.timeout_s, follow_redirects=False)
+            response.raise_for_status()
+            keys = response.json()["keys"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            raise Unauthorized("jwks_unavailable") from None
+        if not isinstance(keys, list):
+            raise Unauthorized("jwks_unavailable")
+        by_kid = {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+        with self._lock:
+            self._keys[jku] = by_kid
+        return by_kid
+
+    def key(self, jku: str, kid: str) -> dict[str, Any]:
+        """The JWK with this kid from the JWKS at `jku` (a trusted issuer's configured URL). Raises Unauthorized."""
+        with self._lock:
+            keys = self._keys.get(jku)
+        fetched = keys is None
+        if keys is None:
+            keys = self._fetch(jku)
+        if kid not in keys and not fetched:  # a key the issuer rotated in since the last fetch
+            keys = self._fetch(jku)
+        if kid not in keys:
+            raise Unauthorized("unknown_kid")
+        return keys[kid]
+
+
+class JwtVerifier:
+    """Checks a CDS Hooks bearer JWT: algorithm, trusted issuer and its JWKS, signature, aud, exp, iat, and a
+    single-use jti (recorded in Redis until the token expires).
+    """
+
+    def __init__(self, trusted_issuers: Sequence[TrustedIssuer], public_url: str, redis_client: redis.Redis, *,
+                 clock_skew_s: int = 60, jwks: JwksCache | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.issuers = {issuer.iss: issuer for issuer in trusted_issuers}
+        self.public_url = public_url.rstrip("/")
+        self.redis = redis_client
+        self.clock_skew_s = clock_skew_s
+        self.jwks = jwks or JwksCache()
+        self.clock = clock
+
+    def audience(self, service_id: str) -> str:
+        """The aud a call to this service must carry: the service's URL as the EHR calls it."""
+        return f"{self.public_url}/{SERVICES_SEGMENT}/{service_id}"
+
+    def verify(self, authorization: str | None, service_id: str) -> None:
+        """Accept the call, or raise Unauthorized with the reason's code."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("no_token")
+        token = token.strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            raise Unauthorized("malformed") from None
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in ALGORITHMS:
+            raise Unauthorized("bad_alg")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("no_kid")
+        iss = unverified.get("iss")
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise Unauthorized("untrusted_iss")
+        if "jku" in header and header["jku"] != issuer.jku:
+            raise Unauthorized("bad_jku")
+        jwk = self.jwks.key(issuer.jku, kid)
+        if jwk.get("alg", alg) != alg or jwk.get("use", "sig") != "sig":
+            raise Unauthorized("key_mismatch")
+        try:
+            key = jwt.PyJWK(jwk, algorithm=alg)
+        except jwt.PyJWTError:
+            raise Unauthorized("key_mismatch") from None
+        claims = self._decode(token, key, alg, issuer.iss, service_id)
+        self._spend_jti(issuer.iss, claims)
+
+    def _decode(self, token: str, key: jwt.PyJWK, alg: str, iss: str, service_id: str) -> dict[str, Any]:
+        try:
+            claims = jwt.decode(token, key.key, algorithms=[alg], audience=self.audience(service_id), issuer=iss,
+                                leeway=self.clock_skew_s,
+                                options={"require": ["iss", "aud", "exp", "iat", "jti"], "strict_aud": False})
+        except jwt.MissingRequiredClaimError:
+            raise Unauthorized("missing_claim") from None
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("expired") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized("bad_aud") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthorized("not_yet_valid") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthorized("bad_signature") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("invalid_token") from None
+        now = self.clock()
+        iat, exp = claims["iat"], claims["exp"]
+        if not isinstance(iat, int | float) or iat > now + self.clock_skew_s:
+            raise Unauthorized("iat_in_future")
+        if not isinstance(exp, int | float) or exp <= now - self.clock_skew_s:
+            raise Unauthorized("expired")
+        return claims
+
+    def _spend_jti(self, iss: str, claims: dict[str, Any]) -> None:
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            raise Unauthorized("missing_claim")
+        digest = hashlib.sha256(f"{iss}|{jti}".encode()).hexdigest()
+        ttl = max(1, int(claims["exp"] - self.clock()) + self.clock_skew_s)
+        if not self.redis.set(f"{JTI_KEY_PREFIX}{digest}", 1, nx=True, ex=ttl):
+            raise Unauthorized("replayed_jti")
+
+
+def service_id_of(path: str) -> str:
+    """The CDS service id in a request path: /cds-services/{id} or /cds-services/{id}/feedback ('' if none)."""
+    parts = [part for part in path.split("/") if part]
+    if SERVICES_SEGMENT in parts:
+        index = parts.index(SERVICES_SEGMENT)
+        if index + 1 < len(parts):
+            return parts[index + 1]
+    return ""
+
+
+def authorize(request: Request) -> None:
+    """FastAPI dependency: the call's JWT must pass the app's JwtVerifier (app.state.jwt_verifier)."""
+    verifier = cast(JwtVerifier, request.app.state.jwt_verifier)
+    try:
+        verifier.verify(request.headers.get("Authorization"), service_id_of(request.url.path))
+    except Unauthorized as refused:
+        log.warning("CDS Hooks call refused (%s)", refused.code, extra={"code": refused.code})
+        raise
+
+
+async def unauthorized_response(request: Request, error: Exception) -> JSONResponse:
+    """401 with no detail: what was wrong is only in the log."""
+    if not isinstance(error, Unauthorized):
+        raise error
+    return JSONResponse(status_code=401, content={"error": "unauthorized"}, headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,99 @@
+"""JwtVerifier on its own: the reasons a CDS Hooks JWT is refused, JWKS caching and the single-use jti."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from hilum.cds.auth import JwksCache, JwtVerifier, Unauthorized, service_id_of
+from hilum.runtime.local_issuer import LocalIssuer
+
+PUBLIC_URL = "https://cds.hospital.example/"
+SERVICE = "hilum-cxr-patient-view"
+AUDIENCE = f"https://cds.hospital.example/cds-services/{SERVICE}"
+
+
+@pytest.fixture
+def issuer() -> Iterator[LocalIssuer]:
+    with LocalIssuer(rs384=True) as local:
+        yield local
+
+
+@pytest.fixture
+def verifier(issuer: LocalIssuer, redis_client: redis.Redis) -> JwtVerifier:
+    return JwtVerifier([issuer.trusted_issuer], PUBLIC_URL, redis_client, clock_skew_s=60)
+
+
+def refusal(verifier: JwtVerifier, token: str, service: str = SERVICE) -> str:
+    with pytest.raises(Unauthorized) as refused:
+        verifier.verify(f"Bearer {token}", service)
+    return refused.value.code
+
+
+@pytest.mark.parametrize(
+    ("path", "service"),
+    [(f"/cds-services/{SERVICE}", SERVICE), (f"/cds-services/{SERVICE}/feedback", SERVICE),
+     ("/cds-services", ""), ("/fhir/Patient", "")],
+)
+def test_the_service_id_comes_from_the_path(path: str, service: str) -> None:
+    assert service_id_of(path) == service
+
+
+def test_the_audience_is_the_public_service_url(verifier: JwtVerifier) -> None:
+    assert verifier.audience(SERVICE) == AUDIENCE
+
+
+def test_a_valid_token_passes_once(verifier: JwtVerifier, issuer: LocalIssuer) -> None:
+    token = issuer.token(AUDIENCE)
+    verifier.verify(f"Bearer {token}", SERVICE)
+    assert refusal(verifier, token) == "replayed_jti"
+
+
+def test_the_same_jti_from_two_issuers_is_two_tokens(issuer: LocalIssuer, redis_client: redis.Redis) -> None:
+    with LocalIssuer(iss="https://second-ehr.example") as second:
+        verifier = JwtVerifier([issuer.trusted_issuer, second.trusted_issuer], PUBLIC_URL, redis_client)
+        verifier.verify(f"Bearer {issuer.token(AUDIENCE, jti='same')}", SERVICE)
+        verifier.verify(f"Bearer {second.token(AUDIENCE, jti='same')}", SERVICE)
+
+
+def test_a_token_for_another_service_is_refused(verifier: JwtVerifier, issuer: LocalIssuer) -> None:
+    assert refusal(verifier, issuer.token(AUDIENCE), service="another-service") == "bad_aud"
+
+
+def test_a_header_alg_that_does_not_match_the_key_is_refused(verifier: JwtVerifier, issuer: LocalIssuer) -> None:
+    token = issuer.token(AUDIENCE, alg="RS384", headers={"kid": issuer.kid("ES384")})
+    assert refusal(verifier, token) == "key_mismatch"
+
+
+def test_iat_beyond_the_clock_skew_is_refused(issuer: LocalIssuer, redis_client: redis.Redis) -> None:
+    verifier = JwtVerifier([issuer.trusted_issuer], PUBLIC_URL, redis_client, clock_skew_s=60,
+                           clock=lambda: time.time() - 120)  # our clock is two minutes behind the EHR's
+    assert refusal(verifier, issuer.token(AUDIENCE)) == "iat_in_future"
+
+
+def test_a_rotated_key_is_found_after_one_refresh(verifier: JwtVerifier, issuer: LocalIssuer) -> None:
+    verifier.verify(f"Bearer {issuer.token(AUDIENCE)}", SERVICE)
+    fetches = issuer.jwks_requests
+    issuer.keys["ES384"] = ("es384-rotated", ec.generate_private_key(ec.SECP384R1()))
+    verifier.verify(f"Bearer {issuer.token(AUDIENCE)}", SERVICE)
+    assert issuer.jwks_requests == fetches + 1
+
+
+def test_an_unreachable_jwks_refuses(redis_client: redis.Redis) -> None:
+    issuer = LocalIssuer()
+    with issuer:
+        trusted = issuer.trusted_issuer
+        token = issuer.token(AUDIENCE)
+    verifier = JwtVerifier([trusted], PUBLIC_URL, redis_client, jwks=JwksCache(timeout_s=1.0))
+    assert refusal(verifier, token) == "jwks_unavailable"
+
+
+@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer   ", "Basic dXNlcjpwYXNz"])
+def test_no_bearer_token_is_refused(verifier: JwtVerifier, authorization: str | None) -> None:
+    with pytest.raises(Unauthorized) as refused:
+        verifier.verify(authorization, SERVICE)
+    assert refused.value.code == "no_token"
