@@ -39,11 +39,18 @@ class Unauthorized(Exception):
 
 
 class JwksCache:
-    """Public keys by kid, per JWKS URL; a URL is fetched again (once per call) when a kid is unknown."""
+    """Public keys by kid, per JWKS URL. A URL is fetched again for an unknown kid (the issuer rotated its
+    keys), but at most once per min_refetch_s: anyone can send a token with an unknown kid, and forged
+    tokens must not make Hilum hammer an issuer's JWKS endpoint.
+    """
 
-    def __init__(self, timeout_s: float = 5.0) -> None:
+    def __init__(self, timeout_s: float = 5.0, min_refetch_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout_s = timeout_s
+        self.min_refetch_s = min_refetch_s
+        self._clock = clock
         self._keys: dict[str, dict[str, dict[str, Any]]] = {}
+        self._fetched_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def _fetch(self, jku: str) -> dict[str, dict[str, Any]]:
@@ -58,16 +65,19 @@ class JwksCache:
         by_kid = {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
         with self._lock:
             self._keys[jku] = by_kid
+            self._fetched_at[jku] = self._clock()
         return by_kid
 
     def key(self, jku: str, kid: str) -> dict[str, Any]:
         """The JWK with this kid from the JWKS at `jku` (a trusted issuer's configured URL). Raises Unauthorized."""
         with self._lock:
             keys = self._keys.get(jku)
+            fetched_at = self._fetched_at.get(jku, float("-inf"))
         fetched = keys is None
         if keys is None:
             keys = self._fetch(jku)
-        if kid not in keys and not fetched:  # a key the issuer rotated in since the last fetch
+        stale = self._clock() - fetched_at >= self.min_refetch_s
+        if kid not in keys and not fetched and stale:  # a key the issuer rotated in since the last fetch
             keys = self._fetch(jku)
         if kid not in keys:
             raise Unauthorized("unknown_kid")

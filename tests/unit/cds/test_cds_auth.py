@@ -75,11 +75,30 @@ def test_iat_beyond_the_clock_skew_is_refused(issuer: LocalIssuer, redis_client:
     assert refusal(verifier, issuer.token(AUDIENCE)) == "iat_in_future"
 
 
-def test_a_rotated_key_is_found_after_one_refresh(verifier: JwtVerifier, issuer: LocalIssuer) -> None:
+def test_a_rotated_key_is_found_after_one_refresh(issuer: LocalIssuer, redis_client: redis.Redis) -> None:
+    now = [1000.0]
+    verifier = JwtVerifier([issuer.trusted_issuer], PUBLIC_URL, redis_client,
+                           jwks=JwksCache(min_refetch_s=10.0, clock=lambda: now[0]))
     verifier.verify(f"Bearer {issuer.token(AUDIENCE)}", SERVICE)
     fetches = issuer.jwks_requests
     issuer.keys["ES384"] = ("es384-rotated", ec.generate_private_key(ec.SECP384R1()))
+    now[0] += 11.0
     verifier.verify(f"Bearer {issuer.token(AUDIENCE)}", SERVICE)
+    assert issuer.jwks_requests == fetches + 1
+
+
+def test_unknown_kids_refetch_the_jwks_at_most_once_per_interval(issuer: LocalIssuer,
+                                                                  redis_client: redis.Redis) -> None:
+    now = [1000.0]
+    verifier = JwtVerifier([issuer.trusted_issuer], PUBLIC_URL, redis_client,
+                           jwks=JwksCache(min_refetch_s=10.0, clock=lambda: now[0]))
+    verifier.verify(f"Bearer {issuer.token(AUDIENCE)}", SERVICE)
+    fetches = issuer.jwks_requests
+    forged = [issuer.token(AUDIENCE, headers={"kid": f"forged-{n}"}) for n in range(20)]
+    assert [refusal(verifier, token) for token in forged] == ["unknown_kid"] * 20
+    assert issuer.jwks_requests == fetches  # fetched less than 10 s ago: not again
+    now[0] += 11.0
+    assert refusal(verifier, forged[0]) == "unknown_kid"
     assert issuer.jwks_requests == fetches + 1
 
 
