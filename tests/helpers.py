@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import studies
 from hilum.common.study import InstanceHeader, InstanceInfo, PatientInfo
+from hilum.v1 import messages_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +75,22 @@ def record_study(sessions: sessionmaker[Session], study_uid: str, patient: Patie
         studies.ensure_study(session, study_header(study_uid, patient, started))
         for number, view in enumerate(view_positions, start=1):
             studies.add_instance(session, study_uid, instance_info(study_uid, number, view))
+
+
+def demo_comparison(study_uid: str) -> messages_pb2.PriorComparison:
+    """A comparison without a prior for study_uid under demo weights: a present pneumothorax, an absent edema."""
+    present, absent = messages_pb2.FindingState.FINDING_STATE_PRESENT, messages_pb2.FindingState.FINDING_STATE_ABSENT
+    current = messages_pb2.StudyFindings(
+        study=messages_pb2.StudyReference(study_instance_uid=study_uid, frontal_object_key="dicom/x.dcm"),
+        model=messages_pb2.ModelInfo(name="cxr_findings", version="demo-untrained", demo_weights=True),
+        findings=[
+            messages_pb2.Finding(code="pneumothorax", display="Pneumothorax", probability=0.8, threshold=0.5,
+                                 state=present, snomed_code="36118008"),
+            messages_pb2.Finding(code="edema", display="Pulmonary edema", probability=0.1, threshold=0.5,
+                                 state=absent, snomed_code="19242006"),
+        ],
+    )
+    return messages_pb2.PriorComparison(current=current)
 
 
 def write_dicom(

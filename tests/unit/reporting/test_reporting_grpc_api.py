@@ -23,10 +23,9 @@ from hilum.reporting.wiring import WIRING
 from hilum.runtime.ports import free_port
 from hilum.runtime.redis_server import RedisServer
 from hilum.v1 import messages_pb2, reporting_pb2_grpc
-from tests.helpers import record_study
+from tests.helpers import demo_comparison, record_study
 
 PATIENT = PatientInfo(patient_id="RG7", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
-S = messages_pb2.FindingState
 PUBLISHED = messages_pb2.PublishStatus.PUBLISH_STATUS_PUBLISHED
 ALREADY_PUBLISHED = messages_pb2.PublishStatus.PUBLISH_STATUS_ALREADY_PUBLISHED
 
@@ -50,20 +49,6 @@ def stub(sqlite_sessions: sessionmaker[Session], out_dir: Path, redis_server: Re
     server.stop(None)
 
 
-def _comparison(uid: str) -> messages_pb2.PriorComparison:
-    current = messages_pb2.StudyFindings(
-        study=messages_pb2.StudyReference(study_instance_uid=uid, frontal_object_key="dicom/x.dcm"),
-        model=messages_pb2.ModelInfo(name="cxr_findings", version="demo-untrained", demo_weights=True),
-        findings=[
-            messages_pb2.Finding(code="pneumothorax", display="Pneumothorax", probability=0.8, threshold=0.5,
-                                 state=S.FINDING_STATE_PRESENT, snomed_code="36118008"),
-            messages_pb2.Finding(code="edema", display="Pulmonary edema", probability=0.1, threshold=0.5,
-                                 state=S.FINDING_STATE_ABSENT, snomed_code="19242006"),
-        ],
-    )
-    return messages_pb2.PriorComparison(current=current)
-
-
 def _stored_study(sessions: sessionmaker[Session], uid: str) -> None:
     record_study(sessions, uid, PATIENT, datetime(2025, 2, 18, 10, 5), view_positions=("PA",))
 
@@ -77,7 +62,7 @@ def test_draft_returns_the_draft_and_writes_nothing(
     redis_client: redis_lib.Redis,
 ) -> None:
     _stored_study(sqlite_sessions, "41.1")
-    draft = stub.Draft(_comparison("41.1"), timeout=10)
+    draft = stub.Draft(demo_comparison("41.1"), timeout=10)
     assert "Pneumothorax" in draft.text
     assert len(draft.findings) > 0
     assert not out_dir.exists()
@@ -93,13 +78,13 @@ def test_publish_twice_publishes_once(
     redis_client: redis_lib.Redis,
 ) -> None:
     _stored_study(sqlite_sessions, "41.2")
-    first = stub.Publish(_comparison("41.2"), timeout=30)
+    first = stub.Publish(demo_comparison("41.2"), timeout=30)
     assert first.status == PUBLISHED and first.study_instance_uid == "41.2"
     assert first.diagnostic_report_id
     bundle = json.loads(Path(first.bundle_path).read_text())
     assert bundle["resourceType"] == "Bundle"
 
-    second = stub.Publish(_comparison("41.2"), timeout=30)
+    second = stub.Publish(demo_comparison("41.2"), timeout=30)
     assert second.status == ALREADY_PUBLISHED
     assert second.diagnostic_report_id == first.diagnostic_report_id and second.bundle_path == first.bundle_path
     with sqlite_sessions() as session:
@@ -116,7 +101,7 @@ def test_publish_of_an_unknown_study_is_failed_precondition(
     stub: reporting_pb2_grpc.ReportingServiceStub, out_dir: Path, redis_client: redis_lib.Redis
 ) -> None:
     with pytest.raises(grpc.RpcError) as failed:
-        stub.Publish(_comparison("41.404"), timeout=10)
+        stub.Publish(demo_comparison("41.404"), timeout=10)
     assert failed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "not found" in (failed.value.details() or "")
     assert not out_dir.exists() and redis_client.dbsize() == 0

@@ -15,24 +15,9 @@ from hilum.common.fhir.validation import validate_bundle
 from hilum.common.study import PatientInfo
 from hilum.reporting.service import Reporting
 from hilum.v1 import messages_pb2
-from tests.helpers import record_study
+from tests.helpers import demo_comparison, record_study
 
 PATIENT = PatientInfo(patient_id="P7", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
-S = messages_pb2.FindingState
-
-
-def _comparison(uid: str) -> messages_pb2.PriorComparison:
-    current = messages_pb2.StudyFindings(
-        study=messages_pb2.StudyReference(study_instance_uid=uid, frontal_object_key="dicom/x.dcm"),
-        model=messages_pb2.ModelInfo(name="cxr_findings", version="demo-untrained", demo_weights=True),
-        findings=[
-            messages_pb2.Finding(code="pneumothorax", display="Pneumothorax", probability=0.8, threshold=0.5,
-                                 state=S.FINDING_STATE_PRESENT, snomed_code="36118008"),
-            messages_pb2.Finding(code="edema", display="Pulmonary edema", probability=0.1, threshold=0.5,
-                                 state=S.FINDING_STATE_ABSENT, snomed_code="19242006"),
-        ],
-    )
-    return messages_pb2.PriorComparison(current=current)
 
 
 def _reporting(sessions: sessionmaker[Session], tmp_path: Path, client: redis_lib.Redis) -> Reporting:
@@ -48,7 +33,7 @@ def test_publish_writes_bundle_row_and_cds_view_once(sqlite_sessions: sessionmak
                                                      redis_client: redis_lib.Redis) -> None:
     _stored_study(sqlite_sessions, "7.1")
     reporting = _reporting(sqlite_sessions, tmp_path, redis_client)
-    first = reporting.publish(_comparison("7.1"))
+    first = reporting.publish(demo_comparison("7.1"))
     assert first.status == messages_pb2.PublishStatus.PUBLISH_STATUS_PUBLISHED
     bundle = json.loads(Path(first.bundle_path).read_text())
     assert validate_bundle(bundle) == []
@@ -56,7 +41,7 @@ def test_publish_writes_bundle_row_and_cds_view_once(sqlite_sessions: sessionmak
     assert view is not None and view.diagnostic_report_id == first.diagnostic_report_id and view.demo_weights
     assert [f.code for f in view.findings] == ["pneumothorax"]
 
-    second = reporting.publish(_comparison("7.1"))
+    second = reporting.publish(demo_comparison("7.1"))
     assert second.status == messages_pb2.PublishStatus.PUBLISH_STATUS_ALREADY_PUBLISHED
     assert second.diagnostic_report_id == first.diagnostic_report_id
     with sqlite_sessions() as session:
@@ -68,6 +53,6 @@ def test_publish_writes_bundle_row_and_cds_view_once(sqlite_sessions: sessionmak
 def test_draft_stores_nothing(sqlite_sessions: sessionmaker[Session], tmp_path: Path,
                               redis_client: redis_lib.Redis) -> None:
     _stored_study(sqlite_sessions, "7.2")
-    draft = _reporting(sqlite_sessions, tmp_path, redis_client).draft(_comparison("7.2"))
+    draft = _reporting(sqlite_sessions, tmp_path, redis_client).draft(demo_comparison("7.2"))
     assert "Pneumothorax" in draft.text
     assert not (tmp_path / "out").exists() and read_latest(redis_client, "urn:oid:1.2.3.4", "P7") is None
