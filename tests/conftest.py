@@ -15,6 +15,7 @@ import redis as redis_lib
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
+from hilum.common.object_store import ObjectStore
 from hilum.common.settings import HilumSettings, StorageSection, TritonSection
 from hilum.runtime.ports import free_port
 from hilum.runtime.redis_server import RedisServer
@@ -81,6 +82,12 @@ def postgres_server() -> Iterator[str]:
 def postgres_url(postgres_server: str) -> str:
     """A new, empty database on the private PostgreSQL cluster, for one test."""
     return new_database(postgres_server)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    """An object store in a temp dir (the embedded stack's filesystem store)."""
+    return ObjectStore(tmp_path / "objects")
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from hilum.common.study import InstanceHeader, InstanceInfo, PatientInfo
 from hilum.v1 import messages_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The MRN system test patients are filed under (the FHIR Hilum emits names it).
+MRN_SYSTEM = "urn:oid:1.2.3.4.5"
 
 
 def require_tool(name: str) -> str:

@@ -34,11 +34,6 @@ UID = "51.1"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(tmp_path / "objects")
-
-
-@pytest.fixture
 def stub(sqlite_sessions: sessionmaker[Session], store: ObjectStore, redis_server: RedisServer,
          redis_client: redis_lib.Redis) -> Iterator[inference_pb2_grpc.InferenceServiceStub]:
     """A stub on a server whose engine points at a port where no Triton listens."""

@@ -21,11 +21,6 @@ from tests.helpers import REPO_ROOT
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(tmp_path / "objects")
-
-
-@pytest.fixture
 def inference(sqlite_sessions: sessionmaker[Session], store: ObjectStore) -> Inference:
     """Inference whose Triton address has nothing listening."""
     labels = load_label_map(REPO_ROOT / "model_repository" / "cxr_findings")

@@ -56,21 +56,10 @@ from hilum.samples.dicom_files import write_study
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.samples.sample_studies import SAMPLE_STUDIES, SyntheticStudy
 from hilum.v1 import ingestion_pb2
-from tests.helpers import require_tool
+from tests.helpers import MRN_SYSTEM, require_tool
 
-MRN_SYSTEM = "urn:oid:1.2.3.4.5"
 CALLING = "MODALITY1"
 Scp = Callable[..., DicomSection]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(tmp_path / "objects")
-
-
-@pytest.fixture
-def ingestion(sqlite_sessions: sessionmaker[Session], store: ObjectStore) -> Ingestion:
-    return Ingestion(sqlite_sessions, store, MRN_SYSTEM)
 
 
 @pytest.fixture

@@ -31,11 +31,6 @@ Code = ingestion_pb2.RejectionCode
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(tmp_path / "objects")
-
-
-@pytest.fixture
 def ingestion(sqlite_sessions: sessionmaker[Session], store: ObjectStore) -> Ingestion:
     return Ingestion(sqlite_sessions, store, MRN_SYSTEM, stability_window=WINDOW, clock=lambda: NOW)
 

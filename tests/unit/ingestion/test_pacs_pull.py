@@ -45,7 +45,6 @@ from hilum.samples.dicom_files import write_sample_studies, write_study
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.samples.sample_studies import SAMPLE_STUDIES
 
-PATIENT_SYSTEM = "urn:oid:1.2.3"
 HILUM_AE = "HILUM"
 PACS_AE = "TESTPACS"
 EVERYTHING = datetime(2000, 1, 1)
@@ -105,16 +104,6 @@ def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pacs]:
         for content in [*samples.values(), ct_file.read_bytes(), mixed_dx, mixed_ct]:
             server.upload(content)
         yield Pacs(server, samples, dates, pydicom.dcmread(ct_file).StudyInstanceUID, mixed_uid, mixed_dx, scp_port)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(tmp_path / "objects")
-
-
-@pytest.fixture
-def ingestion(sqlite_sessions: sessionmaker[Session], store: ObjectStore) -> Ingestion:
-    return Ingestion(sqlite_sessions, store, PATIENT_SYSTEM)
 
 
 def _stored(sessions: sessionmaker[Session], store: ObjectStore, uid: str) -> list[bytes]:

@@ -31,8 +31,8 @@ from hilum.ingestion.stow import DICOM_JSON, DICOMWEB_PREFIX, StudyUidRedaction,
 from hilum.samples.dicom_files import write_study
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.samples.sample_studies import SAMPLE_STUDIES, SyntheticStudy
+from tests.helpers import MRN_SYSTEM
 
-PATIENT_SYSTEM = "urn:oid:1.2.3"
 STUDIES = f"{DICOMWEB_PREFIX}/studies"
 BOUNDARY = "hilum-0f9e8d7c6b5a"
 DICOM_MULTIPART = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
@@ -40,16 +40,6 @@ CRLF = b"\r\n"
 
 # (headers, content) of one body part; headers None: the part has no header lines at all.
 PartSpec = tuple[dict[str, str] | None, bytes]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    return ObjectStore(tmp_path / "objects")
-
-
-@pytest.fixture
-def ingestion(sqlite_sessions: sessionmaker[Session], store: ObjectStore) -> Ingestion:
-    return Ingestion(sqlite_sessions, store, PATIENT_SYSTEM)
 
 
 def _client(ingestion: Ingestion, max_request_bytes: int = 64 * 1024 * 1024) -> TestClient:
@@ -315,7 +305,7 @@ def test_a_request_over_the_limit_is_refused_before_anything_is_stored(ingestion
 def test_a_store_that_cannot_be_written_fails_with_out_of_resources(tmp_path: Path, store: ObjectStore,
                                                                     good: bytes) -> None:
     unmigrated = session_factory(create_db_engine(f"sqlite:///{tmp_path / 'empty.db'}"))  # no tables
-    with _client(Ingestion(unmigrated, store, PATIENT_SYSTEM)) as broken:
+    with _client(Ingestion(unmigrated, store, MRN_SYSTEM)) as broken:
         status, dataset = _post(broken, [_dicom(good)])
     assert status == 409
     assert _failures(dataset) == [(DigitalXRayImageStorageForPresentation, _header(good).SOPInstanceUID,
