@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from hilum.common.db.session import upgrade_database
 from hilum.common.settings import TritonSection
 from hilum.inference.model_export import ensure_findings_model
-from hilum.runtime.ports import loopback_triton
+from hilum.runtime.ports import loopback_settings, loopback_triton
+from hilum.runtime.stack import EmbeddedStack
 from hilum.runtime.triton import TritonServer
 from tests.helpers import REPO_ROOT
 
@@ -75,3 +77,14 @@ def triton_server(
     work_dir = tmp_path_factory.mktemp("triton-work")
     with TritonServer(section, work_dir=work_dir, log_file=work_dir / "tritonserver.log"):
         yield section
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, demo_model_repository: Path) -> Iterator[EmbeddedStack]:
+    """The embedded stack on free loopback ports over SQLite, with the demo-weights model repository: one per
+    test module (test_pipeline.py runs its own, over PostgreSQL).
+    """
+    settings = loopback_settings(tmp_path_factory.mktemp("stack"), demo_model_repository, server_venv())
+    upgrade_database(settings.database_url)
+    with EmbeddedStack(settings) as running:
+        yield running

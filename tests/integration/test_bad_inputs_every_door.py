@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,29 +17,17 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 
 from hilum.common import study_state
-from hilum.common.db.session import upgrade_database
 from hilum.ingestion.client import IngestionClient
 from hilum.ingestion.door_status import SUCCESS, failure_status
-from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.bad_inputs import BadInput, acceptable_oddities, bad_inputs
 from hilum.samples.dicom_files import write_study
 from hilum.samples.sample_studies import SAMPLE_STUDIES
-from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 BOUNDARY = "hilum-bad-inputs"
 FAILED_SOP_SEQUENCE, FAILURE_REASON, REFERENCED_SOP_SEQUENCE = "00081198", "00081197", "00081199"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, demo_model_repository: Path) -> Iterator[EmbeddedStack]:
-    settings = loopback_settings(tmp_path_factory.mktemp("stack"), demo_model_repository,
-                                 REPO_ROOT / ".venv-triton")
-    upgrade_database(settings.database_url)
-    with EmbeddedStack(settings) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

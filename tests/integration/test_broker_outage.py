@@ -4,7 +4,6 @@ stored (the doors never need the broker); once Redis is back, every study is rep
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,23 +12,12 @@ from sqlalchemy import func, select
 from hilum.common import study_state
 from hilum.common.connections import open_sessions
 from hilum.common.db.models import ReportRow
-from hilum.common.db.session import upgrade_database
 from hilum.ingestion.client import IngestionClient
-from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.dicom_files import write_study
 from hilum.samples.sample_studies import SAMPLE_STUDIES
-from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def stack(tmp_path: Path, demo_model_repository: Path) -> Iterator[EmbeddedStack]:
-    settings = loopback_settings(tmp_path / "stack", demo_model_repository, REPO_ROOT / ".venv-triton")
-    upgrade_database(settings.database_url)
-    with EmbeddedStack(settings) as running:
-        yield running
 
 
 def test_a_redis_outage_delays_studies_but_loses_none(stack: EmbeddedStack, tmp_path: Path) -> None:

@@ -6,36 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
 
 from hilum.common import study_state
-from hilum.common.db.session import upgrade_database
 from hilum.ingestion.client import IngestionClient
 from hilum.ingestion.dimse_scp import echo
 from hilum.runtime.endpoints import DicomEndpoint, read_endpoints
-from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.dicom_files import write_study
 from hilum.samples.sample_studies import SAMPLE_STUDIES
-from tests.helpers import REPO_ROOT, require_tool
+from tests.helpers import require_tool
 
 pytestmark = pytest.mark.integration
 
 CALLING = "MODALITY1"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, demo_model_repository: Path) -> Iterator[EmbeddedStack]:
-    """The embedded stack on free ports (SQLite), with the demo-weights model repository."""
-    settings = loopback_settings(tmp_path_factory.mktemp("dimse-stack"), demo_model_repository,
-                                 REPO_ROOT / ".venv-triton")
-    upgrade_database(settings.database_url)
-    with EmbeddedStack(settings) as running:
-        yield running
 
 
 def test_the_dicom_door_is_published_and_answers_c_echo(stack: EmbeddedStack) -> None:

@@ -19,30 +19,17 @@ import httpx
 import pytest
 
 from hilum.common import study_state
-from hilum.common.db.session import upgrade_database
 from hilum.common.settings import HilumSettings, PacsSection, settings_env
 from hilum.ingestion.client import IngestionClient
 from hilum.runtime.orthanc import DicomModality, OrthancServer
-from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.dicom_files import write_study
 from hilum.samples.sample_studies import SAMPLE_STUDIES
-from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 PACS_AE = "TESTPACS"
 REPORT_TIMEOUT_S = 180.0
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, demo_model_repository: Path) -> Iterator[EmbeddedStack]:
-    """The embedded stack on free loopback ports over SQLite, with the demo-weights model repository."""
-    root = tmp_path_factory.mktemp("stack")
-    settings = loopback_settings(root, demo_model_repository, REPO_ROOT / ".venv-triton")
-    upgrade_database(settings.database_url)
-    with EmbeddedStack(settings) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
