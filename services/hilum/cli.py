@@ -1,4 +1,5 @@
-"""The `hilum` command: up and demo, ingestion from files, status, the service processes, models and the database."""
+"""The `hilum` command: up and demo, ingestion from files, status, the service processes, models, CDS feedback and
+the database."""
 
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
         app = create_app(open_redis(settings), ingestion=build(settings),
                          patient_identifier_system=settings.fhir.patient_identifier_system,
                          trusted_issuers=settings.cds.trusted_issuers, public_url=settings.cds.base_url,
-                         clock_skew_s=settings.cds.clock_skew_s)
+                         clock_skew_s=settings.cds.clock_skew_s,
+                         order_lookback_days=settings.cds.order_lookback_days)
         uvicorn.run(app, host=settings.cds.host,
                     port=settings.cds.port, log_config=None)
         return 0
@@ -215,6 +217,22 @@ def _quarantine(args: argparse.Namespace, settings: HilumSettings) -> int:
     return 0
 
 
+def _cds_feedback(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """Card feedback for monitoring: counts per service, outcome and override reason; --last N records as JSON."""
+    from hilum.cds.feedback import outcome_counts, read_feedback
+    from hilum.common.connections import open_redis
+
+    client = open_redis(settings)
+    counts = outcome_counts(read_feedback(client))
+    if not counts:
+        print("no CDS card feedback stored")
+    for (service, outcome, reason), count in sorted(counts.items()):
+        print(f"{count:6d}  {service}  {outcome}  {reason}")
+    for record in read_feedback(client, last=args.last) if args.last else []:
+        print(record.model_dump_json(exclude_none=True))
+    return 0
+
+
 def _db_upgrade(args: argparse.Namespace, settings: HilumSettings) -> int:
     from hilum.common.db.session import upgrade_database
 
@@ -284,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
                          ("delete", "delete the kept bytes (the record stays)")):
         actions.add_parser(action, help=text).add_argument("id", type=int)
     quarantine.set_defaults(handler=_quarantine)
+
+    cds = commands.add_parser("cds", help="CDS Hooks service data")
+    cds_commands = cds.add_subparsers(dest="cds_command", required=True)
+    feedback = cds_commands.add_parser("feedback", help="card feedback counts per service, outcome and override "
+                                       "reason (drift monitoring)")
+    feedback.add_argument("--last", type=int, default=0, metavar="N", help="also print the N latest records as JSON")
+    feedback.set_defaults(handler=_cds_feedback)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)

@@ -31,6 +31,8 @@ from hilum.runtime.ports import loopback_settings
     (["models", "fetch", "--weights", "w.pt"], "_models", {"weights": Path("w.pt")}),
     (["samples", "out"], "_samples", {"out_dir": Path("out")}),
     (["db", "upgrade"], "_db_upgrade", {}),
+    (["cds", "feedback"], "_cds_feedback", {"last": 0}),
+    (["cds", "feedback", "--last", "5"], "_cds_feedback", {"last": 5}),
 ])
 def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str], handler: str,
                                                                  parsed: dict[str, Any]) -> None:

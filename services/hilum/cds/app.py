@@ -1,28 +1,38 @@
-"""The CDS Hooks 2.0 HTTP service: discovery, the patient-view service and its feedback endpoint.
+"""The CDS Hooks 2.0 HTTP service: discovery, one service per hook, feedback, and the review-page placeholder.
 
-Handlers only read what reporting precomputed in Redis; nothing here runs inference. The one call out is
-to the EHR's fhirServer, for a Patient the EHR did not prefetch.
+Handlers only read what reporting precomputed in Redis (and the feedback stored there); nothing here runs
+inference. The one call out is to the EHR's fhirServer, for a Patient the EHR did not prefetch.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
-from urllib.parse import quote
-from uuid import UUID
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
-import httpx
 import redis
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fhir.resources.R4B.patient import Patient
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from hilum.cds.auth import JwtVerifier, Unauthorized, authorize, unauthorized_response
-from hilum.cds.cards import Card, CdsCoding, patient_view_cards
+from hilum.cds.card_schema import CdsResponse
+from hilum.cds.cards import REVIEW_LAUNCH_PATH, CardContext, card_uuids, patient_view_cards
+from hilum.cds.discharge_cards import discharge_cards
+from hilum.cds.feedback import FeedbackAck, FeedbackRequest, acknowledged, store_feedback
+from hilum.cds.hooks import (
+    EncounterDischargeRequest,
+    HookRequest,
+    OrderSelectRequest,
+    OrderSignRequest,
+    PatientViewRequest,
+)
+from hilum.cds.order_cards import draft_orders, order_cards
+from hilum.cds.patients import PatientUnavailable, mrns, patient_of
+from hilum.cds.services import DISCOVERY, SERVICES, Discovery, Hook, service_id
 from hilum.common.cds_view import CdsView, read_latest
 from hilum.common.settings import CdsSection, FhirSection, TrustedIssuer
 
@@ -31,241 +41,115 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVICE_ID = "hilum-cxr-patient-view"
-FEEDBACK_KEY = "hilum:cds:feedback"
+Responses = dict[int | str, dict[str, Any]]
+REFUSED: Responses = {401: {"description": "the call's JWT was missing or refused"}}
+SERVICE_RESPONSES: Responses = {
+    **REFUSED, 412: {"description": "the Patient was neither prefetched nor fetchable from fhirServer"}}
 
 
-class ServiceDefinition(BaseModel):
-    """One entry of the discovery response."""
+@dataclass(frozen=True)
+class CdsState:
+    """What the handlers read: the Redis client, the clock, the MRN system, Hilum's public URL, the lookback."""
 
-    hook: str
-    title: str
-    description: str
-    id: str
-    prefetch: dict[str, str] | None = None
+    redis: redis.Redis
+    clock: Callable[[], datetime]
+    mrn_system: str
+    public_url: str
+    order_lookback_days: int
 
+    def latest_view(self, body: HookRequest) -> CdsView | None:
+        """The latest result of the call's patient (matched on MRN system and value), or None.
+        Raises PatientUnavailable."""
+        patient_ids = mrns(patient_of(body), self.mrn_system)
+        views = [view for pid in patient_ids if (view := read_latest(self.redis, self.mrn_system, pid)) is not None]
+        return max(views, key=CdsView.rank, default=None)
 
-class Discovery(BaseModel):
-    """The discovery response: every CDS service this server offers."""
-
-    services: list[ServiceDefinition]
-
-
-class PatientViewContext(BaseModel):
-    """patient-view context; patientId is the EHR's FHIR Patient id."""
-
-    userId: str | None = Field(default=None, min_length=1)
-    patientId: str = Field(min_length=1)
-    encounterId: str | None = Field(default=None, min_length=1)
-
-
-class PatientViewPrefetch(BaseModel):
-    """The prefetch Hilum asks for: the FHIR Patient (its identifiers carry the DICOM PatientID)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    patient: dict[str, Any] | None = None
-
-    @field_validator("patient")
-    @classmethod
-    def _is_fhir_patient(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Reject a prefetch.patient that is not a FHIR Patient resource."""
-        if value is not None:
-            try:
-                Patient.model_validate(value)
-            except ValidationError as error:
-                raise ValueError(f"not a valid FHIR Patient ({error.error_count()} problems)") from None
-        return value
+    def card_context(self, body: HookRequest) -> CardContext:
+        """The call's patient and encounter, for the cards' FHIR actions and links."""
+        return CardContext(patient_id=body.context.patientId, encounter_id=body.context.encounterId,
+                           public_url=self.public_url)
 
 
-class PatientViewRequest(BaseModel):
-    """A CDS Hooks 2.0 request for patient-view (fhirAuthorization is accepted, never stored or logged)."""
-
-    hook: Literal["patient-view"]
-    hookInstance: UUID
-    fhirServer: str | None = Field(default=None, min_length=1)
-    fhirAuthorization: dict[str, Any] | None = None
-    context: PatientViewContext
-    prefetch: PatientViewPrefetch | None = None
-
-    def prefetched_patient(self) -> Patient | None:
-        """The prefetched FHIR Patient, or None when the EHR sent none."""
-        if self.prefetch is None or self.prefetch.patient is None:
-            return None
-        return Patient.model_validate(self.prefetch.patient)
+def _state(request: Request) -> CdsState:
+    return cast(CdsState, request.app.state.cds)
 
 
-class PatientUnavailable(Exception):
-    """The hook needs the Patient, and neither the prefetch nor the EHR's FHIR server gave it."""
-
-
-def mrns(patient: Patient, system: str) -> list[str]:
-    """The Patient's identifier values in the MRN system that DICOM PatientIDs belong to.
-
-    context.patientId is the EHR's FHIR id, not an MRN, so it is never matched; an identifier in another
-    system (or without one) is never matched either: the same value in two systems is two patients.
-    """
-    return list(dict.fromkeys(i.value for i in patient.identifier or [] if i.system == system and i.value))
-
-
-def fetch_patient(body: PatientViewRequest, timeout_s: float = 5.0) -> Patient:
-    """GET {fhirServer}/Patient/{context.patientId} with the request's fhirAuthorization bearer token, which is
-    used for this one call only: never stored, queued or logged. Raises PatientUnavailable.
-    """
-    if body.fhirServer is None:
-        raise PatientUnavailable("no prefetched Patient and no fhirServer to fetch it from")
-    headers = {"Accept": "application/fhir+json"}
-    token = (body.fhirAuthorization or {}).get("access_token")
-    if isinstance(token, str) and token:
-        headers["Authorization"] = f"Bearer {token}"
-    url = f"{body.fhirServer.rstrip('/')}/Patient/{quote(body.context.patientId, safe='')}"
-    try:
-        response = httpx.get(url, headers=headers, timeout=timeout_s)
-    except httpx.HTTPError as error:
-        raise PatientUnavailable(f"the FHIR server did not answer ({type(error).__name__})") from None
-    if response.status_code != 200:
-        raise PatientUnavailable(f"the FHIR server answered {response.status_code}")
-    try:
-        return Patient.model_validate(response.json())
-    except (ValueError, ValidationError):
-        raise PatientUnavailable("the FHIR server's answer is not a FHIR Patient") from None
-
-
-class CdsResponse(BaseModel):
-    """The service response: the cards (an empty list when there is nothing to say)."""
-
-    cards: list[Card]
-
-
-class OverrideReason(BaseModel):
-    """Why a clinician overrode a card."""
-
-    reason: CdsCoding | None = None
-    userComment: str | None = Field(default=None, min_length=1)
-
-
-class AcceptedSuggestion(BaseModel):
-    """A suggestion the clinician accepted, by its uuid."""
-
-    id: str = Field(min_length=1)
-
-
-class FeedbackItem(BaseModel):
-    """Feedback on one card: accepted or overridden, and when."""
-
-    card: UUID
-    outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: list[AcceptedSuggestion] | None = None
-    overrideReason: OverrideReason | None = None
-    outcomeTimestamp: AwareDatetime
-
-
-class FeedbackRequest(BaseModel):
-    """The feedback endpoint's body."""
-
-    feedback: list[FeedbackItem] = Field(min_length=1)
-
-
-class FeedbackRecord(BaseModel):
-    """What is stored per feedback item, for drift monitoring."""
-
-    service: str
-    received_at: AwareDatetime
-    feedback: FeedbackItem
-
-
-class FeedbackAck(BaseModel):
-    """Acknowledgement: how many feedback items were stored."""
-
-    stored: int
-
-
-DISCOVERY = Discovery(
-    services=[
-        ServiceDefinition(
-            hook="patient-view",
-            title="Hilum chest X-ray AI",
-            description="Preliminary AI findings and change since prior for the patient's latest chest "
-            "radiograph, as drafted by Hilum.",
-            id=SERVICE_ID,
-            prefetch={"patient": "Patient/{{context.patientId}}"},
-        )
-    ]
-)
-
-
-def _cache(request: Request) -> redis.Redis:
-    """The Redis client holding precomputed views and feedback."""
-    return cast(redis.Redis, request.app.state.redis)
-
-
-def _clock(request: Request) -> datetime:
-    """The current instant from the app's injected clock."""
-    clock = cast(Callable[[], datetime], request.app.state.clock)
-    return clock()
-
-
-def _mrn_system(request: Request) -> str:
-    """The identifier system DICOM PatientIDs belong to (HILUM_FHIR__PATIENT_IDENTIFIER_SYSTEM)."""
-    return cast(str, request.app.state.patient_identifier_system)
-
-
-Cache = Annotated[redis.Redis, Depends(_cache)]
-MrnSystem = Annotated[str, Depends(_mrn_system)]
-Now = Annotated[datetime, Depends(_clock)]
-
-
-def latest_view(client: redis.Redis, system: str, patient_ids: list[str]) -> CdsView | None:
-    """The most recent view stored under any of `patient_ids` (values in `system`), or None."""
-    views = [view for pid in patient_ids if (view := read_latest(client, system, pid)) is not None]
-    return max(views, key=CdsView.rank, default=None)
-
-
-def store_feedback(client: redis.Redis, body: FeedbackRequest, received_at: datetime) -> int:
-    """Append each feedback item to the Redis list FEEDBACK_KEY as JSON; returns how many."""
-    records = [
-        FeedbackRecord(service=SERVICE_ID, received_at=received_at, feedback=item).model_dump_json(
-            exclude_none=True
-        )
-        for item in body.feedback
-    ]
-    client.rpush(FEEDBACK_KEY, *records)
-    return len(records)
-
-
+State = Annotated[CdsState, Depends(_state)]
 router = APIRouter()
 Authorized = [Depends(authorize)]  # every service call and feedback; discovery stays open, as CDS Hooks says
 
 
+def _service_path(hook: Hook) -> str:
+    return f"/cds-services/{service_id(hook)}"
+
+
 @router.get("/cds-services", response_model=Discovery, response_model_exclude_none=True)
 def discovery() -> Discovery:
-    """CDS Hooks discovery."""
+    """CDS Hooks discovery (open: it holds no PHI)."""
     return DISCOVERY
 
 
-@router.post(f"/cds-services/{SERVICE_ID}", response_model=CdsResponse, response_model_exclude_none=True,
-             dependencies=Authorized,
-             responses={401: {"description": "the call's JWT was missing or refused"},
-                        412: {"description": "the Patient was neither prefetched nor fetchable from fhirServer"}})
-def patient_view(body: PatientViewRequest, cache: Cache, system: MrnSystem) -> CdsResponse | JSONResponse:
-    """Cards for the patient's latest chest radiograph result (none when Hilum has none).
-
-    The patient is the prefetched Patient, else the one fetched from fhirServer; matched on its MRN
-    (identifier system and value). Neither available: 412, as CDS Hooks says.
-    """
-    try:
-        patient = body.prefetched_patient() or fetch_patient(body)
-    except PatientUnavailable as missing:
-        log.info("patient-view without a patient", extra={"code": "412"})
-        return JSONResponse(status_code=412, content={"error": str(missing)})
-    return CdsResponse(cards=patient_view_cards(latest_view(cache, system, mrns(patient, system))))
+@router.post(_service_path(Hook.PATIENT_VIEW), response_model=CdsResponse, response_model_exclude_none=True,
+             dependencies=Authorized, responses=SERVICE_RESPONSES)
+def patient_view(body: PatientViewRequest, state: State) -> CdsResponse:
+    """The patient's latest chest radiograph result, with change since prior (no card when Hilum has none)."""
+    return CdsResponse(cards=patient_view_cards(state.latest_view(body), state.card_context(body)))
 
 
-@router.post(f"/cds-services/{SERVICE_ID}/feedback", response_model=FeedbackAck, dependencies=Authorized,
-             responses={401: {"description": "the call's JWT was missing or refused"}})
-def feedback(body: FeedbackRequest, cache: Cache, now: Now) -> FeedbackAck:
-    """Store card feedback for drift monitoring."""
-    return FeedbackAck(stored=store_feedback(cache, body, now))
+@router.post(_service_path(Hook.ORDER_SELECT), response_model=CdsResponse, response_model_exclude_none=True,
+             dependencies=Authorized, responses=SERVICE_RESPONSES)
+def order_select(body: OrderSelectRequest, state: State) -> CdsResponse:
+    """The recent AI result when an imaging or referral order is selected."""
+    orders = draft_orders(body.context.draftOrders.resources())
+    if not any(o.relevant for o in orders if o.reference in body.context.selections):
+        return CdsResponse(cards=[])  # nothing to say: no need to find the patient
+    return CdsResponse(cards=order_cards(state.latest_view(body), state.card_context(body), Hook.ORDER_SELECT,
+                                         orders, body.context.selections, state.clock().date(),
+                                         state.order_lookback_days))
+
+
+@router.post(_service_path(Hook.ORDER_SIGN), response_model=CdsResponse, response_model_exclude_none=True,
+             dependencies=Authorized, responses=SERVICE_RESPONSES)
+def order_sign(body: OrderSignRequest, state: State) -> CdsResponse:
+    """The recent AI result before imaging or referral orders are signed."""
+    orders = draft_orders(body.context.draftOrders.resources())
+    if not any(o.relevant for o in orders):
+        return CdsResponse(cards=[])
+    return CdsResponse(cards=order_cards(state.latest_view(body), state.card_context(body), Hook.ORDER_SIGN,
+                                         orders, None, state.clock().date(), state.order_lookback_days))
+
+
+@router.post(_service_path(Hook.ENCOUNTER_DISCHARGE), response_model=CdsResponse, response_model_exclude_none=True,
+             dependencies=Authorized, responses=SERVICE_RESPONSES)
+def encounter_discharge(body: EncounterDischargeRequest, state: State) -> CdsResponse:
+    """A warning when the latest result has a critical finding no clinician has acknowledged."""
+    view = state.latest_view(body)
+    seen = view is not None and acknowledged(state.redis, card_uuids(view))
+    return CdsResponse(cards=discharge_cards(view, state.card_context(body), seen))
+
+
+def _feedback_route(service: str) -> Callable[[FeedbackRequest, CdsState], FeedbackAck]:
+    """The feedback handler of one service."""
+
+    def feedback(body: FeedbackRequest, state: State) -> FeedbackAck:
+        """Store card feedback (repeats are not stored twice); feedback on a card acknowledges it."""
+        return store_feedback(state.redis, service, body, state.clock())
+
+    return feedback
+
+
+for _definition in SERVICES.values():
+    router.add_api_route(f"/cds-services/{_definition.id}/feedback", _feedback_route(_definition.id),
+                         methods=["POST"], response_model=FeedbackAck, dependencies=Authorized, responses=REFUSED,
+                         name=f"feedback_{_definition.hook.value.replace('-', '_')}",
+                         summary=f"Feedback on {_definition.hook.value} cards")
+
+
+@router.get(REVIEW_LAUNCH_PATH, response_class=PlainTextResponse)
+def review_launch() -> str:
+    """Where the cards' SMART link points: a placeholder until Hilum's review page exists."""
+    return ("Hilum's review page is not available in this version. The AI result is the preliminary "
+            "DiagnosticReport named on the card; review it in your PACS or EHR.\n")
 
 
 async def _bad_request(request: Request, error: Exception) -> JSONResponse:
@@ -278,11 +162,19 @@ async def _bad_request(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(status_code=400, content={"error": "invalid CDS Hooks request", "details": details})
 
 
+async def _precondition_failed(request: Request, error: Exception) -> JSONResponse:
+    """412, as CDS Hooks says, when the hook needs the Patient and it can be had neither way."""
+    if not isinstance(error, PatientUnavailable):
+        raise error
+    log.info("CDS call without a patient", extra={"code": "412"})
+    return JSONResponse(status_code=412, content={"error": str(error)})
+
+
 def create_app(
     redis_client: redis.Redis, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ingestion: Ingestion | None = None, patient_identifier_system: str = FhirSection().patient_identifier_system,
     trusted_issuers: Sequence[TrustedIssuer] = (), public_url: str = CdsSection().base_url,
-    clock_skew_s: int = CdsSection().clock_skew_s,
+    clock_skew_s: int = CdsSection().clock_skew_s, order_lookback_days: int = CdsSection().order_lookback_days,
 ) -> FastAPI:
     """The CDS Hooks application reading views from (and writing feedback to) `redis_client`; given
     `ingestion`, it also serves the STOW-RS door under /dicomweb (hilum.ingestion.stow).
@@ -291,12 +183,15 @@ def create_app(
     aud is `public_url` + "/cds-services/" + the service id; used jtis are kept in `redis_client`.
     """
     app = FastAPI(title="Hilum CDS Hooks", version="2.0")
-    app.state.redis = redis_client
-    app.state.clock = clock
-    app.state.patient_identifier_system = patient_identifier_system
+    app.state.cds = CdsState(redis=redis_client, clock=clock, mrn_system=patient_identifier_system,
+                             public_url=public_url.rstrip("/"), order_lookback_days=order_lookback_days)
     app.state.jwt_verifier = JwtVerifier(trusted_issuers, public_url, redis_client, clock_skew_s=clock_skew_s)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(Unauthorized, unauthorized_response)
+    app.add_exception_handler(PatientUnavailable, _precondition_failed)
+    # Browser-based EHRs call from their own origin; the bearer JWT, not a cookie, is what authenticates.
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
+                       allow_headers=["Authorization", "Content-Type"])
     app.include_router(router)
     if ingestion is not None:  # imported only then: the CDS Hooks service alone needs no DICOM code
         from hilum.ingestion.stow import DICOMWEB_PREFIX, stow_router

@@ -103,7 +103,12 @@ class JwtVerifier:
         """The aud a call to this service must carry: the service's URL as the EHR calls it."""
         return f"{self.public_url}/{SERVICES_SEGMENT}/{service_id}"
 
-    def verify(self, authorization: str | None, service_id: str) -> None:
+    def audiences(self, service_id: str, feedback: bool) -> list[str]:
+        """The accepted auds: the service URL; for feedback also the feedback URL, which some EHRs sign for."""
+        service_url = self.audience(service_id)
+        return [service_url, f"{service_url}/feedback"] if feedback else [service_url]
+
+    def verify(self, authorization: str | None, service_id: str, *, feedback: bool = False) -> None:
         """Accept the call, or raise Unauthorized with the reason's code."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -132,12 +137,12 @@ class JwtVerifier:
             key = jwt.PyJWK(jwk, algorithm=alg)
         except jwt.PyJWTError:
             raise Unauthorized("key_mismatch") from None
-        claims = self._decode(token, key, alg, issuer.iss, service_id)
+        claims = self._decode(token, key, alg, issuer.iss, self.audiences(service_id, feedback))
         self._spend_jti(issuer.iss, claims)
 
-    def _decode(self, token: str, key: jwt.PyJWK, alg: str, iss: str, service_id: str) -> dict[str, Any]:
+    def _decode(self, token: str, key: jwt.PyJWK, alg: str, iss: str, audiences: list[str]) -> dict[str, Any]:
         try:
-            claims = jwt.decode(token, key.key, algorithms=[alg], audience=self.audience(service_id), issuer=iss,
+            claims = jwt.decode(token, key.key, algorithms=[alg], audience=audiences, issuer=iss,
                                 leeway=self.clock_skew_s,
                                 options={"require": ["iss", "aud", "exp", "iat", "jti"], "strict_aud": False})
         except jwt.MissingRequiredClaimError:
@@ -184,7 +189,8 @@ def authorize(request: Request) -> None:
     """FastAPI dependency: the call's JWT must pass the app's JwtVerifier (app.state.jwt_verifier)."""
     verifier = cast(JwtVerifier, request.app.state.jwt_verifier)
     try:
-        verifier.verify(request.headers.get("Authorization"), service_id_of(request.url.path))
+        verifier.verify(request.headers.get("Authorization"), service_id_of(request.url.path),
+                        feedback=request.url.path.rstrip("/").endswith("/feedback"))
     except Unauthorized as refused:
         log.warning("CDS Hooks call refused (%s)", refused.code, extra={"code": refused.code})
         raise

@@ -1,85 +1,97 @@
-"""CDS Hooks 2.0 cards built from a precomputed CdsView: pure functions, no I/O.
+"""CDS Hooks cards built from a precomputed CdsView: pure functions, no I/O.
 
-Cards follow the specification strictly: summary under 140 characters, indicator info/warning/critical,
-a source, a uuid on every card, and no empty strings, lists or nulls once serialised (exclude_none).
+What every hook's card shares lives here: the urgency rule, the summary and Markdown detail, the source,
+the declared override reasons, the SMART link to Hilum's review page and the follow-up chest CT
+suggestion. The patient-view card is built here too; the order and discharge cards build on these parts.
 """
 
 from __future__ import annotations
 
-import uuid
-from enum import StrEnum
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from hilum.cds.card_schema import (
+    SUMMARY_MAX,
+    Action,
+    ActionType,
+    Card,
+    CdsCoding,
+    Indicator,
+    Link,
+    LinkType,
+    SelectionBehavior,
+    Source,
+    Suggestion,
+)
+from hilum.cds.services import Hook
 from hilum.common.cds_view import CdsFinding, CdsView
-from hilum.common.fhir.identifiers import HILUM_NAMESPACE
+from hilum.common.fhir.identifiers import resource_uuid
 from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
 from hilum.common.wording import CARD_DEMO_PREFIX, DEMO_WARNING, card_preliminary_note
 
-SUMMARY_MAX = 139  # the specification asks for fewer than 140 characters
 SOURCE_LABEL = "Hilum chest X-ray AI"
 TOPIC_SYSTEM = "https://hilum.dev/fhir/CodeSystem/cds-topic"
+OVERRIDE_REASON_SYSTEM = "https://hilum.dev/fhir/CodeSystem/cds-override-reason"
 CRITICAL_CODES = frozenset({"pneumothorax"})
+FOLLOW_UP_CT_CODES = frozenset({"nodule", "mass"})
+REVIEW_LAUNCH_PATH = "/review/launch"
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+IMAGING_CATEGORY = CdsCoding(system=SNOMED, code="363679005", display="Imaging")
+CHEST_CT = CdsCoding(system=LOINC, code="24627-2", display="Chest CT")
+
+# Declared on every card; an override with one of these (or a comment) is what acknowledges a card.
+OVERRIDE_REASONS = (
+    CdsCoding(system=OVERRIDE_REASON_SYSTEM, code="acknowledged", display="Seen; already known or being managed"),
+    CdsCoding(system=OVERRIDE_REASON_SYSTEM, code="ai-incorrect", display="AI finding is incorrect"),
+    CdsCoding(system=OVERRIDE_REASON_SYSTEM, code="not-relevant", display="Not relevant to this patient now"),
+)
 
 
-class Indicator(StrEnum):
-    """Card urgency as CDS Hooks 2.0 defines it."""
+@dataclass(frozen=True)
+class CardContext:
+    """What cards need from the call: the EHR's Patient id (and encounter), and the URL the EHR calls Hilum at."""
 
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-
-class CdsCoding(BaseModel):
-    """A CDS Hooks Coding (system, code, optional display)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    system: str = Field(min_length=1)
-    code: str = Field(min_length=1)
-    display: str | None = Field(default=None, min_length=1)
+    patient_id: str
+    encounter_id: str | None
+    public_url: str
 
 
-class Source(BaseModel):
-    """Where a card's content comes from: a label shown to the user and an optional topic."""
-
-    model_config = ConfigDict(frozen=True)
-
-    label: str = Field(min_length=1)
-    topic: CdsCoding | None = None
+def alarming(view: CdsView) -> bool:
+    """A critical finding that needs acknowledging: a present pneumothorax not already on the prior, or a view
+    flagged critical. Demo weights included: whether it is shown as critical is indicator_for's rule."""
+    return view.critical or bool(alarming_findings(view))
 
 
-class Card(BaseModel):
-    """A CDS Hooks 2.0 information card (Hilum's cards carry no suggestions and no links)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    uuid: str = Field(min_length=1)
-    summary: str = Field(min_length=1, max_length=SUMMARY_MAX)
-    detail: str | None = Field(default=None, min_length=1)
-    indicator: Indicator
-    source: Source
+def alarming_findings(view: CdsView) -> list[CdsFinding]:
+    """The present critical-code findings that are not unchanged since the prior."""
+    return [
+        f for f in view.findings
+        if f.status == FindingStatus.PRESENT and f.code in CRITICAL_CODES and f.change != ChangeSincePrior.UNCHANGED
+    ]
 
 
 def indicator_for(view: CdsView) -> Indicator:
-    """critical: a present pneumothorax not known from the prior, or a view flagged critical, from a validated
-    model only (demo weights never raise a critical alarm); warning: other present findings; info: none
-    present (uncertain and resolved findings alone raise no alarm)."""
+    """critical: alarming, from a validated model only (demo weights never raise a critical alarm); warning:
+    other present findings; info: none present (uncertain and resolved findings alone raise no alarm)."""
     present = [f for f in view.findings if f.status == FindingStatus.PRESENT]
-    alarming = view.critical or any(
-        f.code in CRITICAL_CODES and f.change != ChangeSincePrior.UNCHANGED for f in present
-    )
-    if alarming and not view.demo_weights:
+    if alarming(view) and not view.demo_weights:
         return Indicator.CRITICAL
-    return Indicator.WARNING if present or alarming else Indicator.INFO
+    return Indicator.WARNING if present or alarming(view) else Indicator.INFO
 
 
-def card_uuid(view: CdsView) -> str:
-    """Stable per DiagnosticReport, so feedback on the card can be traced back to the report."""
-    return str(uuid.uuid5(HILUM_NAMESPACE, f"cds-card\x1fpatient-view\x1f{view.diagnostic_report_id}"))
+def card_uuid(view: CdsView, hook: Hook) -> str:
+    """Stable per hook and DiagnosticReport, so feedback on the card can be traced back to the report."""
+    return resource_uuid("cds-card", hook.value, view.diagnostic_report_id)
 
 
-def _finding_phrase(finding: CdsFinding) -> str:
+def card_uuids(view: CdsView) -> list[str]:
+    """The uuid every hook's card for this view has."""
+    return [card_uuid(view, hook) for hook in Hook]
+
+
+def finding_phrase(finding: CdsFinding) -> str:
     """ "Pneumothorax (new)" — change shown only when it is news."""
     if finding.change in (ChangeSincePrior.NEW, ChangeSincePrior.RESOLVED):
         return f"{finding.display} ({finding.change.value})"
@@ -91,40 +103,47 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;:") + "…"
 
 
-def card_summary(view: CdsView) -> str:
-    """One line under 140 characters naming the present and resolved findings; demo output starts with "DEMO"."""
+def summary_line(view: CdsView, text: str) -> str:
+    """`text` as a card summary: under 140 characters, opening with the demo prefix for demo weights."""
+    return _truncate(CARD_DEMO_PREFIX + text if view.demo_weights else text, SUMMARY_MAX)
+
+
+def card_summary(view: CdsView, lead: str = "Chest X-ray") -> str:
+    """One line naming the present and resolved findings, after `lead` and the study date; demo output starts
+    with "DEMO"."""
     shown = [f for f in view.findings if f.status in (FindingStatus.PRESENT, FindingStatus.RESOLVED)]
-    listed = ", ".join(_finding_phrase(f) for f in shown) or "no findings above threshold"
-    text = f"Chest X-ray {view.study_date.isoformat()} (AI, preliminary): {listed}"
-    if view.demo_weights:
-        text = CARD_DEMO_PREFIX + text
-    return _truncate(text, SUMMARY_MAX)
+    listed = ", ".join(finding_phrase(f) for f in shown) or "no findings above threshold"
+    return summary_line(view, f"{lead} {view.study_date.isoformat()} (AI, preliminary): {listed}")
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
     """Text safe inside a markdown table cell."""
     return " ".join(text.replace("|", "\\|").split())
 
 
 def card_detail(view: CdsView) -> str:
-    """Markdown: the demo warning, the impression, a table of every reported finding and the algorithm version."""
+    """Markdown: the demo warning, the impression, the prior compared, a table of every reported finding and
+    the algorithm version."""
     lines: list[str] = []
     if view.demo_weights:
         lines += [f"**{DEMO_WARNING}**", ""]
     lines += [card_preliminary_note(view.study_date), ""]
     if view.impression.strip():
         lines += [f"**Impression:** {' '.join(view.impression.split())}", ""]
+    compared = (f"Compared with the prior study of {view.prior_study_date.isoformat()}."
+                if view.prior_study_date else "No prior study was compared.")
+    lines += [compared, ""]
     if view.findings:
         lines += ["| Finding | Status | Probability | Change since prior |", "|---|---|---|---|"]
         lines += [
-            f"| {_cell(f.display)} | {f.status.value} | {f.probability:.0%} | "
+            f"| {cell(f.display)} | {f.status.value} | {f.probability:.0%} | "
             f"{f.change.value if f.change else 'not compared'} |"
             for f in view.findings
         ]
         lines.append("")
     else:
         lines += ["No finding above its operating threshold.", ""]
-    lines.append(f"Algorithm: {_cell(view.model_name)} {_cell(view.model_version)}.")
+    lines.append(f"Algorithm: {cell(view.model_name)} {cell(view.model_version)}.")
     return "\n".join(lines)
 
 
@@ -136,16 +155,64 @@ def card_source(view: CdsView) -> Source:
     )
 
 
-def patient_view_cards(view: CdsView | None) -> list[Card]:
+def review_link(view: CdsView, context: CardContext) -> Link:
+    """A SMART link to Hilum's review page for the report (the page is a placeholder until it exists)."""
+    return Link(label="Review in Hilum", url=f"{context.public_url.rstrip('/')}{REVIEW_LAUNCH_PATH}",
+                type=LinkType.SMART, appContext=json.dumps({"diagnosticReport": view.diagnostic_report_id}))
+
+
+def follow_up_findings(view: CdsView) -> list[CdsFinding]:
+    """Present nodules or masses that the prior did not already show: what a chest CT would characterise."""
+    return [
+        f for f in view.findings
+        if f.status == FindingStatus.PRESENT and f.code in FOLLOW_UP_CT_CODES and f.change != ChangeSincePrior.UNCHANGED
+    ]
+
+
+def chest_ct_suggestion(view: CdsView, context: CardContext, card_id: str) -> Suggestion | None:
+    """A suggestion to order a chest CT (a draft ServiceRequest the EHR may create) for a new nodule or mass;
+    None when there is none. From demo weights it is labelled demo output and never recommended."""
+    findings = follow_up_findings(view)
+    if not findings:
+        return None
+    named = ", ".join(finding_phrase(f) for f in findings)
+    reason = f"{named} on chest X-ray of {view.study_date.isoformat()} (AI, preliminary, not reviewed)"
+    if view.demo_weights:
+        reason = f"{CARD_DEMO_PREFIX}{reason}"
+    order = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "category": [{"coding": [IMAGING_CATEGORY.model_dump(exclude_none=True)]}],
+        "code": {"coding": [CHEST_CT.model_dump(exclude_none=True)], "text": "CT chest"},
+        "subject": {"reference": f"Patient/{context.patient_id}"},
+        "reasonCode": [{"text": reason}],
+        **({"encounter": {"reference": f"Encounter/{context.encounter_id}"}} if context.encounter_id else {}),
+    }
+    label = f"Order a chest CT to characterise: {named}"
+    return Suggestion(
+        label=summary_line(view, label), uuid=resource_uuid("cds-suggestion", card_id, "chest-ct"),
+        isRecommended=not view.demo_weights,
+        actions=(Action(type=ActionType.CREATE, description="Add a draft chest CT order", resource=order),),
+    )
+
+
+def build_card(view: CdsView, context: CardContext, hook: Hook, *, summary: str, detail: str,
+               indicator: Indicator, suggestions: Iterable[Suggestion | None] = ()) -> Card:
+    """A card with what every Hilum card carries: uuid, source, override reasons and the review link."""
+    offered = tuple(s for s in suggestions if s is not None)
+    return Card(
+        uuid=card_uuid(view, hook), summary=summary, detail=detail, indicator=indicator, source=card_source(view),
+        suggestions=offered or None, selectionBehavior=SelectionBehavior.AT_MOST_ONE if offered else None,
+        overrideReasons=OVERRIDE_REASONS, links=(review_link(view, context),),
+    )
+
+
+def patient_view_cards(view: CdsView | None, context: CardContext) -> list[Card]:
     """The cards for patient-view: one card for the latest study, none when Hilum has no result."""
     if view is None:
         return []
-    return [
-        Card(
-            uuid=card_uuid(view),
-            summary=card_summary(view),
-            detail=card_detail(view),
-            indicator=indicator_for(view),
-            source=card_source(view),
-        )
-    ]
+    card_id = card_uuid(view, Hook.PATIENT_VIEW)
+    return [build_card(view, context, Hook.PATIENT_VIEW, summary=card_summary(view), detail=card_detail(view),
+                       indicator=indicator_for(view),
+                       suggestions=[chest_ct_suggestion(view, context, card_id)])]

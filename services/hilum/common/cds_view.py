@@ -64,6 +64,8 @@ class CdsView(BaseModel):
     study_time: time | None = None  # DICOM StudyTime, local wall clock; orders studies within a day
     impression: str
     findings: list[CdsFinding] = Field(default_factory=list)
+    # The compared prior's study date; None when no prior was compared (or its date is unknown).
+    prior_study_date: date | None = None
     critical: bool = False
     demo_weights: bool
     model_name: str = Field(min_length=1)

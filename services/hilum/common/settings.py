@@ -102,6 +102,8 @@ class CdsSection(BaseModel):
     # The base URL the EHR calls (behind a proxy, its public address); JWT `aud` is checked against it.
     public_url: str = ""
     clock_skew_s: int = 60
+    # order-select and order-sign show a chest X-ray AI result only when it is at most this old.
+    order_lookback_days: int = Field(default=90, ge=1)
 
     @property
     def base_url(self) -> str:

@@ -29,6 +29,7 @@ def cds_view_of(study: StudyInfo, reported: ReportedFindings, draft: messages_pb
         study_time=study.started.time() if study.started else None,
         impression=impression_text(draft),
         findings=[CdsFinding.of(f) for f in reported.findings],
+        prior_study_date=reported.prior.study_date if reported.compared and reported.prior else None,
         demo_weights=reported.model.demo_weights,
         model_name=reported.model.name,
         model_version=reported.model.version,

@@ -5,96 +5,43 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.server
 import json
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
-from hilum.cds.app import FEEDBACK_KEY, SERVICE_ID, create_app
+from hilum.cds.app import create_app
+from hilum.cds.services import Hook, service_id
 from hilum.common.cds_view import CdsView, write_view
 from hilum.runtime.local_issuer import LocalIssuer
 from hilum.runtime.ports import free_port
+from tests.unit.cds.conftest import EhrFhirServer
+from tests.unit.cds.hook_bodies import MRN_SYSTEM, PUBLIC_URL, hook_request, prefetched, service_url
 
-SERVICE_URL = f"/cds-services/{SERVICE_ID}"
-PUBLIC_URL = "http://testserver"  # TestClient's base URL: the address this EHR calls
+SERVICE_ID = service_id(Hook.PATIENT_VIEW)
+SERVICE_URL = service_url(Hook.PATIENT_VIEW)
 AUDIENCE = f"{PUBLIC_URL}{SERVICE_URL}"
-NOW = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
 
 
-MRN_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"  # the system DICOM PatientIDs belong to, as configured
-
-
-class SignedByEhr(httpx.Auth):
-    """Signs each CDS service or feedback call as the EHR does (aud: the service's URL); discovery goes
-    unsigned, and a request that already has an Authorization header is left as it is.
-    """
-
-    def __init__(self, issuer: LocalIssuer) -> None:
-        self.issuer = issuer
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        path = request.url.path.removesuffix("/feedback")
-        if "Authorization" not in request.headers and path != "/cds-services":
-            request.headers["Authorization"] = f"Bearer {self.issuer.token(f'{PUBLIC_URL}{path}')}"
-        yield request
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    with LocalIssuer(rs384=True) as local:
-        yield local
-
-
-@pytest.fixture
-def client(redis_client: redis.Redis, issuer: LocalIssuer) -> Iterator[TestClient]:
-    app = create_app(redis_client, clock=lambda: NOW, patient_identifier_system=MRN_SYSTEM,
-                     trusted_issuers=[issuer.trusted_issuer], public_url=PUBLIC_URL)
-    with TestClient(app) as test_client:
-        test_client.auth = SignedByEhr(issuer)
-        yield test_client
-
-
-def hook_request(patient_id: str = "ehr-123", **extra: Any) -> dict[str, Any]:
-    """A minimal valid patient-view request."""
-    return {
-        "hook": "patient-view",
-        "hookInstance": str(uuid.uuid4()),
-        "context": {"userId": "Practitioner/1", "patientId": patient_id},
-        **extra,
-    }
-
-
-def patient(*identifiers: tuple[str, str], fhir_id: str = "ehr-123") -> dict[str, Any]:
-    """A FHIR Patient with these (system, value) identifiers."""
-    return {"resourceType": "Patient", "id": fhir_id,
-            "identifier": [{"system": system, "value": value} for system, value in identifiers]}
-
-
-def prefetched(*identifiers: tuple[str, str]) -> dict[str, Any]:
-    """prefetch holding a FHIR Patient with these (system, value) identifiers."""
-    return {"patient": patient(*identifiers)}
-
-
-def test_discovery(client: TestClient) -> None:
+def test_discovery_lists_a_service_per_hook_each_prefetching_the_patient(client: TestClient) -> None:
     response = client.get("/cds-services")
     assert response.status_code == 200
-    (service,) = response.json()["services"]
-    assert service["id"] == SERVICE_ID
-    assert service["hook"] == "patient-view"
-    assert service["title"] and service["description"]
-    assert service["prefetch"] == {"patient": "Patient/{{context.patientId}}"}
+    services = response.json()["services"]
+    assert {s["hook"] for s in services} == {h.value for h in Hook}
+    assert len({s["id"] for s in services}) == len(services)
+    for service in services:
+        assert service["id"] == service_id(Hook(service["hook"]))
+        assert service["title"] and service["description"]
+        assert service["prefetch"] == {"patient": "Patient/{{context.patientId}}"}
 
 
 def test_no_result_gives_an_empty_card_list(client: TestClient) -> None:
@@ -133,7 +80,7 @@ def test_the_same_mrn_value_in_another_system_is_another_patient(
     ours = client.post(SERVICE_URL, json=hook_request(prefetch=prefetched((MRN_SYSTEM, "12345")))).json()
     theirs = client.post(SERVICE_URL, json=hook_request(prefetch=prefetched(("urn:oid:9.9.9", "12345")))).json()
     no_system = client.post(SERVICE_URL, json=hook_request(prefetch={"patient": {
-        "resourceType": "Patient", "id": "x", "identifier": [{"value": "12345"}]}})).json()
+        "resourceType": "Patient", "id": "ehr-123", "identifier": [{"value": "12345"}]}})).json()
     assert [c["summary"] for c in ours["cards"]] and "Pneumothorax" in ours["cards"][0]["summary"]
     assert theirs == {"cards": []} and no_system == {"cards": []}  # only the configured MRN system matches
 
@@ -148,53 +95,6 @@ def test_the_most_recent_study_across_mrns_wins(
     body = hook_request(prefetch=prefetched((MRN_SYSTEM, "OLD-1"), (MRN_SYSTEM, "MRN-0042")))
     (card,) = client.post(SERVICE_URL, json=body).json()["cards"]
     assert "2024-03-05" in card["summary"]
-
-
-class EhrFhirServer:
-    """A stand-in for the EHR's FHIR server on loopback (the real one cannot run here): it checks the
-    bearer token and the path it is asked for, answers the Patient, or fails the way a server does.
-    """
-
-    def __init__(self, token: str, patient_json: dict[str, Any]) -> None:
-        self.token, self.patient_json, self.fail_with = token, patient_json, 0
-        self.requests: list[tuple[str, str]] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                outer.requests.append((self.path, self.headers.get("Authorization", "")))
-                expected = f"/fhir/Patient/{outer.patient_json['id']}"
-                if outer.fail_with:
-                    status, body = outer.fail_with, b'{"resourceType": "OperationOutcome"}'
-                elif self.headers.get("Authorization") != f"Bearer {outer.token}":
-                    status, body = 401, b'{"resourceType": "OperationOutcome"}'
-                elif self.path != expected:
-                    status, body = 404, b'{"resourceType": "OperationOutcome"}'
-                else:
-                    status, body = 200, json.dumps(outer.patient_json).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/fhir+json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                """Quiet: tokens must not reach any log."""
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def ehr() -> Iterator[EhrFhirServer]:
-    server = EhrFhirServer("secret-token", patient((MRN_SYSTEM, "MRN-0042"), fhir_id="ehr-123"))
-    yield server
-    server.close()
 
 
 def test_without_prefetch_the_patient_is_fetched_from_the_fhir_server(
@@ -268,56 +168,6 @@ def test_bad_request_does_not_echo_the_access_token(client: TestClient) -> None:
     response = client.post(SERVICE_URL, json=body)
     assert response.status_code == 400
     assert "secret-token-value" not in response.text
-
-
-def test_feedback_is_stored(client: TestClient, redis_client: redis.Redis) -> None:
-    card = str(uuid.uuid4())
-    body = {
-        "feedback": [
-            {"card": card, "outcome": "accepted", "outcomeTimestamp": "2024-03-05T09:45:00Z"},
-            {
-                "card": card,
-                "outcome": "overridden",
-                "outcomeTimestamp": "2024-03-05T09:46:00Z",
-                "overrideReason": {
-                    "reason": {"system": "https://hilum.dev/override", "code": "disagree"},
-                    "userComment": "No pneumothorax on review",
-                },
-            },
-        ]
-    }
-    response = client.post(f"{SERVICE_URL}/feedback", json=body)
-    assert response.status_code == 200
-    assert response.json() == {"stored": 2}
-    stored = [json.loads(item) for item in redis_client.lrange(FEEDBACK_KEY, 0, -1)]
-    assert [s["feedback"]["outcome"] for s in stored] == ["accepted", "overridden"]
-    assert all(s["feedback"]["card"] == card and s["service"] == SERVICE_ID for s in stored)
-    assert stored[0]["received_at"].startswith("2024-03-05T10:00:00")
-    assert stored[1]["feedback"]["overrideReason"]["reason"]["code"] == "disagree"
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"feedback": []},
-        {
-            "feedback": [
-                {"card": "not-a-uuid", "outcome": "accepted", "outcomeTimestamp": "2024-03-05T09:45:00Z"}
-            ]
-        },
-        {
-            "feedback": [
-                {"card": str(uuid.uuid4()), "outcome": "ignored", "outcomeTimestamp": "2024-03-05T09:45:00Z"}
-            ]
-        },
-        {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted"}]},
-    ],
-)
-def test_bad_feedback_is_400_and_nothing_is_stored(
-    client: TestClient, redis_client: redis.Redis, body: dict[str, Any]
-) -> None:
-    assert client.post(f"{SERVICE_URL}/feedback", json=body).status_code == 400
-    assert redis_client.llen(FEEDBACK_KEY) == 0
 
 
 def bearer(token: str) -> dict[str, str]:

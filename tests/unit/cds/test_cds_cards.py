@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
-from hilum.cds.cards import Card, patient_view_cards
+from hilum.cds.cards import OVERRIDE_REASONS, REVIEW_LAUNCH_PATH, CardContext, patient_view_cards
 from hilum.common.cds_view import CdsFinding, CdsView
 from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
 from hilum.common.wording import CARD_DEMO_PREFIX, DEMO_WARNING
 
 INDICATORS = {"info", "warning", "critical"}
+CONTEXT = CardContext(patient_id="ehr-123", encounter_id=None, public_url="https://hilum.example.org/")
 
 
 def empty_values(node: Any, path: str = "$") -> list[str]:
@@ -36,7 +39,7 @@ def test_empty_value_checker_finds_nested_empties() -> None:
 
 def card_json(view: CdsView) -> dict[str, Any]:
     """The single card for `view`, serialised as the service sends it."""
-    (card,) = patient_view_cards(view)
+    (card,) = patient_view_cards(view, CONTEXT)
     return card.model_dump(mode="json", exclude_none=True)
 
 
@@ -113,7 +116,7 @@ def test_detail_lists_findings_probabilities_and_change(view_factory: Callable[.
     assert "| Pneumothorax | present | 91% | new |" in detail
     assert "| Pleural effusion | present | 62% | unchanged |" in detail
     assert "New right pneumothorax." in detail
-    assert "http" not in detail  # no links out
+    assert "http" not in detail  # links go in `links`, not in the text
 
 
 def _mixed_view(view_factory: Callable[..., CdsView]) -> CdsView:
@@ -177,14 +180,54 @@ def test_card_uuid_is_stable_per_report(view_factory: Callable[..., CdsView]) ->
 
 
 def test_no_view_no_cards() -> None:
-    assert patient_view_cards(None) == []
+    assert patient_view_cards(None, CONTEXT) == []
 
 
-def test_card_model_refuses_a_long_summary() -> None:
-    try:
-        Card.model_validate(
-            {"uuid": "u", "summary": "x" * 140, "indicator": "info", "source": {"label": "s"}}
-        )
-    except ValueError:
-        return
-    raise AssertionError("a 140-character summary was accepted")
+def test_every_card_declares_hilums_override_reasons(view_factory: Callable[..., CdsView]) -> None:
+    card = card_json(view_factory())
+    assert card["overrideReasons"] == [r.model_dump(exclude_none=True) for r in OVERRIDE_REASONS]
+    assert "acknowledged" in {r["code"] for r in card["overrideReasons"]}
+
+
+def test_every_card_links_to_the_review_page_as_a_smart_app(view_factory: Callable[..., CdsView]) -> None:
+    (link,) = card_json(view_factory(diagnostic_report_id="report-7"))["links"]
+    assert link["type"] == "smart"
+    assert link["url"] == f"https://hilum.example.org{REVIEW_LAUNCH_PATH}"
+    assert json.loads(link["appContext"]) == {"diagnosticReport": "report-7"}
+
+
+def test_detail_dates_the_prior_it_was_compared_with(view_factory: Callable[..., CdsView]) -> None:
+    assert "Compared with the prior study of 2023-11-02." in card_json(
+        view_factory(prior_study_date=date(2023, 11, 2)))["detail"]
+    assert "No prior study was compared." in card_json(view_factory())["detail"]
+
+
+def _nodule(change: ChangeSincePrior | None) -> CdsFinding:
+    return CdsFinding(code="nodule", display="Lung nodule", probability=0.8, change=change)
+
+
+def test_a_new_nodule_gets_a_chest_ct_suggestion(view_factory: Callable[..., CdsView]) -> None:
+    card = card_json(view_factory(findings=[_nodule(ChangeSincePrior.NEW)], demo_weights=False,
+                                  model_version="1.0.0"))
+    assert_valid_card(card)
+    assert card["selectionBehavior"] == "at-most-one"
+    (suggestion,) = card["suggestions"]
+    assert uuid.UUID(suggestion["uuid"]) and suggestion["isRecommended"] is True
+    (action,) = suggestion["actions"]
+    order = action["resource"]
+    assert action["type"] == "create"
+    assert (order["resourceType"], order["status"], order["intent"]) == ("ServiceRequest", "draft", "proposal")
+    assert order["subject"] == {"reference": "Patient/ehr-123"}
+    assert order["code"]["coding"][0]["code"] == "24627-2"
+    assert "Lung nodule (new)" in order["reasonCode"][0]["text"]
+
+
+def test_a_demo_suggestion_says_so_and_is_not_recommended(view_factory: Callable[..., CdsView]) -> None:
+    (suggestion,) = card_json(view_factory(findings=[_nodule(None)]))["suggestions"]
+    assert suggestion["label"].startswith(CARD_DEMO_PREFIX) and suggestion["isRecommended"] is False
+    assert suggestion["actions"][0]["resource"]["reasonCode"][0]["text"].startswith(CARD_DEMO_PREFIX)
+
+
+def test_a_nodule_known_from_the_prior_gets_no_suggestion(view_factory: Callable[..., CdsView]) -> None:
+    card = card_json(view_factory(findings=[_nodule(ChangeSincePrior.UNCHANGED)]))
+    assert "suggestions" not in card and "selectionBehavior" not in card

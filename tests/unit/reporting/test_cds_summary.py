@@ -92,3 +92,17 @@ def test_findings_of_another_study_are_refused() -> None:
     reported = reported_findings(comparison)
     with pytest.raises(ValueError, match="not 1.2.3"):
         cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED, MRN_SYSTEM)
+
+
+def test_view_dates_the_compared_prior() -> None:
+    reported = reported_findings(_comparison())
+    view = cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED, MRN_SYSTEM)
+    assert view.prior_study_date == date(2025, 3, 1)
+
+
+def test_a_prior_without_known_findings_was_not_compared_and_is_not_dated() -> None:
+    comparison = _comparison()
+    del comparison.prior.findings[:]
+    reported = reported_findings(comparison)
+    view = cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED, MRN_SYSTEM)
+    assert view.prior_study_date is None
