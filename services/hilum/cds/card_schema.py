@@ -51,18 +51,21 @@ class ActionType(StrEnum):
 
 
 class Action(BaseModel):
-    """One FHIR change a suggestion proposes (create/update carry the resource)."""
+    """One FHIR change a suggestion proposes (create/update carry the resource, delete names resourceId)."""
 
     model_config = ConfigDict(frozen=True)
 
     type: ActionType
     description: str = Field(min_length=1)
     resource: dict[str, Any] | None = None
+    resourceId: tuple[str, ...] | None = Field(default=None, min_length=1)  # "ResourceType/id" of what to delete
 
     @model_validator(mode="after")
-    def _create_and_update_carry_a_resource(self) -> Action:
+    def _each_type_names_what_it_changes(self) -> Action:
         if self.type in (ActionType.CREATE, ActionType.UPDATE) and not self.resource:
             raise ValueError(f"a {self.type.value} action needs its resource")
+        if self.type == ActionType.DELETE and not self.resourceId:
+            raise ValueError("a delete action needs resourceId")
         return self
 
 

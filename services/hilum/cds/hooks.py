@@ -16,6 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hilum.cds.services import Hook
 
 
+def fhir_patient(data: Any) -> Patient:
+    """`data` as a FHIR Patient; ValueError unless it is JSON naming resourceType Patient and valid as one (the
+    FHIR models would fill in a missing resourceType, so it is checked first)."""
+    if not isinstance(data, dict) or data.get("resourceType") != "Patient":
+        raise ValueError("not a FHIR Patient (resourceType must be Patient)")
+    try:
+        return Patient.model_validate(data)
+    except ValidationError as error:
+        raise ValueError(f"not a valid FHIR Patient ({error.error_count()} problems)") from None
+
+
 class PatientPrefetch(BaseModel):
     """The prefetch every Hilum service asks for: the FHIR Patient (its identifiers carry the MRN)."""
 
@@ -26,12 +37,9 @@ class PatientPrefetch(BaseModel):
     @field_validator("patient")
     @classmethod
     def _is_fhir_patient(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Reject a prefetch.patient that is not a FHIR Patient resource."""
+        """Refuse a prefetch.patient that is not a FHIR Patient."""
         if value is not None:
-            try:
-                Patient.model_validate(value)
-            except ValidationError as error:
-                raise ValueError(f"not a valid FHIR Patient ({error.error_count()} problems)") from None
+            fhir_patient(value)
         return value
 
 
@@ -98,7 +106,7 @@ class HookRequest(BaseModel):
         """The prefetched FHIR Patient, or None when the EHR sent none."""
         if self.prefetch is None or self.prefetch.patient is None:
             return None
-        return Patient.model_validate(self.prefetch.patient)
+        return fhir_patient(self.prefetch.patient)
 
 
 class PatientViewRequest(HookRequest):

@@ -35,8 +35,10 @@ RELEVANT_CATEGORIES = frozenset({(IMAGING_CATEGORY.system, IMAGING_CATEGORY.code
 # Chest CT, CT chest without contrast, CT chest with IV contrast.
 CHEST_CT_CODES = frozenset({(CHEST_CT.system, CHEST_CT.code), (CHEST_CT.system, "29252-4"),
                             (CHEST_CT.system, "24628-0")})
+# "CT chest", "CT of the thorax", "Chest CT", "chest CT without contrast"; a CT-guided procedure is not imaging.
 _CHEST = r"(chest|thorax|thoracic)"
-_CHEST_CT_TEXT = re.compile(rf"\bCT\b.*\b{_CHEST}\b|\b{_CHEST}\b.*\bCT\b", re.IGNORECASE)
+_CHEST_CT_TEXT = re.compile(rf"\bCT(\W+\w+){{0,2}}?\W+{_CHEST}\b|\b{_CHEST}(\W+\w+){{0,2}}?\W+CT\b", re.IGNORECASE)
+_NOT_IMAGING = re.compile(r"guided|biopsy|drain", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,15 @@ def _concepts(value: Any) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)]
 
 
+def _text(value: Any) -> str:
+    """A JSON string as itself; null, numbers and anything else as "" (never the text "None")."""
+    return value if isinstance(value, str) else ""
+
+
 def _codings(concepts: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(system, code, display) of every coding in the concepts."""
     codings = [c for concept in concepts if isinstance(concept.get("coding"), list) for c in concept["coding"]]
-    return [(str(c.get("system", "")), str(c.get("code", "")), str(c.get("display", "")))
+    return [(_text(c.get("system")), _text(c.get("code")), _text(c.get("display")))
             for c in codings if isinstance(c, dict)]
 
 
@@ -68,9 +75,9 @@ def draft_order(resource: dict[str, Any]) -> DraftOrder | None:
         return None
     code = _concepts(resource.get("code"))
     code_codings = _codings(code)
-    texts = [str(c["text"]) for c in code if isinstance(c.get("text"), str)] + [d for _, _, d in code_codings if d]
+    texts = [text for c in code if (text := _text(c.get("text")).strip())] + [d for _, _, d in code_codings if d]
     chest_ct = (any((system, value) in CHEST_CT_CODES for system, value, _ in code_codings)
-                or any(_CHEST_CT_TEXT.search(text) for text in texts))
+                or any(_CHEST_CT_TEXT.search(t) and not _NOT_IMAGING.search(t) for t in texts))
     categories = {(system, value) for system, value, _ in _codings(_concepts(resource.get("category")))}
     order_id = resource.get("id")
     return DraftOrder(

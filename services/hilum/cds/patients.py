@@ -11,9 +11,8 @@ from urllib.parse import quote
 
 import httpx
 from fhir.resources.R4B.patient import Patient
-from pydantic import ValidationError
 
-from hilum.cds.hooks import HookRequest
+from hilum.cds.hooks import HookRequest, fhir_patient
 
 
 class PatientUnavailable(Exception):
@@ -44,19 +43,22 @@ def fetch_patient(body: HookRequest, timeout_s: float = 5.0) -> Patient:
     if response.status_code != 200:
         raise PatientUnavailable(f"the FHIR server answered {response.status_code}")
     try:
-        patient = Patient.model_validate(response.json())
-    except (ValueError, ValidationError):
+        patient = fhir_patient(response.json())
+    except ValueError:
         raise PatientUnavailable("the FHIR server's answer is not a FHIR Patient") from None
-    if patient.id is not None and patient.id != body.context.patientId:
+    if patient.id != body.context.patientId:
         raise PatientUnavailable("the FHIR server returned another Patient")
     return patient
 
 
-def patient_of(body: HookRequest) -> Patient:
-    """The call's Patient: prefetched, else fetched from fhirServer. A prefetched Patient with another id than
-    context.patientId is not trusted (it would be another person's) and the Patient is fetched instead.
-    Raises PatientUnavailable."""
+def trusted_prefetch(body: HookRequest) -> Patient | None:
+    """The prefetched Patient when it is context.patientId's; None when there is none or it has another id (it
+    would be another person's), so that the Patient is fetched instead. A prefetch without an id is trusted:
+    the EHR filled Patient/{{context.patientId}}."""
     patient = body.prefetched_patient()
-    if patient is not None and patient.id in (None, body.context.patientId):
-        return patient
-    return fetch_patient(body)
+    return patient if patient is not None and patient.id in (None, body.context.patientId) else None
+
+
+def patient_of(body: HookRequest) -> Patient:
+    """The call's Patient: prefetched, else fetched from fhirServer. Raises PatientUnavailable."""
+    return trusted_prefetch(body) or fetch_patient(body)
