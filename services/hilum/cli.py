@@ -80,22 +80,9 @@ def _status(args: argparse.Namespace, settings: HilumSettings) -> int:
 
 def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
     if args.service == "cds":
-        import uvicorn
+        from hilum.runtime.cds_server import serve as serve_cds
 
-        from hilum.cds.app import create_app
-        from hilum.common.connections import open_redis
-        from hilum.common.logs import configure_logging
-        from hilum.ingestion.wiring import build
-
-        configure_logging("cds")
-        # The same HTTP service carries the STOW-RS door (/dicomweb/studies).
-        app = create_app(open_redis(settings), ingestion=build(settings),
-                         patient_identifier_system=settings.fhir.patient_identifier_system,
-                         trusted_issuers=settings.cds.trusted_issuers, public_url=settings.cds.base_url,
-                         clock_skew_s=settings.cds.clock_skew_s,
-                         order_lookback_days=settings.cds.order_lookback_days)
-        uvicorn.run(app, host=settings.cds.host,
-                    port=settings.cds.port, log_config=None)
+        serve_cds(settings)  # the same HTTP service carries the STOW-RS door (/dicomweb/studies)
         return 0
     if args.service == "dicom":
         from hilum.ingestion.dimse_scp import serve as serve_dicom

@@ -1,25 +1,28 @@
 """The CDS Hooks 2.0 HTTP service: discovery, one service per hook, feedback, and the review-page placeholder.
 
 Handlers only read what reporting precomputed in Redis (and the feedback stored there); nothing here runs
-inference. The one call out is to the EHR's fhirServer, for a Patient the EHR did not prefetch.
+inference. They run on the event loop: their work is a little CPU and a few loopback Redis round trips (with
+a socket timeout), which is cheaper there than a hop to a worker thread. The one call out, to the EHR's
+fhirServer for a Patient the EHR did not prefetch, runs on a worker thread.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import redis
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from hilum.cds.auth import JwtVerifier, Unauthorized, authorize, unauthorized_response
-from hilum.cds.card_schema import CdsResponse
+from hilum.cds.card_schema import Card, CdsResponse
 from hilum.cds.cards import REVIEW_LAUNCH_PATH, CardContext, card_uuids, patient_view_cards
 from hilum.cds.discharge_cards import discharge_cards
 from hilum.cds.feedback import FeedbackAck, FeedbackRequest, acknowledged, store_feedback
@@ -31,7 +34,7 @@ from hilum.cds.hooks import (
     PatientViewRequest,
 )
 from hilum.cds.order_cards import draft_orders, order_cards
-from hilum.cds.patients import PatientUnavailable, mrns, patient_of
+from hilum.cds.patients import PatientUnavailable, fetch_patient, mrns, trusted_prefetch
 from hilum.cds.services import DISCOVERY, SERVICES, Discovery, Hook, service_id
 from hilum.common.cds_view import CdsView, read_latest
 from hilum.common.settings import CdsSection, FhirSection, TrustedIssuer
@@ -42,7 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Responses = dict[int | str, dict[str, Any]]
-REFUSED: Responses = {401: {"description": "the call's JWT was missing or refused"}}
+REFUSED: Responses = {401: {"description": "the call's JWT was missing or refused"},
+                      503: {"description": "the results store (Redis) is unavailable; retry later"}}
 SERVICE_RESPONSES: Responses = {
     **REFUSED, 412: {"description": "the Patient was neither prefetched nor fetchable from fhirServer"}}
 
@@ -57,10 +61,13 @@ class CdsState:
     public_url: str
     order_lookback_days: int
 
-    def latest_view(self, body: HookRequest) -> CdsView | None:
-        """The latest result of the call's patient (matched on MRN system and value), or None.
-        Raises PatientUnavailable."""
-        patient_ids = mrns(patient_of(body), self.mrn_system)
+    async def latest_view(self, body: HookRequest) -> CdsView | None:
+        """The latest result of the call's patient (matched on MRN system and value), or None. A Patient that
+        must be fetched from the EHR is fetched on a worker thread. Raises PatientUnavailable."""
+        patient = trusted_prefetch(body)
+        if patient is None:
+            patient = await run_in_threadpool(fetch_patient, body)
+        patient_ids = mrns(patient, self.mrn_system)
         views = [view for pid in patient_ids if (view := read_latest(self.redis, self.mrn_system, pid)) is not None]
         return max(views, key=CdsView.rank, default=None)
 
@@ -70,7 +77,7 @@ class CdsState:
                            public_url=self.public_url)
 
 
-def _state(request: Request) -> CdsState:
+async def _state(request: Request) -> CdsState:
     return cast(CdsState, request.app.state.cds)
 
 
@@ -79,59 +86,65 @@ router = APIRouter()
 Authorized = [Depends(authorize)]  # every service call and feedback; discovery stays open, as CDS Hooks says
 
 
+def cds_response(cards: list[Card]) -> JSONResponse:
+    """The response as sent: the cards were validated when built, so FastAPI's second validation against
+    response_model (which stays declared, for the OpenAPI description) is skipped."""
+    return JSONResponse(CdsResponse(cards=cards).model_dump(mode="json", exclude_none=True))
+
+
 def _service_path(hook: Hook) -> str:
     return f"/cds-services/{service_id(hook)}"
 
 
 @router.get("/cds-services", response_model=Discovery, response_model_exclude_none=True)
-def discovery() -> Discovery:
+async def discovery() -> Discovery:
     """CDS Hooks discovery (open: it holds no PHI)."""
     return DISCOVERY
 
 
 @router.post(_service_path(Hook.PATIENT_VIEW), response_model=CdsResponse, response_model_exclude_none=True,
              dependencies=Authorized, responses=SERVICE_RESPONSES)
-def patient_view(body: PatientViewRequest, state: State) -> CdsResponse:
+async def patient_view(body: PatientViewRequest, state: State) -> JSONResponse:
     """The patient's latest chest radiograph result, with change since prior (no card when Hilum has none)."""
-    return CdsResponse(cards=patient_view_cards(state.latest_view(body), state.card_context(body)))
+    return cds_response(patient_view_cards(await state.latest_view(body), state.card_context(body)))
 
 
 @router.post(_service_path(Hook.ORDER_SELECT), response_model=CdsResponse, response_model_exclude_none=True,
              dependencies=Authorized, responses=SERVICE_RESPONSES)
-def order_select(body: OrderSelectRequest, state: State) -> CdsResponse:
+async def order_select(body: OrderSelectRequest, state: State) -> JSONResponse:
     """The recent AI result when an imaging or referral order is selected."""
     orders = draft_orders(body.context.draftOrders.resources())
     if not any(o.relevant for o in orders if o.reference in body.context.selections):
-        return CdsResponse(cards=[])  # nothing to say: no need to find the patient
-    return CdsResponse(cards=order_cards(state.latest_view(body), state.card_context(body), Hook.ORDER_SELECT,
+        return cds_response([])  # nothing to say: no need to find the patient
+    return cds_response(order_cards(await state.latest_view(body), state.card_context(body), Hook.ORDER_SELECT,
                                          orders, body.context.selections, state.clock().date(),
                                          state.order_lookback_days))
 
 
 @router.post(_service_path(Hook.ORDER_SIGN), response_model=CdsResponse, response_model_exclude_none=True,
              dependencies=Authorized, responses=SERVICE_RESPONSES)
-def order_sign(body: OrderSignRequest, state: State) -> CdsResponse:
+async def order_sign(body: OrderSignRequest, state: State) -> JSONResponse:
     """The recent AI result before imaging or referral orders are signed."""
     orders = draft_orders(body.context.draftOrders.resources())
     if not any(o.relevant for o in orders):
-        return CdsResponse(cards=[])
-    return CdsResponse(cards=order_cards(state.latest_view(body), state.card_context(body), Hook.ORDER_SIGN,
+        return cds_response([])
+    return cds_response(order_cards(await state.latest_view(body), state.card_context(body), Hook.ORDER_SIGN,
                                          orders, None, state.clock().date(), state.order_lookback_days))
 
 
 @router.post(_service_path(Hook.ENCOUNTER_DISCHARGE), response_model=CdsResponse, response_model_exclude_none=True,
              dependencies=Authorized, responses=SERVICE_RESPONSES)
-def encounter_discharge(body: EncounterDischargeRequest, state: State) -> CdsResponse:
+async def encounter_discharge(body: EncounterDischargeRequest, state: State) -> JSONResponse:
     """A warning when the latest result has a critical finding no clinician has acknowledged."""
-    view = state.latest_view(body)
+    view = await state.latest_view(body)
     seen = view is not None and acknowledged(state.redis, card_uuids(view))
-    return CdsResponse(cards=discharge_cards(view, state.card_context(body), seen))
+    return cds_response(discharge_cards(view, state.card_context(body), seen))
 
 
-def _feedback_route(service: str) -> Callable[[FeedbackRequest, CdsState], FeedbackAck]:
+def _feedback_route(service: str) -> Callable[[FeedbackRequest, CdsState], Awaitable[FeedbackAck]]:
     """The feedback handler of one service."""
 
-    def feedback(body: FeedbackRequest, state: State) -> FeedbackAck:
+    async def feedback(body: FeedbackRequest, state: State) -> FeedbackAck:
         """Store card feedback (repeats are not stored twice); feedback on a card acknowledges it."""
         return store_feedback(state.redis, service, body, state.clock())
 
@@ -146,7 +159,7 @@ for _definition in SERVICES.values():
 
 
 @router.get(REVIEW_LAUNCH_PATH, response_class=PlainTextResponse)
-def review_launch() -> str:
+async def review_launch() -> str:
     """Where the cards' SMART link points: a placeholder until Hilum's review page exists."""
     return ("Hilum's review page is not available in this version. The AI result is the preliminary "
             "DiagnosticReport named on the card; review it in your PACS or EHR.\n")
@@ -170,6 +183,15 @@ async def _precondition_failed(request: Request, error: Exception) -> JSONRespon
     return JSONResponse(status_code=412, content={"error": str(error)})
 
 
+async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """503 when Redis (the precomputed results, the JWT replay store) cannot be reached: the EHR may retry, and
+    the call is never answered as if the patient had no result."""
+    if not isinstance(error, redis.RedisError):
+        raise error
+    log.error("CDS call failed: the results store is unavailable (%s)", type(error).__name__)
+    return JSONResponse(status_code=503, content={"error": "results store unavailable"}, headers={"Retry-After": "5"})
+
+
 def create_app(
     redis_client: redis.Redis, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ingestion: Ingestion | None = None, patient_identifier_system: str = FhirSection().patient_identifier_system,
@@ -189,6 +211,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(Unauthorized, unauthorized_response)
     app.add_exception_handler(PatientUnavailable, _precondition_failed)
+    app.add_exception_handler(redis.RedisError, _store_unavailable)
     # Browser-based EHRs call from their own origin; the bearer JWT, not a cookie, is what authenticates.
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
                        allow_headers=["Authorization", "Content-Type"])

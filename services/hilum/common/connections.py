@@ -18,5 +18,6 @@ def open_object_store(settings: HilumSettings) -> ObjectStore:
     return ObjectStore(settings.storage.objects_dir)
 
 
-def open_redis(settings: HilumSettings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis.url)
+def open_redis(settings: HilumSettings, timeout_s: float | None = None) -> redis.Redis:
+    """A Redis client; with `timeout_s`, a call to an unresponsive Redis fails after that long instead of hanging."""
+    return redis.Redis.from_url(settings.redis.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)

@@ -104,6 +104,10 @@ class CdsSection(BaseModel):
     clock_skew_s: int = 60
     # order-select and order-sign show a chest X-ray AI result only when it is at most this old.
     order_lookback_days: int = Field(default=90, ge=1)
+    # uvicorn worker processes; each adds a core's worth of capacity (the JWT check and cards are CPU-bound).
+    workers: int = Field(default=1, ge=1)
+    # How long a call waits on Redis before it fails with 503 (the results store is down or stalled).
+    redis_timeout_s: float = Field(default=2.0, gt=0)
 
     @property
     def base_url(self) -> str:

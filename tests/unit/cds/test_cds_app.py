@@ -315,3 +315,14 @@ def test_without_trusted_issuers_every_call_is_refused(redis_client: redis.Redis
         for path in (SERVICE_URL, f"{SERVICE_URL}/feedback"):
             response = untrusting.post(path, json=hook_request(), headers=bearer(issuer.token(AUDIENCE)))
             assert response.status_code == 401
+
+
+def test_an_unreachable_results_store_is_503_not_an_empty_answer(issuer: LocalIssuer) -> None:
+    dead = redis.Redis(port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
+    app = create_app(dead, patient_identifier_system=MRN_SYSTEM, trusted_issuers=[issuer.trusted_issuer],
+                     public_url=PUBLIC_URL)
+    with TestClient(app) as untouchable:
+        response = untouchable.post(SERVICE_URL, json=hook_request(prefetch=prefetched((MRN_SYSTEM, "MRN-0042"))),
+                                    headers={"Authorization": f"Bearer {issuer.token(AUDIENCE)}"})
+    assert response.status_code == 503
+    assert response.json() == {"error": "results store unavailable"} and response.headers["Retry-After"] == "5"

@@ -9,7 +9,7 @@ import pytest
 import redis
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hilum.cds.auth import JwksCache, JwtVerifier, Unauthorized, service_id_of
+from hilum.cds.auth import JwksCache, JwtVerifier, KeysNotCached, Unauthorized, service_id_of
 from hilum.runtime.local_issuer import LocalIssuer
 
 PUBLIC_URL = "https://cds.hospital.example/"
@@ -116,3 +116,20 @@ def test_no_bearer_token_is_refused(verifier: JwtVerifier, authorization: str | 
     with pytest.raises(Unauthorized) as refused:
         verifier.verify(authorization, SERVICE)
     assert refused.value.code == "no_token"
+
+
+def test_a_check_that_may_not_fetch_says_so_instead_of_fetching(verifier: JwtVerifier, issuer: LocalIssuer) -> None:
+    """The event loop checks with may_fetch=False; only a JWKS fetch moves the check to a worker thread."""
+    token = issuer.token(AUDIENCE)
+    with pytest.raises(KeysNotCached):
+        verifier.verify(f"Bearer {token}", SERVICE, may_fetch=False)
+    assert issuer.jwks_requests == 0
+    verifier.verify(f"Bearer {token}", SERVICE)  # fetches; the jti was not spent by the refused attempt
+    verifier.verify(f"Bearer {issuer.token(AUDIENCE)}", SERVICE, may_fetch=False)  # cached now
+    assert issuer.jwks_requests == 1
+
+
+def test_feedback_may_be_signed_for_the_feedback_url(verifier: JwtVerifier, issuer: LocalIssuer) -> None:
+    verifier.verify(f"Bearer {issuer.token(AUDIENCE + '/feedback')}", SERVICE, feedback=True)
+    with pytest.raises(Unauthorized, match="bad_aud"):
+        verifier.verify(f"Bearer {issuer.token(AUDIENCE + '/feedback')}", SERVICE)
