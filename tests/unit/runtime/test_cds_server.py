@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,8 +19,9 @@ from hilum.cds.services import Hook, service_id
 from hilum.common.cds_view import write_view
 from hilum.common.polling import wait_until
 from hilum.common.settings import HilumSettings, settings_env
-from hilum.runtime.cds_server import build_app
+from hilum.runtime.cds_server import build_app, listening_socket
 from hilum.runtime.local_issuer import LocalIssuer
+from hilum.runtime.ports import free_port
 from hilum.runtime.processes import ManagedProcess
 from tests.unit.conftest import make_view
 
@@ -83,3 +88,32 @@ def _answers(base: str) -> bool:
         return httpx.get(f"{base}/cds-services", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_connections_on_the_shared_socket_have_nagle_off() -> None:
+    """asyncio sets TCP_NODELAY on accepted connections only when the listening socket says IPPROTO_TCP; without
+    it each small response would wait for the client's delayed ACK."""
+    sock = listening_socket("127.0.0.1", free_port())
+    nodelay: list[int] = []
+
+    class Recorder(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            nodelay.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Recorder, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        await wait_for_async(lambda: bool(nodelay))
+        writer.close()
+        server.close()
+
+    asyncio.run(accept_one())
+    assert nodelay == [1]
+
+
+async def wait_for_async(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "no connection was accepted"
+        await asyncio.sleep(0.01)
