@@ -21,9 +21,11 @@ from fastapi.testclient import TestClient
 
 from hilum.cds.app import create_app
 from hilum.cds.services import Hook, service_id
-from hilum.common.cds_view import CdsView, write_view
+from hilum.common.cds_view import CdsFinding, CdsView, write_view
+from hilum.common.reported_findings import ChangeSincePrior
 from hilum.runtime.local_issuer import LocalIssuer
 from hilum.runtime.ports import free_port
+from tests.unit.cds.card_rules import assert_cds_card, empty_paths
 from tests.unit.cds.conftest import EhrFhirServer
 from tests.unit.cds.hook_bodies import MRN_SYSTEM, PUBLIC_URL, hook_request, prefetched, service_url
 
@@ -326,3 +328,32 @@ def test_an_unreachable_results_store_is_503_not_an_empty_answer(issuer: LocalIs
                                     headers={"Authorization": f"Bearer {issuer.token(AUDIENCE)}"})
     assert response.status_code == 503
     assert response.json() == {"error": "results store unavailable"} and response.headers["Retry-After"] == "5"
+
+
+VIEWS = {
+    "demo, new pneumothorax": {},
+    "validated, new pneumothorax": {"demo_weights": False, "model_version": "1.0.0"},
+    "validated, new nodule": {"demo_weights": False, "model_version": "1.0.0", "findings": [CdsFinding(
+        code="nodule", display="Lung nodule", probability=0.8, change=ChangeSincePrior.NEW)]},
+    "demo, nothing found": {"findings": [], "impression": ""},
+    "flagged critical": {"critical": True, "demo_weights": False, "model_version": "1.0.0"},
+}
+
+
+@pytest.mark.parametrize("kind", list(VIEWS))
+@pytest.mark.parametrize("hook", list(Hook))
+def test_every_response_of_every_hook_follows_the_card_rules(
+    client: TestClient, redis_client: redis.Redis, view_factory: Callable[..., CdsView], hook: Hook, kind: str
+) -> None:
+    """No null or empty value anywhere in a response, summaries under 140 characters, for every hook and kind of
+    result (the test clock is the study's day, so order hooks show the result)."""
+    write_view(redis_client, view_factory(patient_id="MRN-0042", patient_system=MRN_SYSTEM, **VIEWS[kind]))
+    response = client.post(service_url(hook), json=hook_request(hook, prefetch=prefetched((MRN_SYSTEM, "MRN-0042"))))
+    assert response.status_code == 200
+    payload = response.json()
+    assert list(payload) == ["cards"]  # an empty card list is the one empty value CDS Hooks allows
+    assert empty_paths(payload["cards"]) in ([], ["$"])
+    assert payload["cards"] or hook == Hook.ENCOUNTER_DISCHARGE and kind in ("demo, nothing found",
+                                                                             "validated, new nodule")
+    for card in payload["cards"]:
+        assert_cds_card(card)

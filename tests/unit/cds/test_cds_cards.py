@@ -12,29 +12,9 @@ from hilum.cds.cards import OVERRIDE_REASONS, REVIEW_LAUNCH_PATH, CardContext, p
 from hilum.common.cds_view import CdsFinding, CdsView
 from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
 from hilum.common.wording import CARD_DEMO_PREFIX, DEMO_WARNING
+from tests.unit.cds.card_rules import assert_cds_card
 
-INDICATORS = {"info", "warning", "critical"}
 CONTEXT = CardContext(patient_id="ehr-123", encounter_id=None, public_url="https://hilum.example.org/")
-
-
-def empty_values(node: Any, path: str = "$") -> list[str]:
-    """Paths of every null, empty string, empty list or empty object in a JSON tree."""
-    if node is None or node == "" or node == [] or node == {}:
-        return [path]
-    if isinstance(node, dict):
-        return [p for key, value in node.items() for p in empty_values(value, f"{path}.{key}")]
-    if isinstance(node, list):
-        return [p for index, value in enumerate(node) for p in empty_values(value, f"{path}[{index}]")]
-    return []
-
-
-def test_empty_value_checker_finds_nested_empties() -> None:
-    assert empty_values({"a": [{"b": ""}, {"c": None}], "d": {}, "e": [], "f": 0}) == [
-        "$.a[0].b",
-        "$.a[1].c",
-        "$.d",
-        "$.e",
-    ]
 
 
 def card_json(view: CdsView) -> dict[str, Any]:
@@ -43,18 +23,9 @@ def card_json(view: CdsView) -> dict[str, Any]:
     return card.model_dump(mode="json", exclude_none=True)
 
 
-def assert_valid_card(card: dict[str, Any]) -> None:
-    """CDS Hooks 2.0 card shape rules."""
-    assert uuid.UUID(card["uuid"])
-    assert 0 < len(card["summary"]) < 140
-    assert card["indicator"] in INDICATORS
-    assert card["source"]["label"]
-    assert empty_values(card) == []
-
-
 def test_demo_card(view_factory: Callable[..., CdsView]) -> None:
     card = card_json(view_factory())
-    assert_valid_card(card)
+    assert_cds_card(card)
     assert card["summary"].startswith("DEMO")
     assert card["summary"].startswith(CARD_DEMO_PREFIX)
     assert DEMO_WARNING in card["source"]["label"]
@@ -63,7 +34,7 @@ def test_demo_card(view_factory: Callable[..., CdsView]) -> None:
 
 def test_validated_card_has_no_demo_wording(view_factory: Callable[..., CdsView]) -> None:
     card = card_json(view_factory(demo_weights=False, model_version="1.0.0"))
-    assert_valid_card(card)
+    assert_cds_card(card)
     assert "DEMO" not in card["summary"] + card["detail"] + card["source"]["label"]
 
 
@@ -105,7 +76,7 @@ def test_critical_flag_is_honoured(view_factory: Callable[..., CdsView]) -> None
 
 def test_no_findings_is_info(view_factory: Callable[..., CdsView]) -> None:
     card = card_json(view_factory(findings=[], impression=""))
-    assert_valid_card(card)
+    assert_cds_card(card)
     assert card["indicator"] == "info"
     assert "Impression" not in card["detail"]
 
@@ -158,7 +129,7 @@ def test_only_uncertain_findings_is_info_with_no_findings_in_the_summary(
     view = view_factory(findings=[CdsFinding(code="effusion", display="Pleural effusion",
                                              status=FindingStatus.UNCERTAIN, probability=0.45)])
     card = card_json(view)
-    assert_valid_card(card)
+    assert_cds_card(card)
     assert card["indicator"] == "info"
     assert card["summary"].endswith("no findings above threshold")
     assert "| Pleural effusion | uncertain | 45% |" in card["detail"]
@@ -170,7 +141,7 @@ def test_summary_is_cut_below_140_characters(view_factory: Callable[..., CdsView
         for i in range(9)
     ]
     card = card_json(view_factory(findings=many))
-    assert_valid_card(card)
+    assert_cds_card(card)
     assert card["summary"].endswith("…")
 
 
@@ -209,7 +180,7 @@ def _nodule(change: ChangeSincePrior | None) -> CdsFinding:
 def test_a_new_nodule_gets_a_chest_ct_suggestion(view_factory: Callable[..., CdsView]) -> None:
     card = card_json(view_factory(findings=[_nodule(ChangeSincePrior.NEW)], demo_weights=False,
                                   model_version="1.0.0"))
-    assert_valid_card(card)
+    assert_cds_card(card)
     assert card["selectionBehavior"] == "at-most-one"
     (suggestion,) = card["suggestions"]
     assert uuid.UUID(suggestion["uuid"]) and suggestion["isRecommended"] is True
