@@ -33,7 +33,7 @@ from hilum.cds.hooks import (
     OrderSignRequest,
     PatientViewRequest,
 )
-from hilum.cds.order_cards import draft_orders, order_cards
+from hilum.cds.order_cards import draft_orders, order_cards, relevant_orders
 from hilum.cds.patients import PatientUnavailable, fetch_patient, mrns, trusted_prefetch
 from hilum.cds.services import DISCOVERY, SERVICES, Discovery, Hook, service_id
 from hilum.common.cds_view import CdsView, read_latest
@@ -114,7 +114,7 @@ async def patient_view(body: PatientViewRequest, state: State) -> JSONResponse:
 async def order_select(body: OrderSelectRequest, state: State) -> JSONResponse:
     """The recent AI result when an imaging or referral order is selected."""
     orders = draft_orders(body.context.draftOrders.resources())
-    if not any(o.relevant for o in orders if o.reference in body.context.selections):
+    if not relevant_orders(orders, body.context.selections):
         return cds_response([])  # nothing to say: no need to find the patient
     return cds_response(order_cards(await state.latest_view(body), state.card_context(body), Hook.ORDER_SELECT,
                                          orders, body.context.selections, state.clock().date(),
@@ -126,7 +126,7 @@ async def order_select(body: OrderSelectRequest, state: State) -> JSONResponse:
 async def order_sign(body: OrderSignRequest, state: State) -> JSONResponse:
     """The recent AI result before imaging or referral orders are signed."""
     orders = draft_orders(body.context.draftOrders.resources())
-    if not any(o.relevant for o in orders):
+    if not relevant_orders(orders, None):
         return cds_response([])
     return cds_response(order_cards(await state.latest_view(body), state.card_context(body), Hook.ORDER_SIGN,
                                          orders, None, state.clock().date(), state.order_lookback_days))

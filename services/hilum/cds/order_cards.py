@@ -93,6 +93,12 @@ def draft_orders(resources: list[dict[str, Any]]) -> list[DraftOrder]:
     return [order for resource in resources if (order := draft_order(resource)) is not None]
 
 
+def relevant_orders(orders: list[DraftOrder], selections: list[str] | None) -> list[DraftOrder]:
+    """The relevant orders among those the hook is about: the selected ones (order-select's references), or all
+    of them when `selections` is None (order-sign)."""
+    return [o for o in orders if o.relevant and (selections is None or o.reference in selections)]
+
+
 def order_cards(view: CdsView | None, context: CardContext, hook: Hook, orders: list[DraftOrder],
                 selections: list[str] | None, today: date, lookback_days: int) -> list[Card]:
     """One card when a relevant order is selected (order-select) or about to be signed (order-sign) and the
@@ -100,8 +106,7 @@ def order_cards(view: CdsView | None, context: CardContext, hook: Hook, orders: 
 
     selections: order-select's selected references ("ServiceRequest/id"); None for order-sign (all orders).
     """
-    considered = [o for o in orders if selections is None or o.reference in selections]
-    relevant = [o for o in considered if o.relevant]
+    relevant = relevant_orders(orders, selections)
     if view is None or not relevant or view.study_date < today - timedelta(days=lookback_days):
         return []
     ct_ordered = any(o.chest_ct for o in orders)

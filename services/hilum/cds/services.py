@@ -64,7 +64,6 @@ SERVICES: dict[Hook, ServiceDefinition] = {
     )
 }
 DISCOVERY = Discovery(services=list(SERVICES.values()))
-HOOK_OF_SERVICE = {definition.id: hook for hook, definition in SERVICES.items()}
 
 
 def service_id(hook: Hook) -> str:

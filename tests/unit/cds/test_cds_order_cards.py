@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from hilum.cds.card_schema import ActionType, Card
 from hilum.cds.cards import CardContext
-from hilum.cds.order_cards import DraftOrder, draft_order, draft_orders, order_cards
+from hilum.cds.order_cards import DraftOrder, draft_order, draft_orders, order_cards, relevant_orders
 from hilum.cds.services import Hook
 from hilum.common.cds_view import CdsFinding, CdsView, write_view
 from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
@@ -390,3 +390,11 @@ def test_an_old_result_gives_no_order_card(client: TestClient, redis_client: red
                                           study_date=date(2023, 1, 2)))
     body = hook_request(Hook.ORDER_SIGN, prefetch=prefetched((MRN_SYSTEM, "MRN-0042")))
     assert post_cards(client, Hook.ORDER_SIGN, body) == []
+
+
+def test_relevant_orders_are_the_selected_relevant_ones_or_all_relevant_ones() -> None:
+    imaging, lab = draft_order(service_request("sr-a", category=IMAGING)), draft_order(service_request("sr-b"))
+    assert imaging is not None and lab is not None
+    assert relevant_orders([imaging, lab], None) == [imaging]
+    assert relevant_orders([imaging, lab], ["ServiceRequest/sr-b"]) == []
+    assert relevant_orders([imaging, lab], ["ServiceRequest/sr-a"]) == [imaging]

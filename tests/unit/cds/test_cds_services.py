@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hilum.cds.services import DISCOVERY, HOOK_OF_SERVICE, PATIENT_PREFETCH, SERVICES, Hook, service_id
+from hilum.cds.services import DISCOVERY, PATIENT_PREFETCH, SERVICES, Hook, service_id
 
 
 def test_there_is_a_service_per_hook() -> None:
@@ -35,14 +35,6 @@ def test_service_id_names_the_hooks_service() -> None:
     for hook in Hook:
         assert service_id(hook) == SERVICES[hook].id
         assert hook.value in service_id(hook)
-
-
-def test_hook_of_service_round_trips() -> None:
-    assert len(HOOK_OF_SERVICE) == len(Hook)
-    for hook in Hook:
-        assert HOOK_OF_SERVICE[service_id(hook)] is hook
-    for sid, hook in HOOK_OF_SERVICE.items():
-        assert service_id(hook) == sid
 
 
 def test_each_service_describes_itself() -> None:
