@@ -116,9 +116,84 @@ class CdsSection(BaseModel):
 
 
 class FhirSection(BaseModel):
-    """How Hilum identifies patients in the FHIR it emits (set to the hospital's MRN system)."""
+    """How the FHIR Hilum emits names the hospital's patient and order (set the systems to the hospital's own)."""
 
     patient_identifier_system: str = "urn:hilum:dicom:patient-id"
+    # Bundles refer to the hospital's Patient by its MRN; a Patient is created only where this is set.
+    create_patient: bool = False
+    # Identifier systems of the order a study fulfils: Accession Number and placer order number.
+    accession_identifier_system: str = "urn:hilum:dicom:accession-number"
+    placer_order_identifier_system: str = "urn:hilum:placer-order-number"
+
+
+class FhirApiClient(BaseModel):
+    """A client of the FHIR read API (SMART Backend Services): its id, its key, the scopes it may get.
+
+    The key is a JWKS URL (`jwks_url`) or a PEM public key (`public_key_pem`); one of them is required.
+    """
+
+    client_id: str
+    jwks_url: str = ""
+    public_key_pem: str = ""
+    scopes: list[str] = Field(default_factory=lambda: ["system/*.rs"])
+
+
+class FhirApiSection(BaseModel):
+    """The FHIR R4 read API at <cds base>/fhir and its OAuth2 token endpoint."""
+
+    clients: list[FhirApiClient] = Field(default_factory=list)
+    # No token needed: only for the embedded stack, and only while the server listens on loopback.
+    open_on_loopback: bool = False
+    token_lifetime_s: int = Field(default=300, ge=30, le=3600)
+    default_page_size: int = Field(default=50, ge=1)
+    max_page_size: int = Field(default=500, ge=1)
+
+
+class FhirDestination(BaseModel):
+    """An external FHIR server results are published to as transactions; empty `url`: none."""
+
+    url: str = ""
+    # A static bearer token, if the server wants one (read from a secret, never logged).
+    bearer_token: str = ""
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class MllpDestination(BaseModel):
+    """An HL7 v2 interface (MLLP, optionally TLS) that receives ORU^R01; empty `host`: none."""
+
+    host: str = ""
+    port: int = 2575
+    timeout_s: float = Field(default=30.0, gt=0)
+    sending_application: str = "HILUM"
+    sending_facility: str = "HILUM"
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    # TLS: a CA file turns it on; a client certificate and key are sent where the peer wants them.
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+
+class PacsDestination(BaseModel):
+    """The PACS the DICOM SR goes to: by STOW-RS (`stow_url`) or by C-STORE (`ae_title`, host, port)."""
+
+    stow_url: str = ""
+    ae_title: str = ""
+    host: str = ""
+    port: int = 104
+    calling_ae_title: str = "HILUM"
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class PublishSection(BaseModel):
+    """Where each result is delivered, and how often a failed delivery is retried before it is dead-lettered."""
+
+    fhir_server: FhirDestination = Field(default_factory=FhirDestination)
+    mllp: MllpDestination = Field(default_factory=MllpDestination)
+    pacs: PacsDestination = Field(default_factory=PacsDestination)
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
 
 
 class IngestionSection(BaseModel):
@@ -175,6 +250,8 @@ class HilumSettings(BaseSettings):
     queue: QueueSection = Field(default_factory=QueueSection)
     cds: CdsSection = Field(default_factory=CdsSection)
     fhir: FhirSection = Field(default_factory=FhirSection)
+    fhir_api: FhirApiSection = Field(default_factory=FhirApiSection)
+    publish: PublishSection = Field(default_factory=PublishSection)
     ingestion: IngestionSection = Field(default_factory=IngestionSection)
     dicom: DicomSection = Field(default_factory=DicomSection)
     pacs: PacsSection = Field(default_factory=PacsSection)

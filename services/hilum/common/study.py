@@ -45,6 +45,8 @@ class InstanceHeader:
     study_description: str
     body_part: str  # Body Part Examined as sent (upper case), or "CHEST" when judged from codes or text
     instance: InstanceInfo  # object_key is "" until the instance is stored
+    # The order's Placer Order Number / Imaging Service Request (0040,2016); "" when absent.
+    placer_order_number: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,4 @@ class StudyInfo:
     accession_number: str
     description: str
     instances: tuple[InstanceInfo, ...] = field(default_factory=tuple)
+    placer_order_number: str = ""  # the order this study fulfils, as the placer (EHR) numbers it; "" if unknown

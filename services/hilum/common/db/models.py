@@ -1,4 +1,4 @@
-"""ORM tables: studies and their instances, stage results, rejections and dead letters.
+"""ORM tables: studies and their instances, stage results, rejections, dead letters and deliveries.
 
 Stage results are unique per (Study Instance UID, model version): that constraint is what makes
 every stage idempotent under redelivery.
@@ -52,6 +52,7 @@ class StudyRow(Base):
     started: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     accession_number: Mapped[str] = mapped_column(String(16), default="")
     description: Mapped[str] = mapped_column(String(64), default="")
+    placer_order_number: Mapped[str] = mapped_column(String(64), default="", server_default="")
     state: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str] = mapped_column(Text, default="")
     # The FHIR R4 ImagingStudy (JSON) ingestion built from the instances received so far.
@@ -117,6 +118,8 @@ class ReportRow(_StageResult, Base):
     __table_args__ = (UniqueConstraint("study_instance_uid", "model_version", name="uq_reports_study_model"),)
 
     diagnostic_report_id: Mapped[str] = mapped_column(String(64))
+    # The PriorComparison the report was drafted from: deliveries rebuild their messages from it.
+    comparison: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     bundle_json: Mapped[str] = mapped_column(Text)
     bundle_path: Mapped[str] = mapped_column(String(1024))
 
@@ -151,3 +154,33 @@ class DeadLetterRow(Base):
     error: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeliveryRow(Base):
+    """One result's delivery to one destination (FHIR server, MLLP, PACS), retried until delivered or dead.
+
+    Unique per (study, model version, destination, event): a redelivered task finds its row and sends
+    nothing twice. event is what is sent: the preliminary report, or a later status change.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("study_instance_uid", "model_version", "destination", "event", name="uq_delivery"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_instance_uid: Mapped[str] = mapped_column(
+        ForeignKey("studies.study_instance_uid", ondelete="CASCADE"), index=True
+    )
+    model_version: Mapped[str] = mapped_column(String(128))
+    destination: Mapped[str] = mapped_column(String(16))  # fhir_server, mllp, pacs
+    event: Mapped[str] = mapped_column(String(16))  # preliminary, amended, cancelled
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending, delivered, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    # What the destination answered on success: a resource location, an ACK control id, a SOP Instance UID.
+    receipt: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

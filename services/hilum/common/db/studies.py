@@ -44,6 +44,7 @@ def ensure_study(session: Session, header: InstanceHeader) -> StudyRow:
             started=header.study_started,
             accession_number=header.accession_number,
             description=header.study_description,
+            placer_order_number=header.placer_order_number,
             state=study_state.name_of(study_state.RECEIVED),
             error="",
         )

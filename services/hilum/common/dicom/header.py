@@ -122,6 +122,7 @@ def read_header(ds: Dataset) -> InstanceHeader:
         study_started=datetime_of(ds, "StudyDate", "StudyTime"),
         accession_number=text(ds, "AccessionNumber"),
         study_description=text(ds, "StudyDescription"),
+        placer_order_number=text(ds, "PlacerOrderNumberImagingServiceRequest"),
         body_part=text(ds, "BodyPartExamined").upper(),
         instance=InstanceInfo(
             sop_instance_uid=dataset_uid(ds, "SOPInstanceUID"),
