@@ -220,6 +220,30 @@ def _cds_feedback(args: argparse.Namespace, settings: HilumSettings) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """List deliveries, or replay the dead-lettered (and overdue) ones onto the publishing queue."""
+    from datetime import UTC, datetime
+
+    from hilum.common.connections import open_sessions
+    from hilum.common.destinations import DeliveryState, Destination
+    from hilum.common.queue import Stage, create_celery_app, enqueue
+    from hilum.publishing import admin
+
+    sessions = open_sessions(settings)
+    if args.action == "list":
+        state = DeliveryState(args.state) if args.state else None
+        lines = admin.list_lines(sessions, state, limit=args.limit)
+        print("\n".join(lines) if lines else "no deliveries")
+        return 0
+    app = create_celery_app(settings, name="hilum-publish-replay")
+    replayed = admin.replay(
+        sessions, lambda request: enqueue(app, Stage.PUBLISHING, request), datetime.now(UTC),
+        study_instance_uid=args.study or "", destination=Destination(args.destination) if args.destination else None,
+    )
+    print(f"{len(replayed)} deliveries handed to the publishing queue")
+    return 0
+
+
 def _db_upgrade(args: argparse.Namespace, settings: HilumSettings) -> int:
     from hilum.common.db.session import upgrade_database
 
@@ -296,6 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
                                        "reason (drift monitoring)")
     feedback.add_argument("--last", type=int, default=0, metavar="N", help="also print the N latest records as JSON")
     feedback.set_defaults(handler=_cds_feedback)
+
+    publish = commands.add_parser("publish", help="deliveries to the FHIR server, HL7 v2 interface and PACS")
+    publish_actions = publish.add_subparsers(dest="action", required=True)
+    publish_list = publish_actions.add_parser("list", help="deliveries, newest first")
+    publish_list.add_argument("--state", choices=["pending", "delivered", "dead"])
+    publish_list.add_argument("--limit", type=int, default=100)
+    publish_replay = publish_actions.add_parser(
+        "replay", help="retry dead-lettered deliveries (and overdue pending ones) with fresh attempts")
+    publish_replay.add_argument("--study", help="only this Study Instance UID")
+    publish_replay.add_argument("--destination", choices=["fhir_server", "mllp", "pacs"])
+    publish.set_defaults(handler=_publish)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)

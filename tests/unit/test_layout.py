@@ -9,7 +9,7 @@ from tests.helpers import REPO_ROOT
 
 SOURCE = REPO_ROOT / "services" / "hilum"
 TESTS = REPO_ROOT / "tests" / "unit"
-STAGES = ("ingestion", "inference", "priors", "reporting")
+STAGES = ("ingestion", "inference", "priors", "reporting", "publishing")
 # Generated protobuf code and Alembic revisions are not hand-written modules.
 NOT_MIRRORED = ("v1", "migrations")
 

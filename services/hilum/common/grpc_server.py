@@ -1,4 +1,4 @@
-"""gRPC server plumbing shared by the four services: health service, message limits, error mapping."""
+"""gRPC server plumbing shared by the five services: health service, message limits, error mapping."""
 
 from __future__ import annotations
 

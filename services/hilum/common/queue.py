@@ -34,6 +34,7 @@ class Stage(StrEnum):
     INFERENCE = "inference"
     PRIORS = "priors"
     REPORTING = "reporting"
+    PUBLISHING = "publishing"
 
     @property
     def task_name(self) -> str:
@@ -94,6 +95,8 @@ def study_uid_of(message: Message) -> str:
         return message.study.study_instance_uid
     if isinstance(message, messages_pb2.PriorComparison):
         return message.current.study.study_instance_uid
+    if isinstance(message, messages_pb2.DeliveryRequest):
+        return message.study_instance_uid
     return ""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,13 +53,14 @@ class TritonSection(BaseModel):
 
 
 class GrpcSection(BaseModel):
-    """Loopback addresses of the four gRPC services and the largest message they accept."""
+    """Loopback addresses of the five gRPC services and the largest message they accept."""
 
     host: str = "127.0.0.1"
     ingestion_port: int = 50051
     inference_port: int = 50052
     priors_port: int = 50053
     reporting_port: int = 50054
+    publishing_port: int = 50055
     max_message_bytes: int = 256 * 1024 * 1024
 
     def address(self, port: int) -> str:
@@ -66,9 +68,10 @@ class GrpcSection(BaseModel):
         return f"{self.host}:{port}"
 
     def port_for(self, stage: str) -> int:
-        """The port of one stage's gRPC server: "ingestion", "inference", "priors" or "reporting"."""
+        """The port of one stage's gRPC server: "ingestion", "inference", "priors", "reporting" or "publishing"."""
         ports = {"ingestion": self.ingestion_port, "inference": self.inference_port,
-                 "priors": self.priors_port, "reporting": self.reporting_port}
+                 "priors": self.priors_port, "reporting": self.reporting_port,
+                 "publishing": self.publishing_port}
         return ports[stage]
 
 
@@ -124,6 +127,9 @@ class FhirSection(BaseModel):
     # Identifier systems of the order a study fulfils: Accession Number and placer order number.
     accession_identifier_system: str = "urn:hilum:dicom:accession-number"
     placer_order_identifier_system: str = "urn:hilum:placer-order-number"
+    # How the report names its order (basedOn): "conditional" (the server finds the ServiceRequest by its
+    # identifier; the transaction fails while it does not exist), "identifier" (logical, never fails), "none".
+    order_reference: Literal["conditional", "identifier", "none"] = "conditional"
 
 
 class FhirApiClient(BaseModel):

@@ -2,9 +2,9 @@
 
 A stage's core is a typed function from one protobuf message to another. Its wiring says how the core
 is built from settings, how its gRPC servicer is added to a server, which message its Celery task
-takes, and what of its result is handed to the next stage's queue. The gRPC methods of inference,
-priors and reporting only compute; ingestion's SubmitInstances is the pipeline's front door, so its
-servicer forwards what it accepted, exactly as its queue task does.
+takes, and what of its result is handed to the next stage's queue. The gRPC methods of inference and
+priors only compute; reporting's Publish hands its planned deliveries to the publishing queue, exactly
+as its queue task does, so that a result published by either door reaches its destinations.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Reporting's one implementation: draft the report, build and validate the FHIR bundle, publish it.
 
 Called by the gRPC Draft/Publish methods and by the Celery task on the "reporting" queue. Publishing
-is idempotent by (Study Instance UID, model version): the report row, the bundle file and the CDS
-view are written in one database transaction, and a repeat returns the stored result unchanged.
+is idempotent by (Study Instance UID, model version): the report row, the bundle file, the CDS view
+and one planned delivery per configured destination are written in one database transaction, and a
+repeat returns the stored result (with the same deliveries, handed on again) unchanged.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum.common import study_state
 from hilum.common.atomic_file import write_atomically
 from hilum.common.cds_view import write_view
-from hilum.common.db import results, studies
+from hilum.common.db import deliveries, results, studies
 from hilum.common.db.models import ReportRow
+from hilum.common.destinations import DeliveryEvent, Destination
 from hilum.common.errors import PermanentError
 from hilum.common.fhir.bundle import build_report_bundle
+from hilum.common.fhir.order import order_reference
 from hilum.common.fhir.validation import bundle_json, validate_bundle
 from hilum.common.logs import study_ref
 from hilum.common.reported_findings import reported_findings
+from hilum.common.settings import FhirSection
 from hilum.reporting.cds_summary import cds_view_of
 from hilum.reporting.draft import draft_report
 from hilum.v1 import messages_pb2
@@ -47,13 +51,15 @@ class Reporting:
         sessions: sessionmaker[Session],
         output_dir: Path,
         cds_cache: redis.Redis,
-        patient_identifier_system: str,
+        fhir: FhirSection,
+        destinations: tuple[Destination, ...] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
         self._output_dir = output_dir
         self._cds_cache = cds_cache
-        self._patient_identifier_system = patient_identifier_system
+        self._fhir = fhir
+        self._destinations = destinations
         self._clock = clock
 
     def draft(self, comparison: messages_pb2.PriorComparison) -> messages_pb2.DraftReport:
@@ -95,7 +101,8 @@ class Reporting:
         issued = self._clock()
         bundle = build_report_bundle(
             study, reported, draft, prior_study=prior_study, issued=issued,
-            patient_identifier_system=self._patient_identifier_system,
+            patient_identifier_system=self._fhir.patient_identifier_system, create_patient=self._fhir.create_patient,
+            based_on=order_reference(study, self._fhir),
         )
         data = bundle_json(bundle)
         problems = validate_bundle(data)
@@ -112,14 +119,21 @@ class Reporting:
             bundle_path=str(path),
             draft=draft,
         )
-        session.add(ReportRow(
+        row = ReportRow(
             study_instance_uid=uid, model_version=version, diagnostic_report_id=report_id,
-            bundle_json=text, bundle_path=str(path), payload=result.SerializeToString(),
-        ))
+            bundle_json=text, bundle_path=str(path), comparison=comparison.SerializeToString(),
+            payload=result.SerializeToString(),
+        )
+        session.add(row)
         session.flush()  # claims (study, version) before anything is written outside the database
+        # Store first, then enqueue: the deliveries are planned in this transaction, handed on after it.
+        result.deliveries.extend(
+            deliveries.plan(session, uid, version, self._destinations, DeliveryEvent.PRELIMINARY)
+        )
+        row.payload = result.SerializeToString()
         write_atomically(path, text.encode("utf-8"))
         write_view(self._cds_cache,
-                   cds_view_of(study, reported, draft, report_id, issued, self._patient_identifier_system))
+                   cds_view_of(study, reported, draft, report_id, issued, self._fhir.patient_identifier_system))
         studies.advance(session, uid, study_state.REPORTED)
         return result
 

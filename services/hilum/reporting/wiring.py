@@ -1,8 +1,9 @@
-"""Reporting's wiring: built from settings, served over gRPC and the "reporting" queue; the last stage."""
+"""Reporting's wiring: built from settings, served over gRPC and the "reporting" queue; hands deliveries on."""
 
 from __future__ import annotations
 
 from hilum.common.connections import open_redis, open_sessions
+from hilum.common.destinations import configured_destinations
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageWiring
@@ -15,11 +16,13 @@ from hilum.v1.reporting_pb2_grpc import add_ReportingServiceServicer_to_server
 def build(settings: HilumSettings) -> Reporting:
     """Reporting over the configured database, output folder and CDS cache."""
     return Reporting(open_sessions(settings), settings.storage.output_dir, open_redis(settings),
-                     settings.fhir.patient_identifier_system)
+                     settings.fhir, configured_destinations(settings.publish))
 
 
 WIRING = StageWiring(
-    stage=Stage.REPORTING, next_stage=None, build=build,
-    add_servicer=lambda core, _forward, server: add_ReportingServiceServicer_to_server(ReportingServicer(core), server),
+    stage=Stage.REPORTING, next_stage=Stage.PUBLISHING, build=build,
+    add_servicer=lambda core, forward, server: add_ReportingServiceServicer_to_server(
+        ReportingServicer(core, forward), server),
     task_input=messages_pb2.PriorComparison, task=lambda reporting: reporting.publish,
+    handoff=lambda result: list(result.deliveries),
 )

@@ -18,8 +18,8 @@ from hilum.common.queue import create_celery_app
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageDoors
 
-# The four pipeline stages in the order a study passes them; each runs a gRPC server and a Celery worker.
-STAGE_NAMES: tuple[str, ...] = ("ingestion", "inference", "priors", "reporting")
+# The five pipeline stages in the order a study passes them; each runs a gRPC server and a Celery worker.
+STAGE_NAMES: tuple[str, ...] = ("ingestion", "inference", "priors", "reporting", "publishing")
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ def stage_doors(name: str) -> StageDoors:
         from hilum.reporting.wiring import WIRING as reporting
 
         return reporting
+    if name == "publishing":
+        from hilum.publishing.wiring import WIRING as publishing
+
+        return publishing
     raise ValueError(f"no stage called {name!r}; stages: {', '.join(STAGE_NAMES)}")
 
 

@@ -119,7 +119,7 @@ def loopback_settings(root: Path, model_repository: Path, server_venv: Path, dat
         storage=StorageSection(data_dir=root / "data", output_dir=root / "out"),
         triton=loopback_triton(model_repository, server_venv),
         grpc=GrpcSection(ingestion_port=free_port(), inference_port=free_port(), priors_port=free_port(),
-                         reporting_port=free_port()),
+                         reporting_port=free_port(), publishing_port=free_port()),
         cds=CdsSection(port=free_port()),
         dicom=DicomSection(port=free_port()),
         queue=QueueSection(worker_concurrency=worker_concurrency),

@@ -1,4 +1,4 @@
-"""The embedded stack on loopback: Redis, Triton, the four stages (gRPC + worker each), the CDS app, the DICOM SCP.
+"""The embedded stack on loopback: Redis, Triton, the five stages (gRPC + worker each), the CDS app, the DICOM SCP.
 
 Nothing starts unless every port is free. Parts start in dependency order; once every door answers,
 the stack writes endpoints.json in its data directory. It stops in reverse order, removing the file

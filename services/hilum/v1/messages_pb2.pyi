@@ -458,9 +458,15 @@ class DraftReport(_message.Message):
     FINDINGS_FIELD_NUMBER: _builtins.int
     IMPRESSION_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
+    EXAMINATION_FIELD_NUMBER: _builtins.int
+    COMPARISON_FIELD_NUMBER: _builtins.int
     study_instance_uid: _builtins.str
     text: _builtins.str
     """Plain-text rendering of the whole draft, disclaimer included."""
+    examination: _builtins.str
+    """The EXAMINATION section, e.g. "Chest radiograph, PA and lateral views, 2025-03-02." (not a finding statement)."""
+    comparison: _builtins.str
+    """The COMPARISON section: the prior's date, or "None." (not a finding statement)."""
     @_builtins.property
     def model(self) -> Global___ModelInfo: ...
     @_builtins.property
@@ -475,10 +481,12 @@ class DraftReport(_message.Message):
         findings: _abc.Iterable[Global___ReportSentence] | None = ...,
         impression: _abc.Iterable[Global___ReportSentence] | None = ...,
         text: _builtins.str = ...,
+        examination: _builtins.str = ...,
+        comparison: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings", "impression", b"impression", "model", b"model", "study_instance_uid", b"study_instance_uid", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison", b"comparison", "examination", b"examination", "findings", b"findings", "impression", b"impression", "model", b"model", "study_instance_uid", b"study_instance_uid", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -496,6 +504,7 @@ class PublishResult(_message.Message):
     DIAGNOSTIC_REPORT_ID_FIELD_NUMBER: _builtins.int
     BUNDLE_PATH_FIELD_NUMBER: _builtins.int
     DRAFT_FIELD_NUMBER: _builtins.int
+    DELIVERIES_FIELD_NUMBER: _builtins.int
     study_instance_uid: _builtins.str
     status: Global___PublishStatus.ValueType
     diagnostic_report_id: _builtins.str
@@ -504,6 +513,10 @@ class PublishResult(_message.Message):
     def model(self) -> Global___ModelInfo: ...
     @_builtins.property
     def draft(self) -> Global___DraftReport: ...
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeliveryRequest]:
+        """The deliveries planned for this result, one per configured destination, handed to the publishing queue."""
+
     def __init__(
         self,
         *,
@@ -513,11 +526,44 @@ class PublishResult(_message.Message):
         diagnostic_report_id: _builtins.str = ...,
         bundle_path: _builtins.str = ...,
         draft: Global___DraftReport | None = ...,
+        deliveries: _abc.Iterable[Global___DeliveryRequest] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_path", b"bundle_path", "diagnostic_report_id", b"diagnostic_report_id", "draft", b"draft", "model", b"model", "status", b"status", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_path", b"bundle_path", "deliveries", b"deliveries", "diagnostic_report_id", b"diagnostic_report_id", "draft", b"draft", "model", b"model", "status", b"status", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PublishResult: _TypeAlias = PublishResult  # noqa: Y015
+
+@_typing.final
+class DeliveryRequest(_message.Message):
+    """One result's delivery to one destination, as handed to the publishing queue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDY_INSTANCE_UID_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    study_instance_uid: _builtins.str
+    model_version: _builtins.str
+    destination: _builtins.str
+    """"fhir_server", "mllp" or "pacs" """
+    event: _builtins.str
+    """"preliminary", "amended" or "cancelled" """
+    def __init__(
+        self,
+        *,
+        study_instance_uid: _builtins.str = ...,
+        model_version: _builtins.str = ...,
+        destination: _builtins.str = ...,
+        event: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destination", b"destination", "event", b"event", "model_version", b"model_version", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliveryRequest: _TypeAlias = DeliveryRequest  # noqa: Y015

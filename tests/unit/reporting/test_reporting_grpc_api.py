@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.cds_view import KEY_PREFIX, read_latest
 from hilum.common.db import results, studies
+from hilum.common.destinations import Destination
 from hilum.common.grpc_server import create_server
 from hilum.common.queue import Stage, create_celery_app
-from hilum.common.settings import HilumSettings, RedisSection
+from hilum.common.settings import FhirSection, HilumSettings, RedisSection
 from hilum.common.study import PatientInfo
 from hilum.reporting.service import Reporting
 from hilum.reporting.wiring import WIRING
@@ -36,9 +37,16 @@ def out_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def destinations() -> tuple[Destination, ...]:
+    return ()
+
+
+@pytest.fixture
 def stub(sqlite_sessions: sessionmaker[Session], out_dir: Path, redis_server: RedisServer,
-         redis_client: redis_lib.Redis) -> Iterator[reporting_pb2_grpc.ReportingServiceStub]:
-    reporting = Reporting(sqlite_sessions, out_dir, redis_client, "urn:oid:1.2.3",
+         redis_client: redis_lib.Redis,
+         destinations: tuple[Destination, ...]) -> Iterator[reporting_pb2_grpc.ReportingServiceStub]:
+    reporting = Reporting(sqlite_sessions, out_dir, redis_client,
+                          FhirSection(patient_identifier_system="urn:oid:1.2.3"), destinations,
                           clock=lambda: datetime(2025, 2, 18, 12, 0, tzinfo=UTC))
     forward = WIRING.forwarder(create_celery_app(HilumSettings(redis=RedisSection(url=redis_server.url))))
     address = f"127.0.0.1:{free_port()}"
@@ -105,3 +113,14 @@ def test_publish_of_an_unknown_study_is_failed_precondition(
     assert failed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "not found" in (failed.value.details() or "")
     assert not out_dir.exists() and redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize("destinations", [(Destination.FHIR_SERVER, Destination.MLLP)])
+def test_publish_hands_each_planned_delivery_to_the_publishing_queue_once_per_call(
+    stub: reporting_pb2_grpc.ReportingServiceStub, sqlite_sessions: sessionmaker[Session],
+    redis_client: redis_lib.Redis,
+) -> None:
+    _stored_study(sqlite_sessions, "41.3")
+    first = stub.Publish(demo_comparison("41.3"), timeout=30)
+    assert [d.destination for d in first.deliveries] == ["fhir_server", "mllp"]
+    assert redis_client.llen(Stage.PUBLISHING.value) == 2

@@ -10,8 +10,10 @@ import redis as redis_lib
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.cds_view import read_latest
-from hilum.common.db import results, studies
+from hilum.common.db import deliveries, results, studies
+from hilum.common.destinations import Destination
 from hilum.common.fhir.validation import validate_bundle
+from hilum.common.settings import FhirSection
 from hilum.common.study import PatientInfo
 from hilum.reporting.service import Reporting
 from hilum.v1 import messages_pb2
@@ -21,7 +23,7 @@ PATIENT = PatientInfo(patient_id="P7", issuer="HOSP", name="DOE^JANE", birth_dat
 
 
 def _reporting(sessions: sessionmaker[Session], tmp_path: Path, client: redis_lib.Redis) -> Reporting:
-    return Reporting(sessions, tmp_path / "out", client, "urn:oid:1.2.3.4",
+    return Reporting(sessions, tmp_path / "out", client, FhirSection(patient_identifier_system="urn:oid:1.2.3.4"),
                      clock=lambda: datetime(2025, 2, 18, 12, 0, tzinfo=UTC))
 
 
@@ -56,3 +58,20 @@ def test_draft_stores_nothing(sqlite_sessions: sessionmaker[Session], tmp_path: 
     draft = _reporting(sqlite_sessions, tmp_path, redis_client).draft(demo_comparison("7.2"))
     assert "Pneumothorax" in draft.text
     assert not (tmp_path / "out").exists() and read_latest(redis_client, "urn:oid:1.2.3.4", "P7") is None
+
+
+def test_publish_plans_one_delivery_per_destination_with_the_report(
+    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis
+) -> None:
+    _stored_study(sqlite_sessions, "7.3")
+    reporting = Reporting(sqlite_sessions, tmp_path / "out", redis_client, FhirSection(),
+                          (Destination.FHIR_SERVER, Destination.PACS))
+    first = reporting.publish(demo_comparison("7.3"))
+    assert [(d.destination, d.event) for d in first.deliveries] == [
+        ("fhir_server", "preliminary"), ("pacs", "preliminary")]
+    again = reporting.publish(demo_comparison("7.3"))
+    assert list(again.deliveries) == list(first.deliveries)  # handed on again; the rows decide what is sent
+    with sqlite_sessions() as session:
+        assert [row.status for row in deliveries.listing(session)] == ["pending", "pending"]
+        row = results.load_report(session, "7.3", first.model.version)
+        assert row is not None and row.comparison == demo_comparison("7.3").SerializeToString()

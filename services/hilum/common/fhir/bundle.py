@@ -1,13 +1,14 @@
 """The transaction Bundle Hilum publishes per (study, model version), with conditional creates.
 
-Every entry's fullUrl is a deterministic urn:uuid and every reference inside the bundle points at one,
-so building the same inputs twice yields identical JSON and a redelivered bundle creates nothing new.
+Every entry's fullUrl is a deterministic urn:uuid and every reference inside the bundle points at one
+(or, for the hospital's Patient and order, is a conditional reference the server resolves); every entry
+is a conditional create, so building the same inputs twice yields identical JSON and a bundle posted
+twice creates nothing new.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import quote
 
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleEntryRequest
 from fhir.resources.R4B.domainresource import DomainResource
@@ -19,38 +20,29 @@ from hilum.common.fhir.diagnostic_report import build_diagnostic_report, report_
 from hilum.common.fhir.identifiers import resource_uuid
 from hilum.common.fhir.imaging_study import build_imaging_study, fhir_date_time, study_identifier
 from hilum.common.fhir.observation import build_observation, observation_identifier
-from hilum.common.fhir.patient import build_patient, patient_identifier
-from hilum.common.fhir.provenance import build_provenance
+from hilum.common.fhir.patient import build_patient, patient_identifier, patient_reference
+from hilum.common.fhir.provenance import build_provenance, provenance_tag, tag_criteria
+from hilum.common.fhir.references import if_none_exist
 from hilum.common.reported_findings import ReportedFindings
 from hilum.common.study import StudyInfo
 from hilum.v1 import messages_pb2
 
 
-def _escape_token_part(text: str) -> str:
-    """Escape a token search part (FHIR search escaping of \\ | , $), then percent-encode it."""
-    for char in ("\\", "|", ",", "$"):
-        text = text.replace(char, "\\" + char)
-    return quote(text, safe=":/.-_~")
-
-
-def if_none_exist(identifier: Identifier) -> str:
-    """Conditional-create criteria "identifier=<system>|<value>" matching exactly `identifier`."""
-    if not identifier.system or not identifier.value:
-        raise ValueError("conditional create needs an identifier with both system and value")
-    return f"identifier={_escape_token_part(identifier.system)}|{_escape_token_part(identifier.value)}"
-
-
-def _entry(resource: DomainResource, resource_id: str, *, match: Identifier | None) -> BundleEntry:
-    """A POST entry with fullUrl urn:uuid:<id>; conditional (ifNoneExist) when `match` is given."""
+def _entry(
+    resource: DomainResource, resource_id: str, *, match: Identifier | None = None, criteria: str = ""
+) -> BundleEntry:
+    """A POST entry with fullUrl urn:uuid:<id>, created only if nothing matches `match` (its identifier)
+    or the search `criteria`.
+    """
     resource.id = resource_id
+    if match is not None:
+        criteria = if_none_exist(match)
+    if not criteria:
+        raise ValueError("every entry of a Hilum bundle is a conditional create")
     return BundleEntry(
         fullUrl=f"urn:uuid:{resource_id}",
         resource=resource,
-        request=BundleEntryRequest(
-            method="POST",
-            url=resource.get_resource_type(),
-            ifNoneExist=if_none_exist(match) if match is not None else None,
-        ),
+        request=BundleEntryRequest(method="POST", url=resource.get_resource_type(), ifNoneExist=criteria),
     )
 
 
@@ -89,13 +81,19 @@ def build_report_bundle(
     prior_study: StudyInfo | None,
     issued: datetime,
     patient_identifier_system: str,
+    create_patient: bool = False,
+    based_on: Reference | None = None,
+    presented_html: str = "",
 ) -> Bundle:
-    """Transaction Bundle of Patient, ImagingStudy (+ prior), Device, Observations, report, Provenance.
+    """Transaction Bundle of ImagingStudy (+ prior), Device, Observations, report and Provenance.
 
-    One Observation per reported finding, in report order; the algorithm is the reported findings' model.
-    Patient, ImagingStudies, Device, Observations and the DiagnosticReport are conditional creates on
-    their stable identifiers. A prior known only by UID (no `prior_study`) is referenced logically by
-    its `urn:dicom:uid` identifier instead of being carried as an entry.
+    The subject is the hospital's own Patient, found by the server on the MRN (a conditional reference);
+    only with `create_patient` does the bundle carry a Patient (conditional create on the MRN). One
+    Observation per reported finding, in report order; the algorithm is the reported findings' model.
+    ImagingStudies, Device, Observations and the DiagnosticReport are conditional creates on their stable
+    identifiers; the Provenance, which has no identifier, on a stable meta.tag. A prior known only by UID
+    (no `prior_study`) is referenced logically by its `urn:dicom:uid` identifier instead of being carried
+    as an entry. `based_on` names the order; `presented_html` is the draft as XHTML for presentedForm.
     """
     _check_inputs(study, reported, draft, prior_study, issued)
     model = reported.model.as_info()
@@ -106,13 +104,15 @@ def build_report_bundle(
     study_id = resource_uuid("ImagingStudy", uid)
     device_id = resource_uuid("Device", model.name, model.version)
     report_id = resource_uuid("DiagnosticReport", uid, version)
-    subject, device = _reference(patient_id), _reference(device_id)
-
-    patient = build_patient(study.patient, identifier_system=patient_identifier_system)
-    entries = [
-        _entry(patient, patient_id, match=patient_identifier(study.patient, patient_identifier_system)),
-        _entry(build_imaging_study(study, subject=subject), study_id, match=study_identifier(uid)),
-    ]
+    device = _reference(device_id)
+    entries: list[BundleEntry] = []
+    if create_patient:
+        patient = build_patient(study.patient, identifier_system=patient_identifier_system)
+        entries.append(_entry(patient, patient_id, match=patient_identifier(study.patient, patient_identifier_system)))
+        subject = _reference(patient_id)
+    else:
+        subject = patient_reference(study.patient, patient_identifier_system)
+    entries.append(_entry(build_imaging_study(study, subject=subject), study_id, match=study_identifier(uid)))
     studies = [_reference(study_id)]
     if prior_study is not None:
         prior_id = resource_uuid("ImagingStudy", prior_study.study_instance_uid)
@@ -139,15 +139,17 @@ def build_report_bundle(
 
     report = build_diagnostic_report(
         study, draft, reported, subject=subject, imaging_studies=studies, results=results,
-        effective=effective, issued=issued,
+        effective=effective, issued=issued, based_on=based_on, presented_html=presented_html,
     )
     entries.append(_entry(report, report_id, match=report_identifier(uid, version)))
 
+    tag = provenance_tag(uid, version)
     provenance = build_provenance(
         targets=[_reference(report_id), *results],
         device=device,
         sources=studies,
         recorded=issued,
+        tag=tag,
     )
-    entries.append(_entry(provenance, resource_uuid("Provenance", uid, version), match=None))
+    entries.append(_entry(provenance, resource_uuid("Provenance", uid, version), criteria=tag_criteria(tag)))
     return Bundle(id=resource_uuid("Bundle", uid, version), type="transaction", entry=entries)

@@ -93,15 +93,19 @@ def build_diagnostic_report(
     results: list[Reference],
     effective: datetime | date | None,
     issued: datetime,
+    based_on: Reference | None = None,
+    presented_html: str = "",
 ) -> DiagnosticReport:
     """Preliminary, AI-asserted radiology DiagnosticReport with conclusion, codes and the draft text.
 
     `reported` gives the model (identifier version, demo wording) and the conclusion codes; `results`
-    are the references to its findings' Observations.
+    are the references to its findings' Observations; `based_on` the order; the draft is presented as
+    text/plain and, given `presented_html`, as text/html.
     """
     demo = reported.model.demo_weights or draft.model.demo_weights
     text = presented_text(draft, demo_weights=demo)
     return DiagnosticReport(
+        basedOn=[based_on] if based_on is not None else None,
         meta=Meta(security=[AI_ASSERTED]),
         identifier=[report_identifier(study.study_instance_uid, reported.model.version)],
         status="preliminary",
@@ -114,14 +118,16 @@ def build_diagnostic_report(
         result=results or None,
         conclusion=conclusion_text(draft, demo_weights=demo),
         conclusionCode=conclusion_codes(reported) or None,
-        presentedForm=[
-            Attachment(
-                contentType="text/plain; charset=utf-8",
-                language="en",
-                data=base64.b64encode(text.encode("utf-8")),
-                title="Draft chest radiograph report",
-            )
-        ]
-        if text
-        else None,
+        presentedForm=presented_forms(text, presented_html) or None,
     )
+
+
+def presented_forms(text: str, html: str) -> list[Attachment]:
+    """The draft as text/plain and (when given) text/html attachments, each base64 UTF-8."""
+    forms = [("text/plain; charset=utf-8", text), ("text/html; charset=utf-8", html)]
+    return [
+        Attachment(contentType=content_type, language="en", data=base64.b64encode(content.encode("utf-8")),
+                   title="Draft chest radiograph report")
+        for content_type, content in forms
+        if content
+    ]

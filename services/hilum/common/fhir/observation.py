@@ -27,6 +27,7 @@ from hilum.common.fhir.identifiers import (
     RFC3986,
     SNOMED,
     UCUM,
+    V3_INTERPRETATION,
     V3_OBSERVATION_VALUE,
     observation_identifier_value,
 )
@@ -38,6 +39,16 @@ from hilum.common.wording import DEMO_WARNING
 PRESENT = Coding(system=SNOMED, code="52101004", display="Present")
 INDETERMINATE = Coding(system=SNOMED, code="82334004", display="Indeterminate")
 ABSENT = Coding(system=SNOMED, code="2667000", display="Absent")
+
+# The reported status as an interpretation (v3-ObservationInterpretation): positive, indeterminate, negative.
+_INTERPRETATION = {
+    FindingStatus.PRESENT: Coding(system=V3_INTERPRETATION, code="POS", display="Positive"),
+    FindingStatus.UNCERTAIN: Coding(system=V3_INTERPRETATION, code="IND", display="Indeterminate"),
+    FindingStatus.RESOLVED: Coding(system=V3_INTERPRETATION, code="NEG", display="Negative"),
+}
+
+# Every finding Hilum reports is in the chest (SNOMED CT body structure).
+THORAX = CodeableConcept(coding=[Coding(system=SNOMED, code="51185008", display="Thoracic structure")], text="Chest")
 
 _STATUS_VALUE = {
     FindingStatus.PRESENT: PRESENT,
@@ -146,6 +157,8 @@ def build_observation(
         effectiveDateTime=as_model_date_time(effective),
         issued=issued,
         valueCodeableConcept=CodeableConcept(coding=[value], text=value.display),
+        interpretation=[CodeableConcept(coding=[_INTERPRETATION[finding.status]])],
+        bodySite=THORAX,
         note=[Annotation(text=DEMO_WARNING)] if finding.model.demo_weights else None,
         device=device,
         derivedFrom=derived_from,

@@ -1,4 +1,5 @@
-"""Patient resource from the demographics in a study's DICOM header."""
+"""The patient of a study: a conditional reference to the hospital's Patient, or (where configured) a Patient
+resource from the demographics in the study's DICOM header."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.reference import Reference
 
 from hilum.common.fhir.identifiers import V2_0203
+from hilum.common.fhir.references import conditional_reference
 from hilum.common.study import PatientInfo
 
 # DICOM PatientSex to FHIR administrative-gender.
@@ -25,6 +27,13 @@ def patient_identifier(patient: PatientInfo, identifier_system: str) -> Identifi
         value=patient.patient_id,
         assigner=Reference(display=patient.issuer) if patient.issuer else None,
     )
+
+
+def patient_reference(patient: PatientInfo, identifier_system: str) -> Reference:
+    """The hospital's own Patient, found by the receiving server on its MRN (a conditional reference)."""
+    if not patient.patient_id:
+        raise ValueError("a Patient reference needs the DICOM PatientID for its identifier")
+    return conditional_reference("Patient", patient_identifier(patient, identifier_system))
 
 
 def human_name(person_name: str) -> HumanName | None:

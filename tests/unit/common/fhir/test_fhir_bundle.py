@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,6 +13,7 @@ import pytest
 from fhir.resources.R4B.identifier import Identifier
 
 from hilum.common.fhir.bundle import build_report_bundle, if_none_exist
+from hilum.common.fhir.references import conditional_reference
 from hilum.common.fhir.validation import bundle_json, validate_bundle
 from hilum.common.reported_findings import reported_findings
 from hilum.common.study import StudyInfo
@@ -29,6 +31,7 @@ def _build(
     draft: messages_pb2.DraftReport,
     prior_study: StudyInfo | None,
     issued: datetime = ISSUED,
+    **options: Any,
 ) -> dict[str, Any]:
     bundle = build_report_bundle(
         study,
@@ -37,6 +40,7 @@ def _build(
         prior_study=prior_study,
         issued=issued,
         patient_identifier_system=MRN_SYSTEM,
+        **options,
     )
     return bundle_json(bundle)
 
@@ -65,7 +69,6 @@ def test_bundle_is_valid(data: dict[str, Any]) -> None:
 def test_entries_and_order(data: dict[str, Any]) -> None:
     kinds = [e["resource"]["resourceType"] for e in data["entry"]]
     assert kinds == [
-        "Patient",
         "ImagingStudy",
         "ImagingStudy",
         "Device",
@@ -105,12 +108,16 @@ def test_a_prior_without_findings_states_no_change(
     assert [_change(o) for o in observations] == [None, None]
 
 
-def test_every_reference_is_an_entry_full_url(data: dict[str, Any]) -> None:
+MRN_REFERENCE = f"Patient?identifier={MRN_SYSTEM}|MRN-0042"
+
+
+def test_every_reference_is_an_entry_full_url_or_the_hospitals_patient(data: dict[str, Any]) -> None:
     full_urls = {e["fullUrl"] for e in data["entry"]}
     references = list(reference_values(data))
     assert len(references) > 20
-    assert all(r.startswith("urn:uuid:") for r in references)
-    assert set(references) <= full_urls
+    internal = [r for r in references if r.startswith("urn:uuid:")]
+    assert set(internal) <= full_urls
+    assert set(references) - set(internal) == {MRN_REFERENCE}
     for entry in data["entry"]:
         assert entry["fullUrl"] == f"urn:uuid:{entry['resource']['id']}"
 
@@ -119,7 +126,7 @@ def test_conditional_creates_on_stable_identifiers(
     data: dict[str, Any], study: StudyInfo, prior_study: StudyInfo
 ) -> None:
     requests = {e["resource"]["resourceType"]: e["request"] for e in data["entry"]}
-    assert requests["Patient"]["ifNoneExist"] == f"identifier={MRN_SYSTEM}|MRN-0042"
+    assert "Patient" not in requests
     assert requests["DiagnosticReport"]["ifNoneExist"] == (
         f"identifier=urn:ietf:rfc:3986|urn:hilum:report:{study.study_instance_uid}:demo-untrained"
     )
@@ -133,7 +140,12 @@ def test_conditional_creates_on_stable_identifiers(
         f"identifier=urn:dicom:uid|urn:oid:{study.study_instance_uid}",
         f"identifier=urn:dicom:uid|urn:oid:{prior_study.study_instance_uid}",
     ]
-    assert "ifNoneExist" not in requests["Provenance"]
+    assert requests["Provenance"]["ifNoneExist"] == (
+        "_tag=https://hilum.dev/fhir/CodeSystem/report-provenance|"
+        f"urn:hilum:report:{study.study_instance_uid}:demo-untrained"
+    )
+    provenance = _entry(data, "Provenance")["resource"]
+    assert provenance["meta"]["tag"][0]["code"] == f"urn:hilum:report:{study.study_instance_uid}:demo-untrained"
     assert all(e["request"]["method"] == "POST" for e in data["entry"])
     assert all(e["request"]["url"] == e["resource"]["resourceType"] for e in data["entry"])
 
@@ -181,8 +193,9 @@ def test_another_model_version_gives_another_report(
     first = _build(study, comparison, draft, prior_study)
     comparison.current.model.version = "demo-untrained-2"
     second = _build(study, comparison, draft, prior_study)
-    assert _entry(first, "Patient")["fullUrl"] == _entry(second, "Patient")["fullUrl"]
+    assert first["entry"][0]["fullUrl"] == second["entry"][0]["fullUrl"]  # the same ImagingStudy
     assert _entry(first, "DiagnosticReport")["fullUrl"] != _entry(second, "DiagnosticReport")["fullUrl"]
+    assert _entry(first, "Provenance")["request"] != _entry(second, "Provenance")["request"]
 
 
 def test_validated_weights_without_prior(
@@ -266,3 +279,48 @@ def test_issued_needs_an_offset(
 def test_if_none_exist_escapes_search_syntax() -> None:
     criteria = if_none_exist(Identifier(system="urn:x", value="a|b,c d"))
     assert criteria == "identifier=urn:x|a%5C%7Cb%5C%2Cc%20d"
+
+
+def test_every_resource_names_the_hospitals_patient_by_mrn(data: dict[str, Any]) -> None:
+    for entry in data["entry"]:
+        subject = entry["resource"].get("subject")
+        if subject is None:
+            continue
+        assert subject == {"reference": MRN_REFERENCE, "type": "Patient",
+                           "identifier": {"type": subject["identifier"]["type"], "system": MRN_SYSTEM,
+                                          "value": "MRN-0042"}}
+        assert subject["identifier"]["type"]["coding"][0]["code"] == "MR"
+
+
+def test_a_patient_is_created_only_where_configured(
+    study: StudyInfo, comparison: messages_pb2.PriorComparison, draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    data = _build(study, comparison, draft, prior_study, create_patient=True)
+    assert validate_bundle(data) == []
+    patient = _entry(data, "Patient")
+    assert patient["request"]["ifNoneExist"] == f"identifier={MRN_SYSTEM}|MRN-0042"
+    assert _entry(data, "DiagnosticReport")["resource"]["subject"] == {"reference": patient["fullUrl"]}
+    assert MRN_REFERENCE not in set(reference_values(data))
+
+
+def test_the_report_is_based_on_the_order_and_presented_as_text_and_html(
+    study: StudyInfo, comparison: messages_pb2.PriorComparison, draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    order = conditional_reference("ServiceRequest", Identifier(system="urn:acc", value="ACC1"))
+    html = '<div xmlns="http://www.w3.org/1999/xhtml"><p>FINDINGS</p></div>'
+    data = _build(study, comparison, draft, prior_study, based_on=order, presented_html=html)
+    assert validate_bundle(data) == []
+    report = _entry(data, "DiagnosticReport")["resource"]
+    assert report["basedOn"] == [{"reference": "ServiceRequest?identifier=urn:acc|ACC1", "type": "ServiceRequest",
+                                  "identifier": {"system": "urn:acc", "value": "ACC1"}}]
+    forms = {form["contentType"]: base64.b64decode(form["data"]).decode() for form in report["presentedForm"]}
+    assert forms["text/html; charset=utf-8"] == html
+    assert "FINDINGS" in forms["text/plain; charset=utf-8"]
+
+
+def test_observations_carry_an_interpretation_and_the_chest_as_body_site(data: dict[str, Any]) -> None:
+    observations = resources_of(data, "Observation")
+    assert [o["interpretation"][0]["coding"][0]["code"] for o in observations] == ["POS", "IND", "NEG"]
+    assert all(o["bodySite"]["coding"][0]["code"] == "51185008" for o in observations)

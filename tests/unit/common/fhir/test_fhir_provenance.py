@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from fhir.resources.R4B.reference import Reference
 
-from hilum.common.fhir.provenance import build_provenance
+from hilum.common.fhir.provenance import build_provenance, provenance_tag, tag_criteria
 
 RECORDED = datetime(2024, 3, 5, 9, 30, tzinfo=UTC)
 
@@ -18,6 +18,7 @@ def test_device_is_the_author_and_the_study_the_source() -> None:
         device=Reference(reference="urn:uuid:device"),
         sources=[Reference(reference="urn:uuid:study")],
         recorded=RECORDED,
+        tag=provenance_tag("1.2.3", "v1"),
     )
     data = provenance.model_dump(mode="json")
     assert [t["reference"] for t in data["target"]] == ["urn:uuid:report", "urn:uuid:obs"]
@@ -30,4 +31,13 @@ def test_device_is_the_author_and_the_study_the_source() -> None:
 
 def test_provenance_needs_a_target() -> None:
     with pytest.raises(ValueError, match="target"):
-        build_provenance(targets=[], device=Reference(reference="urn:uuid:d"), sources=[], recorded=RECORDED)
+        build_provenance(targets=[], device=Reference(reference="urn:uuid:d"), sources=[], recorded=RECORDED,
+                         tag=provenance_tag("1.2.3", "v1"))
+
+
+def test_the_tag_makes_the_provenance_of_a_report_findable_for_a_conditional_create() -> None:
+    tag = provenance_tag("1.2.3", "v1")
+    assert tag.system == "https://hilum.dev/fhir/CodeSystem/report-provenance"
+    assert tag.code == "urn:hilum:report:1.2.3:v1"
+    assert tag_criteria(tag) == "_tag=https://hilum.dev/fhir/CodeSystem/report-provenance|urn:hilum:report:1.2.3:v1"
+    assert provenance_tag("1.2.3", "v2").code != tag.code

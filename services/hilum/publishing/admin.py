@@ -1,0 +1,52 @@
+"""`hilum publish`: what an operator sees of deliveries, and replaying the dead-lettered ones.
+
+A replay reopens dead deliveries with fresh attempts and hands them, with any pending delivery whose
+next attempt is overdue (its queue message was lost), to the publishing queue again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.db import deliveries
+from hilum.common.destinations import DeliveryState, Destination
+from hilum.common.logs import study_ref
+from hilum.v1 import messages_pb2
+
+
+def list_lines(sessions: sessionmaker[Session], state: DeliveryState | None, limit: int = 100) -> list[str]:
+    """One line per delivery, newest first: id, state, destination, event, attempts, study ref, last error."""
+    with sessions() as session:
+        rows = deliveries.listing(session, state, limit)
+        return [
+            f"{row.id:6d}  {row.status:9s}  {row.destination:11s}  {row.event:11s}  attempts {row.attempts}  "
+            f"study {study_ref(row.study_instance_uid)}  {row.last_error or row.receipt}"
+            for row in rows
+        ]
+
+
+def replay(
+    sessions: sessionmaker[Session],
+    enqueue: Callable[[messages_pb2.DeliveryRequest], None],
+    now: datetime,
+    *,
+    study_instance_uid: str = "",
+    destination: Destination | None = None,
+) -> list[messages_pb2.DeliveryRequest]:
+    """Reopen the dead deliveries (of one study and/or destination, if given), then enqueue them and every
+    overdue pending one; returns what was enqueued. The rows are committed before anything is enqueued.
+    """
+    with sessions.begin() as session:
+        reopened = deliveries.reopen(session, study_instance_uid=study_instance_uid, destination=destination)
+        overdue = [
+            request for request in deliveries.overdue(session, now)
+            if (not study_instance_uid or request.study_instance_uid == study_instance_uid)
+            and (destination is None or request.destination == destination.value)
+        ]
+    wanted = {request.SerializeToString(deterministic=True): request for request in [*reopened, *overdue]}
+    for request in wanted.values():
+        enqueue(request)
+    return list(wanted.values())

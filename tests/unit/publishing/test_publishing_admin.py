@@ -1,0 +1,64 @@
+"""`hilum publish`: listing deliveries and replaying the dead-lettered and overdue ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from hilum.common.db import deliveries
+from hilum.common.destinations import DeliveryState, Destination
+from hilum.publishing import admin
+from hilum.v1 import messages_pb2
+
+NOW = datetime(2025, 2, 18, 12, 0, tzinfo=UTC)
+
+
+def _kill(sessions: sessionmaker[Session], request: messages_pb2.DeliveryRequest) -> None:
+    with sessions.begin() as session:
+        row = deliveries.find(session, request)
+        assert row is not None
+        deliveries.record_failure(row, "503", NOW, max_attempts=1, retry_in_s=1.0)
+
+
+def test_replay_reopens_the_dead_and_enqueues_them_with_the_overdue(
+    sqlite_sessions: sessionmaker[Session], publish_study: Callable[..., messages_pb2.PublishResult]
+) -> None:
+    fhir, mllp, pacs = publish_study("9.1").deliveries
+    _kill(sqlite_sessions, fhir)
+    with sqlite_sessions.begin() as session:  # mllp: failed once, due again in an hour; pacs: never tried
+        row = deliveries.find(session, mllp)
+        assert row is not None
+        deliveries.record_failure(row, "AE", NOW, max_attempts=5, retry_in_s=3600)
+    enqueued: list[messages_pb2.DeliveryRequest] = []
+    replayed = admin.replay(sqlite_sessions, enqueued.append, NOW + timedelta(minutes=1))
+    assert enqueued == replayed == [fhir, pacs]
+    with sqlite_sessions() as session:
+        row = deliveries.find(session, fhir)
+        assert row is not None and row.status == "pending" and row.attempts == 0 and row.last_error == "503"
+
+
+def test_replay_can_be_narrowed_to_a_study_or_a_destination(
+    sqlite_sessions: sessionmaker[Session], publish_study: Callable[..., messages_pb2.PublishResult]
+) -> None:
+    first = publish_study("9.2", (Destination.FHIR_SERVER, Destination.MLLP)).deliveries
+    second = publish_study("9.3", (Destination.FHIR_SERVER,)).deliveries
+    for request in [*first, *second]:
+        _kill(sqlite_sessions, request)
+    enqueued: list[messages_pb2.DeliveryRequest] = []
+    admin.replay(sqlite_sessions, enqueued.append, NOW, study_instance_uid="9.2", destination=Destination.MLLP)
+    assert enqueued == [first[1]]
+    admin.replay(sqlite_sessions, enqueued.append, NOW, destination=Destination.FHIR_SERVER)
+    assert enqueued[1:] == [first[0], second[0]]
+
+
+def test_list_lines_show_state_destination_and_error_without_phi(
+    sqlite_sessions: sessionmaker[Session], publish_study: Callable[..., messages_pb2.PublishResult]
+) -> None:
+    (request,) = publish_study("9.4", (Destination.PACS,)).deliveries
+    _kill(sqlite_sessions, request)
+    (line,) = admin.list_lines(sqlite_sessions, DeliveryState.DEAD)
+    assert "dead" in line and "pacs" in line and "preliminary" in line and "503" in line
+    assert "9.4" not in line and "P9" not in line and "DOE" not in line  # study ref only, never the UID or patient
+    assert admin.list_lines(sqlite_sessions, DeliveryState.DELIVERED) == []
