@@ -4,7 +4,8 @@
 #   .venv-triton   the nvidia-pytriton wheel, whose tritonserver binary serves model_repository/; its
 #                  python backend stub runs model.py with this venv's Python (numpy < 2 + onnxruntime)
 #   redis-server   from the system package manager when it is not already installed
-# Usage: scripts/setup.sh [--dev]   (--dev adds test tools: PostgreSQL server binaries, Orthanc, dcmtk)
+# Usage: scripts/setup.sh [--dev]   (--dev adds test tools: PostgreSQL server binaries, Orthanc, dcmtk,
+#                                    and the Medplum FHIR peer in scripts/fhir-peer, which needs Node.js)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,5 +72,21 @@ if [[ ! -f .venv-triton/.hilum-stamp ]] || [[ "$(cat .venv-triton/.hilum-stamp)"
   pip_install .venv-triton/bin/python --upgrade pip
   pip_install .venv-triton/bin/python "nvidia-pytriton>=0.5,<1" "onnxruntime>=1.18,<2"
   echo "$TRITON_STAMP" > .venv-triton/.hilum-stamp
+fi
+
+# With --dev: the FHIR server the publishing tests run against (Medplum's router over an in-memory store, on
+# Node.js >= 20.19), installed from scripts/fhir-peer/package-lock.json; reruns skip it while the lock is unchanged.
+PEER_DIR="scripts/fhir-peer"
+if [[ $DEV -eq 1 ]]; then
+  if ! command -v npm >/dev/null; then
+    say "Node.js >= 20.19 with npm is not installed: the FHIR peer tests cannot run (install it, then rerun)"
+  else
+    PEER_STAMP="$(cat "$PEER_DIR/package-lock.json" | sha256sum | cut -c1-16)"
+    if [[ ! -f "$PEER_DIR/node_modules/.hilum-stamp" ]] || [[ "$(cat "$PEER_DIR/node_modules/.hilum-stamp")" != "$PEER_STAMP" ]]; then
+      say "installing the FHIR test peer (Medplum) into $PEER_DIR/node_modules"
+      (cd "$PEER_DIR" && npm ci --no-audit --no-fund) >>"$LOG" 2>&1 || { cat "$LOG" >&2; say "npm ci failed (log: $LOG)"; exit 1; }
+      echo "$PEER_STAMP" > "$PEER_DIR/node_modules/.hilum-stamp"
+    fi
+  fi
 fi
 say "ready"

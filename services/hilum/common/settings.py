@@ -162,6 +162,9 @@ class FhirDestination(BaseModel):
     # A static bearer token, if the server wants one (read from a secret, never logged).
     bearer_token: str = ""
     timeout_s: float = Field(default=30.0, gt=0)
+    # Servers that refuse large conditional transactions (Medplum: 8 entries) get the bundle in consecutive
+    # parts of at most this many entries, later parts referring to what earlier ones created; 0: one transaction.
+    max_entries_per_transaction: int = Field(default=0, ge=0)
 
 
 class MllpDestination(BaseModel):

@@ -92,7 +92,7 @@ class Publishing:
 
     def retry_in_s(self, attempts: int) -> float:
         """Exponential backoff after `attempts` failed attempts, capped, with up to 10 % jitter."""
-        base = min(self._policy.backoff_max_s, self._policy.backoff_base_s * 2 ** max(attempts - 1, 0))
+        base = min(self._policy.backoff_max_s, self._policy.backoff_base_s * 2.0 ** max(attempts - 1, 0))
         return base * (1 + random.uniform(0, 0.1))
 
     def deliver(self, request: messages_pb2.DeliveryRequest) -> publishing_pb2.DeliveryOutcome:
