@@ -225,7 +225,7 @@ def _publish(args: argparse.Namespace, settings: HilumSettings) -> int:
     from datetime import UTC, datetime
 
     from hilum.common.connections import open_sessions
-    from hilum.common.destinations import DeliveryState, Destination
+    from hilum.common.destinations import DeliveryEvent, DeliveryState, Destination, configured_destinations
     from hilum.common.queue import Stage, create_celery_app, enqueue
     from hilum.publishing import admin
 
@@ -235,7 +235,18 @@ def _publish(args: argparse.Namespace, settings: HilumSettings) -> int:
         lines = admin.list_lines(sessions, state, limit=args.limit)
         print("\n".join(lines) if lines else "no deliveries")
         return 0
-    app = create_celery_app(settings, name="hilum-publish-replay")
+    app = create_celery_app(settings, name="hilum-publish")
+    if args.action == "status":
+        try:
+            planned = admin.change_status(
+                sessions, lambda request: enqueue(app, Stage.PUBLISHING, request), args.study, args.model_version,
+                DeliveryEvent(args.status), configured_destinations(settings.publish),
+            )
+        except admin.ReportNotFound as missing:
+            print(f"hilum publish: {missing}", file=sys.stderr)
+            return 1
+        print(f"{args.status}: {len(planned)} deliveries handed to the publishing queue")
+        return 0
     replayed = admin.replay(
         sessions, lambda request: enqueue(app, Stage.PUBLISHING, request), datetime.now(UTC),
         study_instance_uid=args.study or "", destination=Destination(args.destination) if args.destination else None,
@@ -330,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="retry dead-lettered deliveries (and overdue pending ones) with fresh attempts")
     publish_replay.add_argument("--study", help="only this Study Instance UID")
     publish_replay.add_argument("--destination", choices=["fhir_server", "mllp", "pacs"])
+    publish_status = publish_actions.add_parser(
+        "status", help="send a status change of a published report (FHIR: versioned PUT; HL7 v2: OBR-25 C or X)")
+    publish_status.add_argument("study", help="Study Instance UID")
+    publish_status.add_argument("status", choices=["amended", "cancelled"])
+    publish_status.add_argument("--model-version", required=True)
     publish.set_defaults(handler=_publish)
 
     db = commands.add_parser("db", help="database schema")

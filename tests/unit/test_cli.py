@@ -33,6 +33,12 @@ from hilum.runtime.ports import loopback_settings
     (["db", "upgrade"], "_db_upgrade", {}),
     (["cds", "feedback"], "_cds_feedback", {"last": 0}),
     (["cds", "feedback", "--last", "5"], "_cds_feedback", {"last": 5}),
+    (["publish", "list", "--state", "dead"], "_publish", {"action": "list", "state": "dead", "limit": 100}),
+    (["publish", "replay", "--destination", "mllp"], "_publish",
+     {"action": "replay", "destination": "mllp", "study": None}),
+    (["publish", "status", "1.2.3", "cancelled", "--model-version", "v1"], "_publish",
+     {"action": "status", "study": "1.2.3", "status": "cancelled", "model_version": "v1"}),
+    (["worker", "publishing"], "_worker", {"service": "publishing"}),
 ])
 def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str], handler: str,
                                                                  parsed: dict[str, Any]) -> None:
@@ -46,6 +52,7 @@ def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str]
     ["serve", "triton"],
     ["up", "--keep-running"],  # `up` always stays up
     ["models", "fetch"],  # the weights file is required
+    ["publish", "status", "1.2.3", "final", "--model-version", "v1"],  # only amended or cancelled
     [],
 ])
 def test_a_wrong_command_line_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,3 +98,13 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.Monke
     tables = set(inspect(create_engine(f"sqlite:///{tmp_path / 'data' / 'hilum.db'}")).get_table_names())
     assert {"alembic_version", "studies", "instances", "findings", "reports", "rejections", "dead_letters"} <= tables
     assert capsys.readouterr().out == "database schema is at the latest revision\n"
+
+
+def test_publish_list_and_status_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HILUM_STORAGE__DATA_DIR", str(tmp_path / "data"))
+    assert cli.main(["db", "upgrade"]) == 0
+    assert cli.main(["publish", "list"]) == 0
+    assert capsys.readouterr().out.endswith("no deliveries\n")
+    assert cli.main(["publish", "status", "1.2.3", "amended", "--model-version", "v1"]) == 1
+    assert "no published report" in capsys.readouterr().err

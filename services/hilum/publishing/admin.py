@@ -1,4 +1,4 @@
-"""`hilum publish`: what an operator sees of deliveries, and replaying the dead-lettered ones.
+"""`hilum publish`: what an operator sees of deliveries, replaying the dead-lettered ones, and status changes.
 
 A replay reopens dead deliveries with fresh attempts and hands them, with any pending delivery whose
 next attempt is overdue (its queue message was lost), to the publishing queue again.
@@ -11,10 +11,14 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilum.common.db import deliveries
-from hilum.common.destinations import DeliveryState, Destination
+from hilum.common.db import deliveries, results
+from hilum.common.destinations import DESTINATIONS_OF_EVENT, DeliveryEvent, DeliveryState, Destination
 from hilum.common.logs import study_ref
 from hilum.v1 import messages_pb2
+
+
+class ReportNotFound(LookupError):
+    """No report was published for the study and model version named."""
 
 
 def list_lines(sessions: sessionmaker[Session], state: DeliveryState | None, limit: int = 100) -> list[str]:
@@ -26,6 +30,29 @@ def list_lines(sessions: sessionmaker[Session], state: DeliveryState | None, lim
             f"study {study_ref(row.study_instance_uid)}  {row.last_error or row.receipt}"
             for row in rows
         ]
+
+
+def change_status(
+    sessions: sessionmaker[Session],
+    enqueue: Callable[[messages_pb2.DeliveryRequest], None],
+    study_instance_uid: str,
+    model_version: str,
+    event: DeliveryEvent,
+    destinations: tuple[Destination, ...],
+) -> list[messages_pb2.DeliveryRequest]:
+    """Plan and enqueue a status change (amended, cancelled) of a published report for each configured
+    destination that takes one; raises ReportNotFound when there is no such report.
+    """
+    if event == DeliveryEvent.PRELIMINARY:
+        raise ValueError("a status change is amended or cancelled")
+    wanted = [d for d in destinations if d in DESTINATIONS_OF_EVENT[event]]
+    with sessions.begin() as session:
+        if results.load_report(session, study_instance_uid, model_version) is None:
+            raise ReportNotFound("no published report for this study and model version")
+        planned = deliveries.plan(session, study_instance_uid, model_version, wanted, event)
+    for request in planned:
+        enqueue(request)
+    return planned
 
 
 def replay(

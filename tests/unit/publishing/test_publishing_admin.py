@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import deliveries
-from hilum.common.destinations import DeliveryState, Destination
+from hilum.common.destinations import DeliveryEvent, DeliveryState, Destination
 from hilum.publishing import admin
 from hilum.v1 import messages_pb2
 
@@ -62,3 +63,18 @@ def test_list_lines_show_state_destination_and_error_without_phi(
     assert "dead" in line and "pacs" in line and "preliminary" in line and "503" in line
     assert "9.4" not in line and "P9" not in line and "DOE" not in line  # study ref only, never the UID or patient
     assert admin.list_lines(sqlite_sessions, DeliveryState.DELIVERED) == []
+
+
+def test_a_status_change_goes_to_the_destinations_that_take_one(
+    sqlite_sessions: sessionmaker[Session], publish_study: Callable[..., messages_pb2.PublishResult]
+) -> None:
+    result = publish_study("9.5")
+    enqueued: list[messages_pb2.DeliveryRequest] = []
+    planned = admin.change_status(sqlite_sessions, enqueued.append, "9.5", result.model.version,
+                                  DeliveryEvent.CANCELLED, tuple(Destination))
+    assert enqueued == planned
+    assert [(r.destination, r.event) for r in planned] == [("fhir_server", "cancelled"), ("mllp", "cancelled")]
+    with pytest.raises(admin.ReportNotFound):
+        admin.change_status(sqlite_sessions, enqueued.append, "9.404", "v", DeliveryEvent.AMENDED, tuple(Destination))
+    with pytest.raises(ValueError, match="amended or cancelled"):
+        admin.change_status(sqlite_sessions, enqueued.append, "9.5", "v", DeliveryEvent.PRELIMINARY, ())
