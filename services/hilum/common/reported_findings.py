@@ -15,10 +15,15 @@ PriorComparison, so they cannot disagree on what was found. The rule:
 
 Findings absent now and not resolved are not reported, but `assessed_codes` keeps every label the
 model scored, so that "none reached its threshold" can cite them.
+
+Every tube and line the devices model found is reported as a ReportedDevice with a stable code ("device:ett",
+a second one of the same kind "device:ett:2"), in `DeviceType` order; a device of unspecified kind is not, and an
+unspecified position is INDETERMINATE.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -65,6 +70,57 @@ _CHANGE = {
 }
 
 _ORDER = (FindingStatus.PRESENT, FindingStatus.UNCERTAIN, FindingStatus.RESOLVED)
+
+
+class DeviceType(StrEnum):
+    """A kind of tube or line, named as it appears in device codes ("device:<type>"); report order."""
+
+    ETT = "ett"
+    NG_TUBE = "ng_tube"
+    CVC = "cvc"
+    CHEST_TUBE = "chest_tube"
+    PACEMAKER = "pacemaker"
+
+
+class DevicePosition(StrEnum):
+    """Where a device's tip lies, as the devices model judged it."""
+
+    SATISFACTORY = "satisfactory"
+    MALPOSITIONED = "malpositioned"
+    INDETERMINATE = "indeterminate"
+
+
+_DEVICE_TYPE = {
+    messages_pb2.DEVICE_KIND_ENDOTRACHEAL_TUBE: DeviceType.ETT,
+    messages_pb2.DEVICE_KIND_NASOGASTRIC_TUBE: DeviceType.NG_TUBE,
+    messages_pb2.DEVICE_KIND_CENTRAL_VENOUS_CATHETER: DeviceType.CVC,
+    messages_pb2.DEVICE_KIND_CHEST_DRAIN: DeviceType.CHEST_TUBE,
+    messages_pb2.DEVICE_KIND_PACEMAKER_LEAD: DeviceType.PACEMAKER,
+}
+
+_DEVICE_POSITION = {
+    messages_pb2.DEVICE_POSITION_SATISFACTORY: DevicePosition.SATISFACTORY,
+    messages_pb2.DEVICE_POSITION_MALPOSITIONED: DevicePosition.MALPOSITIONED,
+}
+
+DEVICE_DISPLAY = {
+    DeviceType.ETT: "Endotracheal tube",
+    DeviceType.NG_TUBE: "Nasogastric tube",
+    DeviceType.CVC: "Central venous catheter",
+    DeviceType.CHEST_TUBE: "Chest tube",
+    DeviceType.PACEMAKER: "Pacemaker lead",
+}
+
+# The landmark a tip distance is measured from (positive above it); None: the kind has no landmark distance.
+DEVICE_LANDMARK: dict[DeviceType, str | None] = {
+    DeviceType.ETT: "carina",
+    DeviceType.NG_TUBE: "gastroesophageal junction",
+    DeviceType.CVC: "cavoatrial junction",
+    DeviceType.CHEST_TUBE: None,
+    DeviceType.PACEMAKER: None,
+}
+
+_ORDINAL = {2: "Second", 3: "Third", 4: "Fourth", 5: "Fifth"}
 
 
 @dataclass(frozen=True)
@@ -120,11 +176,34 @@ class ReportedFinding:
 
 
 @dataclass(frozen=True)
+class ReportedDevice:
+    """One reported tube or line.
+
+    code: "device:<type>", "device:<type>:<n>" for the n-th of the same type. tip_distance_mm: tip to the
+    type's landmark (`landmark`) in millimetres, positive above it, negative below; None when unknown or when
+    the type has no landmark. probability: the devices model's output in [0, 1].
+    """
+
+    code: str
+    kind: DeviceType
+    display: str
+    position: DevicePosition
+    tip_distance_mm: float | None
+    probability: float
+
+    @property
+    def landmark(self) -> str | None:
+        """The landmark the tip distance is measured from ("carina"), None for chest tubes and pacemaker leads."""
+        return DEVICE_LANDMARK[self.kind]
+
+
+@dataclass(frozen=True)
 class ReportedFindings:
     """The reported findings of one study, in report order, with what they were compared against.
 
     compared: a prior with known findings was compared, so change since prior is stated.
     assessed_codes: every label the model scored on the current study, reported or not.
+    devices: the tubes and lines found on the current study, in DeviceType order.
     """
 
     study_instance_uid: str
@@ -133,6 +212,7 @@ class ReportedFindings:
     compared: bool
     findings: tuple[ReportedFinding, ...]
     assessed_codes: tuple[str, ...]
+    devices: tuple[ReportedDevice, ...] = ()
 
     def with_status(self, status: FindingStatus) -> tuple[ReportedFinding, ...]:
         """The findings with `status`, most probable first."""
@@ -158,6 +238,12 @@ class ReportedFindings:
         """The codes of the reported findings, in report order."""
         return tuple(f.code for f in self.findings)
 
+    @property
+    def absent_codes(self) -> tuple[str, ...]:
+        """The assessed labels that are not reported: absent now and not resolved."""
+        reported = set(self.codes)
+        return tuple(code for code in self.assessed_codes if code not in reported)
+
 
 def study_date_of(dicom_date: str) -> date | None:
     """A DICOM DA value (YYYYMMDD) as a date; None when empty or malformed."""
@@ -172,6 +258,37 @@ def _status(finding: messages_pb2.Finding, change: ChangeSincePrior | None) -> F
     if finding.state == messages_pb2.FINDING_STATE_ABSENT and change == ChangeSincePrior.RESOLVED:
         return FindingStatus.RESOLVED
     return _STATUS.get(finding.state)
+
+
+def reported_devices(devices: Iterable[messages_pb2.DeviceFinding]) -> tuple[ReportedDevice, ...]:
+    """The devices as reported: numbered per type in the order found, then ordered by type."""
+    seen: dict[DeviceType, int] = {}
+    reported: list[ReportedDevice] = []
+    for device in devices:
+        kind = _DEVICE_TYPE.get(device.kind)
+        if kind is None:
+            continue
+        number = seen[kind] = seen.get(kind, 0) + 1
+        has_distance = device.HasField("tip_distance_mm") and DEVICE_LANDMARK[kind] is not None
+        reported.append(ReportedDevice(
+            code=f"device:{kind.value}" + (f":{number}" if number > 1 else ""),
+            kind=kind,
+            display=_device_display(kind, number),
+            position=_DEVICE_POSITION.get(device.position, DevicePosition.INDETERMINATE),
+            # float32 on the wire: 0.1 mm is far below what the geometry resolves
+            tip_distance_mm=round(device.tip_distance_mm, 1) if has_distance else None,
+            probability=device.probability,
+        ))
+    order = list(DeviceType)
+    return tuple(sorted(reported, key=lambda d: order.index(d.kind)))
+
+
+def _device_display(kind: DeviceType, number: int) -> str:
+    """"Endotracheal tube" for the first of a type, "Second endotracheal tube" (or "... tube 9") after it."""
+    display = DEVICE_DISPLAY[kind]
+    if number == 1:
+        return display
+    return f"{_ORDINAL[number]} {display.lower()}" if number in _ORDINAL else f"{display} {number}"
 
 
 def reported_findings(comparison: messages_pb2.PriorComparison) -> ReportedFindings:
@@ -211,4 +328,5 @@ def reported_findings(comparison: messages_pb2.PriorComparison) -> ReportedFindi
         compared=compared,
         findings=tuple(reported),
         assessed_codes=tuple(f.code for f in current.findings),
+        devices=reported_devices(current.devices),
     )

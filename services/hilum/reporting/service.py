@@ -32,7 +32,7 @@ from hilum.common.logs import study_ref
 from hilum.common.reported_findings import reported_findings
 from hilum.common.settings import FhirSection
 from hilum.reporting.cds_summary import cds_view_of
-from hilum.reporting.draft import draft_report
+from hilum.reporting.draft import Examination, draft_report, render_html
 from hilum.v1 import messages_pb2
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,10 @@ class Reporting:
         self._clock = clock
 
     def draft(self, comparison: messages_pb2.PriorComparison) -> messages_pb2.DraftReport:
-        """The draft only; nothing is stored."""
-        return draft_report(reported_findings(comparison))
+        """The draft only (with the study's examination when Hilum holds the study); nothing is stored."""
+        with self._sessions() as session:
+            study = studies.study_info(session, comparison.current.study.study_instance_uid)
+        return draft_report(reported_findings(comparison), Examination.of(study) if study is not None else None)
 
     def publish(self, comparison: messages_pb2.PriorComparison) -> messages_pb2.PublishResult:
         """Draft, build, validate and publish; a repeat for the same (study, model version) publishes nothing."""
@@ -97,12 +99,12 @@ class Reporting:
             else None
         )
         reported = reported_findings(comparison)
-        draft = draft_report(reported)
+        draft = draft_report(reported, Examination.of(study))
         issued = self._clock()
         bundle = build_report_bundle(
             study, reported, draft, prior_study=prior_study, issued=issued,
             patient_identifier_system=self._fhir.patient_identifier_system, create_patient=self._fhir.create_patient,
-            based_on=order_reference(study, self._fhir),
+            based_on=order_reference(study, self._fhir), presented_html=render_html(draft),
         )
         data = bundle_json(bundle)
         problems = validate_bundle(data)

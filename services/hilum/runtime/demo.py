@@ -134,6 +134,8 @@ def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, ses
     if draft.model.demo_weights:
         say(f"  {DEMO_NOTICE}")
     say(f"  Model: {draft.model.name} {draft.model.version}")
+    say(f"  Examination: {draft.examination}")
+    say(f"  Comparison: {draft.comparison}")
     say("  Findings:")
     for sentence in draft.findings:
         say(f"    - {sentence.text}")

@@ -12,10 +12,14 @@ from hilum.common.fhir.bundle import build_report_bundle
 from hilum.common.fhir.validation import bundle_json, validate_bundle
 from hilum.common.reported_findings import (
     ChangeSincePrior,
+    DevicePosition,
+    DeviceType,
     FindingStatus,
     Laterality,
     ModelProvenance,
     PriorReference,
+    ReportedDevice,
+    reported_devices,
     reported_findings,
     study_date_of,
 )
@@ -173,6 +177,69 @@ def test_label_names_the_side_only_when_known() -> None:
     assert replace(finding, laterality=Laterality.LEFT).label == "Effusion (left)"
 
 
+def test_absent_codes_are_the_assessed_labels_not_reported() -> None:
+    reported = reported_findings(_mixed())
+    assert reported.absent_codes == ("nodule",)
+
+
+K, P = messages_pb2.DeviceKind, messages_pb2.DevicePosition
+
+
+def _device(kind: messages_pb2.DeviceKind.ValueType, position: messages_pb2.DevicePosition.ValueType,
+            distance: float | None = None) -> messages_pb2.DeviceFinding:
+    device = messages_pb2.DeviceFinding(kind=kind, probability=0.875, position=position)
+    if distance is not None:
+        device.tip_distance_mm = distance
+    return device
+
+
+def test_devices_are_reported_from_the_current_study() -> None:
+    comparison = _mixed()
+    comparison.current.devices.append(_device(K.DEVICE_KIND_ENDOTRACHEAL_TUBE, P.DEVICE_POSITION_SATISFACTORY, 45.3))
+    (device,) = reported_findings(comparison).devices
+    assert device == ReportedDevice(code="device:ett", kind=DeviceType.ETT, display="Endotracheal tube",
+                                    position=DevicePosition.SATISFACTORY, tip_distance_mm=45.3, probability=0.875)
+    assert device.landmark == "carina"
+    assert reported_findings(_mixed()).devices == ()
+
+
+@pytest.mark.parametrize(("kind", "code", "display", "landmark"), [
+    (K.DEVICE_KIND_ENDOTRACHEAL_TUBE, "device:ett", "Endotracheal tube", "carina"),
+    (K.DEVICE_KIND_NASOGASTRIC_TUBE, "device:ng_tube", "Nasogastric tube", "gastroesophageal junction"),
+    (K.DEVICE_KIND_CENTRAL_VENOUS_CATHETER, "device:cvc", "Central venous catheter", "cavoatrial junction"),
+    (K.DEVICE_KIND_CHEST_DRAIN, "device:chest_tube", "Chest tube", None),
+    (K.DEVICE_KIND_PACEMAKER_LEAD, "device:pacemaker", "Pacemaker lead", None),
+])
+def test_each_device_kind_has_a_code_name_and_landmark(
+    kind: messages_pb2.DeviceKind.ValueType, code: str, display: str, landmark: str | None
+) -> None:
+    (device,) = reported_devices([_device(kind, P.DEVICE_POSITION_MALPOSITIONED, -20.0)])
+    assert (device.code, device.display, device.landmark) == (code, display, landmark)
+    assert device.tip_distance_mm == (-20.0 if landmark else None)  # no landmark, no distance
+
+
+def test_positions_map_and_unspecified_is_indeterminate() -> None:
+    devices = reported_devices([_device(K.DEVICE_KIND_CHEST_DRAIN, position) for position in (
+        P.DEVICE_POSITION_SATISFACTORY, P.DEVICE_POSITION_MALPOSITIONED, P.DEVICE_POSITION_INDETERMINATE,
+        P.DEVICE_POSITION_UNSPECIFIED)])
+    assert [d.position for d in devices] == [DevicePosition.SATISFACTORY, DevicePosition.MALPOSITIONED,
+                                             DevicePosition.INDETERMINATE, DevicePosition.INDETERMINATE]
+
+
+def test_devices_are_numbered_per_kind_and_ordered_by_kind() -> None:
+    devices = reported_devices([
+        _device(K.DEVICE_KIND_CENTRAL_VENOUS_CATHETER, P.DEVICE_POSITION_SATISFACTORY, 10.0),
+        _device(K.DEVICE_KIND_UNSPECIFIED, P.DEVICE_POSITION_SATISFACTORY),
+        _device(K.DEVICE_KIND_ENDOTRACHEAL_TUBE, P.DEVICE_POSITION_SATISFACTORY),
+        _device(K.DEVICE_KIND_CENTRAL_VENOUS_CATHETER, P.DEVICE_POSITION_MALPOSITIONED),
+    ])
+    assert [(d.code, d.display, d.tip_distance_mm) for d in devices] == [
+        ("device:ett", "Endotracheal tube", None),
+        ("device:cvc", "Central venous catheter", 10.0),
+        ("device:cvc:2", "Second central venous catheter", None),
+    ]
+
+
 @pytest.mark.parametrize(("value", "expected"), [("20250301", date(2025, 3, 1)), ("", None), ("2025", None),
                                                  ("20251301", None), ("2025030x", None)])
 def test_study_date_of(value: str, expected: date | None) -> None:
@@ -197,7 +264,8 @@ Outputs = tuple[list[str], list[tuple[str, str | None]], list[dict[str, Any]]]
 
 
 def _outputs(comparison: messages_pb2.PriorComparison) -> Outputs:
-    """The codes the draft's finding sentences cite, the CDS view's (code, change), the bundle's Observations."""
+    """The reported codes the draft's FINDINGS cite (in report order), the CDS view's (code, change), the bundle's
+    Observations."""
     reported = reported_findings(comparison)
     draft = draft_report(reported)
     prior = _study(PRIOR_UID) if reported.prior is not None else None
@@ -205,10 +273,10 @@ def _outputs(comparison: messages_pb2.PriorComparison) -> Outputs:
                                            patient_identifier_system="urn:oid:1.2.3"))
     assert validate_bundle(data) == []
     view = cds_view_of(_study(UID), reported, draft, "report-1", ISSUED, "urn:oid:1.2.3.4")
-    per_finding = [s for s in draft.findings if len(s.finding_codes) == 1]
+    stated = [code for s in draft.findings for code in s.finding_codes if code in reported.codes]
     observations = [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
     shown = [(f.code, f.change.value if f.change else None) for f in view.findings]
-    return [s.finding_codes[0] for s in per_finding], shown, observations
+    return sorted(stated, key=reported.codes.index), shown, observations
 
 
 def _observation_change(observation: dict[str, Any]) -> str | None:

@@ -1,16 +1,24 @@
-"""Draft report wording: traceable sentences, change since prior, and the demo notice."""
+"""Draft report wording and layout: sections, change since prior, devices, hedging, and the text/HTML renderings."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from dataclasses import replace
+from datetime import date, datetime
+
+import pytest
 
 from hilum.common.reported_findings import Laterality, reported_findings
+from hilum.common.study import InstanceInfo, PatientInfo, StudyInfo
 from hilum.common.wording import DEMO_DETAIL, DEMO_NOTICE, DRAFT_NOTICE
-from hilum.reporting.draft import draft_report, impression_text
+from hilum.reporting.draft import Examination, draft_report, impression_text, render_html, render_text
 from hilum.v1 import messages_pb2
 
 S = messages_pb2.FindingState
 C = messages_pb2.Change
+XHTML = "{http://www.w3.org/1999/xhtml}"
+# Elements FHIR R4 narrative allows that the drafter may use (no scripts, forms or attributes).
+FHIR_NARRATIVE_ELEMENTS = {"div", "p", "b", "h3", "ol", "li"}
 
 
 def _comparison(with_prior: bool, demo: bool = True) -> messages_pb2.PriorComparison:
@@ -52,83 +60,140 @@ def _absent_now(comparison: messages_pb2.PriorComparison) -> messages_pb2.PriorC
     return comparison
 
 
-def test_every_finding_sentence_cites_known_codes() -> None:
-    draft = _draft(_comparison(with_prior=True))
-    codes = {"pneumothorax", "effusion", "edema"}
-    cited = [s for s in [*draft.findings, *draft.impression] if s.finding_codes]
-    assert cited
-    for sentence in cited:
-        assert set(sentence.finding_codes) <= codes
+def _instance(view: str) -> InstanceInfo:
+    return InstanceInfo(sop_instance_uid=f"1.2.3.{view or 'x'}", sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1",
+                        series_instance_uid="1.2.3.1", series_number=1, instance_number=1, modality="DX",
+                        view_position=view, rows=64, columns=64, pixel_spacing_mm=(0.139, 0.139))
 
 
-def test_one_findings_sentence_per_reported_finding_in_report_order() -> None:
+def _study(*views: str, started: datetime | None = datetime(2025, 3, 2, 10, 5)) -> StudyInfo:
+    patient = PatientInfo(patient_id="P7", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
+    return StudyInfo(study_instance_uid="1.2.3", patient=patient, started=started, accession_number="A1",
+                     description="XR CHEST", instances=tuple(_instance(v) for v in views))
+
+
+def test_findings_are_grouped_by_region_each_citing_its_code() -> None:
     draft = _draft(_comparison(with_prior=True))
-    assert [s.text for s in draft.findings] == [
-        "Comparison: chest radiograph of 2025-03-01.",
-        "Pneumothorax: suspected (probability 0.91, threshold 0.50), new since the prior study of 2025-03-01.",
-        "Pleural effusion: possible (probability 0.45, below threshold 0.50).",
-        "Pulmonary edema: seen on the prior study, not seen now.",
+    assert [(s.text, list(s.finding_codes)) for s in draft.findings] == [
+        ("Pulmonary edema, resolved since 2025-03-01.", ["edema"]),
+        ("Pneumothorax, new since 2025-03-01.", ["pneumothorax"]),
+        ("Possible pleural effusion.", ["effusion"]),
     ]
-    assert [list(s.finding_codes) for s in draft.findings] == [[], ["pneumothorax"], ["effusion"], ["edema"]]
+    assert "Lungs: Pulmonary edema, resolved since 2025-03-01.\n" in draft.text
+    assert "Pleura: Pneumothorax, new since 2025-03-01. Possible pleural effusion.\n" in draft.text
 
 
-def test_change_since_prior_is_stated() -> None:
+def test_impression_is_ordered_by_urgency_with_resolved_last() -> None:
     draft = _draft(_comparison(with_prior=True))
-    assert "new since the prior study of 2025-03-01" in draft.text
-    assert "Pulmonary edema: seen on the prior study, not seen now." in draft.text
-    assert "Suspected: pneumothorax (new)." in draft.text
-    assert "Resolved since prior: pulmonary edema." in draft.text
-    assert [list(s.finding_codes) for s in draft.impression] == [["pneumothorax"], ["edema"]]
+    assert [(s.text, list(s.finding_codes)) for s in draft.impression] == [
+        ("Pneumothorax, new since 2025-03-01.", ["pneumothorax"]),
+        ("Possible pleural effusion.", ["effusion"]),
+        ("Pulmonary edema, resolved since 2025-03-01.", ["edema"]),
+    ]
+    assert "IMPRESSION:\n1. Pneumothorax, new since 2025-03-01.\n2. Possible pleural effusion.\n" in draft.text
 
 
-def test_unchanged_finding_is_said_to_be_on_the_prior() -> None:
+def test_unchanged_finding_names_the_prior_date() -> None:
     comparison = _comparison(with_prior=True)
     comparison.changes[0].change = C.CHANGE_UNCHANGED
+    assert "Pneumothorax, unchanged from 2025-03-01." in _draft(comparison).text
+
+
+def test_a_prior_with_a_malformed_date_is_named_without_one() -> None:
+    comparison = _comparison(with_prior=True)
+    comparison.prior.study_date = "2025"
     draft = _draft(comparison)
-    assert "also present on the prior study of 2025-03-01." in draft.text
-    assert "Suspected: pneumothorax." in draft.text
+    assert draft.comparison == "Prior chest radiograph of unknown date."
+    assert "Pneumothorax, new since the prior study." in draft.text
 
 
-def test_no_prior_is_said_plainly() -> None:
+def test_no_prior_gives_comparison_none_and_no_change_language() -> None:
     draft = _draft(_comparison(with_prior=False))
-    assert "Comparison: no prior chest radiograph in Hilum." in draft.text
-    assert "(new)" not in draft.text
-    assert "prior study" not in draft.text
+    assert draft.comparison == "None."
+    assert "COMPARISON:\nNone.\n" in draft.text
+    assert not any(word in draft.text for word in ("new since", "unchanged from", "resolved since"))
 
 
 def test_a_prior_without_findings_reports_no_change() -> None:
     comparison = _comparison(with_prior=True)
     del comparison.prior.findings[:]
     draft = _draft(comparison)
-    assert draft.findings[0].text == (
-        "Comparison: chest radiograph of 2025-03-01 (its findings were not available, so no change is reported)."
+    assert draft.comparison == (
+        "Chest radiograph of 2025-03-01; its findings were not available, so no change is reported."
     )
-    assert "(new)" not in draft.text and "new since" not in draft.text
-    assert "Pulmonary edema" not in draft.text  # nothing is resolved without a compared prior
+    assert "new since" not in draft.text
+    assert "edema" not in draft.text.lower()  # nothing is resolved without a compared prior
 
 
-def test_a_malformed_prior_date_is_unknown() -> None:
-    comparison = _comparison(with_prior=True)
-    comparison.prior.study_date = "2025"
-    assert "Comparison: chest radiograph of an unknown date." in _draft(comparison).text
-
-
-def test_none_reached_threshold_cites_every_assessed_finding() -> None:
+def test_a_normal_study_gets_a_concise_normal_report_citing_the_absent_labels() -> None:
     draft = _draft(_absent_now(_comparison(with_prior=False)))
-    (last,) = [s for s in draft.findings if s.text.startswith("None of")]
-    assert last.text == "None of the 3 assessed findings reached its operating threshold."
-    assert list(last.finding_codes) == ["pneumothorax", "effusion", "edema"]
-    (impression,) = draft.impression
-    assert impression.text == "No finding above its operating threshold."
-    assert list(impression.finding_codes) == ["pneumothorax", "effusion", "edema"]
+    assert [(s.text, list(s.finding_codes)) for s in draft.findings] == [
+        ("The lungs are clear.", ["edema"]),
+        ("No pleural effusion or pneumothorax.", ["pneumothorax", "effusion"]),
+    ]
+    assert [(s.text, list(s.finding_codes)) for s in draft.impression] == [
+        ("No acute cardiopulmonary abnormality.", ["pneumothorax", "effusion", "edema"]),
+    ]
+
+
+def test_a_study_with_nothing_assessed_states_nothing() -> None:
+    comparison = _comparison(with_prior=False)
+    del comparison.current.findings[:]
+    draft = _draft(comparison)
+    assert (list(draft.findings), list(draft.impression)) == ([], [])
+    assert "FINDINGS:\n\nIMPRESSION:\n" in draft.text
 
 
 def test_a_known_side_is_named() -> None:
     reported = reported_findings(_comparison(with_prior=False))
-    sided = replace(reported, findings=(replace(reported.findings[0], laterality=Laterality.RIGHT),))
-    draft = draft_report(sided)
-    assert "Pneumothorax (right): suspected" in draft.text
-    assert "Suspected: pneumothorax (right)." in draft.text
+    sided = replace(reported, findings=(replace(reported.findings[1], laterality=Laterality.LEFT),))
+    assert "Possible left pleural effusion." in draft_report(sided).text
+
+
+def test_devices_are_stated_with_tip_distances_in_centimetres() -> None:
+    comparison = _comparison(with_prior=False)
+    comparison.current.devices.extend([
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_ENDOTRACHEAL_TUBE, probability=0.9,
+                                   position=messages_pb2.DEVICE_POSITION_SATISFACTORY, tip_distance_mm=45.0),
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_NASOGASTRIC_TUBE, probability=0.8,
+                                   position=messages_pb2.DEVICE_POSITION_MALPOSITIONED, tip_distance_mm=12.0),
+    ])
+    draft = _draft(comparison)
+    assert [(s.text, list(s.finding_codes)) for s in draft.findings[:2]] == [
+        ("Endotracheal tube tip 4.5 cm above the carina, satisfactory position.", ["device:ett"]),
+        ("Nasogastric tube tip 1.2 cm above the gastroesophageal junction, malpositioned.", ["device:ng_tube"]),
+    ]
+    assert "Lines and tubes: Endotracheal tube tip 4.5 cm above the carina, satisfactory position." in draft.text
+    assert [s.text for s in draft.impression] == [
+        "Pneumothorax.",
+        "Malpositioned nasogastric tube, tip 1.2 cm above the gastroesophageal junction.",
+        "Possible pleural effusion.",
+    ]
+    assert "device:ett" not in [c for s in draft.impression for c in s.finding_codes]  # satisfactory: not urgent
+
+
+def test_examination_names_views_and_date() -> None:
+    assert Examination.of(_study("PA", "LL")).text == "Chest radiograph, PA and lateral views, 2025-03-02."
+    assert Examination.of(_study("ap")).text == "Chest radiograph, AP view, 2025-03-02."
+    assert Examination.of(_study("LATERAL", "AP", "PA", "RL")).views == ("PA", "AP", "lateral")
+    assert Examination.of(_study("PA", "AP", "LL")).text == "Chest radiograph, PA, AP and lateral views, 2025-03-02."
+    assert Examination.of(_study("", started=None)).text == "Chest radiograph."
+    assert Examination(views=(), study_date=date(2025, 3, 2)).text == "Chest radiograph, 2025-03-02."
+
+
+def test_draft_carries_the_examination_or_a_generic_one() -> None:
+    reported = reported_findings(_comparison(with_prior=False))
+    assert draft_report(reported).examination == "Chest radiograph."
+    draft = draft_report(reported, Examination.of(_study("PA", "LL")))
+    assert draft.examination == "Chest radiograph, PA and lateral views, 2025-03-02."
+    assert "EXAMINATION:\nChest radiograph, PA and lateral views, 2025-03-02.\n" in draft.text
+
+
+def test_text_sections_come_in_order_after_the_notices() -> None:
+    text = _draft(_comparison(with_prior=True)).text
+    positions = [text.index(f"\n{heading}:\n") for heading in ("EXAMINATION", "COMPARISON", "FINDINGS", "IMPRESSION")]
+    assert positions == sorted(positions)
+    assert text.index(DRAFT_NOTICE) < positions[0]
 
 
 def test_demo_notice_leads_the_text_only_for_demo_weights() -> None:
@@ -136,7 +201,7 @@ def test_demo_notice_leads_the_text_only_for_demo_weights() -> None:
     assert demo.startswith(f"{DEMO_NOTICE}\n{DEMO_DETAIL}\n")
     assert demo.startswith("DEMO WEIGHTS — NOT FOR CLINICAL USE.")
     validated = _draft(_comparison(False, demo=False)).text
-    assert DEMO_NOTICE not in validated
+    assert DEMO_NOTICE not in validated and DEMO_DETAIL not in validated
     assert validated.startswith(DRAFT_NOTICE)
 
 
@@ -149,6 +214,44 @@ def test_draft_names_the_study_and_the_model() -> None:
     assert "Algorithm: cxr_findings version demo-untrained." in draft.text
 
 
+def test_render_text_of_a_draft_is_its_text() -> None:
+    draft = _draft(_comparison(with_prior=True))
+    assert render_text(draft) == draft.text
+
+
 def test_impression_text_is_one_paragraph() -> None:
     draft = _draft(_comparison(with_prior=True))
-    assert impression_text(draft) == "Suspected: pneumothorax (new). Resolved since prior: pulmonary edema."
+    assert impression_text(draft) == (
+        "Pneumothorax, new since 2025-03-01. Possible pleural effusion. Pulmonary edema, resolved since 2025-03-01."
+    )
+
+
+def _parsed(fragment: str) -> ET.Element:
+    root = ET.fromstring(fragment)
+    assert root.tag == f"{XHTML}div"
+    for element in root.iter():
+        assert element.tag.removeprefix(XHTML) in FHIR_NARRATIVE_ELEMENTS
+        assert not element.attrib
+    return root
+
+
+@pytest.mark.parametrize("demo", [True, False])
+def test_html_has_the_same_content_and_headings(demo: bool) -> None:
+    draft = _draft(_comparison(with_prior=True, demo=demo))
+    root = _parsed(render_html(draft))
+    assert [h.text for h in root.iter(f"{XHTML}h3")] == ["EXAMINATION", "COMPARISON", "FINDINGS", "IMPRESSION"]
+    assert [li.text for li in root.iter(f"{XHTML}li")] == [s.text for s in draft.impression]
+    text = "".join(root.itertext())
+    assert (DEMO_NOTICE in text) is demo and (DEMO_DETAIL in text) is demo
+    assert DRAFT_NOTICE in text
+    assert all(s.text in text for s in draft.findings)
+    assert "Pleura:" in text and draft.comparison in text
+
+
+def test_html_escapes_what_the_model_names() -> None:
+    reported = reported_findings(_comparison(with_prior=False))
+    odd = replace(reported, findings=(replace(reported.findings[0], display="<b>Pneumothorax</b> & \"more\""),))
+    fragment = render_html(draft_report(odd))
+    root = _parsed(fragment)
+    assert "&lt;b&gt;Pneumothorax&lt;/b&gt; &amp; &quot;more&quot;" in fragment
+    assert '<b>Pneumothorax</b> & "more".' in "".join(root.itertext())
