@@ -40,6 +40,7 @@ from hilum.common.cds_view import CdsView, read_latest
 from hilum.common.settings import CdsSection, FhirSection, TrustedIssuer
 
 if TYPE_CHECKING:
+    from hilum.fhir_api.app import FhirApi
     from hilum.ingestion.service import Ingestion
 
 log = logging.getLogger(__name__)
@@ -197,9 +198,11 @@ def create_app(
     ingestion: Ingestion | None = None, patient_identifier_system: str = FhirSection().patient_identifier_system,
     trusted_issuers: Sequence[TrustedIssuer] = (), public_url: str = CdsSection().base_url,
     clock_skew_s: int = CdsSection().clock_skew_s, order_lookback_days: int = CdsSection().order_lookback_days,
+    fhir_api: FhirApi | None = None,
 ) -> FastAPI:
     """The CDS Hooks application reading views from (and writing feedback to) `redis_client`; given
-    `ingestion`, it also serves the STOW-RS door under /dicomweb (hilum.ingestion.stow).
+    `ingestion`, it also serves the STOW-RS door under /dicomweb (hilum.ingestion.stow), and given `fhir_api`,
+    the FHIR R4 read API under /fhir (hilum.fhir_api.app).
 
     Service calls and feedback need a JWT from one of `trusted_issuers` (none: every call is refused) whose
     aud is `public_url` + "/cds-services/" + the service id; used jtis are kept in `redis_client`.
@@ -220,4 +223,8 @@ def create_app(
         from hilum.ingestion.stow import DICOMWEB_PREFIX, stow_router
 
         app.include_router(stow_router(ingestion), prefix=DICOMWEB_PREFIX)
+    if fhir_api is not None:
+        from hilum.fhir_api.app import include_fhir_api
+
+        include_fhir_api(app, fhir_api)
     return app

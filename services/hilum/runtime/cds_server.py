@@ -13,17 +13,21 @@ from fastapi import FastAPI
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from hilum.cds.app import create_app
-from hilum.common.connections import open_redis
+from hilum.common.connections import open_redis, open_sessions
 from hilum.common.logs import configure_logging
 from hilum.common.settings import HilumSettings
+from hilum.fhir_api.app import fhir_api_from_settings
 from hilum.ingestion.wiring import build
 
 
 def build_app() -> FastAPI:
-    """The CDS Hooks app (carrying the STOW-RS door, /dicomweb/studies) from this process's settings."""
+    """The CDS Hooks app (carrying the STOW-RS door, /dicomweb/studies, and the FHIR read API, /fhir) from this
+    process's settings."""
     settings = HilumSettings()
     configure_logging("cds")
-    return create_app(open_redis(settings, timeout_s=settings.cds.redis_timeout_s), ingestion=build(settings),
+    redis_client = open_redis(settings, timeout_s=settings.cds.redis_timeout_s)
+    fhir_api = fhir_api_from_settings(settings, redis_client, open_sessions(settings))
+    return create_app(redis_client, ingestion=build(settings), fhir_api=fhir_api,
                       patient_identifier_system=settings.fhir.patient_identifier_system,
                       trusted_issuers=settings.cds.trusted_issuers, public_url=settings.cds.base_url,
                       clock_skew_s=settings.cds.clock_skew_s, order_lookback_days=settings.cds.order_lookback_days)

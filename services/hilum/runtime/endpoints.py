@@ -52,6 +52,7 @@ class Endpoints(BaseModel):
     pid: int
     started_at: AwareDatetime
     cds: str | None = None  # CDS Hooks base URL: "http://127.0.0.1:8080"
+    fhir: str | None = None  # FHIR R4 read API base URL: "http://127.0.0.1:8080/fhir"
     stow: str | None = None  # DICOMweb STOW-RS store resource: "http://127.0.0.1:8080/dicomweb/studies"
     ingestion_grpc: str | None = None  # "127.0.0.1:50051"
     grpc: dict[str, str] | None = None  # the other stages' gRPC APIs: {"inference": "127.0.0.1:50052", ...}

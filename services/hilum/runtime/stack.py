@@ -21,6 +21,7 @@ import httpx
 from hilum.common.grpc_server import is_serving
 from hilum.common.polling import wait_until
 from hilum.common.settings import HilumSettings, settings_env
+from hilum.fhir_api.auth import is_loopback
 from hilum.ingestion import dimse_scp
 from hilum.ingestion.stow import DICOMWEB_PREFIX
 from hilum.runtime import redis_server, triton
@@ -89,6 +90,8 @@ def stack_doors(settings: HilumSettings) -> list[Door]:
                partial(is_serving, address))
           for name, address in stages.items()),
         Door("cds", cds_url, cds_port, partial(_http_ok, f"{cds_url}/cds-services")),
+        # The FHIR read API is served by the CDS app on its port; its CapabilityStatement needs no token.
+        Door("fhir", f"{cds_url}/fhir", cds_port, partial(_http_ok, f"{cds_url}/fhir/metadata")),
         # STOW-RS is served by the CDS app on its port: a GET of the store resource answers 405, not 404.
         Door("stow", stow_url, cds_port, partial(_http_status_is, stow_url, 405)),
         Door("dicom", DicomEndpoint(ae_title=dicom.ae_title, host=dicom.host, port=dicom.port),
@@ -144,10 +147,19 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def embedded_fhir_api(settings: HilumSettings) -> HilumSettings:
+    """The embedded stack's FHIR read API is open (no token) while the CDS app listens on loopback and no API
+    client is registered; otherwise the settings are kept as they are."""
+    if settings.fhir_api.clients or not is_loopback(settings.cds.host):
+        return settings
+    return settings.model_copy(update={"fhir_api": settings.fhir_api.model_copy(update={"open_on_loopback": True})})
+
+
 class EmbeddedStack:
     """Everything `hilum up` and `hilum demo` run, as child processes of this one; `with` starts and stops it."""
 
     def __init__(self, settings: HilumSettings, clock: Callable[[], datetime] = _utc_now) -> None:
+        settings = embedded_fhir_api(settings)
         self.settings = settings
         self.data_dir = settings.storage.data_dir
         self.log_dir = self.data_dir / "logs"

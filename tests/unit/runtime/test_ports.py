@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hilum.runtime.entrypoints import STAGE_NAMES
 from hilum.runtime.ports import (
     Port,
     PortInUse,
@@ -84,7 +85,7 @@ def test_loopback_settings_put_every_part_on_its_own_free_port(tmp_path: Path) -
     settings = loopback_settings(tmp_path, tmp_path / "models", tmp_path / "venv")
     ports = [settings.cds.port, settings.triton.http_port, settings.triton.metrics_port,
              int(settings.triton.grpc_url.rsplit(":", 1)[1]), int(settings.redis.url.rsplit(":", 1)[1].split("/")[0]),
-             *(settings.grpc.port_for(name) for name in ("ingestion", "inference", "priors", "reporting", "publishing")),
+             *(settings.grpc.port_for(name) for name in STAGE_NAMES),
              settings.dicom.port]
     assert len(set(ports)) == 11
     assert all(is_free("127.0.0.1", number) for number in ports)
