@@ -240,7 +240,7 @@ def _publish(args: argparse.Namespace, settings: HilumSettings) -> int:
         try:
             planned = admin.change_status(
                 sessions, lambda request: enqueue(app, Stage.PUBLISHING, request), args.study, args.model_version,
-                DeliveryEvent(args.status), configured_destinations(settings.publish),
+                DeliveryEvent(args.status), configured_destinations(settings.publish), datetime.now(UTC),
             )
         except admin.ReportNotFound as missing:
             print(f"hilum publish: {missing}", file=sys.stderr)

@@ -6,6 +6,7 @@ next attempt is overdue (its queue message was lost), to the publishing queue ag
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum.common.db import deliveries, results
 from hilum.common.destinations import DESTINATIONS_OF_EVENT, DeliveryEvent, DeliveryState, Destination
 from hilum.common.logs import study_ref
+from hilum.fhir_api.store import read_current, store_resource
 from hilum.v1 import messages_pb2
 
 
@@ -39,16 +41,22 @@ def change_status(
     model_version: str,
     event: DeliveryEvent,
     destinations: tuple[Destination, ...],
+    now: datetime,
 ) -> list[messages_pb2.DeliveryRequest]:
-    """Plan and enqueue a status change (amended, cancelled) of a published report for each configured
-    destination that takes one; raises ReportNotFound when there is no such report.
+    """Set a published report's status (amended, cancelled) in Hilum's FHIR read API (a new version of its
+    DiagnosticReport), then plan and enqueue the change for each configured destination that takes one.
+    Raises ReportNotFound when there is no such report.
     """
     if event == DeliveryEvent.PRELIMINARY:
         raise ValueError("a status change is amended or cancelled")
     wanted = [d for d in destinations if d in DESTINATIONS_OF_EVENT[event]]
     with sessions.begin() as session:
-        if results.load_report(session, study_instance_uid, model_version) is None:
+        report = results.load_report(session, study_instance_uid, model_version)
+        stored = read_current(session, "DiagnosticReport", report.diagnostic_report_id) if report else None
+        if report is None or stored is None or stored.deleted:
             raise ReportNotFound("no published report for this study and model version")
+        resource = json.loads(stored.text)
+        store_resource(session, {**resource, "status": event.value}, now)
         planned = deliveries.plan(session, study_instance_uid, model_version, wanted, event)
     for request in planned:
         enqueue(request)

@@ -1,8 +1,9 @@
 """Reporting's one implementation: draft the report, build and validate the FHIR bundle, publish it.
 
 Called by the gRPC Draft/Publish methods and by the Celery task on the "reporting" queue. Publishing
-is idempotent by (Study Instance UID, model version): the report row, the bundle file, the CDS view
-and one planned delivery per configured destination are written in one database transaction, and a
+is idempotent by (Study Instance UID, model version): the report row, its resources for the FHIR read
+API, the bundle file, the CDS view and one planned delivery per configured destination are written in
+one database transaction, and a
 repeat returns the stored result (with the same deliveries, handed on again) unchanged.
 """
 
@@ -31,6 +32,7 @@ from hilum.common.fhir.validation import bundle_json, validate_bundle
 from hilum.common.logs import study_ref
 from hilum.common.reported_findings import reported_findings
 from hilum.common.settings import FhirSection
+from hilum.fhir_api.store import store_bundle
 from hilum.reporting.cds_summary import cds_view_of
 from hilum.reporting.draft import Examination, draft_report, render_html
 from hilum.v1 import messages_pb2
@@ -128,6 +130,7 @@ class Reporting:
         )
         session.add(row)
         session.flush()  # claims (study, version) before anything is written outside the database
+        store_bundle(session, data, issued)  # what the FHIR read API serves, in the same transaction
         # Store first, then enqueue: the deliveries are planned in this transaction, handed on after it.
         result.deliveries.extend(
             deliveries.plan(session, uid, version, self._destinations, DeliveryEvent.PRELIMINARY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import deliveries
 from hilum.common.destinations import DeliveryEvent, DeliveryState, Destination
+from hilum.fhir_api.store import read_current
 from hilum.publishing import admin
 from hilum.v1 import messages_pb2
 
@@ -71,10 +73,14 @@ def test_a_status_change_goes_to_the_destinations_that_take_one(
     result = publish_study("9.5")
     enqueued: list[messages_pb2.DeliveryRequest] = []
     planned = admin.change_status(sqlite_sessions, enqueued.append, "9.5", result.model.version,
-                                  DeliveryEvent.CANCELLED, tuple(Destination))
+                                  DeliveryEvent.CANCELLED, tuple(Destination), NOW)
     assert enqueued == planned
     assert [(r.destination, r.event) for r in planned] == [("fhir_server", "cancelled"), ("mllp", "cancelled")]
+    with sqlite_sessions() as session:  # Hilum's own FHIR read API serves the new version
+        stored = read_current(session, "DiagnosticReport", result.diagnostic_report_id)
+        assert stored is not None and stored.version_id == 2 and json.loads(stored.text)["status"] == "cancelled"
     with pytest.raises(admin.ReportNotFound):
-        admin.change_status(sqlite_sessions, enqueued.append, "9.404", "v", DeliveryEvent.AMENDED, tuple(Destination))
+        admin.change_status(sqlite_sessions, enqueued.append, "9.404", "v", DeliveryEvent.AMENDED,
+                            tuple(Destination), NOW)
     with pytest.raises(ValueError, match="amended or cancelled"):
-        admin.change_status(sqlite_sessions, enqueued.append, "9.5", "v", DeliveryEvent.PRELIMINARY, ())
+        admin.change_status(sqlite_sessions, enqueued.append, "9.5", "v", DeliveryEvent.PRELIMINARY, (), NOW)

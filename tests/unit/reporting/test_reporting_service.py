@@ -15,6 +15,7 @@ from hilum.common.destinations import Destination
 from hilum.common.fhir.validation import validate_bundle
 from hilum.common.settings import FhirSection
 from hilum.common.study import PatientInfo
+from hilum.fhir_api.store import read_current
 from hilum.reporting.service import Reporting
 from hilum.v1 import messages_pb2
 from tests.helpers import demo_comparison, record_study
@@ -75,3 +76,17 @@ def test_publish_plans_one_delivery_per_destination_with_the_report(
         assert [row.status for row in deliveries.listing(session)] == ["pending", "pending"]
         row = results.load_report(session, "7.3", first.model.version)
         assert row is not None and row.comparison == demo_comparison("7.3").SerializeToString()
+
+
+def test_the_published_resources_are_served_by_the_fhir_read_api(
+    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis
+) -> None:
+    _stored_study(sqlite_sessions, "7.4")
+    result = _reporting(sqlite_sessions, tmp_path, redis_client).publish(demo_comparison("7.4"))
+    with sqlite_sessions() as session:
+        stored = read_current(session, "DiagnosticReport", result.diagnostic_report_id)
+        assert stored is not None and stored.version_id == 1
+        report = json.loads(stored.text)
+        assert report["status"] == "preliminary"
+        assert all(ref["reference"].startswith("Observation/") for ref in report["result"])
+        assert report["subject"] == {"type": "Patient", "identifier": report["subject"]["identifier"]}

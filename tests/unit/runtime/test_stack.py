@@ -45,8 +45,10 @@ def test_endpoints_of_the_default_stack_are_the_documented_file(default_settings
     assert json.loads(endpoints_path(tmp_path).read_text()) == {
         "pid": 12345, "started_at": "2026-12-01T09:00:00Z",
         "cds": "http://127.0.0.1:8080", "stow": "http://127.0.0.1:8080/dicomweb/studies",
+        "fhir": "http://127.0.0.1:8080/fhir",
         "ingestion_grpc": "127.0.0.1:50051",
-        "grpc": {"inference": "127.0.0.1:50052", "priors": "127.0.0.1:50053", "reporting": "127.0.0.1:50054"},
+        "grpc": {"inference": "127.0.0.1:50052", "priors": "127.0.0.1:50053", "reporting": "127.0.0.1:50054",
+                 "publishing": "127.0.0.1:50055"},
         "triton": {"grpc": "127.0.0.1:8101", "http": "http://127.0.0.1:8100", "metrics": "http://127.0.0.1:8102/metrics"},
         "redis": "redis://127.0.0.1:6390/0",
         "dicom": {"ae_title": "HILUM", "host": "127.0.0.1", "port": 11112},
@@ -57,7 +59,7 @@ def test_endpoints_of_the_default_stack_are_the_documented_file(default_settings
 def test_every_door_names_the_setting_that_moves_it(loopback: HilumSettings) -> None:
     env = settings_env(loopback)
     doors = stack_doors(loopback)
-    assert len({door.port.number for door in doors}) == len(doors) - 1 == 10  # STOW-RS shares the CDS port
+    assert len({door.port.number for door in doors}) == len(doors) - 2 == 11  # STOW-RS and FHIR share the CDS port
     for door in doors:
         assert str(door.port.number) in env[door.port.setting], door.key
         assert str(door.port.number) in str(door.address), door.key
@@ -125,7 +127,7 @@ def test_a_stack_is_built_without_touching_the_disk(loopback: HilumSettings) -> 
     stack = EmbeddedStack(loopback)
     assert [child.name for child in stack.children] == [
         "ingestion-grpc", "ingestion-worker", "inference-grpc", "inference-worker", "priors-grpc", "priors-worker",
-        "reporting-grpc", "reporting-worker", "assembler", "cds", "dicom",
+        "reporting-grpc", "reporting-worker", "publishing-grpc", "publishing-worker", "assembler", "cds", "dicom",
     ]
     assert not loopback.storage.data_dir.exists()
     assert stack.urls()["cds"] == stack.cds_url == f"http://127.0.0.1:{loopback.cds.port}"

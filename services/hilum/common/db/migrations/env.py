@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import hilum.fhir_api.tables  # noqa: F401  (registers the FHIR read API's tables on Base)
 from hilum.common.db.models import Base
 
 config = context.config
