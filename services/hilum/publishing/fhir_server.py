@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from hilum.common.errors import PermanentError, TransientError
+from hilum.common.fhir.references import escape_token
 from hilum.common.settings import FhirDestination
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def set_report_status(
     system, value = report_identifier
     base = _base(destination)
     with _client(client) as http:
-        report = _find_report(http, base, destination, f"{_escape_token(system)}|{_escape_token(value)}")
+        report = _find_report(http, base, destination, f"{escape_token(system)}|{escape_token(value)}")
         for _attempt in range(MAX_CONFLICT_RETRIES + 1):
             version = str((report.get("meta") or {}).get("versionId") or "")
             if report.get("status") == status and version:
@@ -248,13 +249,6 @@ def _retry_after_s(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _escape_token(text: str) -> str:
-    """FHIR search escaping of one token part (\\ | , $)."""
-    for char in ("\\", "|", ",", "$"):
-        text = text.replace(char, "\\" + char)
-    return text
 
 
 def _cause(exc: httpx.TransportError) -> str:

@@ -13,11 +13,16 @@ from fhir.resources.R4B.identifier import Identifier
 from fhir.resources.R4B.reference import Reference
 
 
-def _escape_token_part(text: str) -> str:
-    """Escape a token search part (FHIR search escaping of \\ | , $), then percent-encode it."""
+def escape_token(text: str) -> str:
+    """FHIR search escaping of one token part (\\ | , $), for a search parameter value."""
     for char in ("\\", "|", ",", "$"):
         text = text.replace(char, "\\" + char)
-    return quote(text, safe=":/.-_~")
+    return text
+
+
+def _escape_token_part(text: str) -> str:
+    """A token part escaped for search, then percent-encoded for a URL (conditional criteria are URLs)."""
+    return quote(escape_token(text), safe=":/.-_~")
 
 
 def token_criteria(parameter: str, system: str, value: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fhir.resources.R4B.identifier import Identifier
 
-from hilum.common.fhir.references import conditional_reference, if_none_exist, token_criteria
+from hilum.common.fhir.references import conditional_reference, escape_token, if_none_exist, token_criteria
 
 
 def test_token_criteria_escape_the_search_syntax_in_system_and_value() -> None:
@@ -31,3 +31,7 @@ def test_a_logical_reference_carries_the_identifier_only() -> None:
     reference = conditional_reference("ServiceRequest", Identifier(system="urn:acc", value="A1"), resolve=False)
     assert reference.reference is None
     assert reference.identifier is not None and reference.identifier.value == "A1"
+
+
+def test_escape_token_escapes_search_syntax_without_url_encoding() -> None:
+    assert escape_token("a|b,c$d\\e f") == "a\\|b\\,c\\$d\\\\e f"
