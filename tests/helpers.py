@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import studies
 from hilum.common.study import InstanceHeader, InstanceInfo, PatientInfo
+from hilum.runtime.fhir_peer import PEER_DIR
 from hilum.v1 import messages_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,15 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_peer() -> None:
+    """Skip where Node.js or the FHIR peer's packages are missing, except in CI (CI set), where that is a failure."""
+    if shutil.which("node") is None or not (PEER_DIR / "node_modules").is_dir():
+        message = "the FHIR peer is not installed (scripts/setup.sh --dev installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def new_database(server_url: str) -> str:

@@ -15,8 +15,8 @@ from hilum.common.reported_findings import reported_findings
 from hilum.common.settings import FhirDestination
 from hilum.publishing.fhir_server import post_transaction
 from hilum.runtime.fhir_peer import FhirPeer
+from tests.helpers import require_peer
 from tests.unit.common.fhir.conftest import ISSUED, MRN_SYSTEM, PRIOR_UID, make_comparison, make_draft, make_study
-from tests.unit.runtime.test_fhir_peer import require_peer
 
 pytestmark = pytest.mark.integration
 

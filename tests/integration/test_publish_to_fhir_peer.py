@@ -26,7 +26,6 @@ from hilum.runtime.fhir_peer import FhirPeer
 from hilum.v1 import messages_pb2, publishing_pb2
 from tests.fault_proxy import DROP, FaultProxy, delay, respond
 from tests.helpers import demo_comparison, record_study
-from tests.unit.runtime.test_fhir_peer import require_peer
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +34,9 @@ PATIENT = PatientInfo(patient_id="FP1", issuer="HOSP", name="DOE^JANE", birth_da
 NOW = datetime(2025, 2, 18, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirPeer]:
-    """Medplum with atomic transactions: it refuses more than 8 conditional entries in one."""
-    require_peer()
-    with FhirPeer(tmp_path_factory.mktemp("fhir-peer")) as server:
-        yield server
-
-
 @pytest.fixture
-def proxy(peer: FhirPeer) -> Iterator[FaultProxy]:
-    with FaultProxy(peer.base_url) as faults:
+def proxy(fhir_peer: FhirPeer) -> Iterator[FaultProxy]:
+    with FaultProxy(fhir_peer.base_url) as faults:
         yield faults
 
 
@@ -65,7 +56,7 @@ def _published(sessions: sessionmaker[Session], tmp_path: Path, client: redis_li
 
 
 def test_faults_are_retried_then_dead_lettered_and_a_replay_delivers_once(
-    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis, peer: FhirPeer,
+    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis, fhir_peer: FhirPeer,
     proxy: FaultProxy,
 ) -> None:
     request = _published(sqlite_sessions, tmp_path, redis_client, "2.25.700001")
@@ -73,7 +64,7 @@ def test_faults_are_retried_then_dead_lettered_and_a_replay_delivers_once(
     publishing = Publishing(sqlite_sessions, {Destination.FHIR_SERVER: fhir_sender(destination)},
                             PublishSection(max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.02),
                             clock=lambda: NOW)
-    before = counts(peer)
+    before = counts(fhir_peer)
     proxy.script(respond(503, b"maintenance"), DROP, delay(3.0))
     for _ in range(2):
         with pytest.raises(TransientError):
@@ -81,46 +72,46 @@ def test_faults_are_retried_then_dead_lettered_and_a_replay_delivers_once(
     dead = publishing.deliver_or_retry(request)
     assert dead.status == publishing_pb2.DELIVERY_STATUS_DEAD and dead.attempts == 3
     assert dead.last_error == "FHIR server (POST /fhir/R4) did not answer within 1 s"
-    assert counts(peer) == before  # every fault hit the first part: nothing reached the server
+    assert counts(fhir_peer) == before  # every fault hit the first part: nothing reached the server
 
     replayed: list[messages_pb2.DeliveryRequest] = []
     assert admin.replay(sqlite_sessions, replayed.append, NOW) == [request]
     delivered = publishing.deliver(replayed[0])
     assert delivered.status == publishing_pb2.DELIVERY_STATUS_DELIVERED
     assert delivered.receipt.startswith("DiagnosticReport/")
-    after = counts(peer)
+    after = counts(fhir_peer)
     assert {kind: after[kind] - before[kind] for kind in TYPES} == {
         "ImagingStudy": 1, "Device": 1, "Observation": 1, "DiagnosticReport": 1, "Provenance": 1}
     with httpx.Client(timeout=10.0) as client:  # later parts refer to what earlier parts created
-        report = client.get(f"{peer.base_url}/{delivered.receipt.split('/_history/')[0]}").json()
+        report = client.get(f"{fhir_peer.base_url}/{delivered.receipt.split('/_history/')[0]}").json()
     assert report["result"][0]["reference"].startswith("Observation/")
     assert report["imagingStudy"][0]["reference"].startswith("ImagingStudy/")
 
 
 def test_a_second_delivery_of_the_same_report_creates_nothing(
-    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis, peer: FhirPeer,
+    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis, fhir_peer: FhirPeer,
 ) -> None:
     request = _published(sqlite_sessions, tmp_path, redis_client, "2.25.700002")
-    send = fhir_sender(FhirDestination(url=peer.base_url, max_entries_per_transaction=8))
+    send = fhir_sender(FhirDestination(url=fhir_peer.base_url, max_entries_per_transaction=8))
     with sqlite_sessions() as session:
         report = load_published(session, request.study_instance_uid, request.model_version)
     first = send(report, DeliveryEvent.PRELIMINARY)
-    after_first = counts(peer)
+    after_first = counts(fhir_peer)
     assert send(report, DeliveryEvent.PRELIMINARY) == first
-    assert counts(peer) == after_first
+    assert counts(fhir_peer) == after_first
 
 
 def test_an_amendment_is_a_versioned_status_change(
-    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis, peer: FhirPeer,
+    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis, fhir_peer: FhirPeer,
 ) -> None:
     request = _published(sqlite_sessions, tmp_path, redis_client, "2.25.700003")
-    send = fhir_sender(FhirDestination(url=peer.base_url, max_entries_per_transaction=8))
+    send = fhir_sender(FhirDestination(url=fhir_peer.base_url, max_entries_per_transaction=8))
     with sqlite_sessions() as session:
         report = load_published(session, request.study_instance_uid, request.model_version)
     location = send(report, DeliveryEvent.PRELIMINARY)
     assert send(report, DeliveryEvent.AMENDED).startswith("DiagnosticReport version ")
     with httpx.Client(timeout=10.0) as client:
-        stored = client.get(f"{peer.base_url}/{location.split('/_history/')[0]}").json()
+        stored = client.get(f"{fhir_peer.base_url}/{location.split('/_history/')[0]}").json()
     assert stored["status"] == "amended" and stored["meta"]["versionId"] != location.rsplit("/", 1)[-1]
     with sqlite_sessions() as session:
         assert deliveries.find(session, request) is not None

@@ -10,18 +10,14 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from hilum.common.polling import wait_until
 from hilum.runtime.ports import free_port, is_free
-from hilum.runtime.processes import ManagedProcess, ProcessFailed
+from hilum.runtime.processes import LoopbackServer, ProcessFailed
 
 LOOPBACK = "127.0.0.1"
 BASE_PATH = "/fhir/R4"
-POLL_INTERVAL_S = 0.1
-LOG_TAIL_LINES = 40
 PEER_DIR = Path(__file__).resolve().parents[3] / "scripts" / "fhir-peer"
 INSTALL_HINT = "run scripts/setup.sh --dev (it needs Node.js >= 20.19 with npm)"
 
@@ -30,7 +26,7 @@ class FhirPeerNotInstalled(ProcessFailed):
     """Node.js or the FHIR peer's packages (scripts/fhir-peer/node_modules) are missing."""
 
 
-class FhirPeer:
+class FhirPeer(LoopbackServer):
     """One Medplum FHIR server process on a loopback port, its log in work_dir; start, stop, or `with`.
 
     atomic_transactions=False makes the peer process transaction bundles entry by entry: Medplum refuses an
@@ -45,14 +41,13 @@ class FhirPeer:
         atomic_transactions: bool = True,
         peer_dir: Path = PEER_DIR,
     ) -> None:
+        super().__init__("the FHIR peer", "fhir-peer", work_dir / "fhir-peer.log")
         self.work_dir = work_dir
         self.port = port if port is not None else free_port()
         self.atomic_transactions = atomic_transactions
         self.peer_dir = peer_dir
-        self.log_path = work_dir / "fhir-peer.log"
         # GET /healthcheck names the server, so start() never mistakes another peer on the port for this one.
         self.name = f"hilum-fhir-peer-{secrets.token_hex(4)}"
-        self._process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -76,21 +71,13 @@ class FhirPeer:
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Launch the server and wait until GET /healthcheck answers; raises ProcessFailed with the log tail."""
-        if self.running:
-            raise RuntimeError("the FHIR peer is already running")
+        self._refuse_if_running()
         argv = self.command()
         if not is_free(LOOPBACK, self.port):
             raise ProcessFailed(f"the FHIR peer cannot start: port {self.port} is already in use")
         env = {**os.environ, "FHIR_PEER_NAME": self.name,
                "FHIR_PEER_TRANSACTIONS": "on" if self.atomic_transactions else "off"}
-        self._process = ManagedProcess("fhir-peer", argv, self.log_path, env=env)
-        self._process.start()
-        try:
-            wait_until(self.answers, timeout_s, POLL_INTERVAL_S, f"the FHIR peer on {self.url} to answer",
-                       on_poll=self._raise_if_exited)
-        except TimeoutError as exc:
-            self.stop()
-            raise ProcessFailed(f"{exc}:\n{self.log_tail()}") from exc
+        self._launch(argv, env, timeout_s, f"the FHIR peer on {self.url} to answer")
 
     def answers(self) -> bool:
         """Whether this peer (not another on the same port) answers GET /healthcheck now."""
@@ -99,32 +86,3 @@ class FhirPeer:
             return response.status_code == 200 and response.json().get("name") == self.name
         except (httpx.HTTPError, ValueError):
             return False
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return self._process.log_tail(lines) if self._process else ""
-
-    def stop(self) -> None:
-        """SIGTERM the server (by its pid) and wait for it to end; SIGKILL if it does not."""
-        if self._process is not None:
-            self._process.stop()
-
-    def __enter__(self) -> FhirPeer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _raise_if_exited(self) -> None:
-        if self._process is not None and self._process.exited() is not None:
-            raise ProcessFailed(f"the FHIR peer exited with {self._process.exited()}:\n{self.log_tail()}")

@@ -15,18 +15,14 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from hilum.common.polling import wait_until
 from hilum.runtime.ports import free_port, is_free
-from hilum.runtime.processes import ManagedProcess, ProcessFailed
+from hilum.runtime.processes import LoopbackServer, ProcessFailed
 
 LOOPBACK = "127.0.0.1"
-POLL_INTERVAL_S = 0.1
-LOG_TAIL_LINES = 40
 BINARY_NAME = "Orthanc"
 BINARY_FALLBACKS = (Path("/usr/sbin/Orthanc"), Path("/usr/local/sbin/Orthanc"), Path("/usr/local/bin/Orthanc"))
 DICOMWEB_PLUGIN = "libOrthancDicomWeb.so"
@@ -66,7 +62,7 @@ def find_dicomweb_plugin() -> Path:
     raise OrthancNotInstalled(f"Orthanc's DICOMweb plugin ({DICOMWEB_PLUGIN}) is not installed; {INSTALL_HINT}")
 
 
-class OrthancServer:
+class OrthancServer(LoopbackServer):
     """One Orthanc process with its configuration, storage, index and log in work_dir; start, stop, or `with`.
 
     http_port and dicom_port default to free loopback ports; ae_title is Orthanc's own AE title;
@@ -84,17 +80,16 @@ class OrthancServer:
         modalities: Mapping[str, DicomModality] | None = None,
         sync_storage: bool = False,
     ) -> None:
+        super().__init__("Orthanc", "orthanc", work_dir / "orthanc.log")
         self.work_dir = work_dir
         self.http_port = http_port if http_port is not None else free_port()
         self.dicom_port = dicom_port if dicom_port is not None else free_port()
         self.ae_title = ae_title
         self.modalities = dict(modalities or {})
         self.sync_storage = sync_storage
-        self.log_path = work_dir / "orthanc.log"
         self.config_path = work_dir / "orthanc.json"
         # GET /system names the server, so start() never mistakes another Orthanc on the port for this one.
         self.name = f"Hilum PACS {ae_title} {secrets.token_hex(4)}"
-        self._process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -161,21 +156,14 @@ class OrthancServer:
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Launch Orthanc and wait until GET /system answers; raises ProcessFailed with the log tail."""
-        if self.running:
-            raise RuntimeError("Orthanc is already running")
+        self._refuse_if_running()
         binary = find_orthanc()
         for port, what in ((self.http_port, "HTTP"), (self.dicom_port, "DICOM")):
             if not is_free(LOOPBACK, port):
                 raise ProcessFailed(f"Orthanc cannot start: its {what} port {port} is already in use")
         config = self.write_config()
-        self._process = ManagedProcess("orthanc", [binary, "--no-jobs", str(config)], self.log_path)
-        self._process.start()
-        try:
-            wait_until(self.answers, timeout_s, POLL_INTERVAL_S, f"Orthanc on {self.url} to answer GET /system",
-                       on_poll=self._raise_if_exited)
-        except TimeoutError as exc:
-            self.stop()
-            raise ProcessFailed(f"{exc}:\n{self.log_tail()}") from exc
+        self._launch([binary, "--no-jobs", str(config)], None, timeout_s,
+                     f"Orthanc on {self.url} to answer GET /system")
 
     def answers(self) -> bool:
         """Whether this Orthanc (not another on the same port) answers GET /system now."""
@@ -185,14 +173,6 @@ class OrthancServer:
         except (httpx.HTTPError, ValueError):
             return False
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
     def upload(self, content: bytes, timeout_s: float = 30.0) -> str:
         """Store a DICOM Part 10 file through the REST API (POST /instances); return Orthanc's instance ID."""
         response = httpx.post(f"{self.url}/instances", content=content, timeout=timeout_s,
@@ -200,24 +180,3 @@ class OrthancServer:
         response.raise_for_status()
         instance_id: str = response.json()["ID"]
         return instance_id
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return self._process.log_tail(lines) if self._process else ""
-
-    def stop(self) -> None:
-        """SIGTERM Orthanc (by its pid) and wait for it to end; SIGKILL if it does not."""
-        if self._process is not None:
-            self._process.stop()
-
-    def __enter__(self) -> OrthancServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _raise_if_exited(self) -> None:
-        if self._process is not None and self._process.exited() is not None:
-            raise ProcessFailed(f"Orthanc exited with {self._process.exited()}:\n{self.log_tail()}")

