@@ -1,6 +1,7 @@
-"""The whole pipeline for real: private Redis, Triton and PostgreSQL, the four services and the CDS app.
+"""The whole pipeline for real: private Redis, Triton and PostgreSQL, the five services and the CDS app.
 
-Studies go in over gRPC; FHIR bundles, study status and CDS cards come out.
+Studies go in over gRPC; FHIR bundles, study status and CDS cards come out, and every result is delivered
+to a real FHIR server (Medplum), an HL7 v2 interface engine (an MLLP listener) and a PACS (Orthanc).
 """
 
 from __future__ import annotations
@@ -20,21 +21,35 @@ import pytest
 
 from hilum.common import study_state
 from hilum.common.connections import open_object_store, open_sessions
-from hilum.common.db import results
+from hilum.common.db import deliveries, results
 from hilum.common.db.session import upgrade_database
+from hilum.common.destinations import DeliveryEvent
+from hilum.common.fhir.identifiers import RFC3986, report_identifier_value
 from hilum.common.fhir.validation import validate_bundle
 from hilum.common.grpc_server import channel_options
 from hilum.common.polling import wait_until
 from hilum.common.queue import Stage, create_celery_app, enqueue
-from hilum.common.settings import settings_env
+from hilum.common.settings import (
+    FhirDestination,
+    MllpDestination,
+    PacsDestination,
+    PublishSection,
+    settings_env,
+)
 from hilum.ingestion.client import IngestionClient
+from hilum.publishing.oru import validate_oru
+from hilum.publishing.senders import oru_control_id
+from hilum.publishing.structured_report import sr_sop_instance_uid
+from hilum.runtime.fhir_peer import FhirPeer
 from hilum.runtime.local_issuer import LocalIssuer
+from hilum.runtime.orthanc import OrthancServer
 from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack
 from hilum.samples.dicom_files import write_sample_studies
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.v1 import inference_pb2_grpc, ingestion_pb2, messages_pb2, priors_pb2_grpc, reporting_pb2_grpc
 from tests.helpers import REPO_ROOT, new_database, reference_values, resources_of
+from tests.mllp_peer import MllpPeer, control_id
 
 pytestmark = pytest.mark.integration
 
@@ -51,13 +66,36 @@ def issuer() -> Iterator[LocalIssuer]:
 
 
 @pytest.fixture(scope="module")
+def engine() -> Iterator[MllpPeer]:
+    """The hospital's HL7 v2 interface engine."""
+    with MllpPeer() as peer:
+        yield peer
+
+
+@pytest.fixture(scope="module")
+def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """The PACS the structured reports go to (by STOW-RS)."""
+    with OrthancServer(tmp_path_factory.mktemp("pacs"), ae_title="PACS") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: str,
-          demo_model_repository: Path, issuer: LocalIssuer) -> Iterator[EmbeddedStack]:
-    """The embedded stack on free ports, over PostgreSQL, with the demo-weights model repository."""
+          demo_model_repository: Path, issuer: LocalIssuer, fhir_peer: FhirPeer, engine: MllpPeer,
+          pacs: OrthancServer) -> Iterator[EmbeddedStack]:
+    """The embedded stack on free ports, over PostgreSQL, with the demo-weights model repository, publishing
+    to the FHIR server, the interface engine and the PACS.
+    """
     root = tmp_path_factory.mktemp("stack")
     database = new_database(postgres_server)
     settings = loopback_settings(root, demo_model_repository, REPO_ROOT / ".venv-triton", database)
     settings.cds.trusted_issuers = [issuer.trusted_issuer]
+    settings.publish = PublishSection(
+        fhir_server=FhirDestination(url=fhir_peer.base_url, max_entries_per_transaction=8),
+        mllp=MllpDestination(host="127.0.0.1", port=engine.port, timeout_s=10),
+        pacs=PacsDestination(stow_url=f"{pacs.dicomweb_url}/studies"),
+        backoff_base_s=0.5, backoff_max_s=2.0,
+    )
     upgrade_database(settings.database_url)
     with EmbeddedStack(settings) as running:
         yield running
@@ -104,6 +142,40 @@ def test_every_sample_study_is_reported_with_a_valid_bundle(processed: dict[str,
         device = resources_of(bundle, "Device")[0]
         assert "DEMO" in json.dumps(device) and device["version"][0]["value"] == "demo-untrained"
         assert status.result.model.demo_weights
+
+
+def test_every_result_reaches_every_destination_exactly_once(
+    stack: EmbeddedStack, processed: dict[str, ingestion_pb2.StudyStatus], fhir_peer: FhirPeer, engine: MllpPeer,
+    pacs: OrthancServer,
+) -> None:
+    """Each reported study: one ORU (valid v2.5.1), one DiagnosticReport on the FHIR server, one SR in the PACS,
+    and its report served by Hilum's own FHIR read API."""
+    reported = {uid: status.result.model.version for uid, status in processed.items()}
+    sessions = open_sessions(stack.settings)
+
+    def delivered() -> bool:
+        with sessions() as session:
+            rows = [r for r in deliveries.listing(session, limit=10_000) if r.study_instance_uid in reported]
+        assert not [r.last_error for r in rows if r.status == "dead"]
+        return len(rows) == 3 * len(reported) and all(r.status == "delivered" for r in rows)
+
+    wait_until(delivered, 180, 0.5, "every delivery of every sample study")
+    received = [control_id(message) for message in engine.received]
+    fhir = stack.endpoints.fhir if stack.endpoints is not None else None
+    assert fhir is not None
+    with httpx.Client(timeout=30) as http:
+        for uid, version in reported.items():
+            assert received.count(oru_control_id(uid, version, DeliveryEvent.PRELIMINARY)) == 1
+            identifier = f"{RFC3986}|{report_identifier_value(uid, version)}"
+            on_server = http.get(f"{fhir_peer.base_url}/DiagnosticReport", params={"identifier": identifier}).json()
+            assert len(on_server.get("entry", [])) == 1
+            in_hilum = http.get(f"{fhir}/DiagnosticReport", params={"identifier": identifier}).json()
+            assert [e["resource"]["status"] for e in in_hilum["entry"]] == ["preliminary"]
+            sr = http.get(f"{pacs.dicomweb_url}/instances",
+                          params={"SOPInstanceUID": sr_sop_instance_uid(uid, version)}).json()
+            assert len(sr) == 1
+    for message in engine.received:
+        assert validate_oru(message.decode()) == []
 
 
 def test_the_prior_study_is_referenced(processed: dict[str, ingestion_pb2.StudyStatus],

@@ -17,12 +17,26 @@ from datetime import UTC, datetime
 # Structured fields Hilum's own code logs; each is free of patient data by construction.
 SAFE_FIELDS = frozenset({
     "service", "stage", "study_ref", "model_version", "retry", "code", "has_prior", "door", "count", "error_type",
+    "destination", "event", "attempts",
 })
 
 
 def study_ref(study_instance_uid: str) -> str:
     """A short, stable, non-reversible reference to a study for logs and traces (UIDs can identify patients)."""
     return hashlib.sha256(study_instance_uid.encode()).hexdigest()[:12]
+
+
+class WithoutQueryStrings(logging.Filter):
+    """Drops the query string from uvicorn's access log lines: FHIR searches carry MRNs and UIDs there.
+
+    uvicorn.access records have args (client, method, path with query, HTTP version, status).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5 and isinstance(record.args[2], str):
+            client, method, path, version, status = record.args
+            record.args = (client, method, path.split("?", 1)[0], version, status)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,6 +64,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level)
     # pydicom quotes offending attribute values (names, IDs) in its warnings: keep them out of the logs.
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    # highdicom names the source datasets (by SOP Instance UID) as it builds a structured report.
+    logging.getLogger("highdicom").setLevel(logging.ERROR)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, WithoutQueryStrings) for f in access.filters):
+        access.addFilter(WithoutQueryStrings())
     warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
     old_factory = logging.getLogRecordFactory()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -25,6 +26,8 @@ from hilum.common.wording import DEMO_NOTICE, DEMO_WARNING
 from hilum.v1 import messages_pb2
 
 HL7_VERSION = "2.5.1"
+# The longest narrative line one OBX-5 carries (escaped): receivers and hl7apy hold a TX line to this.
+MAX_TX_CHARS = 199
 # Field, component, repetition, escape and subcomponent separators (MSH-1, MSH-2).
 ENCODING_CHARACTERS = "^~\\&"
 # The narrative holds non-ASCII text (the demo notice has an em dash).
@@ -203,9 +206,20 @@ def _obx(set_id: int, value_type: str, observation: str, sub_id: str, value: str
     return _segment("OBX", *fields)
 
 
+def _fitting(line: str) -> list[str]:
+    """The line in word-wrapped pieces whose escaped form fits one TX value (MAX_TX_CHARS)."""
+    width = MAX_TX_CHARS
+    while True:
+        pieces = textwrap.wrap(line, width, break_long_words=True, break_on_hyphens=False) or [line]
+        if all(len(escape(piece)) <= MAX_TX_CHARS for piece in pieces):
+            return pieces
+        width = width * 2 // 3
+
+
 def narrative_lines(draft: messages_pb2.DraftReport, *, demo_weights: bool) -> list[str]:
-    """The draft text's non-blank lines; with demo weights the first is a demo notice (added if missing)."""
-    lines = [line.strip() for line in draft.text.splitlines() if line.strip()]
+    """The draft text's non-blank lines, long ones wrapped to fit a TX value; with demo weights the first is a
+    demo notice (added if missing)."""
+    lines = [piece for line in draft.text.splitlines() if line.strip() for piece in _fitting(line.strip())]
     if demo_weights and not (lines and lines[0].startswith("DEMO")):
         lines.insert(0, DEMO_NOTICE)
     return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from hilum.common.logs import JsonFormatter, study_ref
+from hilum.common.logs import JsonFormatter, WithoutQueryStrings, study_ref
 
 UID = "2.25.208296826420722990248074954278195765583"
 
@@ -29,3 +29,13 @@ def test_library_extras_with_payloads_are_dropped() -> None:
 def test_study_ref_is_stable_short_and_not_the_uid() -> None:
     assert study_ref(UID) == study_ref(UID)
     assert len(study_ref(UID)) == 12 and study_ref(UID) not in UID
+
+
+def test_access_log_lines_lose_their_query_strings() -> None:
+    path = f"/fhir/DiagnosticReport?patient:identifier=urn:mrn|MRN-7&x={UID}"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", path, "1.1", 200), None)
+    assert WithoutQueryStrings().filter(record)
+    line = JsonFormatter().format(record)
+    assert "MRN-7" not in line and UID not in line
+    assert json.loads(line)["message"] == '127.0.0.1:5 - "GET /fhir/DiagnosticReport HTTP/1.1" 200'

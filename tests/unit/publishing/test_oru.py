@@ -13,7 +13,15 @@ from hl7apy.parser import parse_message
 from hilum.common.reported_findings import Laterality, ReportedFindings, reported_findings
 from hilum.common.study import InstanceInfo, PatientInfo, StudyInfo
 from hilum.common.wording import DEMO_NOTICE, DEMO_WARNING
-from hilum.publishing.oru import OruOptions, ResultStatus, build_oru, escape, validate_oru
+from hilum.publishing.oru import (
+    MAX_TX_CHARS,
+    OruOptions,
+    ResultStatus,
+    build_oru,
+    escape,
+    narrative_lines,
+    validate_oru,
+)
 from hilum.v1 import messages_pb2
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.2001"
@@ -268,3 +276,11 @@ def test_validate_rejects_what_is_not_an_oru() -> None:
     assert validate_oru(_build().replace("|2.5.1|", "|2.3|", 1)) != []
     old = _build().replace("|2.5.1|", "|2.5|", 1)
     assert any("version" in p for p in validate_oru(old))
+
+
+def test_a_long_report_line_is_wrapped_into_tx_values_that_fit() -> None:
+    line = "Lungs: " + ", ".join(f"finding|{n} unchanged from 2024-01-22" for n in range(20)) + "."
+    draft = messages_pb2.DraftReport(text=f"FINDINGS:\n{line}\nIMPRESSION:\nNo acute abnormality.")
+    pieces = narrative_lines(draft, demo_weights=False)
+    assert all(len(escape(piece)) <= MAX_TX_CHARS for piece in pieces)
+    assert " ".join(pieces[1:-2]) == line  # nothing lost, in order
