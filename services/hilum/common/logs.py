@@ -33,9 +33,9 @@ class WithoutQueryStrings(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) == 5 and isinstance(record.args[2], str):
-            client, method, path, version, status = record.args
-            record.args = (client, method, path.split("?", 1)[0], version, status)
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
         return True
 
 
