@@ -81,11 +81,16 @@ def _assert_every_door_answers(endpoints: Endpoints) -> None:
     assert "hilum-cxr-patient-view" in {service["id"] for service in services}
     assert is_serving(endpoints.ingestion_grpc)
     assert is_serving(endpoints.ingestion_grpc, INGESTION_SERVICE)
-    assert sorted(endpoints.grpc) == ["inference", "priors", "reporting"]
+    assert sorted(endpoints.grpc) == ["inference", "priors", "publishing", "reporting"]
     assert all(is_serving(address) for address in endpoints.grpc.values())
     assert httpx.get(f"{endpoints.triton.http}/v2/health/ready", timeout=10.0).status_code == 200
     assert "nv_inference_request_success" in httpx.get(endpoints.triton.metrics, timeout=10.0).text
     assert _redis_answers(endpoints.redis)
+    assert endpoints.fhir == f"{endpoints.cds}/fhir"
+    metadata = httpx.get(f"{endpoints.fhir}/metadata", timeout=10.0).json()
+    assert metadata["resourceType"] == "CapabilityStatement" and metadata["fhirVersion"] == "4.0.1"
+    search = httpx.get(f"{endpoints.fhir}/DiagnosticReport", timeout=10.0)  # open: the embedded stack, on loopback
+    assert search.status_code == 200 and search.json()["type"] == "searchset"
 
 
 def test_up_publishes_its_doors_and_stops_everything_on_sigterm(tmp_path: Path, demo_model_repository: Path) -> None:
@@ -106,7 +111,7 @@ def test_up_publishes_its_doors_and_stops_everything_on_sigterm(tmp_path: Path, 
         assert endpoints_path(data_dir).stat().st_size > 0
         _assert_every_door_answers(endpoints)
         children = _children(up.pid)
-        assert len(children) == 13  # Redis, Triton, four gRPC servers, four workers, the assembler, CDS, DICOM
+        assert len(children) == 15  # Redis, Triton, five gRPC servers, five workers, the assembler, CDS, DICOM
 
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=STOP_TIMEOUT_S) == 0

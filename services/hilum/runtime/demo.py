@@ -82,8 +82,8 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
     # processes read their settings once, from the environment.
     with LocalIssuer(iss=DEMO_ISSUER) as issuer, StopSignals() as stop, \
             running_stack(_trusting(settings, issuer), stop) as stack:
-        say("Stack up: Redis, Triton, ingestion/inference/priors/reporting (gRPC + worker), the assembler, the "
-            "DICOM Storage SCP, CDS Hooks and STOW-RS; its doors are in "
+        say("Stack up: Redis, Triton, ingestion/inference/priors/reporting/publishing (gRPC + worker), the "
+            "assembler, the DICOM Storage SCP, CDS Hooks, the FHIR read API and STOW-RS; its doors are in "
             f"{endpoints_path(settings.storage.data_dir)}.")
 
         def still_running() -> None:
@@ -141,6 +141,7 @@ def _print_study(number: int, total: int, status: ingestion_pb2.StudyStatus, ses
         say(f"    - {sentence.text}")
     say("  Impression: " + " ".join(s.text for s in draft.impression))
     say(f"  FHIR bundle: {result.bundle_path}")
+    say(f"  FHIR read API: {cds_url}/fhir/DiagnosticReport/{result.diagnostic_report_id}")
     cards = patient_view_cards(cds_url, study.patient.patient_id, mrn_system, token)
     for card in cards:
         say(f"  CDS card for the patient's latest study [{card.get('indicator')}]: {card.get('summary')}")
