@@ -224,7 +224,7 @@ def _publish(args: argparse.Namespace, settings: HilumSettings) -> int:
     """List deliveries, or replay the dead-lettered (and overdue) ones onto the publishing queue."""
     from datetime import UTC, datetime
 
-    from hilum.common.connections import open_sessions
+    from hilum.common.connections import open_redis, open_sessions
     from hilum.common.destinations import DeliveryEvent, DeliveryState, Destination, configured_destinations
     from hilum.common.queue import Stage, create_celery_app, enqueue
     from hilum.publishing import admin
@@ -241,6 +241,7 @@ def _publish(args: argparse.Namespace, settings: HilumSettings) -> int:
             planned = admin.change_status(
                 sessions, lambda request: enqueue(app, Stage.PUBLISHING, request), args.study, args.model_version,
                 DeliveryEvent(args.status), configured_destinations(settings.publish), datetime.now(UTC),
+                open_redis(settings), settings.fhir.patient_identifier_system,
             )
         except admin.ReportNotFound as missing:
             print(f"hilum publish: {missing}", file=sys.stderr)

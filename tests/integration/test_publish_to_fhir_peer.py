@@ -13,14 +13,13 @@ import pytest
 import redis as redis_lib
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilum.common.db import deliveries
 from hilum.common.destinations import DeliveryEvent, Destination
 from hilum.common.errors import TransientError
 from hilum.common.settings import FhirDestination, FhirSection, PublishSection
 from hilum.common.study import PatientInfo
 from hilum.publishing import admin
 from hilum.publishing.senders import fhir_sender
-from hilum.publishing.service import Publishing, load_published
+from hilum.publishing.service import PublishedReport, Publishing, load_published
 from hilum.reporting.service import Reporting
 from hilum.runtime.fhir_peer import FhirPeer
 from hilum.v1 import messages_pb2, publishing_pb2
@@ -53,6 +52,14 @@ def _published(sessions: sessionmaker[Session], tmp_path: Path, client: redis_li
                           (Destination.FHIR_SERVER,))
     (request,) = reporting.publish(demo_comparison(uid)).deliveries
     return request
+
+
+def _published_report(sessions: sessionmaker[Session], tmp_path: Path, client: redis_lib.Redis,
+                      uid: str) -> PublishedReport:
+    """A study published by reporting, as the FHIR sender gets it from the store."""
+    request = _published(sessions, tmp_path, client, uid)
+    with sessions() as session:
+        return load_published(session, request.study_instance_uid, request.model_version)
 
 
 def test_faults_are_retried_then_dead_lettered_and_a_replay_delivers_once(
@@ -91,10 +98,8 @@ def test_faults_are_retried_then_dead_lettered_and_a_replay_delivers_once(
 def test_a_second_delivery_of_the_same_report_creates_nothing(
     sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis, fhir_peer: FhirPeer,
 ) -> None:
-    request = _published(sqlite_sessions, tmp_path, redis_client, "2.25.700002")
+    report = _published_report(sqlite_sessions, tmp_path, redis_client, "2.25.700002")
     send = fhir_sender(FhirDestination(url=fhir_peer.base_url, max_entries_per_transaction=8))
-    with sqlite_sessions() as session:
-        report = load_published(session, request.study_instance_uid, request.model_version)
     first = send(report, DeliveryEvent.PRELIMINARY)
     after_first = counts(fhir_peer)
     assert send(report, DeliveryEvent.PRELIMINARY) == first
@@ -104,14 +109,10 @@ def test_a_second_delivery_of_the_same_report_creates_nothing(
 def test_an_amendment_is_a_versioned_status_change(
     sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis, fhir_peer: FhirPeer,
 ) -> None:
-    request = _published(sqlite_sessions, tmp_path, redis_client, "2.25.700003")
+    report = _published_report(sqlite_sessions, tmp_path, redis_client, "2.25.700003")
     send = fhir_sender(FhirDestination(url=fhir_peer.base_url, max_entries_per_transaction=8))
-    with sqlite_sessions() as session:
-        report = load_published(session, request.study_instance_uid, request.model_version)
     location = send(report, DeliveryEvent.PRELIMINARY)
     assert send(report, DeliveryEvent.AMENDED).startswith("DiagnosticReport version ")
     with httpx.Client(timeout=10.0) as client:
         stored = client.get(f"{fhir_peer.base_url}/{location.split('/_history/')[0]}").json()
     assert stored["status"] == "amended" and stored["meta"]["versionId"] != location.rsplit("/", 1)[-1]
-    with sqlite_sessions() as session:
-        assert deliveries.find(session, request) is not None

@@ -27,6 +27,16 @@ redis.call('HSET', KEYS[1], 'rank', ARGV[1], 'view', ARGV[2])
 return 1
 """
 
+# Removes the patient's view only while it is still the withdrawn report's (a later study's view stays).
+_REMOVE_IF_REPORT = """
+local raw = redis.call('HGET', KEYS[1], 'view')
+if raw and cjson.decode(raw)['diagnostic_report_id'] == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
 
 class CdsFinding(BaseModel):
     """A reported finding: Hilum code, display, status, probability in [0, 1], change (None: no prior compared)."""
@@ -91,6 +101,11 @@ def write_view(client: redis.Redis, view: CdsView) -> bool:
     """Store `view` unless the patient already has one of a later study; True when it was stored."""
     key = patient_key(view.patient_system, view.patient_id)
     return bool(client.eval(_WRITE_IF_NEWER, 1, key, view.rank(), view.model_dump_json()))
+
+
+def withdraw_view(client: redis.Redis, system: str, patient_id: str, diagnostic_report_id: str) -> bool:
+    """Remove the patient's view if it shows this (cancelled) report, so no card cites it; True when removed."""
+    return bool(client.eval(_REMOVE_IF_REPORT, 1, patient_key(system, patient_id), diagnostic_report_id))
 
 
 def read_latest(client: redis.Redis, system: str, patient_id: str) -> CdsView | None:

@@ -10,9 +10,11 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 
+import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilum.common.db import deliveries, results
+from hilum.common.cds_view import withdraw_view
+from hilum.common.db import deliveries, results, studies
 from hilum.common.destinations import DESTINATIONS_OF_EVENT, DeliveryEvent, DeliveryState, Destination
 from hilum.common.logs import study_ref
 from hilum.fhir_api.store import read_current, store_resource
@@ -42,10 +44,12 @@ def change_status(
     event: DeliveryEvent,
     destinations: tuple[Destination, ...],
     now: datetime,
+    cds_cache: redis.Redis,
+    patient_identifier_system: str,
 ) -> list[messages_pb2.DeliveryRequest]:
     """Set a published report's status (amended, cancelled) in Hilum's FHIR read API (a new version of its
-    DiagnosticReport), then plan and enqueue the change for each configured destination that takes one.
-    Raises ReportNotFound when there is no such report.
+    DiagnosticReport), withdraw a cancelled one from CDS Hooks, then plan and enqueue the change for each
+    configured destination that takes one. Raises ReportNotFound when there is no such report.
     """
     if event == DeliveryEvent.PRELIMINARY:
         raise ValueError("a status change is amended or cancelled")
@@ -58,6 +62,9 @@ def change_status(
         resource = json.loads(stored.text)
         store_resource(session, {**resource, "status": event.value}, now)
         planned = deliveries.plan(session, study_instance_uid, model_version, wanted, event)
+        study = studies.study_info(session, study_instance_uid)
+    if event == DeliveryEvent.CANCELLED and study is not None:
+        withdraw_view(cds_cache, patient_identifier_system, study.patient.patient_id, report.diagnostic_report_id)
     for request in planned:
         enqueue(request)
     return planned

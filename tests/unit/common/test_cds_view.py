@@ -9,7 +9,15 @@ from datetime import UTC, date, datetime, time
 
 import redis
 
-from hilum.common.cds_view import KEY_PREFIX, CdsFinding, CdsView, patient_key, read_latest, write_view
+from hilum.common.cds_view import (
+    KEY_PREFIX,
+    CdsFinding,
+    CdsView,
+    patient_key,
+    read_latest,
+    withdraw_view,
+    write_view,
+)
 from hilum.common.reported_findings import (
     ChangeSincePrior,
     FindingStatus,
@@ -123,3 +131,15 @@ def test_a_view_stored_before_findings_had_a_status_reads_them_as_present(
     latest = read_latest(redis_client, MRN_SYSTEM, "MRN-0042")
     assert latest is not None
     assert [f.status for f in latest.findings] == [FindingStatus.PRESENT, FindingStatus.PRESENT]
+
+
+def test_a_cancelled_report_is_withdrawn_only_while_it_is_the_one_shown(
+    redis_client: redis.Redis, view_factory: Callable[..., CdsView]
+) -> None:
+    view = view_factory(diagnostic_report_id="report-1")
+    write_view(redis_client, view)
+    assert not withdraw_view(redis_client, view.patient_system, view.patient_id, "report-0")  # an older report
+    assert read_latest(redis_client, view.patient_system, view.patient_id) == view
+    assert withdraw_view(redis_client, view.patient_system, view.patient_id, "report-1")
+    assert read_latest(redis_client, view.patient_system, view.patient_id) is None
+    assert not withdraw_view(redis_client, view.patient_system, view.patient_id, "report-1")

@@ -7,13 +7,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis as redis_lib
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.common.cds_view import read_latest
 from hilum.common.db import deliveries
 from hilum.common.destinations import DeliveryEvent, DeliveryState, Destination
+from hilum.common.settings import FhirSection
 from hilum.fhir_api.store import read_current
 from hilum.publishing import admin
 from hilum.v1 import messages_pb2
+from tests.unit.publishing.conftest import PATIENT
 
 NOW = datetime(2025, 2, 18, 12, 0, tzinfo=UTC)
 
@@ -68,19 +72,30 @@ def test_list_lines_show_state_destination_and_error_without_phi(
 
 
 def test_a_status_change_goes_to_the_destinations_that_take_one(
-    sqlite_sessions: sessionmaker[Session], publish_study: Callable[..., messages_pb2.PublishResult]
+    sqlite_sessions: sessionmaker[Session], publish_study: Callable[..., messages_pb2.PublishResult],
+    redis_client: redis_lib.Redis,
 ) -> None:
     result = publish_study("9.5")
+    system = FhirSection().patient_identifier_system
+    assert read_latest(redis_client, system, PATIENT.patient_id) is not None
     enqueued: list[messages_pb2.DeliveryRequest] = []
-    planned = admin.change_status(sqlite_sessions, enqueued.append, "9.5", result.model.version,
-                                  DeliveryEvent.CANCELLED, tuple(Destination), NOW)
+
+    def change(uid: str, version: str, event: DeliveryEvent) -> list[messages_pb2.DeliveryRequest]:
+        return admin.change_status(sqlite_sessions, enqueued.append, uid, version, event, tuple(Destination), NOW,
+                                   redis_client, system)
+
+    amended = change("9.5", result.model.version, DeliveryEvent.AMENDED)
+    assert [(r.destination, r.event) for r in amended] == [("fhir_server", "amended"), ("mllp", "amended")]
+    assert read_latest(redis_client, system, PATIENT.patient_id) is not None  # an amended result still shows
+    enqueued.clear()
+    planned = change("9.5", result.model.version, DeliveryEvent.CANCELLED)
     assert enqueued == planned
     assert [(r.destination, r.event) for r in planned] == [("fhir_server", "cancelled"), ("mllp", "cancelled")]
     with sqlite_sessions() as session:  # Hilum's own FHIR read API serves the new version
         stored = read_current(session, "DiagnosticReport", result.diagnostic_report_id)
-        assert stored is not None and stored.version_id == 2 and json.loads(stored.text)["status"] == "cancelled"
+        assert stored is not None and stored.version_id == 3 and json.loads(stored.text)["status"] == "cancelled"
+    assert read_latest(redis_client, system, PATIENT.patient_id) is None  # no CDS card cites a cancelled result
     with pytest.raises(admin.ReportNotFound):
-        admin.change_status(sqlite_sessions, enqueued.append, "9.404", "v", DeliveryEvent.AMENDED,
-                            tuple(Destination), NOW)
+        change("9.404", "v", DeliveryEvent.AMENDED)
     with pytest.raises(ValueError, match="amended or cancelled"):
-        admin.change_status(sqlite_sessions, enqueued.append, "9.5", "v", DeliveryEvent.PRELIMINARY, (), NOW)
+        change("9.5", "v", DeliveryEvent.PRELIMINARY)
