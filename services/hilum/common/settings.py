@@ -161,6 +161,13 @@ class FhirDestination(BaseModel):
     url: str = ""
     # A static bearer token, if the server wants one (read from a secret, never logged).
     bearer_token: str = ""
+    # Or SMART Backend Services: the server's token endpoint, Hilum's client id there, the PEM private key
+    # (RSA: RS384, EC P-384: ES384) whose public key the server registered, its key id, the scopes asked for.
+    token_url: str = ""
+    client_id: str = ""
+    private_key_file: Path | None = None
+    key_id: str = ""
+    scope: str = "system/*.crus"
     timeout_s: float = Field(default=30.0, gt=0)
     # Servers that refuse large conditional transactions (Medplum: 8 entries) get the bundle in consecutive
     # parts of at most this many entries, later parts referring to what earlier ones created; 0: one transaction.

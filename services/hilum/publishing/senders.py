@@ -25,6 +25,7 @@ from hilum.publishing.mllp import send_message
 from hilum.publishing.oru import OruOptions, ResultStatus, build_oru
 from hilum.publishing.pacs import send_structured_report
 from hilum.publishing.service import PublishedReport, Sender
+from hilum.publishing.smart_backend import smart_auth
 from hilum.publishing.structured_report import build_structured_report
 from hilum.publishing.transactions import post_in_parts
 
@@ -69,7 +70,7 @@ def fhir_sender(destination: FhirDestination) -> Sender:
     """Posts the report's transaction bundle (in parts where the server wants them), or sets its status with a
     versioned PUT; the receipt is the DiagnosticReport's location or new version.
     """
-    client = httpx.Client(timeout=destination.timeout_s)
+    client = httpx.Client(timeout=destination.timeout_s, auth=smart_auth(destination))
 
     def post(part: dict[str, Any]) -> tuple[str, ...]:
         return post_transaction(part, destination, client).locations
