@@ -78,17 +78,13 @@ def replay(
     study_instance_uid: str = "",
     destination: Destination | None = None,
 ) -> list[messages_pb2.DeliveryRequest]:
-    """Reopen the dead deliveries (of one study and/or destination, if given), then enqueue them and every
-    overdue pending one; returns what was enqueued. The rows are committed before anything is enqueued.
+    """Reopen the dead deliveries (of one study and/or destination, if given), which makes them due, then
+    enqueue every due pending one of them; returns what was enqueued. The rows are committed before anything
+    is enqueued.
     """
     with sessions.begin() as session:
-        reopened = deliveries.reopen(session, study_instance_uid=study_instance_uid, destination=destination)
-        overdue = [
-            request for request in deliveries.overdue(session, now)
-            if (not study_instance_uid or request.study_instance_uid == study_instance_uid)
-            and (destination is None or request.destination == destination.value)
-        ]
-    wanted = {request.SerializeToString(deterministic=True): request for request in [*reopened, *overdue]}
-    for request in wanted.values():
+        deliveries.reopen(session, study_instance_uid=study_instance_uid, destination=destination)
+        due = deliveries.overdue(session, now, study_instance_uid=study_instance_uid, destination=destination)
+    for request in due:
         enqueue(request)
-    return list(wanted.values())
+    return due

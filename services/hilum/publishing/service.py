@@ -97,14 +97,30 @@ class Publishing:
 
     def deliver(self, request: messages_pb2.DeliveryRequest) -> publishing_pb2.DeliveryOutcome:
         """Send the delivery unless it is already delivered or dead; record the attempt either way."""
+        outcome, _retry_in_s = self._deliver(request)
+        return outcome
+
+    def deliver_or_retry(self, request: messages_pb2.DeliveryRequest) -> publishing_pb2.DeliveryOutcome:
+        """deliver(), raising TransientError with the scheduled wait while the delivery is still pending
+        (the queue task retries then; the attempts are counted in the delivery row, not by Celery).
+        """
+        outcome, retry_in_s = self._deliver(request)
+        if outcome.status == publishing_pb2.DELIVERY_STATUS_PENDING:
+            raise TransientError(f"delivery to {request.destination} failed: {outcome.last_error}",
+                                 retry_after_s=retry_in_s)
+        return outcome
+
+    def _deliver(self, request: messages_pb2.DeliveryRequest) -> tuple[publishing_pb2.DeliveryOutcome, float]:
+        """The outcome of one delivery attempt (none when it is not pending), and the seconds until the next."""
         with self._sessions.begin() as session:
             row = deliveries.find(session, request)
             if row is None:
                 raise PermanentError("no such delivery was planned")
             if row.status != DeliveryState.PENDING.value:
-                return outcome_of(row)
+                return outcome_of(row), 0.0
             report = load_published(session, request.study_instance_uid, request.model_version)
         error, permanent, receipt = self._attempt(request, report)
+        retry_in_s = 0.0
         with self._sessions.begin() as session:
             row = deliveries.find(session, request)
             if row is None:
@@ -113,8 +129,9 @@ class Publishing:
             if error is None:
                 deliveries.record_success(row, receipt, now)
             else:
+                retry_in_s = self.retry_in_s(row.attempts + 1)
                 deliveries.record_failure(row, error, now, max_attempts=self._policy.max_attempts,
-                                          retry_in_s=self.retry_in_s(row.attempts + 1), permanent=permanent)
+                                          retry_in_s=retry_in_s, permanent=permanent)
             outcome = outcome_of(row)
         extra = {"study_ref": study_ref(request.study_instance_uid), "destination": request.destination,
                  "event": request.event, "attempts": outcome.attempts}
@@ -124,20 +141,7 @@ class Publishing:
             log.warning("delivery will be retried", extra=extra)
         else:
             log.info("delivered", extra=extra)
-        return outcome
-
-    def deliver_or_retry(self, request: messages_pb2.DeliveryRequest) -> publishing_pb2.DeliveryOutcome:
-        """deliver(), raising TransientError with the scheduled wait while the delivery is still pending
-        (the queue task retries then; the attempts are counted in the delivery row, not by Celery).
-        """
-        outcome = self.deliver(request)
-        if outcome.status == publishing_pb2.DELIVERY_STATUS_PENDING:
-            with self._sessions() as session:
-                row = deliveries.find(session, request)
-                due = row.next_attempt_at if row is not None else None
-            wait = max((_aware(due) - self._clock()).total_seconds(), 0.0) if due is not None else 0.0
-            raise TransientError(f"delivery to {request.destination} failed: {outcome.last_error}", retry_after_s=wait)
-        return outcome
+        return outcome, retry_in_s
 
     def _attempt(
         self, request: messages_pb2.DeliveryRequest, report: PublishedReport
@@ -160,7 +164,3 @@ class Publishing:
             log.exception("unexpected delivery failure", extra={"destination": request.destination})
             return f"unexpected {type(exc).__name__}", False, ""
 
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone-aware columns: they are UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

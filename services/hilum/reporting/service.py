@@ -3,8 +3,8 @@
 Called by the gRPC Draft/Publish methods and by the Celery task on the "reporting" queue. Publishing
 is idempotent by (Study Instance UID, model version): the report row, its resources for the FHIR read
 API, the bundle file, the CDS view and one planned delivery per configured destination are written in
-one database transaction, and a
-repeat returns the stored result (with the same deliveries, handed on again) unchanged.
+one database transaction, and a repeat returns the stored result (with the same deliveries, handed on
+again) unchanged.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from hilum.common.db.models import DeliveryRow
@@ -89,31 +89,39 @@ def listing(session: Session, state: DeliveryState | None = None, limit: int = 1
     return list(session.scalars(stmt))
 
 
-def reopen(session: Session, *, study_instance_uid: str = "", destination: Destination | None = None) -> list[
-    messages_pb2.DeliveryRequest
-]:
-    """Dead deliveries (of one study and/or destination, if given) made pending with fresh attempts."""
-    stmt = select(DeliveryRow).where(DeliveryRow.status == DeliveryState.DEAD.value)
+def _narrowed(stmt: Select[DeliveryRow], study_instance_uid: str,
+              destination: Destination | None) -> Select[DeliveryRow]:
+    """stmt limited to one study and/or one destination, where given."""
     if study_instance_uid:
         stmt = stmt.where(DeliveryRow.study_instance_uid == study_instance_uid)
     if destination is not None:
         stmt = stmt.where(DeliveryRow.destination == destination.value)
-    rows = list(session.scalars(stmt.order_by(DeliveryRow.id)))
+    return stmt
+
+
+def reopen(session: Session, *, study_instance_uid: str = "", destination: Destination | None = None) -> int:
+    """Dead deliveries (of one study and/or destination, if given) made pending and due now, with fresh
+    attempts; returns how many."""
+    stmt = _narrowed(select(DeliveryRow).where(DeliveryRow.status == DeliveryState.DEAD.value),
+                     study_instance_uid, destination)
+    rows = list(session.scalars(stmt))
     for row in rows:
         row.status = DeliveryState.PENDING.value
         row.attempts = 0
         row.next_attempt_at = None
     session.flush()
-    return [request_of(row) for row in rows]
+    return len(rows)
 
 
-def overdue(session: Session, now: datetime, limit: int = 100) -> list[messages_pb2.DeliveryRequest]:
-    """Pending deliveries whose next attempt is due (or never scheduled): what a lost message left behind."""
+def overdue(
+    session: Session, now: datetime, *, study_instance_uid: str = "", destination: Destination | None = None
+) -> list[messages_pb2.DeliveryRequest]:
+    """Pending deliveries (of one study and/or destination, if given) whose next attempt is due or was never
+    scheduled, oldest first: what a lost queue message or a replay leaves to send."""
     stmt = (
         select(DeliveryRow)
         .where(DeliveryRow.status == DeliveryState.PENDING.value)
         .where((DeliveryRow.next_attempt_at.is_(None)) | (DeliveryRow.next_attempt_at <= now))
-        .order_by(DeliveryRow.id)
-        .limit(limit)
     )
-    return [request_of(row) for row in session.scalars(stmt)]
+    return [request_of(row) for row in session.scalars(
+        _narrowed(stmt, study_instance_uid, destination).order_by(DeliveryRow.id))]
