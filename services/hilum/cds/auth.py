@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import json
 import logging
 import threading
@@ -25,6 +24,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from hilum.common.jwt_replay import spend_jti
 from hilum.common.settings import TrustedIssuer
 
 log = logging.getLogger(__name__)
@@ -208,9 +208,7 @@ class JwtVerifier:
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
             raise Unauthorized("missing_claim")
-        digest = hashlib.sha256(f"{iss}|{jti}".encode()).hexdigest()
-        ttl = max(1, int(claims["exp"] - self.clock()) + self.clock_skew_s)
-        if not self.redis.set(f"{JTI_KEY_PREFIX}{digest}", 1, nx=True, ex=ttl):
+        if not spend_jti(self.redis, JTI_KEY_PREFIX, iss, jti, claims["exp"], self.clock(), self.clock_skew_s):
             raise Unauthorized("replayed_jti")
 
 

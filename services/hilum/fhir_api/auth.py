@@ -26,6 +26,7 @@ import redis
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from hilum.cds.auth import ALGORITHMS, JwksCache, Unauthorized, unverified_parts
+from hilum.common.jwt_replay import spend_jti
 from hilum.common.settings import FhirApiClient
 
 log = logging.getLogger(__name__)
@@ -227,8 +228,8 @@ class SmartAuth:
         return client, claims
 
     def _spend_jti(self, client_id: str, claims: dict[str, Any]) -> None:
-        ttl = max(1, int(claims["exp"] - self.clock()) + self.clock_skew_s)
-        if not self.redis.set(f"{JTI_KEY_PREFIX}{_digest(client_id + '|' + claims['jti'])}", 1, nx=True, ex=ttl):
+        if not spend_jti(self.redis, JTI_KEY_PREFIX, client_id, claims["jti"], claims["exp"], self.clock(),
+                         self.clock_skew_s):
             raise OAuthError("invalid_grant", "the assertion's jti was already used")
 
     # --- API calls ---------------------------------------------------------------------------------------------
