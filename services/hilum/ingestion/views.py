@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hilum.common.dicom.header import FRONTAL_VIEWS, LATERAL_VIEWS
 from hilum.common.study import InstanceInfo
 
-# View Position values in order of preference; a value in neither ranks after both frontal values.
-FRONTAL_VIEWS = ("PA", "AP")
-LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL")
+# Frontal views rank in FRONTAL_VIEWS order; a value in neither ranks after both frontal values.
 _LATERAL_RANK = {"LL": 0, "RL": 1, "LAT": 2, "LATERAL": 2}
 
 

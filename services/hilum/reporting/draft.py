@@ -13,6 +13,7 @@ import html
 from dataclasses import dataclass
 from datetime import date
 
+from hilum.common.dicom.header import FRONTAL_VIEWS, LATERAL_VIEWS
 from hilum.common.reported_findings import (
     ChangeSincePrior,
     DevicePosition,
@@ -40,9 +41,9 @@ NO_COMPARISON = "None."
 HEADINGS = ("EXAMINATION", "COMPARISON", "FINDINGS", "IMPRESSION")
 XHTML_NAMESPACE = "http://www.w3.org/1999/xhtml"
 
-# DICOM ViewPosition values as the EXAMINATION line names them, in the order it names them.
-_VIEW_NAMES = {"PA": "PA", "AP": "AP", "LL": "lateral", "RL": "lateral", "LATERAL": "lateral"}
-_VIEW_ORDER = ("PA", "AP", "lateral")
+# DICOM ViewPosition values as the EXAMINATION line names them (every lateral is "lateral"), in that order.
+_VIEW_NAMES = {**{view: view for view in FRONTAL_VIEWS}, **dict.fromkeys(LATERAL_VIEWS, "lateral")}
+_VIEW_ORDER = (*FRONTAL_VIEWS, "lateral")
 _STATUS_ORDER = (FindingStatus.PRESENT, FindingStatus.UNCERTAIN, FindingStatus.RESOLVED)
 _REGION_ORDER = tuple(Region)
 

@@ -176,6 +176,7 @@ def test_examination_names_views_and_date() -> None:
     assert Examination.of(_study("PA", "LL")).text == "Chest radiograph, PA and lateral views, 2025-03-02."
     assert Examination.of(_study("ap")).text == "Chest radiograph, AP view, 2025-03-02."
     assert Examination.of(_study("LATERAL", "AP", "PA", "RL")).views == ("PA", "AP", "lateral")
+    assert Examination.of(_study("AP", "LAT")).views == ("AP", "lateral")  # LAT is a lateral, as ingestion says
     assert Examination.of(_study("PA", "AP", "LL")).text == "Chest radiograph, PA, AP and lateral views, 2025-03-02."
     assert Examination.of(_study("", started=None)).text == "Chest radiograph."
     assert Examination(views=(), study_date=date(2025, 3, 2)).text == "Chest radiograph, 2025-03-02."

@@ -139,6 +139,10 @@ def read_header(ds: Dataset) -> InstanceHeader:
     )
 
 
+# View Position values of the projections Hilum tells apart: frontal ones in order of preference, and laterals.
+FRONTAL_VIEWS = ("PA", "AP")
+LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL")
+
 # View Code Sequence (CID 4010, DX View) values for the projections a chest radiograph is taken in.
 _VIEW_CODES = {
     ("SCT", "272479007"): "PA",  # postero-anterior
