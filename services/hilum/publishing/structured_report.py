@@ -18,18 +18,20 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import highdicom as hd
+from fhir.resources.R4B.coding import Coding
 from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import UID
 
-from hilum.common.fhir.identifiers import resource_uuid
+from hilum.common.fhir.diagnostic_report import exam_coding
+from hilum.common.fhir.identifiers import LOINC, SNOMED, resource_uuid
+from hilum.common.fhir.observation import LATERALITY_VALUES, STATUS_VALUES
 from hilum.common.reported_findings import (
     DEVICE_DISPLAY,
     ChangeSincePrior,
     DevicePosition,
     DeviceType,
     FindingStatus,
-    Laterality,
     ReportedDevice,
     ReportedFinding,
     ReportedFindings,
@@ -46,12 +48,17 @@ DEFAULT_SERIES_NUMBER = 9901
 # UTF-8, so draft sentences and names outside Latin-1 survive.
 CHARACTER_SET = "ISO_IR 192"
 
-# The reported status as a SNOMED CT qualifier value: a resolved finding is absent now.
-STATUS_VALUE = {
-    FindingStatus.PRESENT: hd.sr.CodedConcept("52101004", "SCT", "Present"),
-    FindingStatus.UNCERTAIN: hd.sr.CodedConcept("82334004", "SCT", "Indeterminate"),
-    FindingStatus.RESOLVED: hd.sr.CodedConcept("2667000", "SCT", "Absent"),
-}
+# FHIR code systems as DICOM coding scheme designators.
+_SCHEME = {SNOMED: "SCT", LOINC: "LN"}
+
+
+def _concept(coding: Coding) -> hd.sr.CodedConcept:
+    """A SNOMED CT or LOINC coding of the FHIR resources as the same DICOM coded concept."""
+    return hd.sr.CodedConcept(str(coding.code), _SCHEME[str(coding.system)], str(coding.display))
+
+
+# The reported status as the Observations' SNOMED CT qualifier value: a resolved finding is absent now.
+STATUS_VALUE = {status: _concept(coding) for status, coding in STATUS_VALUES.items()}
 
 # Change since prior in 99HILUM, with the codes of the FHIR change code system.
 CHANGE_CONCEPT = hd.sr.CodedConcept("change-since-prior", PRIVATE_SCHEME, "Change since prior")
@@ -75,16 +82,7 @@ DEVICE_POSITION_VALUE = {
 _MILLIMETRE = hd.sr.CodedConcept("mm", "UCUM", "mm")
 
 _CHEST = hd.sr.CodedConcept("816094009", "SCT", "Chest")
-_LATERALITY = {
-    Laterality.LEFT: hd.sr.CodedConcept("7771000", "SCT", "Left"),
-    Laterality.RIGHT: hd.sr.CodedConcept("24028007", "SCT", "Right"),
-    Laterality.BILATERAL: hd.sr.CodedConcept("51440002", "SCT", "Right and left"),
-}
-
-# LOINC exam codes, as the DiagnosticReport names the exam: by the number of distinct views.
-_XR_CHEST_SINGLE_VIEW = hd.sr.CodedConcept("36554-4", "LN", "XR Chest Single view")
-_XR_CHEST_2_VIEWS = hd.sr.CodedConcept("36643-5", "LN", "XR Chest 2 Views")
-_XR_CHEST_VIEWS = hd.sr.CodedConcept("30745-4", "LN", "XR Chest Views")
+_LATERALITY = {side: _concept(coding) for side, coding in LATERALITY_VALUES.items()}
 
 _COMMENT = hd.sr.CodedConcept("121106", "DCM", "Comment")
 _FINDINGS = hd.sr.CodedConcept("121070", "DCM", "Findings")
@@ -126,10 +124,8 @@ def tip_distance_concept(landmark: str) -> hd.sr.CodedConcept:
 
 
 def _procedure(sources: Sequence[Dataset]) -> hd.sr.CodedConcept:
-    """The LOINC exam code for the distinct views (View Position) among the sources; unlabelled images count each."""
-    positions = {str(s.get("ViewPosition", "")).strip().upper() for s in sources} - {""}
-    unlabelled = sum(1 for s in sources if not str(s.get("ViewPosition", "")).strip())
-    return {1: _XR_CHEST_SINGLE_VIEW, 2: _XR_CHEST_2_VIEWS}.get(len(positions) + unlabelled, _XR_CHEST_VIEWS)
+    """The LOINC exam code of the sources, as the DiagnosticReport names the exam (by their distinct views)."""
+    return _concept(exam_coding(str(source.get("ViewPosition", "")) for source in sources))
 
 
 def _algorithm(reported: ReportedFindings) -> hd.sr.AlgorithmIdentification:

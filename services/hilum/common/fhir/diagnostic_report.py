@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from fhir.resources.R4B.attachment import Attachment
@@ -36,16 +37,17 @@ XR_CHEST_2_VIEWS = Coding(system=LOINC, code="36643-5", display="XR Chest 2 View
 XR_CHEST_VIEWS = Coding(system=LOINC, code="30745-4", display="XR Chest Views")
 
 
-def view_count(study: StudyInfo) -> int:
-    """Distinct projections in the study (by ViewPosition); each image without one counts as its own view."""
-    positions = {i.view_position.strip().upper() for i in study.instances if i.view_position.strip()}
-    unlabelled = sum(1 for i in study.instances if not i.view_position.strip())
-    return len(positions) + unlabelled
+def exam_coding(view_positions: Iterable[str]) -> Coding:
+    """The LOINC exam code of images with these View Positions: single view, 2 views, or the unspecified-count
+    "XR Chest Views"; views are the distinct projections, and each image without one counts as its own."""
+    positions = [position.strip().upper() for position in view_positions]
+    views = len({position for position in positions if position}) + positions.count("")
+    return {1: XR_CHEST_SINGLE_VIEW, 2: XR_CHEST_2_VIEWS}.get(views, XR_CHEST_VIEWS)
 
 
 def exam_code(study: StudyInfo) -> CodeableConcept:
-    """The LOINC exam code: single view, 2 views, or the unspecified-count "XR Chest Views"."""
-    coding = {1: XR_CHEST_SINGLE_VIEW, 2: XR_CHEST_2_VIEWS}.get(view_count(study), XR_CHEST_VIEWS)
+    """The LOINC exam code of the study's images (exam_coding)."""
+    coding = exam_coding(instance.view_position for instance in study.instances)
     return CodeableConcept(coding=[coding], text=coding.display)
 
 

@@ -50,7 +50,7 @@ _INTERPRETATION = {
 # Every finding Hilum reports is in the chest (SNOMED CT body structure).
 THORAX = CodeableConcept(coding=[Coding(system=SNOMED, code="51185008", display="Thoracic structure")], text="Chest")
 
-_STATUS_VALUE = {
+STATUS_VALUES = {
     FindingStatus.PRESENT: PRESENT,
     FindingStatus.UNCERTAIN: INDETERMINATE,
     FindingStatus.RESOLVED: ABSENT,
@@ -144,7 +144,7 @@ def build_observation(
     The value is the reported status (present, indeterminate, or absent for a resolved finding); the
     finding's model provenance gives the identifier's version and, for demo weights, the warning note.
     """
-    value = _STATUS_VALUE[finding.status]
+    value = STATUS_VALUES[finding.status]
     return Observation(
         meta=Meta(security=[AI_ASSERTED]),
         identifier=[observation_identifier(study_instance_uid, finding.model.version, finding.code)],
