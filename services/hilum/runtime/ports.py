@@ -93,12 +93,20 @@ def _try_bind(host: str, number: int) -> None:
         sock.bind((host, number))
 
 
+# Ports free_port has handed out in this process: the kernel may offer a just-closed port again, and two parts of
+# one stack must never be given the same one.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that was free a moment ago and that this process has not been given before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def loopback_triton(model_repository: Path, server_venv: Path) -> TritonSection:

@@ -90,3 +90,8 @@ def test_loopback_settings_put_every_part_on_its_own_free_port(tmp_path: Path) -
     assert len(set(ports)) == 11
     assert all(is_free("127.0.0.1", number) for number in ports)
     assert settings.storage.data_dir == tmp_path / "data" and settings.storage.output_dir == tmp_path / "out"
+
+
+def test_free_port_never_hands_out_the_same_port_twice() -> None:
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
