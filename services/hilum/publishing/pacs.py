@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from io import BytesIO
 from typing import Any
 
@@ -145,7 +146,7 @@ def _c_store(dataset: Dataset, destination: PacsDestination) -> str:
         setattr(ae, attribute, destination.timeout_s)
     ae.add_requested_context(dataset.SOPClassUID, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     peer = f"{destination.ae_title}@{destination.host}:{destination.port}"
-    assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+    assoc = _associate(ae, destination)
     if not assoc.is_established:
         raise _association_failure(assoc, peer)
     try:
@@ -163,6 +164,23 @@ def _c_store(dataset: Dataset, destination: PacsDestination) -> str:
     if not _is_success_or_warning(status):
         raise PermanentError(f"C-STORE to {peer} failed with status 0x{status:04X}")
     return f"0x{status:04X}"
+
+
+# A peer that rejects an association may close the connection right after its A-ASSOCIATE-RJ (Orthanc does);
+# now and then the close is seen first and the attempt ends aborted. A negotiation aborted quickly is asked
+# again at once, so that a rejection is told apart from a broken connection; one that ran into the timeout
+# (an unreachable peer) is not, so it costs one timeout, not several.
+NEGOTIATION_TRIES = 3
+
+
+def _associate(ae: AE, destination: PacsDestination) -> Association:
+    """An association with the destination, asking again (up to NEGOTIATION_TRIES) after a quick abort."""
+    for _ in range(NEGOTIATION_TRIES - 1):
+        began = time.monotonic()
+        assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+        if not assoc.is_aborted or time.monotonic() - began >= destination.timeout_s / 2:
+            return assoc
+    return ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
 
 
 def _association_failure(assoc: Association, peer: str) -> TransientError | PermanentError:

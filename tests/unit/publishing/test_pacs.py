@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from hilum.common.errors import PermanentError, TransientError
 from hilum.common.multipart import content_type_parameter, media_type, parse_multipart
 from hilum.common.reported_findings import ModelProvenance, ReportedFindings
 from hilum.common.settings import PacsDestination
-from hilum.publishing.pacs import send_structured_report, stow_endpoint
+from hilum.publishing.pacs import NEGOTIATION_TRIES, send_structured_report, stow_endpoint
 from hilum.publishing.structured_report import build_structured_report
 from hilum.runtime.ports import free_port
 from hilum.samples.dicom_files import dx_dataset
@@ -162,6 +163,31 @@ def test_refused_ports_are_transient(sr: Dataset) -> None:
         send_structured_report(sr, PacsDestination(stow_url=f"http://127.0.0.1:{port}/dicom-web", timeout_s=2))
     with pytest.raises(TransientError, match="no association"):
         send_structured_report(sr, PacsDestination(ae_title=PACS_AE, host="127.0.0.1", port=port, timeout_s=2))
+
+
+def test_a_negotiation_cut_short_is_asked_again_before_it_counts_as_a_failure(sr: Dataset) -> None:
+    """A peer that closes every connection at once (as Orthanc may right after a rejection) is asked
+    NEGOTIATION_TRIES times, then the failure is transient."""
+    server = socket.create_server(("127.0.0.1", 0))
+    connections: list[int] = []
+
+    def close_each() -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            connections.append(1)
+            connection.close()
+
+    threading.Thread(target=close_each, daemon=True).start()
+    try:
+        with pytest.raises(TransientError, match="no association"):
+            send_structured_report(sr, PacsDestination(ae_title=PACS_AE, host="127.0.0.1",
+                                                       port=server.getsockname()[1], timeout_s=5))
+    finally:
+        server.close()
+    assert len(connections) == NEGOTIATION_TRIES
 
 
 def test_a_destination_without_address_is_permanent(sr: Dataset) -> None:
