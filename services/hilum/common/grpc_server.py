@@ -1,4 +1,6 @@
-"""gRPC server plumbing shared by the five services: health service, message limits, error mapping."""
+"""gRPC server plumbing shared by the five services: health service (and its plaintext port), TLS, message
+limits, error mapping.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent import futures
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import grpc
@@ -13,6 +16,8 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from hilum.common.errors import PermanentError, TransientError
+from hilum.common.grpc_tls import client_channel, server_credentials
+from hilum.common.settings import GrpcSection
 
 In = TypeVar("In", bound=Message)
 Out = TypeVar("Out", bound=Message)
@@ -27,14 +32,53 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
+@dataclass(frozen=True)
+class StartedServer:
+    """A started service server, the plaintext health-only server beside it (if any), and the health both report."""
+
+    server: grpc.Server
+    health: health.HealthServicer
+    health_server: grpc.Server | None = None
+
+    def stop(self, grace_s: float | None) -> None:
+        """Report NOT_SERVING on both ports, let in-flight calls finish for up to grace_s, then close the health port.
+
+        The health port stays up while the service port drains, so a probe reads NOT_SERVING rather than a refusal.
+        """
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+        if self.health_server is not None:
+            self.health_server.stop(None).wait()
+
+
+def _bind(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> None:
+    """Add a plaintext or TLS port; fail loudly when the address cannot be bound."""
+    try:
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
+    except RuntimeError as exc:  # recent grpcio raises instead of returning 0
+        raise RuntimeError(f"cannot bind gRPC server to {address} (is the port in use?)") from exc
+    if bound == 0:
+        raise RuntimeError(f"cannot bind gRPC server to {address} (is the port in use?)")
+
+
 def create_server(
     address: str,
     service_names: list[str],
     add_servicers: Callable[[grpc.Server], None],
     max_message_bytes: int,
     max_workers: int = 8,
-) -> grpc.Server:
-    """A started server on address with the standard gRPC health service reporting SERVING."""
+    *,
+    section: GrpcSection | None = None,
+) -> StartedServer:
+    """A started server on address with the standard gRPC health service reporting SERVING.
+
+    With section: TLS on address when it names a certificate, and, when its health_port > 0, a plaintext
+    server on host:health_port carrying only the same health service (for Kubernetes gRPC probes).
+    """
+    credentials = None if section is None else server_credentials(section)  # a misconfiguration fails first
     # No SO_REUSEPORT: a second server on a taken port must fail, not silently share its calls.
     options = [*channel_options(max_message_bytes), ("grpc.so_reuseport", 0)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
@@ -43,23 +87,28 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *service_names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    try:
-        bound = server.add_insecure_port(address)
-    except RuntimeError as exc:  # recent grpcio raises instead of returning 0
-        raise RuntimeError(f"cannot bind gRPC server to {address} (is the port in use?)") from exc
-    if bound == 0:
-        raise RuntimeError(f"cannot bind gRPC server to {address} (is the port in use?)")
+    _bind(server, address, credentials)
     server.start()
-    return server
+    if section is None or section.health_port <= 0:
+        return StartedServer(server, health_servicer)
+    health_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+    try:
+        _bind(health_server, section.address(section.health_port), None)
+    except RuntimeError:
+        server.stop(None).wait()  # only a started server lets go of its port
+        raise
+    health_server.start()
+    return StartedServer(server, health_servicer, health_server)
 
 
-def serve_until_signalled(server: grpc.Server, grace_s: float = 10.0) -> None:
-    """Block until SIGTERM or SIGINT, then stop accepting calls and let in-flight ones finish."""
+def serve_until_signalled(server: StartedServer, grace_s: float = 10.0) -> None:
+    """Block until SIGTERM or SIGINT, then report NOT_SERVING, stop taking calls and let in-flight ones finish."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    server.stop(grace_s).wait()
+    server.stop(grace_s)
 
 
 class StageServicer(Generic[Core]):
@@ -81,9 +130,9 @@ def run_stage(context: grpc.ServicerContext, core: Callable[[In], Out], request:
     raise RuntimeError("grpc.ServicerContext.abort returned")
 
 
-def is_serving(address: str, service: str = "", timeout_s: float = 1.0) -> bool:
-    """Whether the gRPC health service at address reports service as SERVING."""
-    with grpc.insecure_channel(address) as channel:
+def is_serving(address: str, service: str = "", timeout_s: float = 1.0, section: GrpcSection | None = None) -> bool:
+    """Whether the gRPC health service at address reports service as SERVING (over TLS as section says)."""
+    with client_channel(address, section, []) as channel:
         try:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout_s

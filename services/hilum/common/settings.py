@@ -62,6 +62,15 @@ class GrpcSection(BaseModel):
     reporting_port: int = 50054
     publishing_port: int = 50055
     max_message_bytes: int = 256 * 1024 * 1024
+    # A second, plaintext port that serves only grpc.health.v1 (for Kubernetes gRPC probes, which cannot
+    # speak TLS); 0: health is served on the service port only.
+    health_port: int = 0
+    # TLS for the service ports: a server certificate and key (PEM). tls_ca_file is the CA that clients
+    # check the server against and, with tls_require_client_cert, the CA client certificates must chain to.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    tls_require_client_cert: bool = False
 
     def address(self, port: int) -> str:
         """host:port on this section's host."""
@@ -85,6 +94,24 @@ class QueueSection(BaseModel):
     worker_concurrency: int = 1
     # How long priors waits for a recently received prior study to finish its own inference.
     prior_wait_s: int = 300
+
+
+class MetricsSection(BaseModel):
+    """Each process's Prometheus endpoint (GET /metrics on host:port); port 0: none. The CDS app serves
+    /metrics on its own port instead.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+class HealthSection(BaseModel):
+    """Liveness for processes without a port (Celery workers, the assembler): a file touched every
+    heartbeat_interval_s while the process does its work, which a probe checks for age; None: no file.
+    """
+
+    heartbeat_file: Path | None = None
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
 
 
 class TrustedIssuer(BaseModel):
@@ -271,6 +298,8 @@ class HilumSettings(BaseSettings):
     ingestion: IngestionSection = Field(default_factory=IngestionSection)
     dicom: DicomSection = Field(default_factory=DicomSection)
     pacs: PacsSection = Field(default_factory=PacsSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    health: HealthSection = Field(default_factory=HealthSection)
 
     @property
     def database_url(self) -> str:

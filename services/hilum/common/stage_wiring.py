@@ -83,7 +83,7 @@ class StageWiring(Generic[Core, In, Out]):
         return forward
 
     def serve(self, settings: HilumSettings) -> None:
-        """Run the stage's gRPC server (with health) until SIGTERM."""
+        """Run the stage's gRPC server (with health; TLS and a health-only port as settings.grpc says) until SIGTERM."""
         core = self.build(settings)
         forward = self.forwarder(create_celery_app(settings))
         server = create_server(
@@ -91,6 +91,7 @@ class StageWiring(Generic[Core, In, Out]):
             [self.grpc_service],
             lambda srv: self.add_servicer(core, forward, srv),
             settings.grpc.max_message_bytes,
+            section=settings.grpc,
         )
         serve_until_signalled(server)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import grpc
-
 from hilum.common import study_state
 from hilum.common.grpc_server import channel_options
+from hilum.common.grpc_tls import client_channel
 from hilum.common.polling import wait_until
+from hilum.common.settings import GrpcSection
 from hilum.v1 import ingestion_pb2, ingestion_pb2_grpc
 
 
@@ -22,8 +22,10 @@ def rejection_line(result: ingestion_pb2.InstanceResult) -> str:
 class IngestionClient:
     """Submits DICOM files and asks for study status over one channel."""
 
-    def __init__(self, address: str, max_message_bytes: int = 256 * 1024 * 1024) -> None:
-        self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+    def __init__(self, address: str, max_message_bytes: int = 256 * 1024 * 1024,
+                 section: GrpcSection | None = None) -> None:
+        """A channel to address; over TLS when section (the [grpc] settings) names a CA or certificate."""
+        self._channel = client_channel(address, section, channel_options(max_message_bytes))
         self._stub = ingestion_pb2_grpc.IngestionServiceStub(self._channel)
 
     def submit_files(self, paths: Iterable[Path], timeout_s: float = 60.0) -> list[ingestion_pb2.InstanceResult]:

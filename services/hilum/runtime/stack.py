@@ -34,7 +34,7 @@ from hilum.runtime.endpoints import (
     write_endpoints,
 )
 from hilum.runtime.entrypoints import STAGE_NAMES
-from hilum.runtime.ports import Port, ensure_free
+from hilum.runtime.ports import Port, PortUnavailable, ensure_free
 from hilum.runtime.processes import ManagedProcess, ProcessFailed
 from hilum.runtime.redis_server import RedisServer
 from hilum.runtime.triton import TritonServer
@@ -87,7 +87,7 @@ def stack_doors(settings: HilumSettings) -> list[Door]:
              partial(_http_ok, triton_metrics)),
         *(Door("ingestion_grpc" if name == "ingestion" else f"grpc.{name}", address,
                Port(grpc.host, grpc.port_for(name), f"HILUM_GRPC__{name.upper()}_PORT", f"the {name} gRPC service"),
-               partial(is_serving, address))
+               partial(is_serving, address, section=grpc))
           for name, address in stages.items()),
         Door("cds", cds_url, cds_port, partial(_http_ok, f"{cds_url}/cds-services")),
         # The FHIR read API is served by the CDS app on its port; its CapabilityStatement needs no token.
@@ -121,6 +121,9 @@ def preflight(settings: HilumSettings) -> None:
     if running is not None:
         raise StackAlreadyRunning(f"a stack is already running from {data_dir} (pid {running.pid}); "
                                   f"its doors are in {endpoints_path(data_dir)}")
+    if settings.grpc.health_port:
+        raise PortUnavailable("HILUM_GRPC__HEALTH_PORT is for one gRPC service per host (Kubernetes); the embedded "
+                              "stack runs five on this host and serves health on their own ports: leave it at 0")
     ensure_free(dict.fromkeys(door.port for door in stack_doors(settings)))  # a port two doors share, once
 
 

@@ -1,4 +1,4 @@
-"""IngestionClient against a real ingestion gRPC server: submit in order, status, waiting, rejection lines."""
+"""IngestionClient against a real ingestion gRPC server: submit in order, status, waiting, rejection lines, TLS."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pydicom
 import pytest
 import redis as redis_lib
@@ -14,10 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
 from hilum.common.db import studies
-from hilum.common.grpc_server import create_server
+from hilum.common.grpc_server import StartedServer, create_server, is_serving
 from hilum.common.object_store import ObjectStore
 from hilum.common.queue import create_celery_app
-from hilum.common.settings import HilumSettings, RedisSection
+from hilum.common.settings import GrpcSection, HilumSettings, RedisSection
 from hilum.ingestion.client import IngestionClient, rejection_line
 from hilum.ingestion.service import Ingestion
 from hilum.ingestion.wiring import WIRING
@@ -27,19 +28,27 @@ from hilum.samples.dicom_files import write_study
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.samples.sample_studies import SAMPLE_STUDIES
 from hilum.v1 import ingestion_pb2
+from tests.unit.common.tls_certs import write_tls_files
 
 MRN_SYSTEM = "urn:oid:1.2.3.4.5"
+
+
+def _ingestion_server(sessions: sessionmaker[Session], tmp_path: Path, redis_url: str,
+                      section: GrpcSection | None = None) -> tuple[str, StartedServer]:
+    """A real ingestion server on a free port (its Celery app on redis_url), with section's TLS if given."""
+    ingestion = Ingestion(sessions, ObjectStore(tmp_path / "objects"), MRN_SYSTEM)
+    forward = WIRING.forwarder(create_celery_app(HilumSettings(redis=RedisSection(url=redis_url))))
+    address = f"127.0.0.1:{free_port()}"
+    server = create_server(address, [WIRING.grpc_service], lambda srv: WIRING.add_servicer(ingestion, forward, srv),
+                           max_message_bytes=16 * 1024 * 1024, section=section)
+    return address, server
 
 
 @pytest.fixture
 def client(sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_server: RedisServer,
            redis_client: redis_lib.Redis) -> Iterator[IngestionClient]:
     """A client on a real ingestion server (its Celery app on the flushed private Redis)."""
-    ingestion = Ingestion(sqlite_sessions, ObjectStore(tmp_path / "objects"), MRN_SYSTEM)
-    forward = WIRING.forwarder(create_celery_app(HilumSettings(redis=RedisSection(url=redis_server.url))))
-    address = f"127.0.0.1:{free_port()}"
-    server = create_server(address, [WIRING.grpc_service], lambda srv: WIRING.add_servicer(ingestion, forward, srv),
-                           max_message_bytes=16 * 1024 * 1024)
+    address, server = _ingestion_server(sqlite_sessions, tmp_path, redis_server.url)
     with IngestionClient(address) as client:
         yield client
     server.stop(None)
@@ -131,3 +140,22 @@ def test_rejection_line_of_a_real_rejection(client: IngestionClient, tmp_path: P
     line = rejection_line(result)
     assert line.startswith(f"REJECTED  {ct_image.name}: {result.rejection.reason} [")
     assert line.endswith("]") and "REJECTION_CODE_" not in line
+
+
+def test_a_client_with_tls_settings_submits_to_a_mutual_tls_server(
+    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_server: RedisServer
+) -> None:
+    tls = write_tls_files(tmp_path / "tls")
+    address, server = _ingestion_server(sqlite_sessions, tmp_path, redis_server.url,
+                                        tls.server(require_client_cert=True))
+    try:
+        assert is_serving(address, WIRING.grpc_service, section=tls.client(with_cert=True))
+        with IngestionClient(address, 16 * 1024 * 1024, section=tls.client(with_cert=True)) as client:
+            [result] = client.submit_files([_sample(0, tmp_path / "in")])
+            assert result.accepted
+            assert client.status(result.study_instance_uid).state == study_state.RECEIVED
+        with IngestionClient(address) as plaintext, pytest.raises(grpc.RpcError) as refused:
+            plaintext.status(result.study_instance_uid, timeout_s=2)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop(None)

@@ -14,7 +14,7 @@ import pytest
 from hilum.common.grpc_server import create_server
 from hilum.common.settings import HilumSettings, RedisSection, TritonSection, settings_env
 from hilum.runtime.endpoints import Endpoints, endpoints_path, read_endpoints, write_endpoints
-from hilum.runtime.ports import PortInUse, free_port, is_free, loopback_settings
+from hilum.runtime.ports import PortInUse, PortUnavailable, free_port, is_free, loopback_settings
 from hilum.runtime.redis_server import RedisServer
 from hilum.runtime.stack import EmbeddedStack, StackAlreadyRunning, preflight, redis_port, stack_doors, stack_endpoints
 from hilum.runtime.triton import TritonNotInstalled
@@ -121,6 +121,12 @@ def test_preflight_names_a_taken_port_and_its_setting(loopback: HilumSettings) -
             "the reporting gRPC service\\)$"
         )):
             preflight(loopback)
+
+
+def test_preflight_refuses_a_grpc_health_port_five_services_would_share(loopback: HilumSettings) -> None:
+    shared = loopback.model_copy(update={"grpc": loopback.grpc.model_copy(update={"health_port": 8086})})
+    with pytest.raises(PortUnavailable, match="HILUM_GRPC__HEALTH_PORT is for one gRPC service per host"):
+        preflight(shared)
 
 
 def test_a_stack_is_built_without_touching_the_disk(loopback: HilumSettings) -> None:
