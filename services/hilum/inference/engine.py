@@ -2,12 +2,14 @@
 
 It decodes the DICOM image (hilum.common.dicom.pixels), makes the model input, calls the cxr_findings
 model on Triton over gRPC and turns the 18 probabilities into Finding messages using the label map's
-operating thresholds.
+operating thresholds. Which weights made them comes from the model's own outputs where the served config
+has them (the python backend), else from weights.json of the served version in the local model repository.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 from hilum.common.dicom.pixels import ImageUnreadable, read_radiograph
 from hilum.inference.labels import LabelSpec
+from hilum.inference.model_export import WeightsManifest
 from hilum.inference.preprocessing import to_model_input
 from hilum.v1 import messages_pb2
 
@@ -26,17 +29,26 @@ __all__ = [
     "FindingsEngine",
     "ImageUnreadable",
     "InferenceFailed",
+    "Provenance",
+    "ServedModel",
     "TritonUnavailable",
     "engine_results",
     "finding_for",
+    "manifest_provenance",
+    "served_model",
 ]
+
+log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
 PROBABILITIES = "probabilities"
 MODEL_VERSION = "model_version"
 DEMO_WEIGHTS = "demo_weights"
-# The model's max_batch_size in config.pbtxt: larger batches are sent as several requests.
+# The smallest max_batch_size of the model's configs (config.pbtxt, configs/cpu.pbtxt): larger batches are
+# sent as several requests.
 MAX_BATCH_SIZE = 8
+# The version reported when neither the model nor a readable weights.json says which weights ran.
+UNKNOWN_VERSION = "unknown"
 # gRPC status codes after which the same request may succeed later.
 TRANSIENT_STATUSES = frozenset(
     {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.RESOURCE_EXHAUSTED"}
@@ -52,6 +64,33 @@ class InferenceFailed(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Which weights produced a result: the version reported with it and whether they are demo weights."""
+
+    version: str
+    demo: bool
+
+
+# Never let a result look validated when nobody can say which weights made it.
+UNKNOWN_PROVENANCE = Provenance(version=UNKNOWN_VERSION, demo=True)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What Triton serves under the model name: the version directory inference runs ("" if none is listed)
+    and the names of its outputs.
+    """
+
+    version: str
+    outputs: frozenset[str]
+
+    @property
+    def reports_provenance(self) -> bool:
+        """True when the served config emits model_version and demo_weights (the python backend's)."""
+        return {MODEL_VERSION, DEMO_WEIGHTS} <= self.outputs
+
+
+@dataclass(frozen=True)
 class EngineResult:
     """Findings for one image: the model that produced them and one Finding per label, in label order."""
 
@@ -63,12 +102,23 @@ class FindingsEngine:
     """Preprocesses radiographs and scores them with the findings model served by Triton (gRPC)."""
 
     def __init__(
-        self, triton_url: str, model_name: str, labels: tuple[LabelSpec, ...], timeout_s: float
+        self,
+        triton_url: str,
+        model_name: str,
+        labels: tuple[LabelSpec, ...],
+        timeout_s: float,
+        model_repository: Path | None = None,
     ) -> None:
+        """model_repository: the local copy of Triton's repository, read for weights.json when the served
+        config has no provenance outputs; None: such results report version "unknown" as demo weights.
+        """
         self.model_name = model_name
         self.labels = labels
         self.timeout_s = timeout_s
+        self.model_repository = model_repository
         self._client = triton_grpc.InferenceServerClient(url=triton_url)
+        self._served: ServedModel | None = None
+        self._warned_unknown = False
 
     def analyse(self, image_path: Path) -> EngineResult:
         """Scores one DICOM radiograph. Raises ImageUnreadable, TritonUnavailable or InferenceFailed."""
@@ -91,27 +141,81 @@ class FindingsEngine:
 
     def _infer(self, batch: npt.NDArray[np.float32]) -> list[EngineResult]:
         """One Triton request for batch float32 (N, 1, 224, 224) in [-1024, 1024]; N results."""
+        served = self._served_model()
         image = triton_grpc.InferInput(INPUT_NAME, list(batch.shape), "FP32")
         image.set_data_from_numpy(batch)
-        outputs = [
-            triton_grpc.InferRequestedOutput(name) for name in (PROBABILITIES, MODEL_VERSION, DEMO_WEIGHTS)
-        ]
+        names = (PROBABILITIES, MODEL_VERSION, DEMO_WEIGHTS) if served.reports_provenance else (PROBABILITIES,)
         try:
+            # Pinned to the version whose outputs (and weights.json) were looked up.
             response = self._client.infer(
-                self.model_name, [image], outputs=outputs, client_timeout=self.timeout_s
+                self.model_name,
+                [image],
+                model_version=served.version,
+                outputs=[triton_grpc.InferRequestedOutput(name) for name in names],
+                client_timeout=self.timeout_s,
             )
         except InferenceServerException as exc:
-            if exc.status() in TRANSIENT_STATUSES:
-                raise TritonUnavailable(f"{self.model_name}: {exc.status()}: {exc.message()}") from exc
-            raise InferenceFailed(f"{self.model_name}: {exc.status()}: {exc.message()}") from exc
+            self._served = None  # Triton may have restarted with another config: ask again next time
+            raise self._failure(exc) from exc
+        count = batch.shape[0]
+        if served.reports_provenance:
+            versions, demo_flags = response.as_numpy(MODEL_VERSION), response.as_numpy(DEMO_WEIGHTS)
+        else:
+            provenance = self._manifest_provenance(served.version)
+            versions = np.full(count, provenance.version, dtype=np.object_)
+            demo_flags = np.full(count, provenance.demo, dtype=np.bool_)
         return engine_results(
-            self.model_name,
-            self.labels,
-            batch.shape[0],
-            response.as_numpy(PROBABILITIES),
-            response.as_numpy(MODEL_VERSION),
-            response.as_numpy(DEMO_WEIGHTS),
+            self.model_name, self.labels, count, response.as_numpy(PROBABILITIES), versions, demo_flags
         )
+
+    def _served_model(self) -> ServedModel:
+        """The served version and outputs, asked of Triton on first use and kept until a request fails."""
+        if self._served is None:
+            try:
+                metadata = self._client.get_model_metadata(self.model_name, client_timeout=self.timeout_s)
+            except InferenceServerException as exc:
+                raise self._failure(exc) from exc
+            self._served = served_model(metadata.versions, (output.name for output in metadata.outputs))
+        return self._served
+
+    def _manifest_provenance(self, version: str) -> Provenance:
+        """Provenance from weights.json of the served version; UNKNOWN_PROVENANCE (logged once) when unreadable."""
+        version_dir = None if self.model_repository is None or not version else (
+            self.model_repository / self.model_name / version
+        )
+        try:
+            return manifest_provenance(version_dir)
+        except (OSError, ValueError) as exc:
+            if not self._warned_unknown:
+                self._warned_unknown = True
+                log.warning(
+                    "%s: the served config reports no weights version and weights.json cannot be read (%s); "
+                    "results report version %r as demo weights", self.model_name, exc, UNKNOWN_VERSION,
+                )
+            return UNKNOWN_PROVENANCE
+
+    def _failure(self, exc: InferenceServerException) -> TritonUnavailable | InferenceFailed:
+        """The engine's error for a Triton error: TritonUnavailable when retrying may help."""
+        message = f"{self.model_name}: {exc.status()}: {exc.message()}"
+        return TritonUnavailable(message) if exc.status() in TRANSIENT_STATUSES else InferenceFailed(message)
+
+
+def served_model(versions: Iterable[str], outputs: Iterable[str]) -> ServedModel:
+    """The ServedModel from Triton's model metadata: the highest ready version (the one Triton runs when a
+    request names none) and the output names.
+    """
+    numeric = [int(version) for version in versions if version.isdigit()]
+    return ServedModel(version=str(max(numeric)) if numeric else "", outputs=frozenset(outputs))
+
+
+def manifest_provenance(version_dir: Path | None) -> Provenance:
+    """Provenance from version_dir/weights.json. Raises OSError or ValueError when there is no readable,
+    well-formed manifest (version_dir None: nowhere to look).
+    """
+    if version_dir is None:
+        raise FileNotFoundError("no local model repository or served version to read weights.json from")
+    manifest = WeightsManifest.read(version_dir)
+    return Provenance(version=manifest.version, demo=manifest.demo)
 
 
 def engine_results(

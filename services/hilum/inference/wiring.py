@@ -15,10 +15,15 @@ from hilum.v1.inference_pb2_grpc import add_InferenceServiceServicer_to_server
 
 
 def build(settings: HilumSettings) -> Inference:
-    """Inference with a findings engine on the configured Triton server and model."""
+    """Inference with a findings engine on the configured Triton server and model. The engine reads the same
+    model repository as Triton (same image or volume) for weights.json where the served config lacks provenance.
+    """
     triton = settings.triton
     labels = load_label_map(triton.model_repository / triton.findings_model)
-    engine = FindingsEngine(triton.grpc_url, triton.findings_model, labels, triton.request_timeout_s)
+    engine = FindingsEngine(
+        triton.grpc_url, triton.findings_model, labels, triton.request_timeout_s,
+        model_repository=triton.model_repository,
+    )
     return Inference(open_sessions(settings), open_object_store(settings), engine)
 
 

@@ -6,6 +6,7 @@ The Triton call itself is tested against a real server in tests/integration/test
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -13,8 +14,17 @@ import pytest
 
 from hilum.common.dicom import pixels
 from hilum.inference import engine
-from hilum.inference.engine import InferenceFailed, engine_results, finding_for
+from hilum.inference.engine import (
+    InferenceFailed,
+    Provenance,
+    ServedModel,
+    engine_results,
+    finding_for,
+    manifest_provenance,
+    served_model,
+)
 from hilum.inference.labels import LabelSpec
+from hilum.inference.model_export import MANIFEST_FILE, WeightsManifest
 from hilum.v1 import messages_pb2
 
 LABELS = (
@@ -95,3 +105,34 @@ def test_engine_reports_the_decoder_error_type() -> None:
     # inference.service catches engine.ImageUnreadable: it must be the one the decode path raises.
     assert engine.ImageUnreadable is pixels.ImageUnreadable
     assert {"ImageUnreadable", "InferenceFailed", "TritonUnavailable"} <= set(engine.__all__)
+
+
+def test_served_model_is_the_highest_ready_version_with_its_outputs() -> None:
+    served = served_model(["1", "10", "2"], ["probabilities"])
+    assert served == ServedModel(version="10", outputs=frozenset({"probabilities"}))
+    assert not served.reports_provenance
+    assert served_model([], ["probabilities"]).version == ""
+
+
+def test_only_both_provenance_outputs_count_as_reporting_provenance() -> None:
+    assert served_model(["1"], ["probabilities", "model_version", "demo_weights"]).reports_provenance
+    assert not served_model(["1"], ["probabilities", "model_version"]).reports_provenance
+
+
+def test_manifest_provenance_reads_version_and_demo_flag(tmp_path: Path) -> None:
+    WeightsManifest(version="published-abc", demo=False, source="file", sha256="0" * 64).write(tmp_path)
+    assert manifest_provenance(tmp_path) == Provenance(version="published-abc", demo=False)
+
+
+def test_manifest_provenance_raises_where_there_is_nothing_to_trust(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        manifest_provenance(tmp_path)  # no weights.json
+    with pytest.raises(OSError):
+        manifest_provenance(None)
+    (tmp_path / MANIFEST_FILE).write_text("[]")
+    with pytest.raises(ValueError):
+        manifest_provenance(tmp_path)
+
+
+def test_unknown_provenance_never_looks_validated() -> None:
+    assert engine.UNKNOWN_PROVENANCE == Provenance(version="unknown", demo=True)

@@ -20,3 +20,9 @@ def test_build_reads_the_label_map_of_the_configured_model(tmp_settings: HilumSe
     inference = build(tmp_settings)
     assert isinstance(inference, Inference)
     assert WIRING.task(inference) == inference.infer
+
+
+def test_build_gives_the_engine_the_model_repository_for_weights_json(tmp_settings: HilumSettings) -> None:
+    inference = build(tmp_settings)
+    # Configs without provenance outputs (the stock image's) need it to say which weights ran.
+    assert inference._engine.model_repository == tmp_settings.triton.model_repository
