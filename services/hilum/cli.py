@@ -264,6 +264,32 @@ def _db_upgrade(args: argparse.Namespace, settings: HilumSettings) -> int:
     return 0
 
 
+def _db_wait(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """Wait until the database answers and its schema is at the latest revision (a Kubernetes init container runs
+    this, so pods start only after the migration Job); exit 1 with the last reason after --timeout seconds."""
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hilum.common.db.session import schema_is_current
+
+    deadline = time.monotonic() + args.timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            if schema_is_current(settings.database_url, connect_timeout_s=max(1, min(5, round(remaining)))):
+                print("database schema is at the latest revision")
+                return 0
+            reason = "the schema is not at the latest revision (the migration, `hilum db upgrade`, has not run)"
+        except SQLAlchemyError as error:  # its message names the host and user: only the kind is said
+            reason = f"the database cannot be reached ({type(error).__name__})"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            print(f"hilum db wait: gave up after {args.timeout:g} s: {reason}", file=sys.stderr)
+            return 1
+        time.sleep(min(1.0, remaining))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hilum", description="Hilum: decision support for chest radiographs.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -352,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="migrate to the latest revision").set_defaults(handler=_db_upgrade)
+    db_wait = db_commands.add_parser("wait", help="wait until the database answers at the latest revision (exit 1 "
+                                     "on timeout)")
+    db_wait.add_argument("--timeout", type=_positive_seconds, default=300.0, metavar="SECONDS",
+                         help="give up after this long (default 300)")
+    db_wait.set_defaults(handler=_db_wait)
     return parser
 
 

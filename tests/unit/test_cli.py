@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from hilum import cli
+from hilum.common.db.session import upgrade_database
 from hilum.common.settings import settings_env
 from hilum.runtime.ports import loopback_settings
 
@@ -31,6 +34,8 @@ from hilum.runtime.ports import loopback_settings
     (["models", "fetch", "--weights", "w.pt"], "_models", {"weights": Path("w.pt")}),
     (["samples", "out"], "_samples", {"out_dir": Path("out")}),
     (["db", "upgrade"], "_db_upgrade", {}),
+    (["db", "wait"], "_db_wait", {"timeout": 300.0}),
+    (["db", "wait", "--timeout", "2.5"], "_db_wait", {"timeout": 2.5}),
     (["cds", "feedback"], "_cds_feedback", {"last": 0}),
     (["cds", "feedback", "--last", "5"], "_cds_feedback", {"last": 5}),
     (["publish", "list", "--state", "dead"], "_publish", {"action": "list", "state": "dead", "limit": 100}),
@@ -53,6 +58,7 @@ def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str]
     ["up", "--keep-running"],  # `up` always stays up
     ["models", "fetch"],  # the weights file is required
     ["publish", "status", "1.2.3", "final", "--model-version", "v1"],  # only amended or cancelled
+    ["db", "wait", "--timeout", "0"],  # waiting no time at all says nothing
     [],
 ])
 def test_a_wrong_command_line_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,6 +104,47 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.Monke
     tables = set(inspect(create_engine(f"sqlite:///{tmp_path / 'data' / 'hilum.db'}")).get_table_names())
     assert {"alembic_version", "studies", "instances", "findings", "reports", "rejections", "dead_letters"} <= tables
     assert capsys.readouterr().out == "database schema is at the latest revision\n"
+
+
+def test_db_wait_fails_until_the_migration_ran_then_succeeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HILUM_STORAGE__DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    assert cli.main(["db", "wait", "--timeout", "0.3"]) == 1
+    refused = capsys.readouterr()
+    assert refused.out == ""
+    assert refused.err == ("hilum db wait: gave up after 0.3 s: the schema is not at the latest revision "
+                           "(the migration, `hilum db upgrade`, has not run)\n")
+    assert cli.main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert cli.main(["db", "wait", "--timeout", "0.3"]) == 0
+    assert capsys.readouterr().out == "database schema is at the latest revision\n"
+
+
+@pytest.mark.integration
+def test_db_wait_returns_once_the_migration_job_has_run(postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HILUM_DATABASE__URL", postgres_url)
+    migration = threading.Timer(0.5, upgrade_database, (postgres_url,))  # the Job, finishing while pods wait
+    migration.start()
+    started = time.monotonic()
+    try:
+        assert cli.main(["db", "wait", "--timeout", "30"]) == 0
+    finally:
+        migration.join()
+    assert 0.5 <= time.monotonic() - started < 30
+    assert capsys.readouterr().out == "database schema is at the latest revision\n"
+
+
+def test_db_wait_on_an_unreachable_database_names_no_host_or_password(monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("HILUM_DATABASE__URL", f"postgresql+psycopg://hilum:s3cret@127.0.0.1:{port}/hilum")
+    assert cli.main(["db", "wait", "--timeout", "0.2"]) == 1
+    err = capsys.readouterr().err
+    assert err == "hilum db wait: gave up after 0.2 s: the database cannot be reached (OperationalError)\n"
 
 
 def test_publish_list_and_status_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

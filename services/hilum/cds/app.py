@@ -1,4 +1,5 @@
-"""The CDS Hooks 2.0 HTTP service: discovery, one service per hook, feedback, and the review-page placeholder.
+"""The CDS Hooks 2.0 HTTP service: discovery, one service per hook, feedback, the review-page placeholder, and the
+operational endpoints (/healthz, /readyz, /metrics, request latency).
 
 Handlers only read what reporting precomputed in Redis (and the feedback stored there); nothing here runs
 inference. They run on the event loop: their work is a little CPU and a few loopback Redis round trips (with
@@ -8,18 +9,26 @@ fhirServer for a Patient the EHR did not prefetch, runs on a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
+import anyio
 import redis
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, routing
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hilum.cds.auth import JwtVerifier, Unauthorized, authorize, unauthorized_response
 from hilum.cds.card_schema import Card, CdsResponse
@@ -37,6 +46,7 @@ from hilum.cds.order_cards import draft_orders, order_cards, relevant_orders
 from hilum.cds.patients import PatientUnavailable, fetch_patient, mrns, trusted_prefetch
 from hilum.cds.services import DISCOVERY, SERVICES, Discovery, Hook, service_id
 from hilum.common.cds_view import CdsView, read_latest
+from hilum.common.metrics import HTTP_REQUEST_DURATION, metrics_text
 from hilum.common.settings import CdsSection, FhirSection, TrustedIssuer
 
 if TYPE_CHECKING:
@@ -50,17 +60,23 @@ REFUSED: Responses = {401: {"description": "the call's JWT was missing or refuse
                       503: {"description": "the results store (Redis) is unavailable; retry later"}}
 SERVICE_RESPONSES: Responses = {
     **REFUSED, 412: {"description": "the Patient was neither prefetched nor fetchable from fhirServer"}}
+UNMATCHED = "unmatched"  # the route label of a request no route matched
+# Methods outside this set are labelled "other", so that a client cannot mint label values.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @dataclass(frozen=True)
 class CdsState:
-    """What the handlers read: the Redis client, the clock, the MRN system, Hilum's public URL, the lookback."""
+    """What the handlers read: the Redis client, the clock, the MRN system, Hilum's public URL, the lookback, and
+    for readiness the database sessions (None: no database to check) and how long each check may take."""
 
     redis: redis.Redis
     clock: Callable[[], datetime]
     mrn_system: str
     public_url: str
     order_lookback_days: int
+    sessions: sessionmaker[Session] | None = None
+    readiness_timeout_s: float = CdsSection().redis_timeout_s
 
     async def latest_view(self, body: HookRequest) -> CdsView | None:
         """The latest result of the call's patient (matched on MRN system and value), or None. A Patient that
@@ -166,6 +182,96 @@ async def review_launch() -> str:
             "DiagnosticReport named on the card; review it in your PACS or EHR.\n")
 
 
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> JSONResponse:
+    """Liveness: 200 while the process serves; no dependency is asked (a Redis outage must not restart pods)."""
+    return JSONResponse({"status": "alive"})
+
+
+def _select_one(sessions: sessionmaker[Session]) -> None:
+    """The database answers a query (SELECT 1)."""
+    with sessions() as session:
+        session.execute(text("SELECT 1"))
+
+
+async def _answers(dependency: str, check: Callable[[], object], timeout_s: float) -> bool:
+    """Whether check() returns within timeout_s (run on a worker thread, abandoned when it takes longer)."""
+    try:
+        with anyio.fail_after(timeout_s):
+            await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
+    except (TimeoutError, redis.RedisError, SQLAlchemyError, OSError) as error:
+        log.warning("not ready: %s unavailable (%s)", dependency, type(error).__name__)
+        return False
+    return True
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(state: State) -> JSONResponse:
+    """Readiness: Redis answers a PING and the database a SELECT 1, each within readiness_timeout_s; else 503
+    naming the dependencies that failed (never their address)."""
+    checks: dict[str, Callable[[], object]] = {"redis": state.redis.ping}
+    if state.sessions is not None:
+        checks["database"] = partial(_select_one, state.sessions)
+    answered = await asyncio.gather(*(_answers(name, check, state.readiness_timeout_s)
+                                      for name, check in checks.items()))
+    failed = [name for name, ok in zip(checks, answered, strict=True) if not ok]
+    if failed:
+        return JSONResponse({"status": "unavailable", "failed": failed}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus metrics of this process, or of every uvicorn worker in multiprocess mode."""
+    body, content_type = metrics_text()
+    return Response(body, media_type=content_type)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that matched the request (e.g. "/fhir/{resource_type}/{resource_id}", with the
+    prefix its router was included with), or "unmatched"; never the raw path, which may carry patient ids."""
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED
+    # FastAPI before 0.165 copies an included router's routes with the prefix in their path; later releases keep
+    # the router's own routes and say, through iter_route_contexts, under which prefix each one matched.
+    iter_route_contexts = getattr(routing, "iter_route_contexts", None)
+    if iter_route_contexts is not None:
+        path = scope["path"].removeprefix(scope.get("root_path", ""))
+        for context in iter_route_contexts(scope["app"].routes):
+            if context.original_route is route and context.path_regex.fullmatch(path):
+                return str(context.path)
+    return str(getattr(route, "path", UNMATCHED))
+
+
+class RequestLatencyMiddleware:
+    """Observes hilum_http_request_duration_seconds for each HTTP request, from its arrival to the end of its
+    response, labelled by route template, method and status (an exception escaping the app counts as 500)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+            HTTP_REQUEST_DURATION.labels(route=route_template(scope), method=method,
+                                         status=str(status)).observe(time.perf_counter() - started)
+
+
 async def _bad_request(request: Request, error: Exception) -> JSONResponse:
     """400 with where and what was wrong; input values are never echoed (they may hold PHI or tokens)."""
     if not isinstance(error, RequestValidationError):
@@ -198,7 +304,8 @@ def create_app(
     ingestion: Ingestion | None = None, patient_identifier_system: str = FhirSection().patient_identifier_system,
     trusted_issuers: Sequence[TrustedIssuer] = (), public_url: str = CdsSection().base_url,
     clock_skew_s: int = CdsSection().clock_skew_s, order_lookback_days: int = CdsSection().order_lookback_days,
-    fhir_api: FhirApi | None = None,
+    fhir_api: FhirApi | None = None, sessions: sessionmaker[Session] | None = None,
+    readiness_timeout_s: float = CdsSection().redis_timeout_s,
 ) -> FastAPI:
     """The CDS Hooks application reading views from (and writing feedback to) `redis_client`; given
     `ingestion`, it also serves the STOW-RS door under /dicomweb (hilum.ingestion.stow), and given `fhir_api`,
@@ -206,10 +313,13 @@ def create_app(
 
     Service calls and feedback need a JWT from one of `trusted_issuers` (none: every call is refused) whose
     aud is `public_url` + "/cds-services/" + the service id; used jtis are kept in `redis_client`.
+    /healthz, /readyz (Redis, and the database of `sessions` when given) and /metrics need no JWT and are left
+    out of the OpenAPI schema.
     """
     app = FastAPI(title="Hilum CDS Hooks", version="2.0")
     app.state.cds = CdsState(redis=redis_client, clock=clock, mrn_system=patient_identifier_system,
-                             public_url=public_url.rstrip("/"), order_lookback_days=order_lookback_days)
+                             public_url=public_url.rstrip("/"), order_lookback_days=order_lookback_days,
+                             sessions=sessions, readiness_timeout_s=readiness_timeout_s)
     app.state.jwt_verifier = JwtVerifier(trusted_issuers, public_url, redis_client, clock_skew_s=clock_skew_s)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(Unauthorized, unauthorized_response)
@@ -218,6 +328,7 @@ def create_app(
     # Browser-based EHRs call from their own origin; the bearer JWT, not a cookie, is what authenticates.
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
                        allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(RequestLatencyMiddleware)  # outermost of the two: CORS preflights are timed too
     app.include_router(router)
     if ingestion is not None:  # imported only then: the CDS Hooks service alone needs no DICOM code
         from hilum.ingestion.stow import DICOMWEB_PREFIX, stow_router

@@ -6,6 +6,7 @@ from google.protobuf.message import Message
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import records, studies
+from hilum.common.metrics import DEAD_LETTERS
 from hilum.common.queue import DeadLetterSink, Stage, study_uid_of
 
 
@@ -18,5 +19,6 @@ def dead_letter_sink(sessions: sessionmaker[Session]) -> DeadLetterSink:
             records.record_dead_letter(session, stage.value, uid, error, message.SerializeToString())
             if uid:
                 studies.fail(session, uid, f"{stage.value}: {error}")
+        DEAD_LETTERS.labels(stage=stage.value).inc()
 
     return sink

@@ -41,6 +41,7 @@ from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
 from hilum.common.logs import configure_logging
+from hilum.common.metrics import serve_metrics
 from hilum.common.settings import DicomSection, HilumSettings
 from hilum.ingestion import door_status
 from hilum.ingestion.service import Door, IncomingInstance, Ingestion
@@ -228,8 +229,9 @@ def serve_until_signalled(server: ThreadedAssociationServer, grace_s: float = ST
 
 
 def serve(settings: HilumSettings) -> None:
-    """`hilum serve dicom`: the SCP over the configured Ingestion until SIGTERM."""
+    """`hilum serve dicom`: the SCP over the configured Ingestion until SIGTERM; metrics on settings.metrics."""
     configure_logging("dicom")
+    serve_metrics(settings.metrics)
     # pynetdicom's INFO and DEBUG lines quote request UIDs: keep them out of the logs.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     serve_until_signalled(start_scp(settings.dicom, build(settings)))

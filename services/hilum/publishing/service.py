@@ -23,6 +23,7 @@ from hilum.common.db.models import DeliveryRow
 from hilum.common.destinations import DeliveryEvent, DeliveryState, Destination
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.logs import study_ref
+from hilum.common.metrics import DELIVERIES_DEAD
 from hilum.common.reported_findings import ReportedFindings, reported_findings
 from hilum.common.settings import PublishSection
 from hilum.common.study import StudyInfo
@@ -137,6 +138,7 @@ class Publishing:
                  "event": request.event, "attempts": outcome.attempts}
         if outcome.status == publishing_pb2.DELIVERY_STATUS_DEAD:
             log.error("delivery dead-lettered", extra=extra)
+            DELIVERIES_DEAD.labels(destination=request.destination).inc()
         elif error is not None:
             log.warning("delivery will be retried", extra=extra)
         else:

@@ -26,8 +26,10 @@ def build_app() -> FastAPI:
     settings = HilumSettings()
     configure_logging("cds")
     redis_client = open_redis(settings, timeout_s=settings.cds.redis_timeout_s)
-    fhir_api = fhir_api_from_settings(settings, redis_client, open_sessions(settings))
-    return create_app(redis_client, ingestion=build(settings), fhir_api=fhir_api,
+    sessions = open_sessions(settings)
+    fhir_api = fhir_api_from_settings(settings, redis_client, sessions)
+    return create_app(redis_client, ingestion=build(settings), fhir_api=fhir_api, sessions=sessions,
+                      readiness_timeout_s=settings.cds.redis_timeout_s,
                       patient_identifier_system=settings.fhir.patient_identifier_system,
                       trusted_issuers=settings.cds.trusted_issuers, public_url=settings.cds.base_url,
                       clock_skew_s=settings.cds.clock_skew_s, order_lookback_days=settings.cds.order_lookback_days)

@@ -13,7 +13,9 @@ import threading
 
 from celery import Celery
 
+from hilum.common.heartbeat import beat, install_worker_heartbeat
 from hilum.common.logs import configure_logging
+from hilum.common.metrics import mark_dead_worker_processes, queue_length_collector, serve_metrics
 from hilum.common.queue import create_celery_app
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageDoors
@@ -50,27 +52,33 @@ def stage_doors(name: str) -> StageDoors:
 
 
 def serve(name: str, settings: HilumSettings) -> None:
-    """Run the stage's gRPC server (with health) until SIGTERM."""
+    """Run the stage's gRPC server (with health) until SIGTERM; metrics on settings.metrics."""
     configure_logging(f"{name}-grpc")
+    serve_metrics(settings.metrics)
     stage_doors(name).serve(settings)
 
 
 def serve_assembler(settings: HilumSettings) -> None:
     """Hand complete studies to inference every settings.ingestion.assembly_poll_s until SIGTERM.
 
-    A failure to reach the database or the broker is logged and tried again at the next poll.
+    A failure to reach the database or the broker is logged and tried again at the next poll. Each poll beats
+    settings.health.heartbeat_file (also while the database is down: the loop is alive, only waiting).
     """
     from hilum.common.connections import open_sessions
     from hilum.common.queue import Stage, enqueue
     from hilum.ingestion.assembly import Assembler
 
     configure_logging("assembler")
+    serve_metrics(settings.metrics)
     app = create_celery_app(settings, name="hilum-assembler")
     assembler = Assembler(open_sessions(settings), lambda reference: enqueue(app, Stage.INFERENCE, reference))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    heartbeat_file = settings.health.heartbeat_file
     while not stop.wait(settings.ingestion.assembly_poll_s):
+        if heartbeat_file is not None:
+            beat(heartbeat_file)
         try:
             assembler.hand_on_due()
         except Exception as exc:  # the database or the broker is down: the studies stay due
@@ -78,18 +86,24 @@ def serve_assembler(settings: HilumSettings) -> None:
 
 
 def worker_app(name: str, settings: HilumSettings) -> Celery:
-    """The Celery app of the stage's worker, with its one stage task registered."""
+    """The Celery app of the stage's worker, with its one stage task registered and its heartbeat
+    (settings.health) installed."""
     app = create_celery_app(settings, name=f"hilum-{name}")
     stage_doors(name).register_task(app, settings)
+    install_worker_heartbeat(app, settings.health)
     return app
 
 
 def work(name: str, settings: HilumSettings) -> None:
-    """Run the stage's Celery worker on its own queue until SIGTERM (warm shutdown)."""
+    """Run the stage's Celery worker on its own queue until SIGTERM (warm shutdown); metrics, with the length of
+    its queue, on settings.metrics, served by the main process for the pool processes too (multiprocess mode)."""
     configure_logging(f"{name}-worker")
     app = worker_app(name, settings)
+    queue = stage_doors(name).stage.value
+    mark_dead_worker_processes()
+    serve_metrics(settings.metrics, [queue_length_collector(settings.redis.url, [queue])])
     app.worker_main([
-        "worker", "--queues", stage_doors(name).stage.value, "--hostname", f"{name}@%h",
+        "worker", "--queues", queue, "--hostname", f"{name}@%h",
         "--concurrency", str(settings.queue.worker_concurrency), "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",
     ])

@@ -121,9 +121,12 @@ def preflight(settings: HilumSettings) -> None:
     if running is not None:
         raise StackAlreadyRunning(f"a stack is already running from {data_dir} (pid {running.pid}); "
                                   f"its doors are in {endpoints_path(data_dir)}")
-    if settings.grpc.health_port:
-        raise PortUnavailable("HILUM_GRPC__HEALTH_PORT is for one gRPC service per host (Kubernetes); the embedded "
-                              "stack runs five on this host and serves health on their own ports: leave it at 0")
+    # Ports meant for one process per host (a Kubernetes pod): the stack's processes would all bind the same one.
+    for port, variable in ((settings.grpc.health_port, "HILUM_GRPC__HEALTH_PORT"),
+                           (settings.metrics.port, "HILUM_METRICS__PORT")):
+        if port:
+            raise PortUnavailable(f"{variable} is for one process per host (Kubernetes); the embedded stack runs "
+                                  "many on this host: leave it at 0")
     ensure_free(dict.fromkeys(door.port for door in stack_doors(settings)))  # a port two doors share, once
 
 

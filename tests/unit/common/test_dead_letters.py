@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,3 +86,14 @@ def test_a_study_not_in_the_store_is_recorded_without_failing(sqlite_sessions: s
     assert row.study_instance_uid == "71.404"
     with sqlite_sessions() as session:
         assert studies.get_study(session, "71.404") is None
+
+
+def test_each_dead_letter_is_counted_for_its_stage(sqlite_sessions: sessionmaker[Session]) -> None:
+    def count() -> float:
+        return REGISTRY.get_sample_value("hilum_dead_letters_total", {"stage": "priors"}) or 0.0
+
+    before = count()
+    message = messages_pb2.StudyReference(study_instance_uid="71.5")
+    dead_letter_sink(sqlite_sessions)(Stage.PRIORS, message, "retries exhausted: gone")
+    dead_letter_sink(sqlite_sessions)(Stage.PRIORS, message, "retries exhausted: gone again")
+    assert count() == before + 2

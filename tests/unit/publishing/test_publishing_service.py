@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import deliveries
@@ -143,3 +144,17 @@ def test_the_row_schedules_the_next_attempt(
         assert row is not None and row.next_attempt_at is not None
         due = row.next_attempt_at.replace(tzinfo=UTC)
         assert NOW + timedelta(seconds=2) <= due <= NOW + timedelta(seconds=2.2)
+
+
+def test_a_delivery_given_up_on_is_counted_once_for_its_destination(
+    sqlite_sessions: sessionmaker[Session], publish_study: Callable[..., messages_pb2.PublishResult]
+) -> None:
+    def dead_count() -> float:
+        return REGISTRY.get_sample_value("hilum_deliveries_dead_total", {"destination": "pacs"}) or 0.0
+
+    (request,) = publish_study("8.9", (Destination.PACS,)).deliveries
+    publishing = _publishing(sqlite_sessions, {Destination.PACS: Recorder(PermanentError("SOP class refused"))})
+    before = dead_count()
+    assert publishing.deliver_or_retry(request).status == publishing_pb2.DELIVERY_STATUS_DEAD
+    publishing.deliver(request)  # already dead: not sent, not counted again
+    assert dead_count() == before + 1

@@ -1,13 +1,32 @@
-"""Process entry points pick a stage's wiring by name and register its one queue task."""
+"""Process entry points pick a stage's wiring by name and register its one queue task; the long-running ones
+serve metrics and beat their heartbeat file."""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
-from hilum.common.settings import HilumSettings, QueueSection, RedisSection, StorageSection
+from hilum.common.polling import wait_until
+from hilum.common.settings import (
+    DatabaseSection,
+    HealthSection,
+    HilumSettings,
+    IngestionSection,
+    MetricsSection,
+    QueueSection,
+    RedisSection,
+    StorageSection,
+    settings_env,
+)
 from hilum.runtime.entrypoints import STAGE_NAMES, stage_doors, worker_app
+from hilum.runtime.ports import free_port
+from hilum.runtime.processes import ManagedProcess
+from hilum.runtime.redis_server import RedisServer
 
 GRPC_SERVICES = {
     "ingestion": "hilum.v1.IngestionService",
@@ -61,3 +80,79 @@ def test_a_worker_app_holds_only_its_own_stage_task(tmp_path: Path) -> None:
     stage_tasks = {name for name in second.tasks if name.startswith("hilum.")}
     assert stage_tasks == {"hilum.priors.run"}
     assert "hilum.priors.run" not in first.tasks
+
+
+def test_the_worker_app_beats_only_when_a_heartbeat_file_is_set(tmp_path: Path) -> None:
+    storage = StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out")
+    quiet = worker_app("priors", HilumSettings(storage=storage))
+    beating = worker_app("priors", HilumSettings(storage=storage, health=HealthSection(heartbeat_file=tmp_path / "hb")))
+    assert len(beating.steps["worker"]) == len(quiet.steps["worker"]) + 1
+
+
+def _scrape(url: str) -> str | None:
+    try:
+        response = httpx.get(url, timeout=1)
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None
+
+
+def _beats_twice(path: Path) -> Callable[[], bool]:
+    """A condition that holds once path's mtime has changed twice since it was first seen."""
+    seen: set[int] = set()
+
+    def beat_seen() -> bool:
+        if path.exists():
+            seen.add(path.stat().st_mtime_ns)
+        return len(seen) >= 2
+
+    return beat_seen
+
+
+def _run(argv: list[str], settings: HilumSettings, log: Path, extra_env: dict[str, str]) -> ManagedProcess:
+    env = {**os.environ, **settings_env(settings), **extra_env}
+    process = ManagedProcess(argv[-1], [sys.executable, "-m", "hilum.cli", *argv], log, env=env)
+    process.start()
+    return process
+
+
+def test_the_assembler_serves_metrics_and_beats_while_the_database_is_down(tmp_path: Path) -> None:
+    port, heartbeat = free_port(), tmp_path / "run" / "heartbeat"
+    settings = HilumSettings(
+        database=DatabaseSection(url=f"postgresql+psycopg://hilum:secret@127.0.0.1:{free_port()}/hilum"),
+        redis=RedisSection(url=f"redis://127.0.0.1:{free_port()}/0"),
+        storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"),
+        ingestion=IngestionSection(assembly_poll_s=0.1), metrics=MetricsSection(port=port),
+        health=HealthSection(heartbeat_file=heartbeat),
+    )
+    process = _run(["serve", "assembler"], settings, tmp_path / "assembler.log", {})
+    try:
+        wait_until(lambda: _scrape(f"http://127.0.0.1:{port}/metrics") is not None, timeout_s=30, interval_s=0.1,
+                   what="the assembler's metrics")
+        wait_until(_beats_twice(heartbeat), timeout_s=10, interval_s=0.05, what="two heartbeats")
+        assert process.running, process.log_tail()
+    finally:
+        process.stop()
+    assert "assembler will try again" in process.log_tail(200)  # the database really was down
+
+
+def test_a_prefork_worker_serves_its_queue_length_and_beats(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Multiprocess mode, as in Kubernetes: the main process serves the metrics of its pool processes too."""
+    port, heartbeat, multiproc = free_port(), tmp_path / "heartbeat", tmp_path / "prometheus"
+    multiproc.mkdir()
+    settings = HilumSettings(
+        redis=RedisSection(url=redis_server.url),
+        storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"),
+        metrics=MetricsSection(port=port), health=HealthSection(heartbeat_file=heartbeat, heartbeat_interval_s=0.2),
+    )
+    process = _run(["worker", "priors"], settings, tmp_path / "worker.log",
+                   {"PROMETHEUS_MULTIPROC_DIR": str(multiproc)})
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        wait_until(lambda: _scrape(url) is not None, timeout_s=30, interval_s=0.1, what="the worker's metrics")
+        wait_until(_beats_twice(heartbeat), timeout_s=30, interval_s=0.05, what="two heartbeats")
+        text = _scrape(url)
+        assert process.running, process.log_tail()
+    finally:
+        process.stop()
+    assert text is not None and 'hilum_queue_messages{queue="priors"} 0.0' in text

@@ -123,9 +123,12 @@ def test_preflight_names_a_taken_port_and_its_setting(loopback: HilumSettings) -
             preflight(loopback)
 
 
-def test_preflight_refuses_a_grpc_health_port_five_services_would_share(loopback: HilumSettings) -> None:
+def test_preflight_refuses_ports_that_every_process_of_the_stack_would_share(loopback: HilumSettings) -> None:
     shared = loopback.model_copy(update={"grpc": loopback.grpc.model_copy(update={"health_port": 8086})})
-    with pytest.raises(PortUnavailable, match="HILUM_GRPC__HEALTH_PORT is for one gRPC service per host"):
+    with pytest.raises(PortUnavailable, match="^HILUM_GRPC__HEALTH_PORT is for one process per host"):
+        preflight(shared)
+    shared = loopback.model_copy(update={"metrics": loopback.metrics.model_copy(update={"port": 9090})})
+    with pytest.raises(PortUnavailable, match="^HILUM_METRICS__PORT is for one process per host"):
         preflight(shared)
 
 

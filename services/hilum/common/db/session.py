@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,3 +48,17 @@ def upgrade_database(url: str) -> None:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), "head")
+
+
+def schema_is_current(url: str, connect_timeout_s: int = 5) -> bool:
+    """Whether the schema at url is at the latest revision (False before any migration). Raises SQLAlchemy's
+    errors when the database cannot be reached; a PostgreSQL connection attempt gives up after connect_timeout_s."""
+    latest = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    connect_args = {"connect_timeout": connect_timeout_s} if url.startswith("postgresql") else {}
+    engine = create_engine(url, connect_args=connect_args)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    return current == latest
