@@ -131,9 +131,10 @@ def test_yamllint_finds_nothing_in_the_values_files_and_the_renderings(rendering
 # --- Security ------------------------------------------------------------------------------------------------------
 
 
-def test_every_container_runs_non_root_read_only_without_capabilities(rendering: tuple[str, Path]) -> None:
+def _security_problems(manifests: list[dict[str, Any]]) -> list[str]:
+    """Every pod and container that could run as root, write its root filesystem, escalate or keep capabilities."""
     problems = []
-    for where, _, spec in _pod_specs(_manifests(rendering[1])):
+    for where, _, spec in _pod_specs(manifests):
         pod = spec.get("securityContext", {})
         if spec.get("automountServiceAccountToken") is not False:
             problems.append(f"{where}: service account token mounted")
@@ -151,13 +152,16 @@ def test_every_container_runs_non_root_read_only_without_capabilities(rendering:
                 problems.append(f"{label}: privilege escalation allowed")
             if "ALL" not in own.get("capabilities", {}).get("drop", []) or own.get("capabilities", {}).get("add"):
                 problems.append(f"{label}: capabilities not all dropped")
-    assert not problems, problems
+    return problems
 
 
-def test_no_literal_secret_is_rendered(rendering: tuple[str, Path]) -> None:
-    manifests = _manifests(rendering[1])
-    assert not [doc for doc in manifests if doc["kind"] == "Secret"], "the chart must only refer to Secrets"
-    problems = []
+def test_every_container_runs_non_root_read_only_without_capabilities(rendering: tuple[str, Path]) -> None:
+    assert not _security_problems(_manifests(rendering[1]))
+
+
+def _secret_problems(manifests: list[dict[str, Any]]) -> list[str]:
+    """Rendered Secrets, and secret values written into a ConfigMap or an environment variable."""
+    problems = [f"Secret {doc['metadata']['name']}" for doc in manifests if doc["kind"] == "Secret"]
     for doc in manifests:
         if doc["kind"] == "ConfigMap":
             for key, value in doc["data"].items():
@@ -172,27 +176,60 @@ def test_no_literal_secret_is_rendered(rendering: tuple[str, Path]) -> None:
                     problems.append(f"{where}: {variable['name']} holds a password")
                 elif SECRET_NAME.search(variable["name"]) and "valueFrom" not in variable and not password:
                     problems.append(f"{where}: {variable['name']} is a literal")
-                if "valueFrom" in variable and "secretKeyRef" in variable["valueFrom"]:
-                    assert variable["valueFrom"]["secretKeyRef"]["name"], f"{where}: {variable['name']}"
-    assert not problems, problems
+                reference = variable.get("valueFrom", {}).get("secretKeyRef")
+                if reference is not None and not reference["name"]:
+                    problems.append(f"{where}: {variable['name']} names no Secret")
+    return problems
 
 
-def test_a_default_deny_network_policy_selects_every_pod(rendering: tuple[str, Path]) -> None:
-    manifests = _manifests(rendering[1])
+def test_no_literal_secret_is_rendered(rendering: tuple[str, Path]) -> None:
+    assert not _secret_problems(_manifests(rendering[1]))
+
+
+def _network_problems(manifests: list[dict[str, Any]]) -> list[str]:
+    """Pods no default-deny NetworkPolicy selects, or that no policy lets out at all (not even to DNS)."""
     policies = [doc for doc in manifests if doc["kind"] == "NetworkPolicy"]
     deny = [policy for policy in policies if set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
             and not policy["spec"].get("ingress") and not policy["spec"].get("egress")]
-    assert deny, "no default-deny NetworkPolicy"
 
     def selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
         wanted = policy["spec"]["podSelector"].get("matchLabels", {})
         return all(labels.get(key) == value for key, value in wanted.items())
 
+    problems = []
     for where, metadata, _ in _pod_specs(manifests):
         labels = metadata["labels"]
-        assert any(selects(policy, labels) for policy in deny), f"{where} is not under a default deny"
-        egress = [policy for policy in policies if "egress" in policy["spec"] and selects(policy, labels)]
-        assert egress, f"{where} has no allowed egress at all (not even DNS)"
+        if not any(selects(policy, labels) for policy in deny):
+            problems.append(f"{where} is not under a default deny")
+        if not [policy for policy in policies if "egress" in policy["spec"] and selects(policy, labels)]:
+            problems.append(f"{where} has no allowed egress at all")
+    return problems
+
+
+def test_a_default_deny_network_policy_selects_every_pod(rendering: tuple[str, Path]) -> None:
+    assert not _network_problems(_manifests(rendering[1]))
+
+
+def test_the_checks_catch_a_weakened_rendering() -> None:
+    """The property checks above can fail: a rendering with the protections turned off, and a secret put in."""
+    result = _template([], "--set", "containerSecurityContext.readOnlyRootFilesystem=false",
+                       "--set", "containerSecurityContext.capabilities.drop=null",
+                       "--set", "networkPolicy.enabled=false")
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    security = _security_problems(manifests)
+    assert any("writable root filesystem" in problem for problem in security)
+    assert any("capabilities not all dropped" in problem for problem in security)
+    assert len(_network_problems(manifests)) == 2 * len(list(_pod_specs(manifests)))
+    worker = next(spec for where, _, spec in _pod_specs(manifests) if where == "Deployment/hilum-inference-worker")
+    worker["containers"][0]["env"] += [{"name": "HILUM_PUBLISH__FHIR_SERVER__BEARER_TOKEN", "value": "abc"},
+                                       {"name": "HILUM_REDIS__URL", "value": "redis://:hunter2@redis:6379/0"}]
+    manifests.append({"kind": "Secret", "metadata": {"name": "leaked"}, "data": {"password": "aHVudGVyMg=="}})
+    assert _secret_problems(manifests) == [
+        "Secret leaked",
+        "Deployment/hilum-inference-worker: HILUM_PUBLISH__FHIR_SERVER__BEARER_TOKEN is a literal",
+        "Deployment/hilum-inference-worker: HILUM_REDIS__URL holds a password",
+    ]
 
 
 def test_only_inference_may_reach_triton_and_only_clients_reach_the_databases(rendering: tuple[str, Path]) -> None:

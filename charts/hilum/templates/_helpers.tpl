@@ -444,3 +444,28 @@ volumes:
     secret: {secretName: {{ $mllp.tlsSecret }}, defaultMode: 0440}
   {{- end }}
 {{- end }}
+
+{{/* A HorizontalPodAutoscaler on CPU for a door. Args: dict root component autoscaling. */}}
+{{- define "hilum.hpa" -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "hilum.componentName" . }}
+  labels:
+    {{- include "hilum.labels" .root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "hilum.componentName" . }}
+  minReplicas: {{ .autoscaling.minReplicas }}
+  maxReplicas: {{ .autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ .autoscaling.targetCPUUtilizationPercentage }}
+{{- end }}
