@@ -1,10 +1,12 @@
-"""The `hilum` command: up and demo, ingestion from files, status, the service processes, models, CDS feedback and
-the database."""
+"""The `hilum` command: up and demo, ingestion from files, status, the service processes, models, CDS feedback,
+retention and the database."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -50,7 +52,7 @@ def _ingest(args: argparse.Namespace, settings: HilumSettings) -> int:
     paths = sorted(p for root in args.paths for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
     address = args.address or settings.grpc.address(settings.grpc.ingestion_port)
     rejected = 0
-    with IngestionClient(address, settings.grpc.max_message_bytes) as client:
+    with IngestionClient(address, settings.grpc.max_message_bytes, section=settings.grpc) as client:
         for result in client.submit_files(paths):
             if result.accepted:
                 note = " (already stored)" if result.duplicate else ""
@@ -67,7 +69,7 @@ def _status(args: argparse.Namespace, settings: HilumSettings) -> int:
     from hilum.ingestion.client import IngestionClient
 
     address = args.address or settings.grpc.address(settings.grpc.ingestion_port)
-    with IngestionClient(address) as client:
+    with IngestionClient(address, section=settings.grpc) as client:
         status = client.status(args.study_instance_uid)
     state = name_of(status.state)
     print(f"{status.study_instance_uid}: {state}" + (f" — {status.error}" if status.error else ""))
@@ -136,7 +138,6 @@ def _pull(args: argparse.Namespace, settings: HilumSettings) -> int:
     """
     import logging
     import signal
-    import threading
     from datetime import UTC, datetime, time
 
     from hilum.common.connections import open_sessions
@@ -162,12 +163,38 @@ def _pull(args: argparse.Namespace, settings: HilumSettings) -> int:
             return 1
         print(report.line())
         return 1 if report.failed else 0
-    stop = threading.Event()
+    heartbeat = settings.health.heartbeat_file
+    stop = threading.Event() if heartbeat is None else _BeatingStop(heartbeat, settings.health.heartbeat_interval_s)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     puller.poll_every(args.every or settings.pacs.poll_interval_s, since, stop,
                       on_report=lambda report: print(report.line(), flush=True))
     return 0
+
+
+class _BeatingStop(threading.Event):
+    """The pull loop's stop event, beating the heartbeat file (hilum.common.heartbeat) as the loop waits on it.
+
+    The loop waits after every poll, failed ones too (alive, only waiting), so each poll beats; the wait beats
+    again every interval_s, so a poll interval longer than the probe's limit does not read as stuck.
+    """
+
+    def __init__(self, path: Path, interval_s: float) -> None:
+        super().__init__()
+        self._path = path
+        self._interval_s = interval_s
+
+    def wait(self, timeout: float | None = None) -> bool:
+        from hilum.common.heartbeat import beat
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            beat(self._path)
+            remaining = self._interval_s if deadline is None else deadline - time.monotonic()
+            if super().wait(min(self._interval_s, max(remaining, 0.0))):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
 
 
 def _positive_seconds(value: str) -> float:
@@ -202,6 +229,33 @@ def _quarantine(args: argparse.Namespace, settings: HilumSettings) -> int:
         print(f"hilum quarantine: {missing}", file=sys.stderr)
         return 1
     return 0
+
+
+def _purge_images(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """Delete the stored images of studies past retention (--dry-run: only say which); one line per study."""
+    from datetime import UTC, datetime, timedelta
+
+    from hilum.common.connections import open_object_store, open_sessions
+    from hilum.ingestion.retention import purge_images, study_line, summary_line
+
+    purged = []
+    for study in purge_images(open_sessions(settings), open_object_store(settings), timedelta(days=args.older_than),
+                              datetime.now(UTC), dry_run=args.dry_run):
+        purged.append(study)
+        print(study_line(study, args.dry_run), flush=True)
+    print(summary_line(purged, args.dry_run))
+    return 0
+
+
+def _days(value: str) -> int:
+    """A whole number of days, at least 1 (purging what arrived today is never a retention schedule)."""
+    try:
+        days = int(value)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, at least 1, not {value}")
+    return days
 
 
 def _cds_feedback(args: argparse.Namespace, settings: HilumSettings) -> int:
@@ -267,8 +321,6 @@ def _db_upgrade(args: argparse.Namespace, settings: HilumSettings) -> int:
 def _db_wait(args: argparse.Namespace, settings: HilumSettings) -> int:
     """Wait until the database answers and its schema is at the latest revision (a Kubernetes init container runs
     this, so pods start only after the migration Job); exit 1 with the last reason after --timeout seconds."""
-    import time
-
     from sqlalchemy.exc import SQLAlchemyError
 
     from hilum.common.db.session import schema_is_current
@@ -351,6 +403,16 @@ def build_parser() -> argparse.ArgumentParser:
                          ("delete", "delete the kept bytes (the record stays)")):
         actions.add_parser(action, help=text).add_argument("id", type=int)
     quarantine.set_defaults(handler=_quarantine)
+
+    purge = commands.add_parser("purge", help="retention: delete stored data past its time")
+    purge_commands = purge.add_subparsers(dest="purge_command", required=True)
+    purge_images = purge_commands.add_parser(
+        "images", help="delete the stored images of studies received more than DAYS ago whose processing has ended "
+        "(reports, findings and deliveries stay)")
+    purge_images.add_argument("--older-than", type=_days, required=True, metavar="DAYS",
+                              help="purge studies whose every image arrived more than DAYS ago (at least 1)")
+    purge_images.add_argument("--dry-run", action="store_true", help="print what would be purged; change nothing")
+    purge_images.set_defaults(handler=_purge_images)
 
     cds = commands.add_parser("cds", help="CDS Hooks service data")
     cds_commands = cds.add_subparsers(dest="cds_command", required=True)

@@ -35,7 +35,7 @@ KUBERNETES_VERSION = "1.37.0"
 # Custom resources whose schemas Kubernetes does not ship (KEDA, Prometheus Operator): the only ones allowed to go
 # unvalidated.
 CUSTOM_API_GROUPS = ("keda.sh/", "monitoring.coreos.com/")
-WORKLOADS = ("Deployment", "StatefulSet", "Job")
+WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob")
 # Variable names whose values are secrets: they may only come from a Secret, or compose one with $(VAR).
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN$|SECRET|PRIVATE_KEY$|DATABASE__URL|REDIS__URL")
 CREDENTIALS_IN_URL = re.compile(r"://[^/\s:@]*:([^@\s]+)@")
@@ -80,7 +80,8 @@ def _pod_specs(manifests: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str,
     """(kind/name, pod template metadata, pod spec) of every workload."""
     for doc in manifests:
         if doc["kind"] in WORKLOADS:
-            template = doc["spec"]["template"]
+            spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+            template = spec["template"]
             yield f"{doc['kind']}/{doc['metadata']['name']}", template["metadata"], template["spec"]
 
 
@@ -264,7 +265,7 @@ def test_every_container_states_its_resources(rendering: tuple[str, Path]) -> No
 def test_every_long_running_container_has_startup_liveness_and_readiness_probes(rendering: tuple[str, Path]) -> None:
     missing = []
     for where, _, spec in _pod_specs(_manifests(rendering[1])):
-        if where.startswith("Job/"):
+        if where.startswith(("Job/", "CronJob/")):
             continue  # a Job's pod runs to completion
         for container in spec["containers"]:
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -416,6 +417,8 @@ def test_every_hilum_command_is_one_the_cli_knows(rendering: tuple[str, Path]) -
                 commands.append(container["args"])
                 parser.parse_args(container["args"])  # exits (SystemExit) on an unknown command or option
     assert ["db", "upgrade"] in commands and ["worker", "inference"] in commands
+    if rendering[0] == "production":
+        assert ["purge", "images", "--older-than", "730"] in commands
 
 
 # --- Values schema --------------------------------------------------------------------------------------------------

@@ -4,9 +4,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +20,14 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from hilum import cli
+from hilum.common.connections import open_object_store, open_sessions
+from hilum.common.db import studies
 from hilum.common.db.session import upgrade_database
-from hilum.common.settings import settings_env
-from hilum.runtime.ports import loopback_settings
+from hilum.common.logs import study_ref
+from hilum.common.settings import HealthSection, HilumSettings, PacsSection, settings_env
+from hilum.common.study import PatientInfo
+from hilum.runtime.ports import free_port, loopback_settings
+from tests.helpers import record_study
 
 
 @pytest.mark.parametrize(("argv", "handler", "parsed"), [
@@ -44,6 +54,8 @@ from hilum.runtime.ports import loopback_settings
     (["publish", "status", "1.2.3", "cancelled", "--model-version", "v1"], "_publish",
      {"action": "status", "study": "1.2.3", "status": "cancelled", "model_version": "v1"}),
     (["worker", "publishing"], "_worker", {"service": "publishing"}),
+    (["purge", "images", "--older-than", "30"], "_purge_images", {"older_than": 30, "dry_run": False}),
+    (["purge", "images", "--older-than", "1", "--dry-run"], "_purge_images", {"older_than": 1, "dry_run": True}),
 ])
 def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str], handler: str,
                                                                  parsed: dict[str, Any]) -> None:
@@ -59,6 +71,9 @@ def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str]
     ["models", "fetch"],  # the weights file is required
     ["publish", "status", "1.2.3", "final", "--model-version", "v1"],  # only amended or cancelled
     ["db", "wait", "--timeout", "0"],  # waiting no time at all says nothing
+    ["purge", "images"],  # the retention is the operator's to say
+    ["purge", "images", "--older-than", "0"],  # what arrived today is never past retention
+    ["purge", "images", "--older-than", "1.5"],
     [],
 ])
 def test_a_wrong_command_line_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -155,3 +170,67 @@ def test_publish_list_and_status_on_an_empty_store(tmp_path: Path, monkeypatch: 
     assert capsys.readouterr().out.endswith("no deliveries\n")
     assert cli.main(["publish", "status", "1.2.3", "amended", "--model-version", "v1"]) == 1
     assert "no published report" in capsys.readouterr().err
+
+
+def test_purge_images_prints_hashed_references_and_a_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HILUM_STORAGE__DATA_DIR", str(tmp_path / "data"))
+    settings = HilumSettings()
+    upgrade_database(settings.database_url)
+    sessions, store = open_sessions(settings), open_object_store(settings)
+    record_study(sessions, "1.2.840.7", PatientInfo("P1", "HOSP", "", None, ""), None, view_positions=("PA", "LL"))
+    with sessions.begin() as session:
+        row = studies.require_study(session, "1.2.840.7")
+        row.state, row.received_at = "REPORTED", datetime.now(UTC) - timedelta(days=40)
+        keys = [instance.object_key for instance in studies.instances_of(session, "1.2.840.7")]
+        for instance in studies.instances_of(session, "1.2.840.7"):
+            instance.received_at = row.received_at
+    for key in keys:
+        store.put(key, bytes(600_000))
+
+    assert cli.main(["purge", "images", "--older-than", "30", "--dry-run"]) == 0
+    dry = capsys.readouterr().out.splitlines()
+    assert dry[0].startswith(f"would purge  study {study_ref('1.2.840.7')}  REPORTED  received ")
+    assert dry[1:] == ["1 studies, 2 images would be purged (1.2 MB); dry run, nothing changed"]
+    assert all(store.exists(key) for key in keys)
+    assert cli.main(["purge", "images", "--older-than", "30"]) == 0
+    purged = capsys.readouterr().out
+    assert purged.endswith("\n1 studies, 2 images purged (1.2 MB)\n") and "1.2.840.7" not in purged
+    assert not any(store.exists(key) for key in keys)
+    assert cli.main(["purge", "images", "--older-than", "30"]) == 0
+    assert capsys.readouterr().out == "0 studies, 0 images purged (0.0 MB)\n"
+
+
+def test_the_pull_loop_beats_its_heartbeat_while_the_pacs_does_not_answer(tmp_settings: HilumSettings) -> None:
+    heartbeat = tmp_settings.storage.data_dir / "heartbeat"
+    settings = tmp_settings.model_copy(update={
+        "pacs": PacsSection(dicomweb_url=f"http://127.0.0.1:{free_port()}/dicom-web"),
+        "health": HealthSection(heartbeat_file=heartbeat),
+    })
+    command = [sys.executable, "-m", "hilum.cli", "pull", "--every", "0.2"]
+    with subprocess.Popen(command, env={**os.environ, **settings_env(settings)}, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as puller:
+        try:
+            deadline = time.monotonic() + 30
+            while not heartbeat.exists() and time.monotonic() < deadline and puller.poll() is None:
+                time.sleep(0.05)
+            first = heartbeat.stat().st_mtime_ns  # the first poll failed, and it beat
+            while heartbeat.stat().st_mtime_ns == first and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert heartbeat.stat().st_mtime_ns > first  # and the failing polls go on beating
+            puller.send_signal(signal.SIGTERM)
+            assert puller.wait(timeout=30) == 0
+        finally:
+            if puller.poll() is None:
+                puller.kill()
+
+
+def test_the_pull_stop_event_beats_while_it_waits_and_ends_when_set(tmp_path: Path) -> None:
+    heartbeat = tmp_path / "beat" / "file"
+    stop = cli._BeatingStop(heartbeat, interval_s=0.05)
+    assert stop.wait(0.01) is False and heartbeat.exists()  # a wait after each poll beats at once
+    before = heartbeat.stat().st_mtime_ns
+    assert stop.wait(0.3) is False and heartbeat.stat().st_mtime_ns > before  # and again while waiting long
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    assert stop.wait(30) is True and time.monotonic() - started < 5

@@ -35,6 +35,11 @@ class Inference:
         if not key:
             raise PermanentError("the study has no frontal image (PA or AP) to analyse")
         if not self._store.exists(key):
+            with self._sessions() as session:
+                row = studies.get_study(session, study.study_instance_uid)
+                purged = row is not None and row.images_purged_at is not None
+            if purged:
+                raise PermanentError("the study's images were purged under the retention schedule (hilum purge images)")
             raise PermanentError("the stored image named by the study reference is missing")
         try:
             result = self._engine.analyse(self._store.path(key))

@@ -187,7 +187,11 @@ class Ingestion:
                 conflict = _identity_conflict(session, header, sha256)
                 if conflict is not None:
                     return conflict
-                if studies.has_instance(session, instance.sop_instance_uid):
+                stored = studies.stored_instance(session, instance.sop_instance_uid)
+                if stored is not None:
+                    if not self._store.exists(stored.object_key):  # purged by retention: keep what is sent again
+                        self._store.put(stored.object_key, incoming.content)
+                        studies.images_restored(session, header.study_instance_uid)
                     result.duplicate = True  # the same bytes again: idempotent success
                     return result, _Stored(header.study_instance_uid, gained=False)
                 key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)

@@ -91,7 +91,7 @@ def run_demo(settings: HilumSettings, keep_running: bool = False, fresh: bool = 
             stack.check_alive()
 
         address = settings.grpc.address(settings.grpc.ingestion_port)
-        with IngestionClient(address, settings.grpc.max_message_bytes) as client:
+        with IngestionClient(address, settings.grpc.max_message_bytes, section=settings.grpc) as client:
             results = client.submit_files(files)
             say(f"\nSubmitted {len(files)} files:")
             for result in results:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.common.db import studies
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.object_store import ObjectStore
+from hilum.common.study import PatientInfo
 from hilum.inference.engine import FindingsEngine
 from hilum.inference.labels import load_label_map
 from hilum.inference.service import Inference
@@ -17,7 +20,7 @@ from hilum.runtime.ports import free_port
 from hilum.samples.dicom_files import write_study
 from hilum.samples.sample_studies import SAMPLE_STUDIES
 from hilum.v1 import messages_pb2
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, record_study
 
 
 @pytest.fixture
@@ -40,6 +43,15 @@ def test_a_study_without_a_frontal_view_fails_for_good(inference: Inference) -> 
 def test_a_missing_stored_image_fails_for_good(inference: Inference) -> None:
     with pytest.raises(PermanentError, match="missing"):
         inference.infer(_reference("dicom/1.2.3/absent.dcm"))
+
+
+def test_a_study_whose_images_were_purged_says_so(inference: Inference, sqlite_sessions: sessionmaker[Session]) -> None:
+    record_study(sqlite_sessions, "1.2.3", PatientInfo("P1", "HOSP", "", None, ""), None, view_positions=("PA",))
+    with sqlite_sessions.begin() as session:
+        studies.require_study(session, "1.2.3").images_purged_at = datetime.now(UTC)
+    reference = _reference("dicom/1.2.3/purged.dcm")
+    with pytest.raises(PermanentError, match="purged under the retention schedule"):
+        inference.infer(reference)
 
 
 def test_an_unreadable_image_fails_for_good(inference: Inference, store: ObjectStore) -> None:

@@ -111,6 +111,23 @@ def test_the_same_bytes_again_are_an_idempotent_duplicate(
     assert ingestion.status(uid).state == study_state.REPORTED
 
 
+def test_an_instance_sent_again_after_its_images_were_purged_is_stored_again(
+    ingestion: Ingestion, sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path
+) -> None:
+    path = write_study(_small(3), tmp_path)
+    uid = ingestion.accept([_incoming(path)]).results[0].study_instance_uid
+    with sqlite_sessions.begin() as session:
+        (instance,) = studies.instances_of(session, uid)
+        key = instance.object_key
+        studies.require_study(session, uid).images_purged_at = NOW  # what `hilum purge images` leaves
+    store.delete(key)
+    again = ingestion.accept([_incoming(path)]).results[0]
+    assert again.accepted and again.duplicate
+    assert store.get(key) == path.read_bytes()
+    with sqlite_sessions() as session:
+        assert studies.require_study(session, uid).images_purged_at is None
+
+
 def test_a_failed_study_starts_again_on_resubmission(
     ingestion: Ingestion, sqlite_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:

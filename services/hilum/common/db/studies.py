@@ -76,6 +76,13 @@ def stored_instance(session: Session, sop_instance_uid: str) -> InstanceRow | No
     return session.get(InstanceRow, sop_instance_uid)
 
 
+def images_restored(session: Session, uid: str) -> None:
+    """An instance purged under the retention schedule was received and stored again: the study has images."""
+    row = get_study(session, uid)
+    if row is not None:
+        row.images_purged_at = None
+
+
 def study_of_series(session: Session, series_instance_uid: str) -> str | None:
     """The Study Instance UID a series is stored under, or None when no instance of it is stored."""
     stmt = select(InstanceRow.study_instance_uid).where(InstanceRow.series_instance_uid == series_instance_uid)
