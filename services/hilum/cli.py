@@ -4,6 +4,7 @@ retention and the database."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -448,7 +449,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# numpy's BLAS and OpenMP pools start a busy-waiting thread per core in every process that imports numpy. Hilum
+# runs many processes per host and Triton's onnxruntime owns the model's threads, so each of Hilum's processes does
+# its numerics on one thread instead of oversubscribing the cores. Set before numpy is imported; an operator's
+# value wins.
+NUMERIC_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def main(argv: list[str] | None = None) -> int:
+    for variable in NUMERIC_THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
     args = build_parser().parse_args(argv)
     code: int = args.handler(args, HilumSettings())
     return code

@@ -234,3 +234,13 @@ def test_the_pull_stop_event_beats_while_it_waits_and_ends_when_set(tmp_path: Pa
     threading.Timer(0.1, stop.set).start()
     started = time.monotonic()
     assert stop.wait(30) is True and time.monotonic() - started < 5
+
+
+def test_hilum_processes_do_their_numerics_on_one_thread_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in cli.NUMERIC_THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # an operator's choice
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1" and os.environ["MKL_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "4"
