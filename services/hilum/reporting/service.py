@@ -28,7 +28,7 @@ from hilum.common.destinations import DeliveryEvent, Destination
 from hilum.common.errors import PermanentError
 from hilum.common.fhir.bundle import build_report_bundle
 from hilum.common.fhir.order import order_reference
-from hilum.common.fhir.validation import bundle_json, validate_bundle
+from hilum.common.fhir.validation import validate_built_bundle
 from hilum.common.logs import study_ref
 from hilum.common.reported_findings import reported_findings
 from hilum.common.settings import FhirSection
@@ -108,8 +108,7 @@ class Reporting:
             patient_identifier_system=self._fhir.patient_identifier_system, create_patient=self._fhir.create_patient,
             based_on=order_reference(study, self._fhir), presented_html=render_html(draft),
         )
-        data = bundle_json(bundle)
-        problems = validate_bundle(data)
+        data, problems = validate_built_bundle(bundle)
         if problems:
             raise PermanentError("FHIR bundle failed validation: " + "; ".join(problems[:5]))
         report_id = _diagnostic_report_id(data)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hilum.common.fhir.bundle import build_report_bundle
-from hilum.common.fhir.validation import bundle_json, validate_bundle
+from hilum.common.fhir.validation import bundle_json, validate_built_bundle, validate_bundle
 from hilum.common.reported_findings import ReportedFindings
 from hilum.common.study import StudyInfo
 from hilum.v1 import messages_pb2
@@ -163,3 +163,19 @@ def test_resource_type_hilum_does_not_emit_is_caught(valid: dict[str, Any]) -> N
 def test_collection_bundle_is_caught(valid: dict[str, Any]) -> None:
     problems = _problems_after(valid, lambda d: d.update(type="collection"))
     assert any("bdl-3" in p for p in problems) and any("hilum-bdl-1" in p for p in problems)
+
+
+def test_a_built_bundle_is_checked_without_parsing_it_back(
+    study: StudyInfo, reported: ReportedFindings, draft: messages_pb2.DraftReport, prior_study: StudyInfo,
+    valid: dict[str, Any],
+) -> None:
+    issued = datetime(2024, 3, 5, 9, 30, tzinfo=UTC)
+    built = build_report_bundle(study, reported, draft, prior_study=prior_study, issued=issued,
+                                patient_identifier_system="urn:oid:1.2.3")
+    assert validate_built_bundle(built) == (valid, [])
+    # What the models cannot see is still caught: a demo report whose conclusion lost its disclaimer.
+    report = next(entry.resource for entry in built.entry if entry.resource.__resource_type__ == "DiagnosticReport")
+    report.conclusion = "New right pneumothorax."
+    data, problems = validate_built_bundle(built)
+    assert _resource(data, "DiagnosticReport")["conclusion"] == "New right pneumothorax."
+    assert any("hilum-demo-1" in problem for problem in problems)
