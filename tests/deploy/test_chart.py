@@ -333,6 +333,17 @@ def test_triton_serves_the_model_config_each_rendering_names(rendering: tuple[st
         assert config_name == "gpu" and gpus == 1
 
 
+def test_each_worker_gets_the_concurrency_of_its_pool(rendering: tuple[str, Path]) -> None:
+    for where, metadata, spec in _pod_specs(_manifests(rendering[1])):
+        component = metadata["labels"]["app.kubernetes.io/component"]
+        if not component.endswith("-worker"):
+            continue
+        names = {variable["name"] for variable in spec["containers"][0]["env"]}
+        threads = component == "inference-worker"
+        assert ("HILUM_QUEUE__INFERENCE_CONCURRENCY" in names) == threads, where
+        assert ("HILUM_QUEUE__WORKER_CONCURRENCY" in names) != threads, where
+
+
 def test_migrations_run_as_a_helm_hook(rendering: tuple[str, Path]) -> None:
     name, path = rendering
     job = next(doc for doc in _manifests(path) if doc["kind"] == "Job")

@@ -51,8 +51,9 @@ def _no_servicer(core: FlakyInference, forward: Forward[messages_pb2.StudyFindin
     """This test exercises the queue door only."""
 
 
+@pytest.mark.parametrize("pool", ["solo", "threads"])  # threads: as the inference worker runs
 def test_stage_task_retries_forwards_settles_and_dead_letters(
-    redis_server: RedisServer, redis_client: redis_lib.Redis, tmp_path: Path
+    pool: str, redis_server: RedisServer, redis_client: redis_lib.Redis, tmp_path: Path
 ) -> None:
     settings = HilumSettings(redis=RedisSection(url=redis_server.url),
                              storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"),
@@ -73,7 +74,8 @@ def test_stage_task_retries_forwards_settles_and_dead_letters(
             rows = session.scalars(select(DeadLetterRow)).all()
             return sorted((r.study_instance_uid, r.error) for r in rows)
 
-    with start_worker(app, pool="solo", perform_ping_check=False, queues=["inference"], shutdown_timeout=10):
+    with start_worker(app, pool=pool, concurrency=3, perform_ping_check=False, queues=["inference"],
+                      shutdown_timeout=10):
         for uid in ("1.1", "2.2", "3.3"):
             enqueue(app, Stage.INFERENCE, messages_pb2.StudyReference(study_instance_uid=uid))
         wait_until(lambda: len(dead_letters()) == 2 and redis_client.llen("priors") == 1,

@@ -92,6 +92,9 @@ class QueueSection(BaseModel):
     max_retries: int = 5
     retry_backoff_max_s: int = 60
     worker_concurrency: int = 1
+    # The inference worker runs this many tasks at once, in threads: while one waits on Triton the others decode
+    # and preprocess, and the requests in flight together reach Triton's dynamic batcher as one batch.
+    inference_concurrency: int = Field(default=8, ge=1)
     # How long priors waits for a recently received prior study to finish its own inference.
     prior_wait_s: int = 300
 

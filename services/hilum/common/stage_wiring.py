@@ -2,17 +2,18 @@
 
 A stage's core is a typed function from one protobuf message to another. Its wiring says how the core
 is built from settings, how its gRPC servicer is added to a server, which message its Celery task
-takes, and what of its result is handed to the next stage's queue. The gRPC methods of inference and
-priors only compute; reporting's Publish hands its planned deliveries to the publishing queue, exactly
-as its queue task does, so that a result published by either door reaches its destinations.
+takes, how its worker runs tasks (a pool of processes or of threads, and how many) and what of its
+result is handed to the next stage's queue. The gRPC methods of inference and priors only compute;
+reporting's Publish hands its planned deliveries to the publishing queue, exactly as its queue task
+does, so that a result published by either door reaches its destinations.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 import grpc
 from celery import Celery
@@ -23,11 +24,15 @@ from hilum.common.dead_letters import dead_letter_sink
 from hilum.common.errors import TransientError
 from hilum.common.grpc_server import create_server, serve_until_signalled
 from hilum.common.queue import DeadLetterSink, Stage, create_celery_app, enqueue, register_stage_task
-from hilum.common.settings import HilumSettings
+from hilum.common.settings import HilumSettings, QueueSection
 
 Core = TypeVar("Core")
 In = TypeVar("In", bound=Message)
 Out = TypeVar("Out", bound=Message)
+Made = TypeVar("Made")
+
+# Celery's pools: "prefork" runs each task in a child process, "threads" in a thread of the worker process.
+WorkerPool = Literal["prefork", "threads"]
 
 
 class Forward(Protocol[Out]):
@@ -46,6 +51,27 @@ class StageDoors(Protocol):
 
     def register_task(self, app: Celery, settings: HilumSettings) -> None: ...
 
+    def worker_pool(self, settings: HilumSettings) -> tuple[WorkerPool, int]: ...
+
+
+def worker_concurrency(queue: QueueSection) -> int:
+    """The concurrency of a prefork stage worker: queue.worker_concurrency processes."""
+    return queue.worker_concurrency
+
+
+def once(factory: Callable[[], Made]) -> Callable[[], Made]:
+    """A function returning factory(), called on first use only, also when several threads first use it at once."""
+    lock = threading.Lock()
+    made: list[Made] = []
+
+    def get() -> Made:
+        with lock:
+            if not made:
+                made.append(factory())
+            return made[0]
+
+    return get
+
 
 @dataclass(frozen=True)
 class StageWiring(Generic[Core, In, Out]):
@@ -61,6 +87,9 @@ class StageWiring(Generic[Core, In, Out]):
     handoff: Callable[[Out], Sequence[Message]] = lambda result: [result]
     # What the queue task does once its result is handed on (ingestion removes its spool files).
     settle: Callable[[Core, In], None] | None = None
+    # How the stage's Celery worker runs its tasks (prefork: one per child process), and how many at once.
+    pool: WorkerPool = "prefork"
+    concurrency: Callable[[QueueSection], int] = worker_concurrency
 
     @property
     def grpc_service(self) -> str:
@@ -95,10 +124,15 @@ class StageWiring(Generic[Core, In, Out]):
         )
         serve_until_signalled(server)
 
-    def register_task(self, app: Celery, settings: HilumSettings) -> None:
-        """Register the stage's Celery task on app: run the core, forward, settle; built once per worker process."""
+    def worker_pool(self, settings: HilumSettings) -> tuple[WorkerPool, int]:
+        """The Celery pool the stage's worker runs and how many tasks it runs at once."""
+        return self.pool, self.concurrency(settings.queue)
 
-        @functools.cache
+    def register_task(self, app: Celery, settings: HilumSettings) -> None:
+        """Register the stage's Celery task on app: run the core, forward, settle; built once per worker process
+        (once for all the threads of a threads pool)."""
+
+        @once
         def handler() -> Callable[[In], None]:
             core = self.build(settings)
             run, forward, settle = self.task(core), self.forwarder(app), self.settle
@@ -110,7 +144,7 @@ class StageWiring(Generic[Core, In, Out]):
 
             return handle
 
-        @functools.cache
+        @once
         def sink() -> DeadLetterSink:
             return dead_letter_sink(open_sessions(settings))
 

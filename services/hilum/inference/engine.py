@@ -9,6 +9,7 @@ has them (the python backend), else from weights.json of the served version in t
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,11 @@ class EngineResult:
 
 
 class FindingsEngine:
-    """Preprocesses radiographs and scores them with the findings model served by Triton (gRPC)."""
+    """Preprocesses radiographs and scores them with the findings model served by Triton (gRPC).
+
+    Safe to share between threads: each call has its own arrays and request, the gRPC client's unary calls are
+    thread-safe, and the cached served-model lookup is replaced whole, never changed in place.
+    """
 
     def __init__(
         self,
@@ -118,6 +123,7 @@ class FindingsEngine:
         self.model_repository = model_repository
         self._client = triton_grpc.InferenceServerClient(url=triton_url)
         self._served: ServedModel | None = None
+        self._warn_lock = threading.Lock()  # the unknown-version warning is logged once, whichever thread
         self._warned_unknown = False
 
     def analyse(self, image_path: Path) -> EngineResult:
@@ -169,14 +175,20 @@ class FindingsEngine:
         )
 
     def _served_model(self) -> ServedModel:
-        """The served version and outputs, asked of Triton on first use and kept until a request fails."""
-        if self._served is None:
+        """The served version and outputs, asked of Triton on first use and kept until a request fails.
+
+        Threads arriving together before the first answer each ask (the same answer, stored whole; no lock, so that
+        none waits out another's timeout). Read once into a local: another thread's failed request may clear it.
+        """
+        served = self._served
+        if served is None:
             try:
                 metadata = self._client.get_model_metadata(self.model_name, client_timeout=self.timeout_s)
             except InferenceServerException as exc:
                 raise self._failure(exc) from exc
-            self._served = served_model(metadata.versions, (output.name for output in metadata.outputs))
-        return self._served
+            served = served_model(metadata.versions, (output.name for output in metadata.outputs))
+            self._served = served
+        return served
 
     def _manifest_provenance(self, version: str) -> Provenance:
         """Provenance from weights.json of the served version; UNKNOWN_PROVENANCE (logged once) when unreadable."""
@@ -186,8 +198,9 @@ class FindingsEngine:
         try:
             return manifest_provenance(version_dir)
         except (OSError, ValueError) as exc:
-            if not self._warned_unknown:
-                self._warned_unknown = True
+            with self._warn_lock:
+                first, self._warned_unknown = not self._warned_unknown, True
+            if first:
                 log.warning(
                     "%s: the served config reports no weights version and weights.json cannot be read (%s); "
                     "results report version %r as demo weights", self.model_name, exc, UNKNOWN_VERSION,

@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class Inference:
-    """Runs Hilum's models for one study through the engine (which alone talks to Triton)."""
+    """Runs Hilum's models for one study through the engine (which alone talks to Triton).
+
+    Safe to call from several threads at once (the inference worker's threads pool): each call opens its own
+    database sessions, the object store is stateless and the engine is thread-safe.
+    """
 
     def __init__(self, sessions: sessionmaker[Session], store: ObjectStore, engine: FindingsEngine) -> None:
         self._sessions = sessions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hilum.common.connections import open_object_store, open_sessions
 from hilum.common.queue import Stage
-from hilum.common.settings import HilumSettings
+from hilum.common.settings import HilumSettings, QueueSection
 from hilum.common.stage_wiring import StageWiring
 from hilum.inference.engine import FindingsEngine
 from hilum.inference.grpc_api import InferenceServicer
@@ -27,8 +27,18 @@ def build(settings: HilumSettings) -> Inference:
     return Inference(open_sessions(settings), open_object_store(settings), engine)
 
 
+def inference_concurrency(queue: QueueSection) -> int:
+    """How many studies the inference worker has in flight at once: queue.inference_concurrency threads."""
+    return queue.inference_concurrency
+
+
+# A threads pool: a task mostly waits on Triton, so several in flight at once cost little and reach Triton's
+# dynamic batcher together (one Inference, and one gRPC channel, for all threads). acks_late and a prefetch of
+# one per thread hold as with prefork. The threads pool does not enforce queue.task_time_limit_s: the Triton
+# call is bounded by its own client timeout (settings.triton.request_timeout_s) instead.
 WIRING = StageWiring(
     stage=Stage.INFERENCE, next_stage=Stage.PRIORS, build=build,
     add_servicer=lambda core, _forward, server: add_InferenceServiceServicer_to_server(InferenceServicer(core), server),
     task_input=messages_pb2.StudyReference, task=lambda inference: inference.infer,
+    pool="threads", concurrency=inference_concurrency,
 )

@@ -95,15 +95,18 @@ def worker_app(name: str, settings: HilumSettings) -> Celery:
 
 
 def work(name: str, settings: HilumSettings) -> None:
-    """Run the stage's Celery worker on its own queue until SIGTERM (warm shutdown); metrics, with the length of
-    its queue, on settings.metrics, served by the main process for the pool processes too (multiprocess mode)."""
+    """Run the stage's Celery worker on its own queue, with the pool its wiring asks for, until SIGTERM (warm
+    shutdown); metrics, with the length of its queue, on settings.metrics, served by the main process for the pool
+    processes too (multiprocess mode; a threads pool has no pool processes, its tasks count in the main one)."""
     configure_logging(f"{name}-worker")
     app = worker_app(name, settings)
-    queue = stage_doors(name).stage.value
+    doors = stage_doors(name)
+    queue = doors.stage.value
+    pool, concurrency = doors.worker_pool(settings)
     mark_dead_worker_processes()
     serve_metrics(settings.metrics, [queue_length_collector(settings.redis.url, [queue])])
     app.worker_main([
         "worker", "--queues", queue, "--hostname", f"{name}@%h",
-        "--concurrency", str(settings.queue.worker_concurrency), "--loglevel", "INFO",
+        "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO",
         "--without-gossip", "--without-mingle",
     ])

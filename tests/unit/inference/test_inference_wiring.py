@@ -1,9 +1,10 @@
-"""Inference's wiring: its queue takes study references and hands each one's findings to priors."""
+"""Inference's wiring: its queue takes study references and hands each one's findings to priors; its worker runs
+threads."""
 
 from __future__ import annotations
 
 from hilum.common.queue import Stage
-from hilum.common.settings import HilumSettings
+from hilum.common.settings import HilumSettings, QueueSection
 from hilum.inference.service import Inference
 from hilum.inference.wiring import WIRING, build
 from hilum.v1 import messages_pb2
@@ -26,3 +27,9 @@ def test_build_gives_the_engine_the_model_repository_for_weights_json(tmp_settin
     inference = build(tmp_settings)
     # Configs without provenance outputs (the stock image's) need it to say which weights ran.
     assert inference._engine.model_repository == tmp_settings.triton.model_repository
+
+
+def test_the_worker_runs_inference_concurrency_threads() -> None:
+    """Threads, so that studies in flight together reach Triton's dynamic batcher as one batch."""
+    settings = HilumSettings(queue=QueueSection(worker_concurrency=2, inference_concurrency=6))
+    assert WIRING.worker_pool(settings) == ("threads", 6)

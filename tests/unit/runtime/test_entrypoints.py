@@ -55,6 +55,14 @@ def test_each_stage_hands_on_to_the_next_and_publishing_is_last() -> None:
     assert [s.value if s is not None else None for s in following] == [None, "priors", "reporting", "publishing", None]
 
 
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_only_the_inference_worker_runs_threads(name: str) -> None:
+    """Inference mostly waits on Triton: threads keep several studies in flight; the others run prefork processes."""
+    settings = HilumSettings(queue=QueueSection(worker_concurrency=3, inference_concurrency=8))
+    expected = ("threads", 8) if name == "inference" else ("prefork", 3)
+    assert stage_doors(name).worker_pool(settings) == expected
+
+
 def test_an_unknown_stage_name_is_refused() -> None:
     with pytest.raises(ValueError, match="no stage called 'cds'") as refused:
         stage_doors("cds")
@@ -136,16 +144,20 @@ def test_the_assembler_serves_metrics_and_beats_while_the_database_is_down(tmp_p
     assert "assembler will try again" in process.log_tail(200)  # the database really was down
 
 
-def test_a_prefork_worker_serves_its_queue_length_and_beats(redis_server: RedisServer, tmp_path: Path) -> None:
-    """Multiprocess mode, as in Kubernetes: the main process serves the metrics of its pool processes too."""
+@pytest.mark.parametrize(("name", "pool"), [("priors", "prefork"), ("inference", "thread")])
+def test_a_worker_serves_its_queue_length_and_beats(name: str, pool: str, redis_server: RedisServer,
+                                                    tmp_path: Path) -> None:
+    """Multiprocess mode, as in Kubernetes: the main process serves the metrics of its pool processes too; a threads
+    pool (inference) has none, and beats and serves all the same."""
     port, heartbeat, multiproc = free_port(), tmp_path / "heartbeat", tmp_path / "prometheus"
     multiproc.mkdir()
     settings = HilumSettings(
         redis=RedisSection(url=redis_server.url),
         storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"),
+        queue=QueueSection(worker_concurrency=2, inference_concurrency=3),
         metrics=MetricsSection(port=port), health=HealthSection(heartbeat_file=heartbeat, heartbeat_interval_s=0.2),
     )
-    process = _run(["worker", "priors"], settings, tmp_path / "worker.log",
+    process = _run(["worker", name], settings, tmp_path / "worker.log",
                    {"PROMETHEUS_MULTIPROC_DIR": str(multiproc)})
     url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -155,4 +167,6 @@ def test_a_prefork_worker_serves_its_queue_length_and_beats(redis_server: RedisS
         assert process.running, process.log_tail()
     finally:
         process.stop()
-    assert text is not None and 'hilum_queue_messages{queue="priors"} 0.0' in text
+    assert text is not None and f'hilum_queue_messages{{queue="{name}"}} 0.0' in text
+    concurrency = 3 if name == "inference" else 2
+    assert f"concurrency: {concurrency} ({pool})" in process.log_tail(200)  # Celery's start-up banner
