@@ -7,10 +7,11 @@ together. A resource stored again unchanged makes no new version; a changed one 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -310,13 +311,17 @@ class _BundleIndex:
     by_identifier: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
 
-def _entry_id(session: Session, entry: Json, resource: Json, resource_type: str) -> str:
+# Finds the id of a stored, current resource by (type, identifier system, value); see _find_by_identifier.
+FindStored = Callable[[str, str, str], str | None]
+
+
+def _entry_id(find: FindStored, entry: Json, resource: Json, resource_type: str) -> str:
     """The id an entry is stored under: a PUT's id, the urn:uuid, the resource's own id, or an existing match."""
     request: Json = entry["request"] if isinstance(entry.get("request"), dict) else {}
     url, full_url = str(request.get("url", "")), str(entry.get("fullUrl", ""))
     criteria = request.get("ifNoneExist")
     if isinstance(criteria, str) and (match := _criteria_identifier(criteria)) is not None:
-        existing = _find_by_identifier(session, resource_type, *match)
+        existing = find(resource_type, *match)
         if existing is not None:
             return existing
     if request.get("method") == "PUT" and "?" not in url and url.count("/") == 1:
@@ -328,7 +333,7 @@ def _entry_id(session: Session, entry: Json, resource: Json, resource_type: str)
     return str(uuid.uuid4())
 
 
-def _rewrite(session: Session, resource: Json, index: _BundleIndex) -> None:
+def _rewrite(find: FindStored, resource: Json, index: _BundleIndex) -> None:
     """Point every reference at a stored resource ("Type/id"); a reference to what is neither in the bundle nor
     stored keeps only its identifier (and type)."""
     for ref in _walk_references(resource):
@@ -346,7 +351,7 @@ def _rewrite(session: Session, resource: Json, index: _BundleIndex) -> None:
             del ref["reference"]
             continue
         found = index.by_identifier.get((target_type, *match))
-        if found is None and (stored := _find_by_identifier(session, target_type, *match)) is not None:
+        if found is None and (stored := find(target_type, *match)) is not None:
             found = f"{target_type}/{stored}"
         if found is not None:
             ref["reference"] = found
@@ -366,6 +371,9 @@ def store_bundle(session: Session, bundle: Json, now: datetime) -> list[StoredRe
     if bundle.get("resourceType") != "Bundle" or not isinstance(entries, list):
         raise InvalidResource("not a Bundle with entries")
     index = _BundleIndex()
+    # Nothing is stored before every reference is rewritten, so one lookup per identifier serves the whole bundle
+    # (every Observation names the same Patient, ImagingStudy and Device).
+    find: FindStored = functools.cache(functools.partial(_find_by_identifier, session))
     resources: list[Json] = []
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -373,7 +381,7 @@ def store_bundle(session: Session, bundle: Json, now: datetime) -> list[StoredRe
             raise InvalidResource("a bundle entry without a resource")
         resource = json.loads(json.dumps(resource))  # a private copy to rewrite
         resource_type = resource["resourceType"]
-        resource["id"] = _entry_id(session, entry, resource, resource_type)
+        resource["id"] = _entry_id(find, entry, resource, resource_type)
         reference = f"{resource_type}/{resource['id']}"
         if isinstance(entry.get("fullUrl"), str):
             index.by_full_url[entry["fullUrl"]] = reference
@@ -381,7 +389,7 @@ def store_bundle(session: Session, bundle: Json, now: datetime) -> list[StoredRe
             index.by_identifier[(resource_type, token.system, token.value)] = reference
         resources.append(resource)
     for resource in resources:
-        _rewrite(session, resource, index)
+        _rewrite(find, resource, index)
     order = sorted(range(len(resources)), key=lambda i: resources[i]["resourceType"] != "Patient")
     stored: dict[int, StoredRef] = {i: store_resource(session, resources[i], now) for i in order}
     return [stored[i] for i in range(len(resources))]

@@ -179,3 +179,13 @@ def test_a_built_bundle_is_checked_without_parsing_it_back(
     data, problems = validate_built_bundle(built)
     assert _resource(data, "DiagnosticReport")["conclusion"] == "New right pneumothorax."
     assert any("hilum-demo-1" in problem for problem in problems)
+
+
+def test_contained_resources_are_still_held_to_the_dom_invariants(valid: dict[str, Any]) -> None:
+    # The dom-* invariants are evaluated only where a resource has contained resources; there they must bite.
+    nested = {"resourceType": "Device", "id": "inner", "contained": [{"resourceType": "Device", "id": "deeper"}],
+              "meta": {"versionId": "3"}}
+    problems = _problems_after(valid, lambda d: _resource(d, "Observation").update(contained=[nested]))
+    assert any("dom-2" in p for p in problems)
+    assert any("dom-3" in p for p in problems)  # nothing refers to #inner
+    assert any("dom-4" in p for p in problems)
