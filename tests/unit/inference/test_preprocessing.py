@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from hilum.common.dicom.pixels import Radiograph, read_radiograph
-from hilum.inference.preprocessing import MODEL_INPUT_LIMIT, MODEL_INPUT_SIZE, to_model_input
+from hilum.inference.preprocessing import MODEL_INPUT_LIMIT, MODEL_INPUT_SIZE, area_average, to_model_input
 from tests.helpers import write_dicom
 
 FULL_12_BIT = 4095
@@ -107,3 +107,20 @@ def test_resize_keeps_a_ramp_in_order() -> None:
     image = to_model_input(radiograph(ramp(500, 500)))[0]
     assert (np.diff(image, axis=1) > 0).all()
     np.testing.assert_allclose(image, np.broadcast_to(image[:1], image.shape), atol=1e-3)  # rows alike
+
+
+def _resampling_matrix(size_in: int, size_out: int) -> npt.NDArray[np.float64]:
+    """The area-averaging matrix (size_out, size_in): the fraction of each input sample each output span covers."""
+    step = size_in / size_out
+    edges = np.arange(size_out + 1) * step
+    pixel = np.arange(size_in)[np.newaxis, :]
+    overlap = np.minimum(pixel + 1.0, edges[1:, np.newaxis]) - np.maximum(pixel, edges[:-1, np.newaxis])
+    return np.clip(overlap, 0.0, None) / step
+
+
+@pytest.mark.parametrize("size_in", [2000, 2500, 448, 225, 224, 100, 3, 1])
+def test_area_average_is_the_resampling_matrix_product(size_in: int) -> None:
+    values = np.random.default_rng(size_in).uniform(0, 4095, (size_in, 7)).astype(np.float32)
+    expected = _resampling_matrix(size_in, MODEL_INPUT_SIZE) @ values.astype(np.float64)
+    np.testing.assert_allclose(area_average(values, MODEL_INPUT_SIZE, axis=0), expected, rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(area_average(values.T, MODEL_INPUT_SIZE, axis=1), expected.T, rtol=1e-5, atol=1e-2)
