@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -88,10 +89,28 @@ def decode_radiograph(ds: Dataset) -> Radiograph:
     if not 1 <= bits_stored <= MAX_BITS_STORED:
         raise ImageUnreadable(f"Bits Stored {bits_stored} is not usable: Hilum reads 1 to {MAX_BITS_STORED}")
     signed = integer(ds, "PixelRepresentation") == 1
-    stored = _first_frame(ds).astype(np.float32)
+    stored = _first_frame(ds)
     half = 2.0 ** (bits_stored - 1)
     stored_range = (-half, half - 1) if signed else (0.0, 2 * half - 1)
 
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2:
+        # Every step below maps each stored value on its own, so it runs once per value the pixels' type can hold
+        # (at most 65536) and the image takes its values from that table: one pass over millions of pixels.
+        bits = 8 * stored.dtype.itemsize
+        first = -(2 ** (bits - 1)) if stored.dtype.kind == "i" else 0
+        domain = np.arange(first, first + 2**bits, dtype=np.float32)
+        table, value_range = display_values(ds, domain, stored_range, signed, photometric)
+        index: npt.NDArray[Any] = stored.astype(np.int32) - first if first else stored
+        values: npt.NDArray[np.float32] = np.take(table, index)
+    else:
+        values, value_range = display_values(ds, stored.astype(np.float32), stored_range, signed, photometric)
+    return Radiograph(pixels=values, value_range=value_range, bits_stored=bits_stored)
+
+
+def display_values(
+    ds: Dataset, stored: npt.NDArray[np.float32], stored_range: Range, signed: bool, photometric: str
+) -> tuple[npt.NDArray[np.float32], Range]:
+    """Stored values through steps 2 to 4 of the pipeline (modality LUT, VOI LUT, MONOCHROME1), with their range."""
     values, value_range = _modality_lut(ds, stored, stored_range, signed)
     values, value_range = _voi_lut(ds, values, value_range, signed)
     low, high = value_range
@@ -99,7 +118,7 @@ def decode_radiograph(ds: Dataset) -> Radiograph:
         np.clip(values, low, high, out=values)
         if photometric == "MONOCHROME1":
             values = (low + high) - values  # MONOCHROME1 shows low values bright; mirror within the range
-    return Radiograph(pixels=values.astype(np.float32, copy=False), value_range=value_range, bits_stored=bits_stored)
+    return values.astype(np.float32, copy=False), value_range
 
 
 def _greyscale(ds: Dataset) -> str:

@@ -24,7 +24,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from hilum.common.dicom.pixels import ImageUnreadable, Radiograph, decode_radiograph, read_radiograph
+from hilum.common.dicom.pixels import ImageUnreadable, Radiograph, decode_radiograph, display_values, read_radiograph
 from tests.unit.common.dicom.jpeg_writer import baseline_jpeg, lossless_jpeg
 
 FULL_12_BIT = 4095
@@ -414,3 +414,28 @@ def test_unknown_transfer_syntax_is_unreadable() -> None:
     pydicom.dcmwrite(out, Dataset(compressed), implicit_vr=False, little_endian=True)
     bare = pydicom.dcmread(BytesIO(out.getvalue()), force=True)  # encapsulated frames, no syntax to name
     assert "transfer syntax is unknown" in str(unreadable(bare))
+
+
+@pytest.mark.parametrize(("attributes", "signed", "photometric"), [
+    ({}, False, "MONOCHROME2"),
+    ({"WindowCenter": 1500, "WindowWidth": 1000}, False, "MONOCHROME2"),
+    ({"WindowCenter": 1500, "WindowWidth": 1000, "VOILUTFunction": "SIGMOID"}, False, "MONOCHROME1"),
+    ({"WindowCenter": 1500.5, "WindowWidth": 700, "VOILUTFunction": "LINEAR_EXACT"}, False, "MONOCHROME2"),
+    ({"RescaleSlope": 0.5, "RescaleIntercept": -100, "WindowCenter": 200, "WindowWidth": 300}, True, "MONOCHROME1"),
+])
+def test_the_value_table_gives_what_the_pipeline_gives_pixel_by_pixel(
+    attributes: dict[str, object], signed: bool, photometric: str
+) -> None:
+    """decode_radiograph maps integer pixels through a table of every possible value; the same steps on each
+    pixel (the path for other pixel types) give the same image."""
+    stored = np.random.default_rng(7).integers(-2048 if signed else 0, 2048 if signed else 4096, (64, 48))
+    ds = dataset(stored.astype(np.int16 if signed else np.uint16), photometric=photometric)
+    ds.PixelRepresentation = int(signed)
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    image = decode_radiograph(ds)
+    half = 2.0 ** 11
+    stored_range = (-half, half - 1) if signed else (0.0, 2 * half - 1)
+    expected, value_range = display_values(ds, stored.astype(np.float32), stored_range, signed, photometric)
+    assert image.value_range == value_range
+    np.testing.assert_array_equal(image.pixels, expected)
