@@ -19,8 +19,11 @@ def build(settings: HilumSettings) -> Priors:
     return Priors(open_sessions(settings), timedelta(seconds=settings.queue.prior_wait_s))
 
 
+# A threads pool: a comparison is a few database reads and writes, so a process per task would spend more memory
+# than it saves CPU; the threads pool does not enforce queue.task_time_limit_s, and nothing here waits long.
 WIRING = StageWiring(
     stage=Stage.PRIORS, next_stage=Stage.REPORTING, build=build,
     add_servicer=lambda core, _forward, server: add_PriorsServiceServicer_to_server(PriorsServicer(core), server),
     task_input=messages_pb2.StudyFindings, task=lambda priors: priors.compare,
+    pool="threads",
 )

@@ -18,9 +18,13 @@ def build(settings: HilumSettings) -> Publishing:
     return Publishing(open_sessions(settings), configured_senders(settings), settings.publish)
 
 
+# A threads pool: a delivery mostly waits on a FHIR server, an HL7 engine or a PACS, so threads keep several in
+# flight in one process. The threads pool does not enforce queue.task_time_limit_s: every destination call is
+# bounded by its own timeout_s instead.
 WIRING = StageWiring(
     stage=Stage.PUBLISHING, next_stage=None, build=build,
     add_servicer=lambda core, _forward, server: add_PublishingServiceServicer_to_server(
         PublishingServicer(core), server),
     task_input=messages_pb2.DeliveryRequest, task=lambda publishing: publishing.deliver_or_retry,
+    pool="threads",
 )

@@ -60,6 +60,12 @@ class Door:
     answers: Callable[[], bool]
 
 
+# Environment every Hilum process of the stack starts with unless the caller's says otherwise: glibc gives each
+# thread that allocates its own malloc arena, and gRPC servers and threaded workers then hold freed image buffers
+# in many of them; two arenas keep a process's memory near what it uses (measured: about 10% less for the stack).
+PROCESS_DEFAULTS = {"MALLOC_ARENA_MAX": "2"}
+
+
 def stack_doors(settings: HilumSettings) -> list[Door]:
     """Every door of a stack with these settings, in start-up order: its key and address in endpoints.json,
     its port and the setting that moves it, and how to tell it answers. Adding a door is one entry here.
@@ -174,7 +180,7 @@ class EmbeddedStack:
         self._clock = clock
         self.redis = RedisServer(redis_port(settings), self.data_dir / "redis", self.log_dir / "redis.log")
         self.triton = TritonServer(settings.triton, self.data_dir / "triton", self.log_dir / "triton.log")
-        env = {**os.environ, **settings_env(settings)}
+        env = {**PROCESS_DEFAULTS, **os.environ, **settings_env(settings)}
         hilum = [sys.executable, "-m", "hilum.cli"]
         self.children: list[ManagedProcess] = []
         for name in STAGE_NAMES:

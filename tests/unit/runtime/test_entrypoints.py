@@ -55,11 +55,14 @@ def test_each_stage_hands_on_to_the_next_and_publishing_is_last() -> None:
     assert [s.value if s is not None else None for s in following] == [None, "priors", "reporting", "publishing", None]
 
 
-@pytest.mark.parametrize("name", STAGE_NAMES)
-def test_only_the_inference_worker_runs_threads(name: str) -> None:
-    """Inference mostly waits on Triton: threads keep several studies in flight; the others run prefork processes."""
+@pytest.mark.parametrize(("name", "expected"), [
+    ("ingestion", ("prefork", 3)), ("inference", ("threads", 8)), ("priors", ("threads", 3)),
+    ("reporting", ("prefork", 3)), ("publishing", ("threads", 3)),
+])
+def test_stages_that_mostly_wait_run_threads_and_the_others_processes(name: str, expected: tuple[str, int]) -> None:
+    """Inference waits on Triton (its threads reach the batcher together), priors on the database, publishing on
+    the destinations; ingestion and reporting work in Python and run prefork processes."""
     settings = HilumSettings(queue=QueueSection(worker_concurrency=3, inference_concurrency=8))
-    expected = ("threads", 8) if name == "inference" else ("prefork", 3)
     assert stage_doors(name).worker_pool(settings) == expected
 
 
@@ -144,7 +147,7 @@ def test_the_assembler_serves_metrics_and_beats_while_the_database_is_down(tmp_p
     assert "assembler will try again" in process.log_tail(200)  # the database really was down
 
 
-@pytest.mark.parametrize(("name", "pool"), [("priors", "prefork"), ("inference", "thread")])
+@pytest.mark.parametrize(("name", "pool"), [("ingestion", "prefork"), ("inference", "thread")])
 def test_a_worker_serves_its_queue_length_and_beats(name: str, pool: str, redis_server: RedisServer,
                                                     tmp_path: Path) -> None:
     """Multiprocess mode, as in Kubernetes: the main process serves the metrics of its pool processes too; a threads

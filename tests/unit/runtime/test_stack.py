@@ -142,6 +142,15 @@ def test_a_stack_is_built_without_touching_the_disk(loopback: HilumSettings) -> 
     assert stack.urls()["cds"] == stack.cds_url == f"http://127.0.0.1:{loopback.cds.port}"
 
 
+def test_stack_processes_start_with_two_malloc_arenas_unless_told_otherwise(
+    loopback: HilumSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert {child.env["MALLOC_ARENA_MAX"] for child in EmbeddedStack(loopback).children if child.env} == {"2"}
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert {child.env["MALLOC_ARENA_MAX"] for child in EmbeddedStack(loopback).children if child.env} == {"4"}
+
+
 def test_a_failed_start_stops_what_started_and_writes_no_file(loopback: HilumSettings) -> None:
     stack = EmbeddedStack(loopback)  # its Triton server venv does not exist
     with pytest.raises(TritonNotInstalled):
