@@ -79,7 +79,9 @@ def _manifests(path: Path) -> list[dict[str, Any]]:
 def _pod_specs(manifests: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(kind/name, pod template metadata, pod spec) of every workload."""
     for doc in manifests:
-        if doc["kind"] in WORKLOADS:
+        if doc["kind"] == "Pod":  # the `helm test` pod
+            yield f"Pod/{doc['metadata']['name']}", doc["metadata"], doc["spec"]
+        elif doc["kind"] in WORKLOADS:
             spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
             template = spec["template"]
             yield f"{doc['kind']}/{doc['metadata']['name']}", template["metadata"], template["spec"]
@@ -265,8 +267,8 @@ def test_every_container_states_its_resources(rendering: tuple[str, Path]) -> No
 def test_every_long_running_container_has_startup_liveness_and_readiness_probes(rendering: tuple[str, Path]) -> None:
     missing = []
     for where, _, spec in _pod_specs(_manifests(rendering[1])):
-        if where.startswith(("Job/", "CronJob/")):
-            continue  # a Job's pod runs to completion
+        if where.startswith(("Job/", "CronJob/", "Pod/")):
+            continue  # these pods run to completion
         for container in spec["containers"]:
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 if probe not in container:
@@ -342,6 +344,20 @@ def test_each_worker_gets_the_concurrency_of_its_pool(rendering: tuple[str, Path
         threads = component == "inference-worker"
         assert ("HILUM_QUEUE__INFERENCE_CONCURRENCY" in names) == threads, where
         assert ("HILUM_QUEUE__WORKER_CONCURRENCY" in names) != threads, where
+
+
+def test_helm_test_checks_the_doors_it_may_reach(rendering: tuple[str, Path]) -> None:
+    manifests = _manifests(rendering[1])
+    pod = next(doc for doc in manifests if doc["kind"] == "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["args"][0]
+    compile(script, "helm-test", "exec")  # the check it runs is valid Python
+    assert "/cds-services" in script and "/fhir/metadata" in script and "/readyz" in script
+    policy = next(doc for doc in manifests if doc["kind"] == "NetworkPolicy"
+                  and doc["metadata"]["name"] == "hilum-test-doors")
+    reached = {rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: rule["ports"][0]["port"]
+               for rule in policy["spec"]["egress"]}
+    assert reached == {"cds": 8080, "dicom": 11112}
 
 
 def test_migrations_run_as_a_helm_hook(rendering: tuple[str, Path]) -> None:
