@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -142,6 +141,7 @@ def _pull(args: argparse.Namespace, settings: HilumSettings) -> int:
     from datetime import UTC, datetime, time
 
     from hilum.common.connections import open_sessions
+    from hilum.common.heartbeat import stop_event
     from hilum.common.logs import configure_logging
     from hilum.ingestion.pacs_pull import LOOKBACK, PacsError, PacsPuller, study_source
     from hilum.ingestion.wiring import build
@@ -164,38 +164,12 @@ def _pull(args: argparse.Namespace, settings: HilumSettings) -> int:
             return 1
         print(report.line())
         return 1 if report.failed else 0
-    heartbeat = settings.health.heartbeat_file
-    stop = threading.Event() if heartbeat is None else _BeatingStop(heartbeat, settings.health.heartbeat_interval_s)
+    stop = stop_event(settings.health)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     puller.poll_every(args.every or settings.pacs.poll_interval_s, since, stop,
                       on_report=lambda report: print(report.line(), flush=True))
     return 0
-
-
-class _BeatingStop(threading.Event):
-    """The pull loop's stop event, beating the heartbeat file (hilum.common.heartbeat) as the loop waits on it.
-
-    The loop waits after every poll, failed ones too (alive, only waiting), so each poll beats; the wait beats
-    again every interval_s, so a poll interval longer than the probe's limit does not read as stuck.
-    """
-
-    def __init__(self, path: Path, interval_s: float) -> None:
-        super().__init__()
-        self._path = path
-        self._interval_s = interval_s
-
-    def wait(self, timeout: float | None = None) -> bool:
-        from hilum.common.heartbeat import beat
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            beat(self._path)
-            remaining = self._interval_s if deadline is None else deadline - time.monotonic()
-            if super().wait(min(self._interval_s, max(remaining, 0.0))):
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
 
 
 def _positive_seconds(value: str) -> float:

@@ -225,17 +225,6 @@ def test_the_pull_loop_beats_its_heartbeat_while_the_pacs_does_not_answer(tmp_se
                 puller.kill()
 
 
-def test_the_pull_stop_event_beats_while_it_waits_and_ends_when_set(tmp_path: Path) -> None:
-    heartbeat = tmp_path / "beat" / "file"
-    stop = cli._BeatingStop(heartbeat, interval_s=0.05)
-    assert stop.wait(0.01) is False and heartbeat.exists()  # a wait after each poll beats at once
-    before = heartbeat.stat().st_mtime_ns
-    assert stop.wait(0.3) is False and heartbeat.stat().st_mtime_ns > before  # and again while waiting long
-    threading.Timer(0.1, stop.set).start()
-    started = time.monotonic()
-    assert stop.wait(30) is True and time.monotonic() - started < 5
-
-
 def test_hilum_processes_do_their_numerics_on_one_thread_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in cli.NUMERIC_THREAD_VARIABLES:
         monkeypatch.delenv(variable, raising=False)

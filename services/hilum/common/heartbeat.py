@@ -1,13 +1,15 @@
 """Liveness for processes without a port: a file touched while the process does its work, whose age a probe checks.
 
 Kubernetes probes it with `test $(( $(date +%s) - $(stat -c %Y FILE) )) -lt 60`. A Celery worker beats from
-its own event loop (the hub's timer), so a worker whose main loop is stuck stops beating; the assembler beats
-once per iteration of its loop.
+its own event loop (the hub's timer), so a worker whose main loop is stuck stops beating; the loops of the
+assembler and the PACS puller beat as they wait on their stop event (stop_event).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,33 @@ def install_worker_heartbeat(app: Celery, section: HealthSection) -> None:
     """Make app's workers beat section.heartbeat_file every section.heartbeat_interval_s; nothing when it is unset."""
     if section.heartbeat_file is not None:
         app.steps["worker"].add(heartbeat_step(section.heartbeat_file, section.heartbeat_interval_s))
+
+
+class BeatingStop(threading.Event):
+    """A loop's stop event that beats the heartbeat file as the loop waits on it.
+
+    A loop that waits after every round, failed ones too (alive, only waiting), beats once per round; a long wait
+    beats again every interval_s, so a round interval longer than the probe's limit does not read as stuck.
+    """
+
+    def __init__(self, path: Path, interval_s: float) -> None:
+        super().__init__()
+        self._path = path
+        self._interval_s = interval_s
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            beat(self._path)
+            remaining = self._interval_s if deadline is None else deadline - time.monotonic()
+            if super().wait(min(self._interval_s, max(remaining, 0.0))):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+
+def stop_event(section: HealthSection) -> threading.Event:
+    """The stop event of a process's main loop: it beats section.heartbeat_file while waited on, when one is set."""
+    if section.heartbeat_file is None:
+        return threading.Event()
+    return BeatingStop(section.heartbeat_file, section.heartbeat_interval_s)

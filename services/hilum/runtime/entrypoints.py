@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 
 from celery import Celery
 
-from hilum.common.heartbeat import beat, install_worker_heartbeat
+from hilum.common.heartbeat import install_worker_heartbeat, stop_event
 from hilum.common.logs import configure_logging
 from hilum.common.metrics import mark_dead_worker_processes, queue_length_collector, serve_metrics
 from hilum.common.queue import create_celery_app
@@ -61,8 +60,8 @@ def serve(name: str, settings: HilumSettings) -> None:
 def serve_assembler(settings: HilumSettings) -> None:
     """Hand complete studies to inference every settings.ingestion.assembly_poll_s until SIGTERM.
 
-    A failure to reach the database or the broker is logged and tried again at the next poll. Each poll beats
-    settings.health.heartbeat_file (also while the database is down: the loop is alive, only waiting).
+    A failure to reach the database or the broker is logged and tried again at the next poll. Each wait between
+    polls beats settings.health.heartbeat_file (also while the database is down: the loop is alive, only waiting).
     """
     from hilum.common.connections import open_sessions
     from hilum.common.queue import Stage, enqueue
@@ -72,13 +71,10 @@ def serve_assembler(settings: HilumSettings) -> None:
     serve_metrics(settings.metrics)
     app = create_celery_app(settings, name="hilum-assembler")
     assembler = Assembler(open_sessions(settings), lambda reference: enqueue(app, Stage.INFERENCE, reference))
-    stop = threading.Event()
+    stop = stop_event(settings.health)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    heartbeat_file = settings.health.heartbeat_file
     while not stop.wait(settings.ingestion.assembly_poll_s):
-        if heartbeat_file is not None:
-            beat(heartbeat_file)
         try:
             assembler.hand_on_due()
         except Exception as exc:  # the database or the broker is down: the studies stay due

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
 from celery.contrib.testing.worker import start_worker
 
-from hilum.common.heartbeat import beat, install_worker_heartbeat
+from hilum.common.heartbeat import beat, install_worker_heartbeat, stop_event
 from hilum.common.polling import wait_until
 from hilum.common.queue import create_celery_app
 from hilum.common.settings import HealthSection, HilumSettings, RedisSection
@@ -68,3 +69,18 @@ def test_a_worker_whose_loop_is_stuck_stops_beating(redis_server: RedisServer, t
         wait_until(lambda: len(blocked) == 2, timeout_s=10, interval_s=0.05, what="the blocking task")
     assert blocked[0] == blocked[1]
 
+
+def test_a_loops_stop_event_beats_while_it_waits_and_ends_when_set(tmp_path: Path) -> None:
+    heartbeat = tmp_path / "beat" / "file"
+    stop = stop_event(HealthSection(heartbeat_file=heartbeat, heartbeat_interval_s=0.05))
+    assert stop.wait(0.01) is False and heartbeat.exists()  # a wait after each round beats at once
+    before = heartbeat.stat().st_mtime_ns
+    assert stop.wait(0.3) is False and heartbeat.stat().st_mtime_ns > before  # and again while waiting long
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    assert stop.wait(30) is True and time.monotonic() - started < 5
+
+
+def test_without_a_heartbeat_file_a_loops_stop_event_is_a_plain_event() -> None:
+    stop = stop_event(HealthSection())
+    assert type(stop) is threading.Event
