@@ -66,11 +66,6 @@ def add_instance(session: Session, study_instance_uid: str, info: InstanceInfo, 
     session.flush()
 
 
-def has_instance(session: Session, sop_instance_uid: str) -> bool:
-    """Whether an instance with this SOP Instance UID is already stored."""
-    return session.get(InstanceRow, sop_instance_uid) is not None
-
-
 def stored_instance(session: Session, sop_instance_uid: str) -> InstanceRow | None:
     """The stored instance with this SOP Instance UID, or None."""
     return session.get(InstanceRow, sop_instance_uid)

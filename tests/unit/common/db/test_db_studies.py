@@ -25,7 +25,8 @@ def test_a_study_is_created_once_and_read_back_typed(sqlite_sessions: sessionmak
     with sqlite_sessions() as session:
         info = studies.require_study_info(session, "1.1")
         assert studies.count_instances(session, "1.1") == 2
-        assert studies.has_instance(session, "1.1.2") and not studies.has_instance(session, "1.1.3")
+        assert studies.stored_instance(session, "1.1.2") is not None
+        assert studies.stored_instance(session, "1.1.3") is None
     assert info.patient == JANE and info.started == started and info.description == "XR CHEST PA"
     assert [i.view_position for i in info.instances] == ["PA", "LL"]
     assert info.instances[0] == instance_info("1.1", 1, "PA")
