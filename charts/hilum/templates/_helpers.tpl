@@ -366,24 +366,37 @@ spec:
         {{- end }}{{ end }}
 {{- end }}
 
-{{/* The gRPC TLS Secret, mounted where HILUM_GRPC__TLS_* point. */}}
-{{- define "hilum.grpcTls" -}}
-{{- if .Values.grpc.tls.existingSecret }}
+{{/*
+A TLS Secret (tls.crt, tls.key, ca.crt) mounted at /etc/hilum/<name> and named by a settings section's
+TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE variables; env, mounts and volumes are empty without a Secret.
+Args: dict secret name section ("GRPC", "DICOM") env (more entries, when there is a Secret).
+*/}}
+{{- define "hilum.tlsFiles" -}}
+{{- if .secret }}
+{{- $dir := printf "/etc/hilum/%s" .name }}
 env:
-  - {name: HILUM_GRPC__TLS_CERT_FILE, value: /etc/hilum/grpc-tls/tls.crt}
-  - {name: HILUM_GRPC__TLS_KEY_FILE, value: /etc/hilum/grpc-tls/tls.key}
-  - {name: HILUM_GRPC__TLS_CA_FILE, value: /etc/hilum/grpc-tls/ca.crt}
-  - {name: HILUM_GRPC__TLS_REQUIRE_CLIENT_CERT, value: {{ .Values.grpc.tls.requireClientCert | quote }}}
+  - {name: HILUM_{{ .section }}__TLS_CERT_FILE, value: {{ $dir }}/tls.crt}
+  - {name: HILUM_{{ .section }}__TLS_KEY_FILE, value: {{ $dir }}/tls.key}
+  - {name: HILUM_{{ .section }}__TLS_CA_FILE, value: {{ $dir }}/ca.crt}
+  {{- with .env }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 mounts:
-  - {name: grpc-tls, mountPath: /etc/hilum/grpc-tls, readOnly: true}
+  - {name: {{ .name }}, mountPath: {{ $dir }}, readOnly: true}
 volumes:
-  - name: grpc-tls
-    secret: {secretName: {{ .Values.grpc.tls.existingSecret }}, defaultMode: 0440}
+  - name: {{ .name }}
+    secret: {secretName: {{ .secret }}, defaultMode: 0440}
 {{- else }}
 env: []
 mounts: []
 volumes: []
 {{- end }}
+{{- end }}
+
+{{/* The gRPC TLS Secret, mounted where HILUM_GRPC__TLS_* point. */}}
+{{- define "hilum.grpcTls" -}}
+{{- $require := list (dict "name" "HILUM_GRPC__TLS_REQUIRE_CLIENT_CERT" "value" (toString .Values.grpc.tls.requireClientCert)) }}
+{{- include "hilum.tlsFiles" (dict "secret" .Values.grpc.tls.existingSecret "name" "grpc-tls" "section" "GRPC" "env" $require) }}
 {{- end }}
 
 {{/* Settings errors that the schema cannot express. */}}
