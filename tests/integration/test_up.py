@@ -91,6 +91,11 @@ def _assert_every_door_answers(endpoints: Endpoints) -> None:
     assert metadata["resourceType"] == "CapabilityStatement" and metadata["fhirVersion"] == "4.0.1"
     search = httpx.get(f"{endpoints.fhir}/DiagnosticReport", timeout=10.0)  # open: the embedded stack, on loopback
     assert search.status_code == 200 and search.json()["type"] == "searchset"
+    assert endpoints.metrics is not None
+    inference_worker = httpx.get(endpoints.metrics["inference-worker"], timeout=10.0).text
+    assert 'hilum_queue_messages{queue="inference"}' in inference_worker  # counted by the worker at scrape time
+    # The CDS app's own /metrics, which counted the requests above.
+    assert "hilum_http_request_duration_seconds" in httpx.get(endpoints.metrics["cds"], timeout=10.0).text
 
 
 def test_up_publishes_its_doors_and_stops_everything_on_sigterm(tmp_path: Path, demo_model_repository: Path) -> None:
@@ -110,6 +115,9 @@ def test_up_publishes_its_doors_and_stops_everything_on_sigterm(tmp_path: Path, 
         assert endpoints.pid == up.pid
         assert endpoints_path(data_dir).stat().st_size > 0
         _assert_every_door_answers(endpoints)
+        assert endpoints.metrics is not None
+        assert sorted(endpoints.metrics) == sorted([*settings.metrics.process_ports, "cds"])  # every Hilum process
+        assert (data_dir / "prometheus" / "inference-worker").is_dir()  # the worker's multiprocess folder
         children = _children(up.pid)
         assert len(children) == 15  # Redis, Triton, five gRPC servers, five workers, the assembler, CDS, DICOM
 

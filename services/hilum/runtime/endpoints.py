@@ -59,6 +59,9 @@ class Endpoints(BaseModel):
     triton: TritonEndpoints | None = None
     redis: str | None = None  # "redis://127.0.0.1:6390/0"
     dicom: DicomEndpoint | None = None
+    # Each process's Prometheus endpoint, by its name in the stack:
+    # {"ingestion-grpc": "http://127.0.0.1:9101/metrics", ..., "cds": "http://127.0.0.1:8080/metrics"}
+    metrics: dict[str, str] | None = None
 
     @field_serializer("started_at")
     def _utc_z(self, value: datetime) -> str:

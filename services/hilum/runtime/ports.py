@@ -17,6 +17,7 @@ from hilum.common.settings import (
     GrpcSection,
     HilumSettings,
     IngestionSection,
+    MetricsSection,
     QueueSection,
     RedisSection,
     StorageSection,
@@ -130,6 +131,7 @@ def loopback_settings(root: Path, model_repository: Path, server_venv: Path, dat
                          reporting_port=free_port(), publishing_port=free_port()),
         cds=CdsSection(port=free_port()),
         dicom=DicomSection(port=free_port()),
+        metrics=MetricsSection(process_ports={name: free_port() for name in MetricsSection().process_ports}),
         queue=QueueSection(worker_concurrency=worker_concurrency),
         # No stability window: a study is complete once submitted; the assembler looks often.
         ingestion=IngestionSection(stability_window_s=0.0, assembly_poll_s=0.1),

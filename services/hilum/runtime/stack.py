@@ -2,23 +2,27 @@
 
 Nothing starts unless every port is free. Parts start in dependency order; once every door answers,
 the stack writes endpoints.json in its data directory. It stops in reverse order, removing the file
-first. Children read their settings from the HILUM_* environment this supervisor gives them.
+first. Children read their settings from the HILUM_* environment this supervisor gives them, each with
+its own metrics port (settings.metrics.process_ports).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from hilum.common.grpc_server import is_serving
+from hilum.common.metrics import MULTIPROC_ENV
 from hilum.common.polling import wait_until
 from hilum.common.settings import HilumSettings, settings_env
 from hilum.fhir_api.auth import is_loopback
@@ -66,6 +70,19 @@ class Door:
 PROCESS_DEFAULTS = {"MALLOC_ARENA_MAX": "2"}
 
 
+def stack_process_names() -> list[str]:
+    """The stack's Hilum processes by name, in start order: per stage its gRPC server and its worker, then the
+    assembler, the CDS app and the DICOM SCP."""
+    return [*(f"{name}-{kind}" for name in STAGE_NAMES for kind in ("grpc", "worker")), "assembler", "cds", "dicom"]
+
+
+def metrics_ports(settings: HilumSettings) -> dict[str, int]:
+    """The port of each stack process that serves metrics on its own (settings.metrics.process_ports), in start
+    order; the CDS app serves /metrics on its own HTTP port instead."""
+    ports = settings.metrics.process_ports
+    return {name: ports[name] for name in stack_process_names() if name in ports and name != "cds"}
+
+
 def stack_doors(settings: HilumSettings) -> list[Door]:
     """Every door of a stack with these settings, in start-up order: its key and address in endpoints.json,
     its port and the setting that moves it, and how to tell it answers. Adding a door is one entry here.
@@ -78,6 +95,8 @@ def stack_doors(settings: HilumSettings) -> list[Door]:
     triton_http = f"http://{triton_host}:{models.http_port}"
     triton_metrics = f"http://{triton_host}:{models.metrics_port}/metrics"
     stages = {name: grpc.address(grpc.port_for(name)) for name in STAGE_NAMES}
+    metrics_host = settings.metrics.host
+    metrics = {name: (f"http://{metrics_host}:{port}/metrics", port) for name, port in metrics_ports(settings).items()}
     return [
         Door("redis", settings.redis.url,
              Port(redis_server.BIND_ADDRESS, redis_port(settings), "HILUM_REDIS__URL", "Redis"),
@@ -103,6 +122,12 @@ def stack_doors(settings: HilumSettings) -> list[Door]:
         Door("dicom", DicomEndpoint(ae_title=dicom.ae_title, host=dicom.host, port=dicom.port),
              Port(dicom.host, dicom.port, "HILUM_DICOM__PORT", "the DICOM (DIMSE) SCP"),
              partial(dimse_scp.answers, dicom)),
+        *(Door(f"metrics.{name}", url,
+               Port(metrics_host, port, "HILUM_METRICS__PROCESS_PORTS", f"the {name} metrics endpoint"),
+               partial(_http_ok, url))
+          for name, (url, port) in metrics.items()),
+        # The CDS app serves its metrics on its own port.
+        Door("metrics.cds", f"{cds_url}/metrics", cds_port, partial(_http_ok, f"{cds_url}/metrics")),
     ]
 
 
@@ -155,6 +180,12 @@ def _http_status_is(url: str, status: int) -> bool:
         return False
 
 
+def _empty_dir(path: Path) -> None:
+    """Make path an empty folder, removing what an earlier run left there."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -181,17 +212,22 @@ class EmbeddedStack:
         self.redis = RedisServer(redis_port(settings), self.data_dir / "redis", self.log_dir / "redis.log")
         self.triton = TritonServer(settings.triton, self.data_dir / "triton", self.log_dir / "triton.log")
         env = {**PROCESS_DEFAULTS, **os.environ, **settings_env(settings)}
+        env.pop(MULTIPROC_ENV, None)  # one folder for every process would add up all their counts
+        ports = metrics_ports(settings)
+        # Each worker its own multiprocess folder (emptied at start): its pool processes' counts reach its endpoint.
+        self.metrics_dirs = {name: self.data_dir / "prometheus" / name for name in ports if name.endswith("-worker")}
         hilum = [sys.executable, "-m", "hilum.cli"]
         self.children: list[ManagedProcess] = []
-        for name in STAGE_NAMES:
-            self.children.append(ManagedProcess(f"{name}-grpc", [*hilum, "serve", name],
-                                                self.log_dir / f"{name}-grpc.log", env))
-            self.children.append(ManagedProcess(f"{name}-worker", [*hilum, "worker", name],
-                                                self.log_dir / f"{name}-worker.log", env))
-        self.children.append(ManagedProcess("assembler", [*hilum, "serve", "assembler"],
-                                            self.log_dir / "assembler.log", env))
-        self.children.append(ManagedProcess("cds", [*hilum, "serve", "cds"], self.log_dir / "cds.log", env))
-        self.children.append(ManagedProcess("dicom", [*hilum, "serve", "dicom"], self.log_dir / "dicom.log", env))
+        for name in stack_process_names():
+            # "inference-worker": `hilum worker inference`, "inference-grpc": `hilum serve inference`, else `serve NAME`
+            if name.endswith("-worker"):
+                command = ["worker", name.removesuffix("-worker")]
+            else:
+                command = ["serve", name.removesuffix("-grpc")]
+            child_env = {**env, "HILUM_METRICS__PORT": str(ports.get(name, 0))}
+            if name in self.metrics_dirs:
+                child_env[MULTIPROC_ENV] = str(self.metrics_dirs[name])
+            self.children.append(ManagedProcess(name, [*hilum, *command], self.log_dir / f"{name}.log", child_env))
 
     @property
     def cds_url(self) -> str:
@@ -211,6 +247,8 @@ class EmbeddedStack:
             self.redis.start()
             self.triton.start()
             for child in self.children:
+                if child.name in self.metrics_dirs:
+                    _empty_dir(self.metrics_dirs[child.name])
                 child.start()
             self._wait_for_doors(timeout_s, check)
             self.endpoints = stack_endpoints(self.doors, os.getpid(), started_at)

@@ -107,7 +107,9 @@ def supervise(stack: EmbeddedStack, stop: StopSignals) -> signal.Signals:
 
 def door_lines(stack: EmbeddedStack) -> list[str]:
     """One line per door (and the logs), for a person."""
-    return [f"  {name:16} {address}" for name, address in stack.urls().items()]
+    urls = stack.urls()
+    width = max(map(len, urls), default=0)
+    return [f"  {name:{width}} {address}" for name, address in urls.items()]
 
 
 def say_now(line: str) -> None:

@@ -86,8 +86,8 @@ def test_loopback_settings_put_every_part_on_its_own_free_port(tmp_path: Path) -
     ports = [settings.cds.port, settings.triton.http_port, settings.triton.metrics_port,
              int(settings.triton.grpc_url.rsplit(":", 1)[1]), int(settings.redis.url.rsplit(":", 1)[1].split("/")[0]),
              *(settings.grpc.port_for(name) for name in STAGE_NAMES),
-             settings.dicom.port]
-    assert len(set(ports)) == 11
+             settings.dicom.port, *settings.metrics.process_ports.values()]
+    assert len(set(ports)) == 11 + 12
     assert all(is_free("127.0.0.1", number) for number in ports)
     assert settings.storage.data_dir == tmp_path / "data" and settings.storage.output_dir == tmp_path / "out"
 

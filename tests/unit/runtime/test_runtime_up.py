@@ -20,8 +20,8 @@ from hilum.common.wording import DEMO_NOTICE
 from hilum.runtime.endpoints import Endpoints, write_endpoints
 from hilum.runtime.ports import PortInUse, loopback_settings
 from hilum.runtime.processes import ProcessFailed
-from hilum.runtime.stack import StackAlreadyRunning
-from hilum.runtime.up import Stopped, StopSignals, prepare_stack, run_up, supervise
+from hilum.runtime.stack import EmbeddedStack, StackAlreadyRunning
+from hilum.runtime.up import Stopped, StopSignals, door_lines, prepare_stack, run_up, supervise
 
 
 def test_a_stop_signal_is_recorded_then_raised_and_handlers_are_restored() -> None:
@@ -113,3 +113,12 @@ def test_up_refuses_a_data_directory_a_live_stack_uses(settings: HilumSettings) 
     with pytest.raises(StackAlreadyRunning):
         run_up(settings, say=lambda line: None)
     assert sorted(p.name for p in settings.storage.data_dir.iterdir()) == ["endpoints.json"]
+
+
+def test_the_door_listing_lines_up_every_address(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    stack = EmbeddedStack(loopback_settings(tmp_path, repo / "model_repository", tmp_path / "no-venv"))
+    lines = door_lines(stack)
+    assert len(lines) == len(stack.urls()) and any("metrics.publishing-worker" in line for line in lines)
+    columns = {line.index(address) for line, address in zip(lines, stack.urls().values(), strict=True)}
+    assert len(columns) == 1  # the longest name sets the column

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hilum.common.grpc_server import create_server
+from hilum.common.metrics import MULTIPROC_ENV
 from hilum.common.settings import HilumSettings, RedisSection, TritonSection, settings_env
 from hilum.runtime.endpoints import Endpoints, endpoints_path, read_endpoints, write_endpoints
 from hilum.runtime.ports import PortInUse, PortUnavailable, free_port, is_free, loopback_settings
@@ -52,6 +53,15 @@ def test_endpoints_of_the_default_stack_are_the_documented_file(default_settings
         "triton": {"grpc": "127.0.0.1:8101", "http": "http://127.0.0.1:8100", "metrics": "http://127.0.0.1:8102/metrics"},
         "redis": "redis://127.0.0.1:6390/0",
         "dicom": {"ae_title": "HILUM", "host": "127.0.0.1", "port": 11112},
+        "metrics": {
+            "ingestion-grpc": "http://127.0.0.1:9101/metrics", "ingestion-worker": "http://127.0.0.1:9102/metrics",
+            "inference-grpc": "http://127.0.0.1:9103/metrics", "inference-worker": "http://127.0.0.1:9104/metrics",
+            "priors-grpc": "http://127.0.0.1:9105/metrics", "priors-worker": "http://127.0.0.1:9106/metrics",
+            "reporting-grpc": "http://127.0.0.1:9107/metrics", "reporting-worker": "http://127.0.0.1:9108/metrics",
+            "publishing-grpc": "http://127.0.0.1:9109/metrics", "publishing-worker": "http://127.0.0.1:9110/metrics",
+            "assembler": "http://127.0.0.1:9111/metrics", "dicom": "http://127.0.0.1:9112/metrics",
+            "cds": "http://127.0.0.1:8080/metrics",
+        },
     }
     assert endpoints.model_extra == {}  # every door is a typed field of the model
 
@@ -59,7 +69,8 @@ def test_endpoints_of_the_default_stack_are_the_documented_file(default_settings
 def test_every_door_names_the_setting_that_moves_it(loopback: HilumSettings) -> None:
     env = settings_env(loopback)
     doors = stack_doors(loopback)
-    assert len({door.port.number for door in doors}) == len(doors) - 2 == 11  # STOW-RS and FHIR share the CDS port
+    # STOW-RS, FHIR and the CDS app's metrics share the CDS port; every other process has a metrics port of its own.
+    assert len({door.port.number for door in doors}) == len(doors) - 3 == 11 + 12
     for door in doors:
         assert str(door.port.number) in env[door.port.setting], door.key
         assert str(door.port.number) in str(door.address), door.key
@@ -123,6 +134,18 @@ def test_preflight_names_a_taken_port_and_its_setting(loopback: HilumSettings) -
             preflight(loopback)
 
 
+def test_preflight_names_a_taken_metrics_port_and_its_setting(loopback: HilumSettings) -> None:
+    port = loopback.metrics.process_ports["priors-worker"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        with pytest.raises(PortInUse, match=(
+            f"^port {port} is already in use \\(set HILUM_METRICS__PROCESS_PORTS to move the priors-worker metrics "
+            "endpoint\\)$"
+        )):
+            preflight(loopback)
+
+
 def test_preflight_refuses_ports_that_every_process_of_the_stack_would_share(loopback: HilumSettings) -> None:
     shared = loopback.model_copy(update={"grpc": loopback.grpc.model_copy(update={"health_port": 8086})})
     with pytest.raises(PortUnavailable, match="^HILUM_GRPC__HEALTH_PORT is for one process per host"):
@@ -140,6 +163,25 @@ def test_a_stack_is_built_without_touching_the_disk(loopback: HilumSettings) -> 
     ]
     assert not loopback.storage.data_dir.exists()
     assert stack.urls()["cds"] == stack.cds_url == f"http://127.0.0.1:{loopback.cds.port}"
+
+
+def test_each_process_serves_metrics_on_its_own_port_and_each_worker_counts_in_its_own_folder(
+    loopback: HilumSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MULTIPROC_ENV, "/tmp/shared-by-everyone")
+    stack = EmbeddedStack(loopback)
+    env = {child.name: child.env or {} for child in stack.children}
+    ports = loopback.metrics.process_ports
+    assert {name: int(child_env["HILUM_METRICS__PORT"]) for name, child_env in env.items()} == {**ports, "cds": 0}
+    folders = {name: child_env.get(MULTIPROC_ENV) for name, child_env in env.items()}
+    data_dir = loopback.storage.data_dir
+    assert folders == {name: str(data_dir / "prometheus" / name) if name.endswith("-worker") else None
+                       for name in env}
+    metrics_doors = {door.key: door for door in stack.doors if door.key.startswith("metrics.")}
+    assert {key: (door.address, door.port.number) for key, door in metrics_doors.items()} == {
+        **{f"metrics.{name}": (f"http://127.0.0.1:{port}/metrics", port) for name, port in ports.items()},
+        "metrics.cds": (f"{stack.cds_url}/metrics", loopback.cds.port),
+    }
 
 
 def test_stack_processes_start_with_two_malloc_arenas_unless_told_otherwise(
