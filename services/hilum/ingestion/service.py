@@ -63,14 +63,6 @@ class QuarantineNotFound(LookupError):
     """No held quarantine entry has this id."""
 
 
-@dataclass(frozen=True)
-class _Stored:
-    """What storing one accepted instance did to its study."""
-
-    study_instance_uid: str
-    gained: bool  # a new instance was stored (not a duplicate)
-
-
 class Ingestion:
     """Accepts DICOM instances into Hilum, keeps the rejected ones in quarantine, and marks studies due."""
 
@@ -113,17 +105,12 @@ class Ingestion:
 
     def accept(self, instances: Iterable[IncomingInstance]) -> ingestion_pb2.SubmitInstancesResponse:
         """Accept and store each instance, or quarantine it with its reason; one result per instance, in
-        order. Studies that gained instances (or were resubmitted before being reported) are marked due.
+        order. A study that gains an instance (or is sent again before being reported) is marked due in the
+        instance's own transaction.
         """
         response = ingestion_pb2.SubmitInstancesResponse()
-        touched: dict[str, bool] = {}  # study uid -> gained a new instance in this call
         for incoming in instances:
-            result, stored = self._accept_one(incoming)
-            response.results.append(result)
-            if stored is not None:
-                touched[stored.study_instance_uid] = touched.get(stored.study_instance_uid, False) or stored.gained
-        for uid, gained in touched.items():
-            self._update_study(uid, gained)
+            response.results.append(self._accept_one(incoming))
         return response
 
     def release(self, quarantine_id: int) -> ingestion_pb2.InstanceResult:
@@ -147,9 +134,7 @@ class Ingestion:
                 row.code, row.reason = Code.Name(outcome.code), outcome.reason
                 return _rejected(incoming.label, outcome, quarantine_id)
             records.resolve(session, row, records.QuarantineStatus.RELEASED, self._clock())
-        result, stored = outcome
-        self._update_study(stored.study_instance_uid, stored.gained)
-        return result
+        return outcome
 
     def delete_quarantined(self, quarantine_id: int) -> None:
         """Delete a held instance's bytes; the record of why it was refused stays."""
@@ -161,14 +146,15 @@ class Ingestion:
                 self._store.delete(row.object_key)
             records.resolve(session, row, records.QuarantineStatus.DELETED, self._clock())
 
-    def _accept_one(self, incoming: IncomingInstance) -> tuple[ingestion_pb2.InstanceResult, _Stored | None]:
+    def _accept_one(self, incoming: IncomingInstance) -> ingestion_pb2.InstanceResult:
         outcome = self._admit(incoming)
         if isinstance(outcome, RejectedInstance):
-            return self._quarantine(incoming, outcome), None
+            return self._quarantine(incoming, outcome)
         return outcome
 
-    def _admit(self, incoming: IncomingInstance) -> tuple[ingestion_pb2.InstanceResult, _Stored] | RejectedInstance:
-        """Acceptance rules, then identity against what is stored, then store the object and record it.
+    def _admit(self, incoming: IncomingInstance) -> ingestion_pb2.InstanceResult | RejectedInstance:
+        """Acceptance rules, then identity against what is stored, then store the object, record it and mark its
+        study due, in one transaction: once the instance is recorded, its study is due.
 
         Returns the refusal instead of recording it, so release can keep one quarantine entry.
         """
@@ -183,26 +169,37 @@ class Ingestion:
             sop_instance_uid=instance.sop_instance_uid, notes=list(accepted.notes),
         )
         try:
-            with self._sessions.begin() as session:
-                conflict = _identity_conflict(session, header, sha256)
-                if conflict is not None:
-                    return conflict
-                stored = studies.stored_instance(session, instance.sop_instance_uid)
-                if stored is not None:
-                    if not self._store.exists(stored.object_key):  # purged by retention: keep what is sent again
-                        self._store.put(stored.object_key, incoming.content)
-                        studies.images_restored(session, header.study_instance_uid)
-                    result.duplicate = True  # the same bytes again: idempotent success
-                    return result, _Stored(header.study_instance_uid, gained=False)
-                key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
-                self._store.put(key, incoming.content)  # durable before the row says it exists
-                studies.ensure_study(session, header)
-                studies.add_instance(session, header.study_instance_uid,
-                                     dataclasses.replace(instance, object_key=key), sha256)
-        except IntegrityError:  # the same instance arrived concurrently and the other call stored it
-            result.duplicate = True
-            return result, _Stored(header.study_instance_uid, gained=False)
-        return result, _Stored(header.study_instance_uid, gained=True)
+            return self._record(incoming.content, accepted.header, sha256, result)
+        except IntegrityError:
+            # Another call committed this study's first instance, or this very instance, between our reads and our
+            # writes: its rows are there now, so the same steps read them (a duplicate, or one more instance).
+            return self._record(incoming.content, accepted.header, sha256, result)
+
+    def _record(
+        self, content: bytes, header: InstanceHeader, sha256: str, result: ingestion_pb2.InstanceResult
+    ) -> ingestion_pb2.InstanceResult | RejectedInstance:
+        """In one transaction: check identity against what is stored, store the object, record it and mark its
+        study due (a duplicate: the stored one stays; its study is marked due again unless reported)."""
+        instance = header.instance
+        with self._sessions.begin() as session:
+            conflict = _identity_conflict(session, header, sha256)
+            if conflict is not None:
+                return conflict
+            stored = studies.stored_instance(session, instance.sop_instance_uid)
+            if stored is not None:
+                if not self._store.exists(stored.object_key):  # purged by retention: keep what is sent again
+                    self._store.put(stored.object_key, content)
+                    studies.images_restored(session, header.study_instance_uid)
+                result.duplicate = True  # the same bytes again: idempotent success
+                self._update_study(session, header.study_instance_uid, gained_instance=False)
+                return result
+            key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
+            self._store.put(key, content)  # durable before the row says it exists
+            studies.ensure_study(session, header)
+            studies.add_instance(session, header.study_instance_uid,
+                                 dataclasses.replace(instance, object_key=key), sha256)
+            self._update_study(session, header.study_instance_uid, gained_instance=True)
+        return result
 
     def _quarantine(self, incoming: IncomingInstance, rejected: RejectedInstance) -> ingestion_pb2.InstanceResult:
         """Keep the original bytes and record why they were refused; the result says so."""
@@ -217,19 +214,18 @@ class Ingestion:
         log.info("instance rejected", extra={"code": code_name, "door": incoming.door.value})
         return _rejected(incoming.label, rejected, quarantine_id)
 
-    def _update_study(self, uid: str, gained_instances: bool) -> None:
-        """Rebuild the study's ImagingStudy if it gained instances, and mark it due for inference (after the
-        stability window) unless it is reported and nothing new came. A failed study starts again.
+    def _update_study(self, session: Session, uid: str, gained_instance: bool) -> None:
+        """In session: rebuild the study's ImagingStudy if it gained an instance, and mark it due for inference
+        (after the stability window) unless it is reported and nothing new came. A failed study starts again.
         """
-        with self._sessions.begin() as session:
-            row = studies.require_study(session, uid)
-            if gained_instances:
-                study = studies.require_study_info(session, uid)
-                studies.set_imaging_study(session, uid, imaging_study_json(study, self._patient_identifier_system))
-            if studies.state(row) == study_state.REPORTED and not gained_instances:
-                return
-            studies.restart(session, uid)
-            studies.mark_due(session, uid, self._clock() + self._stability_window)
+        row = studies.require_study(session, uid)
+        if gained_instance:
+            study = studies.require_study_info(session, uid)
+            studies.set_imaging_study(session, uid, imaging_study_json(study, self._patient_identifier_system))
+        if studies.state(row) == study_state.REPORTED and not gained_instance:
+            return
+        studies.restart(session, uid)
+        studies.mark_due(session, uid, self._clock() + self._stability_window)
         log.info("study due for inference", extra={"study_ref": study_ref(uid)})
 
     def status(self, uid: str) -> ingestion_pb2.StudyStatus:

@@ -4,6 +4,8 @@ identity conflicts quarantined and never merged, rejections kept with their byte
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum.common import study_state
 from hilum.common.db import records, studies
 from hilum.common.db.models import RejectionRow
+from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
 from hilum.common.object_store import ObjectStore
 from hilum.ingestion.service import Door, IncomingInstance, Ingestion, QuarantineNotFound
 from hilum.samples.chest_views import ViewPosition
@@ -246,3 +249,38 @@ def test_spooled_instances_stay_until_released(ingestion: Ingestion, store: Obje
 
 def test_unknown_study_has_no_state(ingestion: Ingestion) -> None:
     assert ingestion.status("1.2.3").state == study_state.StudyState.STUDY_STATE_UNSPECIFIED
+
+
+@pytest.mark.integration
+def test_two_views_of_a_new_study_arriving_at_once_are_both_stored_on_postgresql(
+    postgres_url: str, store: ObjectStore, tmp_path: Path
+) -> None:
+    """Both calls see no study row and both insert one: the one that loses on the study's key reads again and adds
+    its instance, rather than answering "duplicate" for an instance that is stored nowhere."""
+    upgrade_database(postgres_url)
+    sessions = session_factory(create_db_engine(postgres_url))
+    ingestion = Ingestion(sessions, store, MRN_SYSTEM, stability_window=WINDOW, clock=lambda: NOW)
+    pairs, uids = [], []
+    for index in range(6):
+        study = _small(1, seed=9000 + index)
+        frontal = write_study(study, tmp_path / f"f{index}")
+        lateral = _rewritten(frontal, tmp_path / f"l{index}" / "lateral.dcm",
+                             SOPInstanceUID=f"{study.sop_instance_uid}.2")
+        pairs.append((_incoming(frontal), _incoming(lateral)))
+        uids.append(study.study_instance_uid)
+    for pair in pairs:
+        start = threading.Barrier(2)
+
+        def submit(incoming: IncomingInstance, start: threading.Barrier = start) -> ingestion_pb2.InstanceResult:
+            start.wait()
+            return ingestion.accept([incoming]).results[0]
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(submit, pair))
+        assert all(result.accepted and not result.duplicate for result in results), results
+    with sessions() as session:
+        for uid in uids:
+            assert studies.count_instances(session, uid) == 2
+            assert len(ImagingStudy.model_validate_json(studies.require_study(session, uid).imaging_study)
+                       .series[0].instance) == 2
+    assert _due(sessions, uids[0]) == NOW + WINDOW
