@@ -19,7 +19,7 @@ import numpy.typing as npt
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
-from hilum.common.dicom.pixels import ImageUnreadable, read_radiograph
+from hilum.common.dicom.pixels import DECODE_SLOTS, ImageUnreadable, read_radiograph
 from hilum.inference.labels import LabelSpec
 from hilum.inference.model_export import WeightsManifest
 from hilum.inference.preprocessing import to_model_input
@@ -137,7 +137,7 @@ class FindingsEngine:
         results: list[EngineResult] = []
         for start in range(0, len(image_paths), MAX_BATCH_SIZE):
             chunk = image_paths[start : start + MAX_BATCH_SIZE]
-            batch = np.stack([to_model_input(read_radiograph(path)) for path in chunk])
+            batch = np.stack([_model_input(path) for path in chunk])
             results.extend(self._infer(batch))
         return tuple(results)
 
@@ -211,6 +211,12 @@ class FindingsEngine:
         """The engine's error for a Triton error: TritonUnavailable when retrying may help."""
         message = f"{self.model_name}: {exc.status()}: {exc.message()}"
         return TritonUnavailable(message) if exc.status() in TRANSIENT_STATUSES else InferenceFailed(message)
+
+
+def _model_input(image_path: Path) -> npt.NDArray[np.float32]:
+    """The model input of one radiograph, decoded in one of DECODE_SLOTS (the full-size image is dropped within)."""
+    with DECODE_SLOTS:
+        return to_model_input(read_radiograph(image_path))
 
 
 def served_model(versions: Iterable[str], outputs: Iterable[str]) -> ServedModel:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 
 from hilum.common.dicom.attributes import integer
 from hilum.common.dicom.header import read_header
+from hilum.common.dicom.pixels import DECODE_SLOTS
 from hilum.common.settings import IngestionSection
 from hilum.common.study import InstanceHeader
 from hilum.ingestion.rejection import RejectedInstance
@@ -108,7 +109,8 @@ def accept_instance(
     check_pixel_length(ds, syntax, rows * columns * (integer(ds, "BitsAllocated") or 0) // 8)
     check_geometry(rows, columns, rules.min_image_side_px, rules.max_aspect_ratio)
     check_codestream(first_fragment, syntax, rows, columns)
-    check_image(decode(ds, syntax, rows, columns))
+    with DECODE_SLOTS:  # the decoded image is dropped before the slot is given back
+        check_image(decode(ds, syntax, rows, columns))
     header = read_header(ds)
     return AcceptedInstance(
         header=replace(header, body_part=body_part, instance=replace(header.instance, modality=modality)),

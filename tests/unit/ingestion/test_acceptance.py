@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import random
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pydicom
 import pytest
 
 from hilum.common.dicom.header import parse_dataset, read_header
+from hilum.common.dicom.pixels import DECODE_SLOTS
 from hilum.common.settings import IngestionSection
 from hilum.common.study import InstanceInfo
 from hilum.ingestion.acceptance import AcceptanceRules, AcceptedInstance, RejectedInstance, accept_instance
@@ -95,6 +98,29 @@ def test_the_instance_is_stored_with_its_object_key(sample_files: list[Path]) ->
         pixel_spacing_mm=(0.139, 0.139),
         object_key="studies/abc/instance.dcm",
     )
+
+
+def test_a_decode_waits_for_a_free_slot_so_a_busy_door_holds_a_bounded_number_of_images(
+    sample_files: list[Path],
+) -> None:
+    """While every one of the process's DECODE_SLOTS is taken, acceptance waits before decoding; a slot given back
+    lets it finish."""
+    content = sample_files[0].read_bytes()
+    outcome: list[object] = []
+    taken = 0
+    while DECODE_SLOTS.acquire(blocking=False):
+        taken += 1
+    try:
+        waiting = threading.Thread(target=lambda: outcome.append(accept_instance(content, RULES)))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and outcome == []  # parsed and checked, now waiting for a slot
+    finally:
+        for _ in range(taken):
+            DECODE_SLOTS.release()
+    waiting.join(30)
+    assert not waiting.is_alive() and isinstance(outcome[0], AcceptedInstance)
+    assert taken == (os.cpu_count() or 1)
 
 
 def test_bare_dataset_without_preamble_is_accepted(sample_files: list[Path]) -> None:

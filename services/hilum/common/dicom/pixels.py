@@ -13,6 +13,8 @@ decode_radiograph follows the DICOM greyscale pipeline (PS3.4 N.2.1) on the firs
 from __future__ import annotations
 
 import copy
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,11 @@ _LUT_MAX_ENTRIES = 2**16  # a LUT Descriptor's first value 0 means 65536 entries
 _VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 Range = tuple[float, float]
+
+# Decodes one process runs at once, whatever its threads: a decode is CPU work that holds tens of MB (a 2500 x 2000
+# image is 10 MB stored and 20 MB decoded), so more decodes than cores add memory, not speed. A gRPC server or a
+# threads pool with many requests in flight waits here instead of holding every image decoded at once.
+DECODE_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 class ImageUnreadable(ValueError):
@@ -82,7 +89,8 @@ def decode_radiograph(ds: Dataset) -> Radiograph:
     """The first frame of ds as a Radiograph, through the pipeline in the module docstring.
 
     Malformed VOI attributes are passed over (the VOI LUT is a presentation choice); anything else
-    that prevents decoding raises ImageUnreadable. ds is left unchanged.
+    that prevents decoding raises ImageUnreadable. ds is left unchanged. A caller that keeps the image only to
+    reduce it (check it, make a model input) does so holding one of DECODE_SLOTS, so that its memory is bounded too.
     """
     photometric = _greyscale(ds)
     bits_stored = integer(ds, "BitsStored") or integer(ds, "BitsAllocated") or 0
