@@ -83,7 +83,7 @@ def own_cpu_ms() -> float:
 
 
 def stack_roots(stack: EmbeddedStack) -> dict[str, int]:
-    """The top process of each role of a started stack: its named children ("ingestion-grpc", "cds", ...)
+    """The top process of each role of a started stack: its named children ("grpc", "cds", ...)
     and, among this process's other children, Redis and Triton by their command name.
     """
     roots = {child.name: child.pid for child in stack.children if child.pid is not None}

@@ -81,17 +81,20 @@ def _status(args: argparse.Namespace, settings: HilumSettings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
-    if args.service == "cds":
+    others = [name for name in args.service if name not in STAGE_NAMES]
+    if len(args.service) > 1 and others:
+        raise SystemExit(f"hilum serve: several names are for stages only ({', '.join(STAGE_NAMES)}), not {others[0]}")
+    if args.service == ["cds"]:
         from hilum.runtime.cds_server import serve as serve_cds
 
         serve_cds(settings)  # the same HTTP service carries the STOW-RS door (/dicomweb/studies)
         return 0
-    if args.service == "dicom":
+    if args.service == ["dicom"]:
         from hilum.ingestion.dimse_scp import serve as serve_dicom
 
         serve_dicom(settings)
         return 0
-    if args.service == "assembler":
+    if args.service == ["assembler"]:
         from hilum.runtime.entrypoints import serve_assembler
 
         serve_assembler(settings)
@@ -340,8 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--address", help="ingestion gRPC address (default from settings)")
     status.set_defaults(handler=_status)
 
-    serve = commands.add_parser("serve", help="run one service's gRPC server (or the CDS Hooks app)")
-    serve.add_argument("service", choices=[*STAGE_NAMES, "cds", "assembler", "dicom"])
+    serve = commands.add_parser("serve", help="run a stage's gRPC server (several stages: their servers in one "
+                                "process, each on its port), or the CDS app, the DICOM SCP or the assembler")
+    serve.add_argument("service", nargs="+", choices=[*STAGE_NAMES, "cds", "assembler", "dicom"])
     serve.set_defaults(handler=_serve)
 
     worker = commands.add_parser("worker", help="run one service's Celery worker")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -45,8 +45,17 @@ class StartedServer:
 
         The health port stays up while the service port drains, so a probe reads NOT_SERVING rather than a refusal.
         """
+        self.close(self.drain(grace_s))
+
+    def drain(self, grace_s: float | None) -> threading.Event:
+        """Report NOT_SERVING and stop taking calls; the event is set once in-flight calls end (within grace_s)."""
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace_s).wait()
+        drained: threading.Event = self.server.stop(grace_s)
+        return drained
+
+    def close(self, drained: threading.Event) -> None:
+        """Wait for drain's event, then close the health port."""
+        drained.wait()
         if self.health_server is not None:
             self.health_server.stop(None).wait()
 
@@ -102,13 +111,16 @@ def create_server(
     return StartedServer(server, health_servicer, health_server)
 
 
-def serve_until_signalled(server: StartedServer, grace_s: float = 10.0) -> None:
-    """Block until SIGTERM or SIGINT, then report NOT_SERVING, stop taking calls and let in-flight ones finish."""
+def serve_until_signalled(servers: Sequence[StartedServer], grace_s: float = 10.0) -> None:
+    """Block until SIGTERM or SIGINT, then stop every server: all report NOT_SERVING and stop taking calls at once,
+    then each lets its in-flight calls finish (within grace_s of the signal)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    server.stop(grace_s)
+    drained = [server.drain(grace_s) for server in servers]
+    for server, done in zip(servers, drained, strict=True):
+        server.close(done)
 
 
 class StageServicer(Generic[Core]):

@@ -22,8 +22,8 @@ from google.protobuf.message import Message
 from hilum.common.connections import open_sessions
 from hilum.common.dead_letters import dead_letter_sink
 from hilum.common.errors import TransientError
-from hilum.common.grpc_server import create_server, serve_until_signalled
-from hilum.common.queue import DeadLetterSink, Stage, create_celery_app, enqueue, register_stage_task
+from hilum.common.grpc_server import StartedServer, create_server
+from hilum.common.queue import DeadLetterSink, Stage, enqueue, register_stage_task
 from hilum.common.settings import HilumSettings, QueueSection
 
 Core = TypeVar("Core")
@@ -47,7 +47,7 @@ class StageDoors(Protocol):
     @property
     def stage(self) -> Stage: ...
 
-    def serve(self, settings: HilumSettings) -> None: ...
+    def start_server(self, settings: HilumSettings, app: Celery) -> StartedServer: ...
 
     def register_task(self, app: Celery, settings: HilumSettings) -> None: ...
 
@@ -111,18 +111,18 @@ class StageWiring(Generic[Core, In, Out]):
 
         return forward
 
-    def serve(self, settings: HilumSettings) -> None:
-        """Run the stage's gRPC server (with health; TLS and a health-only port as settings.grpc says) until SIGTERM."""
+    def start_server(self, settings: HilumSettings, app: Celery) -> StartedServer:
+        """Start the stage's gRPC server (with health; TLS and a health-only port as settings.grpc says), its results
+        forwarded through app."""
         core = self.build(settings)
-        forward = self.forwarder(create_celery_app(settings))
-        server = create_server(
+        forward = self.forwarder(app)
+        return create_server(
             settings.grpc.address(settings.grpc.port_for(self.stage.value)),
             [self.grpc_service],
             lambda srv: self.add_servicer(core, forward, srv),
             settings.grpc.max_message_bytes,
             section=settings.grpc,
         )
-        serve_until_signalled(server)
 
     def worker_pool(self, settings: HilumSettings) -> tuple[WorkerPool, int]:
         """The Celery pool the stage's worker runs and how many tasks it runs at once."""

@@ -60,7 +60,7 @@ class Endpoints(BaseModel):
     redis: str | None = None  # "redis://127.0.0.1:6390/0"
     dicom: DicomEndpoint | None = None
     # Each process's Prometheus endpoint, by its name in the stack:
-    # {"ingestion-grpc": "http://127.0.0.1:9101/metrics", ..., "cds": "http://127.0.0.1:8080/metrics"}
+    # {"grpc": "http://127.0.0.1:9101/metrics", ..., "cds": "http://127.0.0.1:8080/metrics"}
     metrics: dict[str, str] | None = None
 
     @field_serializer("started_at")

@@ -1,4 +1,4 @@
-"""Process entry points: `hilum serve STAGE` (gRPC server) and `hilum worker STAGE` (Celery worker).
+"""Process entry points: `hilum serve STAGE...` (gRPC servers) and `hilum worker STAGE` (Celery worker).
 
 Each stage's wiring (hilum.<stage>.wiring) says how its core is built and exposed; this module only
 picks the wiring by name. Wirings are imported when asked for, so a process loads only its own
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Sequence
 
 from celery import Celery
 
+from hilum.common.grpc_server import StartedServer, serve_until_signalled
 from hilum.common.heartbeat import install_worker_heartbeat, stop_event
 from hilum.common.logs import configure_logging
 from hilum.common.metrics import mark_dead_worker_processes, queue_length_collector, serve_metrics
@@ -50,11 +52,27 @@ def stage_doors(name: str) -> StageDoors:
     raise ValueError(f"no stage called {name!r}; stages: {', '.join(STAGE_NAMES)}")
 
 
-def serve(name: str, settings: HilumSettings) -> None:
-    """Run the stage's gRPC server (with health) until SIGTERM; metrics on settings.metrics."""
-    configure_logging(f"{name}-grpc")
+def serve(names: Sequence[str], settings: HilumSettings) -> None:
+    """Run the gRPC servers (with health) of the stages called names, each on its own port, in this one process until
+    SIGTERM; metrics on settings.metrics. The embedded stack serves all five from one process; Kubernetes runs one
+    stage per pod, the only way a health-only port (settings.grpc.health_port) can be given."""
+    if len(names) != len(set(names)):
+        raise ValueError(f"a stage named twice: {' '.join(names)}")
+    if len(names) > 1 and settings.grpc.health_port:
+        raise ValueError("HILUM_GRPC__HEALTH_PORT is for one stage per process: serve one stage, or leave it at 0")
+    doors = [stage_doors(name) for name in names]  # an unknown name fails before anything starts
+    configure_logging(f"{names[0]}-grpc" if len(names) == 1 else "grpc")
     serve_metrics(settings.metrics)
-    stage_doors(name).serve(settings)
+    app = create_celery_app(settings, name="hilum-grpc")
+    servers: list[StartedServer] = []
+    try:
+        for door in doors:
+            servers.append(door.start_server(settings, app))
+    except BaseException:
+        for server in servers:
+            server.stop(None)
+        raise
+    serve_until_signalled(servers)
 
 
 def serve_assembler(settings: HilumSettings) -> None:

@@ -1,4 +1,5 @@
-"""The embedded stack on loopback: Redis, Triton, the five stages (gRPC + worker each), the CDS app, the DICOM SCP.
+"""The embedded stack on loopback: Redis, Triton, the five stages (one gRPC process, a worker each), the CDS app, the
+DICOM SCP.
 
 Nothing starts unless every port is free. Parts start in dependency order; once every door answers,
 the stack writes endpoints.json in its data directory. It stops in reverse order, removing the file
@@ -68,12 +69,24 @@ class Door:
 # thread that allocates its own malloc arena, and gRPC servers and threaded workers then hold freed image buffers
 # in many of them; two arenas keep a process's memory near what it uses (measured: about 10% less for the stack).
 PROCESS_DEFAULTS = {"MALLOC_ARENA_MAX": "2"}
+# The one process of the stack that serves the five stages' gRPC doors, each on its own port: four of them only
+# answer direct callers, and a process each would cost about 100 MB apiece doing nothing.
+GRPC_PROCESS = "grpc"
 
 
 def stack_process_names() -> list[str]:
-    """The stack's Hilum processes by name, in start order: per stage its gRPC server and its worker, then the
-    assembler, the CDS app and the DICOM SCP."""
-    return [*(f"{name}-{kind}" for name in STAGE_NAMES for kind in ("grpc", "worker")), "assembler", "cds", "dicom"]
+    """The stack's Hilum processes by name, in start order: the five stages' gRPC servers (one process), each stage's
+    worker, then the assembler, the CDS app and the DICOM SCP."""
+    return [GRPC_PROCESS, *(f"{name}-worker" for name in STAGE_NAMES), "assembler", "cds", "dicom"]
+
+
+def process_command(name: str) -> list[str]:
+    """The `hilum` arguments that run the stack process called name."""
+    if name == GRPC_PROCESS:
+        return ["serve", *STAGE_NAMES]
+    if name.endswith("-worker"):
+        return ["worker", name.removesuffix("-worker")]
+    return ["serve", name]
 
 
 def metrics_ports(settings: HilumSettings) -> dict[str, int]:
@@ -219,11 +232,7 @@ class EmbeddedStack:
         hilum = [sys.executable, "-m", "hilum.cli"]
         self.children: list[ManagedProcess] = []
         for name in stack_process_names():
-            # "inference-worker": `hilum worker inference`, "inference-grpc": `hilum serve inference`, else `serve NAME`
-            if name.endswith("-worker"):
-                command = ["worker", name.removesuffix("-worker")]
-            else:
-                command = ["serve", name.removesuffix("-grpc")]
+            command = process_command(name)
             child_env = {**env, "HILUM_METRICS__PORT": str(ports.get(name, 0))}
             if name in self.metrics_dirs:
                 child_env[MULTIPROC_ENV] = str(self.metrics_dirs[name])

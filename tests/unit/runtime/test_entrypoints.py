@@ -11,9 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hilum.common.grpc_server import is_serving
 from hilum.common.polling import wait_until
 from hilum.common.settings import (
     DatabaseSection,
+    GrpcSection,
     HealthSection,
     HilumSettings,
     IngestionSection,
@@ -23,7 +25,7 @@ from hilum.common.settings import (
     StorageSection,
     settings_env,
 )
-from hilum.runtime.entrypoints import STAGE_NAMES, stage_doors, worker_app
+from hilum.runtime.entrypoints import STAGE_NAMES, serve, stage_doors, worker_app
 from hilum.runtime.ports import free_port
 from hilum.runtime.processes import ManagedProcess
 from hilum.runtime.redis_server import RedisServer
@@ -173,3 +175,45 @@ def test_a_worker_serves_its_queue_length_and_beats(name: str, pool: str, redis_
     assert text is not None and f'hilum_queue_messages{{queue="{name}"}} 0.0' in text
     concurrency = 3 if name == "inference" else 2
     assert f"concurrency: {concurrency} ({pool})" in process.log_tail(200)  # Celery's start-up banner
+
+
+def test_one_process_serves_every_stage_on_its_own_port_and_stops_them_all(redis_server: RedisServer,
+                                                                           tmp_path: Path) -> None:
+    """The embedded stack's `grpc` process: `hilum serve` with the five stage names answers health for each stage's
+    service on that stage's port, and SIGTERM stops the process (every server drained)."""
+    ports = {name: free_port() for name in STAGE_NAMES}
+    settings = HilumSettings(
+        database=DatabaseSection(url=f"sqlite:///{tmp_path / 'hilum.db'}"),
+        redis=RedisSection(url=redis_server.url),
+        storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"),
+        grpc=GrpcSection(**{f"{name}_port": port for name, port in ports.items()}),
+    )
+    process = _run(["serve", *STAGE_NAMES], settings, tmp_path / "grpc.log", {})
+    try:
+        for name, port in ports.items():
+            wait_until(lambda port=port, name=name: is_serving(f"127.0.0.1:{port}", GRPC_SERVICES[name]),
+                       timeout_s=60, interval_s=0.1, what=f"the {name} gRPC service")
+        assert not is_serving(f"127.0.0.1:{ports['priors']}", GRPC_SERVICES["inference"])  # each port its own stage
+    finally:
+        process.stop()
+    assert process.exited() == 0, process.log_tail()  # SIGTERM: every server drained and the process ended itself
+
+
+@pytest.mark.parametrize(("argv", "refusal"), [
+    (["serve", "ingestion", "cds"], "several names are for stages only"),
+    (["serve", "priors", "priors"], "a stage named twice"),
+])
+def test_serve_refuses_names_that_cannot_share_a_process(argv: list[str], refusal: str, tmp_path: Path) -> None:
+    process = _run(argv, HilumSettings(storage=StorageSection(data_dir=tmp_path / "data")), tmp_path / "serve.log", {})
+    try:
+        wait_until(lambda: process.exited() is not None, timeout_s=30, interval_s=0.1, what="serve to refuse")
+    finally:
+        process.stop()
+    assert process.exited() != 0
+    assert refusal in process.log_tail()
+
+
+def test_a_health_only_port_needs_one_stage_per_process(tmp_path: Path) -> None:
+    settings = HilumSettings(storage=StorageSection(data_dir=tmp_path / "data"), grpc=GrpcSection(health_port=8086))
+    with pytest.raises(ValueError, match="HILUM_GRPC__HEALTH_PORT is for one stage per process"):
+        serve(["ingestion", "inference"], settings)

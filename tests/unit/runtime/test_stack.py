@@ -54,12 +54,10 @@ def test_endpoints_of_the_default_stack_are_the_documented_file(default_settings
         "redis": "redis://127.0.0.1:6390/0",
         "dicom": {"ae_title": "HILUM", "host": "127.0.0.1", "port": 11112},
         "metrics": {
-            "ingestion-grpc": "http://127.0.0.1:9101/metrics", "ingestion-worker": "http://127.0.0.1:9102/metrics",
-            "inference-grpc": "http://127.0.0.1:9103/metrics", "inference-worker": "http://127.0.0.1:9104/metrics",
-            "priors-grpc": "http://127.0.0.1:9105/metrics", "priors-worker": "http://127.0.0.1:9106/metrics",
-            "reporting-grpc": "http://127.0.0.1:9107/metrics", "reporting-worker": "http://127.0.0.1:9108/metrics",
-            "publishing-grpc": "http://127.0.0.1:9109/metrics", "publishing-worker": "http://127.0.0.1:9110/metrics",
-            "assembler": "http://127.0.0.1:9111/metrics", "dicom": "http://127.0.0.1:9112/metrics",
+            "grpc": "http://127.0.0.1:9101/metrics", "ingestion-worker": "http://127.0.0.1:9102/metrics",
+            "inference-worker": "http://127.0.0.1:9103/metrics", "priors-worker": "http://127.0.0.1:9104/metrics",
+            "reporting-worker": "http://127.0.0.1:9105/metrics", "publishing-worker": "http://127.0.0.1:9106/metrics",
+            "assembler": "http://127.0.0.1:9107/metrics", "dicom": "http://127.0.0.1:9108/metrics",
             "cds": "http://127.0.0.1:8080/metrics",
         },
     }
@@ -70,7 +68,7 @@ def test_every_door_names_the_setting_that_moves_it(loopback: HilumSettings) -> 
     env = settings_env(loopback)
     doors = stack_doors(loopback)
     # STOW-RS, FHIR and the CDS app's metrics share the CDS port; every other process has a metrics port of its own.
-    assert len({door.port.number for door in doors}) == len(doors) - 3 == 11 + 12
+    assert len({door.port.number for door in doors}) == len(doors) - 3 == 11 + 8
     for door in doors:
         assert str(door.port.number) in env[door.port.setting], door.key
         assert str(door.port.number) in str(door.address), door.key
@@ -158,9 +156,13 @@ def test_preflight_refuses_ports_that_every_process_of_the_stack_would_share(loo
 def test_a_stack_is_built_without_touching_the_disk(loopback: HilumSettings) -> None:
     stack = EmbeddedStack(loopback)
     assert [child.name for child in stack.children] == [
-        "ingestion-grpc", "ingestion-worker", "inference-grpc", "inference-worker", "priors-grpc", "priors-worker",
-        "reporting-grpc", "reporting-worker", "publishing-grpc", "publishing-worker", "assembler", "cds", "dicom",
+        "grpc", "ingestion-worker", "inference-worker", "priors-worker", "reporting-worker", "publishing-worker",
+        "assembler", "cds", "dicom",
     ]
+    commands = {child.name: child.argv[3:] for child in stack.children}  # after `python -m hilum.cli`
+    assert commands["grpc"] == ["serve", "ingestion", "inference", "priors", "reporting", "publishing"]
+    assert commands["reporting-worker"] == ["worker", "reporting"]
+    assert commands["dicom"] == ["serve", "dicom"]
     assert not loopback.storage.data_dir.exists()
     assert stack.urls()["cds"] == stack.cds_url == f"http://127.0.0.1:{loopback.cds.port}"
 
