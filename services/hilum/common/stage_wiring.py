@@ -125,8 +125,15 @@ class StageWiring(Generic[Core, In, Out]):
         )
 
     def worker_pool(self, settings: HilumSettings) -> tuple[WorkerPool, int]:
-        """The Celery pool the stage's worker runs and how many tasks it runs at once."""
-        return self.pool, self.concurrency(settings.queue)
+        """The Celery pool the stage's worker runs and how many tasks it runs at once.
+
+        A prefork stage that runs one task at a time runs it in a thread of the worker process: a child process would
+        double the worker's memory for no parallelism (and the threads pool does not enforce task_time_limit_s).
+        """
+        concurrency = self.concurrency(settings.queue)
+        if self.pool == "prefork" and concurrency == 1:
+            return "threads", 1
+        return self.pool, concurrency
 
     def register_task(self, app: Celery, settings: HilumSettings) -> None:
         """Register the stage's Celery task on app: run the core, forward, settle; built once per worker process

@@ -65,9 +65,11 @@ def test_an_unreachable_broker_is_a_transient_error() -> None:
         forward(messages_pb2.StudyFindings())
 
 
-def test_a_stage_worker_is_prefork_with_worker_concurrency_unless_its_wiring_says_otherwise() -> None:
+def test_a_stage_worker_is_prefork_with_worker_concurrency_above_one_unless_its_wiring_says_otherwise() -> None:
     settings = HilumSettings(queue=QueueSection(worker_concurrency=3, inference_concurrency=5))
     assert _wiring(None).worker_pool(settings) == ("prefork", 3)
+    # One task at a time: in a thread of the worker itself, one process instead of a parent and its child.
+    assert _wiring(None).worker_pool(HilumSettings(queue=QueueSection(worker_concurrency=1))) == ("threads", 1)
     threaded = dataclasses.replace(_wiring(None), pool="threads", concurrency=lambda queue: queue.inference_concurrency)
     assert threaded.worker_pool(settings) == ("threads", 5)
 
