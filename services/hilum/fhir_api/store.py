@@ -179,18 +179,33 @@ def store_resource(session: Session, resource: Json, now: datetime) -> StoredRef
     """Store one resource (it must carry resourceType and id; references are kept as they are).
 
     Unchanged content makes no new version; a changed, new or previously deleted one gets the next version."""
+    resource_type, resource_id = _type_and_id(resource)
+    stored, _ = _store(session, resource, now, _current(session, resource_type, resource_id),
+                       functools.partial(_patient_identifiers, session))
+    return stored
+
+
+def _type_and_id(resource: Json) -> tuple[str, str]:
+    """The resource's type and id; raises InvalidResource unless both are valid."""
     resource_type, resource_id = resource.get("resourceType"), resource.get("id")
     if not isinstance(resource_type, str) or not TYPE_PATTERN.fullmatch(resource_type):
         raise InvalidResource("a resource without a valid resourceType")
     if not isinstance(resource_id, str) or not ID_PATTERN.fullmatch(resource_id):
         raise InvalidResource(f"a {resource_type} without a valid id")
+    return resource_type, resource_id
+
+
+def _store(session: Session, resource: Json, now: datetime, row: FhirResourceRow | None,
+           patient_identifiers: Callable[[str], list[Token]]) -> tuple[StoredRef, FhirResourceRow]:
+    """store_resource, given the resource's current row (None: never stored) and a lookup of a Patient's identifiers;
+    also returns the row now current."""
+    resource_type, resource_id = _type_and_id(resource)
     content = _content(resource)
-    row = _current(session, resource_type, resource_id)
     if row is not None and not row.deleted and _content(json.loads(row.resource)) == content:
-        return StoredRef(resource_type, resource_id, row.version_id, StoreOutcome.UNCHANGED)
+        return StoredRef(resource_type, resource_id, row.version_id, StoreOutcome.UNCHANGED), row
     subject = resource.get(PATIENT_ELEMENT.get(resource_type, ""))
     reference = subject.get("reference") if isinstance(subject, dict) else None
-    known = (_patient_identifiers(session, reference)
+    known = (patient_identifiers(reference)
              if isinstance(reference, str) and reference.startswith("Patient/") else [])
     terms = search_terms(resource, known)
     last_updated = to_us(now)
@@ -202,17 +217,18 @@ def store_resource(session: Session, resource: Json, now: datetime) -> StoredRef
     if row is None:
         row = FhirResourceRow(resource_type=resource_type, resource_id=resource_id)
         session.add(row)
+    else:  # a new row has no search tokens yet
+        session.execute(delete(FhirTokenRow).where(FhirTokenRow.resource_seq == row.seq))
     row.version_id, row.last_updated_us, row.deleted, row.resource = version, last_updated, False, text
     row.patient_ref, row.status = terms.patient_ref, terms.status
     row.date_low_us, row.date_high_us = terms.date_low_us, terms.date_high_us
     session.flush()  # assigns seq
-    session.execute(delete(FhirTokenRow).where(FhirTokenRow.resource_seq == row.seq))
     session.add_all(FhirTokenRow(resource_seq=row.seq, param=t.param, system=t.system, value=t.value)
                     for t in terms.tokens)
     session.add(FhirResourceVersionRow(resource_type=resource_type, resource_id=resource_id, version_id=version,
                                        last_updated_us=last_updated, deleted=False, resource=text))
     session.flush()
-    return StoredRef(resource_type, resource_id, version, outcome)
+    return StoredRef(resource_type, resource_id, version, outcome), row
 
 
 def delete_resource(session: Session, resource_type: str, resource_id: str, now: datetime) -> StoredRef | None:
@@ -391,5 +407,22 @@ def store_bundle(session: Session, bundle: Json, now: datetime) -> list[StoredRe
     for resource in resources:
         _rewrite(find, resource, index)
     order = sorted(range(len(resources)), key=lambda i: resources[i]["resourceType"] != "Patient")
-    stored: dict[int, StoredRef] = {i: store_resource(session, resources[i], now) for i in order}
+    current = _current_rows(session, [_type_and_id(resource) for resource in resources])
+    # Asked after the bundle's Patients are stored (they come first), and once per Patient for the whole bundle.
+    patient_identifiers = functools.cache(functools.partial(_patient_identifiers, session))
+    stored: dict[int, StoredRef] = {}
+    for i in order:
+        key = _type_and_id(resources[i])
+        stored[i], current[key] = _store(session, resources[i], now, current.get(key), patient_identifiers)
     return [stored[i] for i in range(len(resources))]
+
+
+def _current_rows(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], FhirResourceRow]:
+    """The current rows of these (type, id) pairs that exist, in one query per resource type."""
+    rows: dict[tuple[str, str], FhirResourceRow] = {}
+    for resource_type in {resource_type for resource_type, _ in keys}:
+        ids = [resource_id for kind, resource_id in keys if kind == resource_type]
+        for row in session.scalars(select(FhirResourceRow).where(
+                FhirResourceRow.resource_type == resource_type, FhirResourceRow.resource_id.in_(ids))):
+            rows[(row.resource_type, row.resource_id)] = row
+    return rows

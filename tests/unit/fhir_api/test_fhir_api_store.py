@@ -107,6 +107,31 @@ def test_the_same_bundle_again_makes_no_new_version_and_a_change_makes_the_next(
         assert read_version(session, "DiagnosticReport", report_id, 3) is None
 
 
+def test_an_update_replaces_the_search_tokens_of_the_resource_it_changes(sessions: sessionmaker[Session]) -> None:
+    """A new resource has no tokens to replace; a changed one has its old tokens removed, not kept beside the new."""
+    report = synthetic_report(2, 3)
+    report_id = report.resource_ids("DiagnosticReport")[0]
+
+    def tokens(session: Session) -> list[tuple[str, str]]:
+        row = session.scalars(select(FhirResourceRow).where(FhirResourceRow.resource_id == report_id)).one()
+        return sorted((token.param, token.value) for token in session.scalars(
+            select(FhirTokenRow).where(FhirTokenRow.resource_seq == row.seq)))
+
+    with sessions.begin() as session:
+        store_bundle(session, report.bundle, NOW)
+        first = tokens(session)
+    (old,) = [token for token in first if token[0] == "code"]
+    assert len(first) == len(set(first))
+    recoded = copy.deepcopy(report.bundle)
+    for entry in recoded["entry"]:
+        if entry["resource"]["resourceType"] == "DiagnosticReport":
+            entry["resource"]["code"]["coding"][0]["code"] = "18748-4"
+    with sessions.begin() as session:
+        store_bundle(session, recoded, NOW + timedelta(minutes=1))
+        second = tokens(session)
+    assert second == sorted([*(token for token in first if token != old), ("code", "18748-4")])
+
+
 def test_a_carried_patient_is_referenced_and_indexes_its_reports(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         refs = store_bundle(session, _bundle_with_patient(), NOW)
