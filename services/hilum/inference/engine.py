@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,7 @@ import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from hilum.common.dicom.pixels import DECODE_SLOTS, ImageUnreadable, read_radiograph
+from hilum.inference.circuit_breaker import CircuitBreaker, CircuitOpen
 from hilum.inference.labels import LabelSpec
 from hilum.inference.model_export import WeightsManifest
 from hilum.inference.preprocessing import to_model_input
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+Answer = TypeVar("Answer")
 
 INPUT_NAME = "image"
 PROBABILITIES = "probabilities"
@@ -50,6 +53,8 @@ DEMO_WEIGHTS = "demo_weights"
 MAX_BATCH_SIZE = 8
 # The version reported when neither the model nor a readable weights.json says which weights ran.
 UNKNOWN_VERSION = "unknown"
+# The wait before a study whose Triton call failed tries again while the breaker is still closed.
+UNAVAILABLE_RETRY_S = 2.0
 # gRPC status codes after which the same request may succeed later.
 TRANSIENT_STATUSES = frozenset(
     {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.RESOURCE_EXHAUSTED"}
@@ -57,7 +62,11 @@ TRANSIENT_STATUSES = frozenset(
 
 
 class TritonUnavailable(RuntimeError):
-    """Triton could not be reached or did not answer in time; the request may be retried later."""
+    """Triton could not be reached or did not answer in time; the request may be retried after retry_after_s."""
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
 
 
 class InferenceFailed(RuntimeError):
@@ -113,14 +122,17 @@ class FindingsEngine:
         labels: tuple[LabelSpec, ...],
         timeout_s: float,
         model_repository: Path | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         """model_repository: the local copy of Triton's repository, read for weights.json when the served
         config has no provenance outputs; None: such results report version "unknown" as demo weights.
+        breaker: guards every call to Triton (a new CircuitBreaker by default).
         """
         self.model_name = model_name
         self.labels = labels
         self.timeout_s = timeout_s
         self.model_repository = model_repository
+        self.breaker = breaker or CircuitBreaker()
         self._client = triton_grpc.InferenceServerClient(url=triton_url)
         self._served: ServedModel | None = None
         self._warn_lock = threading.Lock()  # the unknown-version warning is logged once, whichever thread
@@ -153,16 +165,16 @@ class FindingsEngine:
         names = (PROBABILITIES, MODEL_VERSION, DEMO_WEIGHTS) if served.reports_provenance else (PROBABILITIES,)
         try:
             # Pinned to the version whose outputs (and weights.json) were looked up.
-            response = self._client.infer(
+            response = self._guarded(lambda: self._client.infer(
                 self.model_name,
                 [image],
                 model_version=served.version,
                 outputs=[triton_grpc.InferRequestedOutput(name) for name in names],
                 client_timeout=self.timeout_s,
-            )
-        except InferenceServerException as exc:
+            ))
+        except (TritonUnavailable, InferenceFailed):
             self._served = None  # Triton may have restarted with another config: ask again next time
-            raise self._failure(exc) from exc
+            raise
         count = batch.shape[0]
         if served.reports_provenance:
             versions, demo_flags = response.as_numpy(MODEL_VERSION), response.as_numpy(DEMO_WEIGHTS)
@@ -182,10 +194,8 @@ class FindingsEngine:
         """
         served = self._served
         if served is None:
-            try:
-                metadata = self._client.get_model_metadata(self.model_name, client_timeout=self.timeout_s)
-            except InferenceServerException as exc:
-                raise self._failure(exc) from exc
+            metadata = self._guarded(
+                lambda: self._client.get_model_metadata(self.model_name, client_timeout=self.timeout_s))
             served = served_model(metadata.versions, (output.name for output in metadata.outputs))
             self._served = served
         return served
@@ -207,10 +217,27 @@ class FindingsEngine:
                 )
             return UNKNOWN_PROVENANCE
 
-    def _failure(self, exc: InferenceServerException) -> TritonUnavailable | InferenceFailed:
-        """The engine's error for a Triton error: TritonUnavailable when retrying may help."""
-        message = f"{self.model_name}: {exc.status()}: {exc.message()}"
-        return TritonUnavailable(message) if exc.status() in TRANSIENT_STATUSES else InferenceFailed(message)
+    def _guarded(self, call: Callable[[], Answer]) -> Answer:
+        """call() to Triton through the circuit breaker. Raises TritonUnavailable (Triton unreachable or slow, or
+        the breaker open) with how long to wait, or InferenceFailed (Triton answered with an error)."""
+        try:
+            self.breaker.before_call()
+        except CircuitOpen as exc:
+            raise TritonUnavailable(f"{self.model_name}: {exc}", exc.retry_after_s) from exc
+        try:
+            answer = call()
+        except InferenceServerException as exc:
+            message = f"{self.model_name}: {exc.status()}: {exc.message()}"
+            if exc.status() in TRANSIENT_STATUSES:
+                self.breaker.record_failure()
+                raise TritonUnavailable(message, self.breaker.retry_after_s() or UNAVAILABLE_RETRY_S) from exc
+            self.breaker.record_success()  # Triton is there: it answered, with an error
+            raise InferenceFailed(message) from exc
+        except BaseException:
+            self.breaker.record_failure()  # not known to have reached Triton; frees a probe slot
+            raise
+        self.breaker.record_success()
+        return answer
 
 
 def _model_input(image_path: Path) -> npt.NDArray[np.float32]:

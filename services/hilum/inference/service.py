@@ -48,7 +48,11 @@ class Inference:
         try:
             result = self._engine.analyse(self._store.path(key))
         except TritonUnavailable as exc:
-            raise TransientError(f"Triton unavailable: {exc}") from exc
+            # Not the study's fault: it waits as long as Triton is away (the wait is not counted against the queue's
+            # retries, so it never fails for it), asking again when the engine's circuit breaker lets a probe through.
+            log.warning("Triton unavailable; the study waits", extra={
+                "study_ref": study_ref(study.study_instance_uid), "retry_after_s": round(exc.retry_after_s, 1)})
+            raise TransientError(f"Triton unavailable: {exc}", retry_after_s=exc.retry_after_s) from exc
         except ImageUnreadable as exc:
             raise PermanentError(f"image unreadable: {exc}") from exc
         except InferenceFailed as exc:  # the model refused the input or answered out of contract

@@ -60,8 +60,17 @@ def test_an_unreadable_image_fails_for_good(inference: Inference, store: ObjectS
         inference.infer(_reference("dicom/1.2.3/bad.dcm"))
 
 
-def test_an_unreachable_model_server_is_retried(inference: Inference, store: ObjectStore, tmp_path: Path) -> None:
+def test_an_unreachable_model_server_makes_the_study_wait_without_counting_against_its_retries(
+    inference: Inference, store: ObjectStore, tmp_path: Path
+) -> None:
+    """Every refusal carries how long to wait (so the queue does not count it and the study never fails for it); after
+    three failures the breaker opens and the study waits without Triton being asked."""
     path = write_study(dataclasses.replace(SAMPLE_STUDIES[0], rows=160, columns=128), tmp_path)
     store.put("dicom/1.2.3/frontal.dcm", path.read_bytes())
-    with pytest.raises(TransientError, match="Triton unavailable"):
-        inference.infer(_reference("dicom/1.2.3/frontal.dcm"))
+    waits = []
+    for _ in range(4):
+        with pytest.raises(TransientError, match="Triton unavailable") as refused:
+            inference.infer(_reference("dicom/1.2.3/frontal.dcm"))
+        waits.append(refused.value.retry_after_s)
+    assert all(wait is not None and wait > 0 for wait in waits)
+    assert "not being called" in str(refused.value)  # the fourth never reached the network
