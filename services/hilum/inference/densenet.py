@@ -26,6 +26,11 @@ INPUT_SIZE = 224
 # Smooth synthetic images used to set the demo model's batch-norm statistics (see demo_model).
 CALIBRATION_IMAGES = 4
 CALIBRATION_NOISE = 64.0  # pixel noise, in the [-1024, 1024] input units
+# The demo head is calibrated so that a demo never cries wolf: on the calibration images every label scores about
+# DEMO_PROBABILITY, far below any label's "uncertain" level (labels.json), with logits spread by DEMO_LOGIT_SPREAD
+# (one standard deviation) so that outputs still differ from image to image.
+DEMO_PROBABILITY = 0.02
+DEMO_LOGIT_SPREAD = 0.05
 
 
 class WeightsFileError(ValueError):
@@ -124,7 +129,8 @@ class DenseNet121(nn.Module):
 
 
 def demo_model(seed: int) -> DenseNet121:
-    """Seeded random DenseNet-121 in eval mode, batch-norm statistics set from smooth noisy synthetic images.
+    """Seeded random DenseNet-121 in eval mode, batch-norm statistics set from smooth noisy synthetic images, and a
+    head calibrated to score no finding (DEMO_PROBABILITY per label on those images).
 
     Fresh statistics (mean 0, variance 1) let activations of inputs in [-1024, 1024] grow through 121
     layers until every probability is exactly 0 or 1; calibrated ones keep demo outputs image-dependent.
@@ -140,7 +146,22 @@ def demo_model(seed: int) -> DenseNet121:
     model.train()
     with torch.no_grad():
         model(images)
-    return model.eval()
+    model.eval()
+    _calibrate_head(model, images)
+    return model
+
+
+def _calibrate_head(model: DenseNet121, images: torch.Tensor) -> None:
+    """Scale and shift the classifier so that its logits on images have mean logit(DEMO_PROBABILITY) and standard
+    deviation DEMO_LOGIT_SPREAD per label: random weights then say "no finding", differently for each image."""
+    with torch.no_grad():
+        pooled = torch.flatten(functional.adaptive_avg_pool2d(functional.relu(model.features(images)), (1, 1)), 1)
+        logits = model.classifier(pooled)
+        scale = DEMO_LOGIT_SPREAD / logits.std(dim=0).clamp_min(1e-6)
+        model.classifier.weight.mul_(scale[:, None])
+        shifted = logits.mean(dim=0) * scale
+        target = torch.logit(torch.tensor(DEMO_PROBABILITY))
+        model.classifier.bias.copy_(model.classifier.bias * scale - shifted + target)
 
 
 def published_model(weights: Path) -> DenseNet121:
