@@ -17,8 +17,11 @@ Findings absent now and not resolved are not reported, but `assessed_codes` keep
 model scored, so that "none reached its threshold" can cite them.
 
 Every tube and line the devices model found is reported as a ReportedDevice with a stable code ("device:ett",
-a second one of the same kind "device:ett:2"), in `DeviceType` order; a device of unspecified kind is not, and an
-unspecified position is INDETERMINATE.
+a second one of the same kind "device:ett:2"), in `DeviceType` order; a device of unspecified kind is not.
+`DeviceType` is Hilum's one device vocabulary: the proto's DeviceKind, the device codes of the FHIR Observations
+and the DICOM SR, and the report all name the same six kinds. A placement call was made when the devices stage
+says so (position_called) or its position is satisfactory or malpositioned (payloads from before position_called);
+without a call the position is INDETERMINATE and `position_called` False, so no reader mistakes it for a call.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class DeviceType(StrEnum):
     ETT = "ett"
     NG_TUBE = "ng_tube"
     CVC = "cvc"
+    PICC = "picc"
     CHEST_TUBE = "chest_tube"
     PACEMAKER = "pacemaker"
 
@@ -90,13 +94,16 @@ class DevicePosition(StrEnum):
     INDETERMINATE = "indeterminate"
 
 
-_DEVICE_TYPE = {
-    messages_pb2.DEVICE_KIND_ENDOTRACHEAL_TUBE: DeviceType.ETT,
-    messages_pb2.DEVICE_KIND_NASOGASTRIC_TUBE: DeviceType.NG_TUBE,
-    messages_pb2.DEVICE_KIND_CENTRAL_VENOUS_CATHETER: DeviceType.CVC,
-    messages_pb2.DEVICE_KIND_CHEST_DRAIN: DeviceType.CHEST_TUBE,
-    messages_pb2.DEVICE_KIND_PACEMAKER_LEAD: DeviceType.PACEMAKER,
+# The proto's DeviceKind as DeviceType and back: the same six kinds.
+DEVICE_TYPE_OF_KIND: dict[messages_pb2.DeviceKind.ValueType, DeviceType] = {
+    messages_pb2.DEVICE_KIND_ETT: DeviceType.ETT,
+    messages_pb2.DEVICE_KIND_NG_TUBE: DeviceType.NG_TUBE,
+    messages_pb2.DEVICE_KIND_CVC: DeviceType.CVC,
+    messages_pb2.DEVICE_KIND_PICC: DeviceType.PICC,
+    messages_pb2.DEVICE_KIND_CHEST_TUBE: DeviceType.CHEST_TUBE,
+    messages_pb2.DEVICE_KIND_PACEMAKER: DeviceType.PACEMAKER,
 }
+DEVICE_KIND_OF_TYPE = {device_type: kind for kind, device_type in DEVICE_TYPE_OF_KIND.items()}
 
 _DEVICE_POSITION = {
     messages_pb2.DEVICE_POSITION_SATISFACTORY: DevicePosition.SATISFACTORY,
@@ -107,18 +114,27 @@ DEVICE_DISPLAY = {
     DeviceType.ETT: "Endotracheal tube",
     DeviceType.NG_TUBE: "Nasogastric tube",
     DeviceType.CVC: "Central venous catheter",
+    DeviceType.PICC: "Peripherally inserted central catheter",
     DeviceType.CHEST_TUBE: "Chest tube",
     DeviceType.PACEMAKER: "Pacemaker lead",
 }
 
-# The landmark a tip distance is measured from (positive above it); None: the kind has no landmark distance.
+# The landmark a tip distance is measured from (positive above it) when the finding names none; None: the kind
+# has no landmark distance.
 DEVICE_LANDMARK: dict[DeviceType, str | None] = {
     DeviceType.ETT: "carina",
     DeviceType.NG_TUBE: "gastroesophageal junction",
     DeviceType.CVC: "cavoatrial junction",
+    DeviceType.PICC: "cavoatrial junction",
     DeviceType.CHEST_TUBE: None,
     DeviceType.PACEMAKER: None,
 }
+
+
+def device_code(kind: DeviceType) -> str:
+    """The kind's code in every output ("device:ett"): report sentences, FHIR Observations, DICOM SR."""
+    return f"device:{kind.value}"
+
 
 _ORDINAL = {2: "Second", 3: "Third", 4: "Fourth", 5: "Fifth"}
 
@@ -179,9 +195,11 @@ class ReportedFinding:
 class ReportedDevice:
     """One reported tube or line.
 
-    code: "device:<type>", "device:<type>:<n>" for the n-th of the same type. tip_distance_mm: tip to the
-    type's landmark (`landmark`) in millimetres, positive above it, negative below; None when unknown or when
-    the type has no landmark. probability: the devices model's output in [0, 1].
+    code: "device:<type>", "device:<type>:<n>" for the n-th of the same type. tip_distance_mm: tip to `landmark`
+    in millimetres, positive above it, negative below; None when not measured or when there is no landmark.
+    probability: the devices model's output in [0, 1]. position_called: False when no placement call was made
+    (position is then INDETERMINATE). measurement: how the distance was measured, or why it was not;
+    position_reason: why this call, or why none ("" when the devices stage gave none).
     """
 
     code: str
@@ -190,11 +208,10 @@ class ReportedDevice:
     position: DevicePosition
     tip_distance_mm: float | None
     probability: float
-
-    @property
-    def landmark(self) -> str | None:
-        """The landmark the tip distance is measured from ("carina"), None for chest tubes and pacemaker leads."""
-        return DEVICE_LANDMARK[self.kind]
+    landmark: str | None = None
+    measurement: str = ""
+    position_reason: str = ""
+    position_called: bool = True
 
 
 @dataclass(frozen=True)
@@ -261,23 +278,34 @@ def _status(finding: messages_pb2.Finding, change: ChangeSincePrior | None) -> F
 
 
 def reported_devices(devices: Iterable[messages_pb2.DeviceFinding]) -> tuple[ReportedDevice, ...]:
-    """The devices as reported: numbered per type in the order found, then ordered by type."""
+    """The devices as reported: numbered per type in the order found, then ordered by type.
+
+    The landmark is the finding's, else the type's usual one (DEVICE_LANDMARK); a distance without a landmark
+    is dropped, since it would say nothing.
+    """
     seen: dict[DeviceType, int] = {}
     reported: list[ReportedDevice] = []
     for device in devices:
-        kind = _DEVICE_TYPE.get(device.kind)
+        kind = DEVICE_TYPE_OF_KIND.get(device.kind)
         if kind is None:
             continue
         number = seen[kind] = seen.get(kind, 0) + 1
-        has_distance = device.HasField("tip_distance_mm") and DEVICE_LANDMARK[kind] is not None
+        landmark = device.landmark.strip() or DEVICE_LANDMARK[kind]
+        has_distance = device.HasField("tip_distance_mm") and landmark is not None
+        position = _DEVICE_POSITION.get(device.position)
+        called = device.position_called or position is not None
         reported.append(ReportedDevice(
-            code=f"device:{kind.value}" + (f":{number}" if number > 1 else ""),
+            code=device_code(kind) + (f":{number}" if number > 1 else ""),
             kind=kind,
             display=_device_display(kind, number),
-            position=_DEVICE_POSITION.get(device.position, DevicePosition.INDETERMINATE),
+            position=position if position is not None else DevicePosition.INDETERMINATE,
             # float32 on the wire: 0.1 mm is far below what the geometry resolves
             tip_distance_mm=round(device.tip_distance_mm, 1) if has_distance else None,
             probability=device.probability,
+            landmark=landmark,
+            measurement=device.measurement.strip(),
+            position_reason=device.position_reason.strip(),
+            position_called=called,
         ))
     order = list(DeviceType)
     return tuple(sorted(reported, key=lambda d: order.index(d.kind)))

@@ -22,29 +22,17 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from hilum.common.reported_findings import DevicePosition
+from hilum.common.reported_findings import DevicePosition, DeviceType
 from hilum.inference.device_geometry import Landmark, Measurement, Spacing, distance_mm, height_above_mm
-
-
-class DeviceKind(StrEnum):
-    """A kind of tube or line the devices model finds."""
-
-    ETT = "ett"
-    NG_TUBE = "ng_tube"
-    CVC = "cvc"
-    PICC = "picc"
-    CHEST_TUBE = "chest_tube"
-    PACEMAKER = "pacemaker"
-
 
 # The landmark each kind's tip is judged against. Chest drains and pacemaker leads have none: the British
 # Thoracic Society pleural guideline (Havelock T et al., Thorax 2010;65 Suppl 2:ii61-ii76) gives no tip
 # position as a distance, and a lead tip is judged by the chamber it lies in, which no landmark here marks.
-REFERENCE_LANDMARK: dict[DeviceKind, str] = {
-    DeviceKind.ETT: "carina",
-    DeviceKind.NG_TUBE: "gastroesophageal junction",
-    DeviceKind.CVC: "cavoatrial junction",
-    DeviceKind.PICC: "cavoatrial junction",
+REFERENCE_LANDMARK: dict[DeviceType, str] = {
+    DeviceType.ETT: "carina",
+    DeviceType.NG_TUBE: "gastroesophageal junction",
+    DeviceType.CVC: "cavoatrial junction",
+    DeviceType.PICC: "cavoatrial junction",
 }
 
 # Landmarks below this confidence are treated as not found. A model operating point, not a clinical
@@ -187,7 +175,7 @@ class Placement:
     landmark was not located, and "not measurable" (value None) without a usable pixel spacing.
     """
 
-    device: DeviceKind
+    device: DeviceType
     call: DevicePosition | None
     reason: str
     tip_above_reference: Measurement | None = None
@@ -283,7 +271,7 @@ def central_line_ruling(tip_above_junction_mm: float) -> Ruling:
 
 
 def assess(
-    device: DeviceKind,
+    device: DeviceType,
     tip: Landmark | None,
     reference: Landmark | None,
     spacing: Spacing | None,
@@ -323,11 +311,11 @@ def assess(
     return placed(ruling.call, ruling.reason)
 
 
-def _rule(device: DeviceKind, tip_above_mm: float, tip_to_mm: float) -> Ruling:
+def _rule(device: DeviceType, tip_above_mm: float, tip_to_mm: float) -> Ruling:
     """The ruling of device's rule on its tip's height above, and distance to, its reference landmark."""
-    if device is DeviceKind.ETT:
+    if device is DeviceType.ETT:
         return ett_ruling(tip_above_mm)
-    if device is DeviceKind.NG_TUBE:
+    if device is DeviceType.NG_TUBE:
         return ng_tube_ruling(tip_above_mm, tip_to_mm)
     return central_line_ruling(tip_above_mm)
 

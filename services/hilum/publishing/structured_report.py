@@ -7,8 +7,9 @@ Coding: a finding is its SNOMED CT concept where the label has one, else a code 
 99HILUM. Its status is a qualitative evaluation of that concept: present (SCT 52101004), uncertain as
 indeterminate (SCT 82334004), resolved as absent now (SCT 2667000) with the change since prior "resolved",
 as the FHIR Observations say it. Probability and operating threshold are numeric measurements in UCUM {ratio}.
-Each tube or line is a group too: its kind and tip position in 99HILUM, its probability, and the tip's distance
-to the kind's landmark in mm (positive above it) where the devices model gave one.
+Each tube or line is a group too: its kind ("device:ett", one of the six DeviceType kinds) and tip position in
+99HILUM ("not-assessed" when no placement call was made), its probability, and the tip's distance to its landmark
+in mm (positive above it) where one was measured; the draft's sentences in the text container say why.
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import UID
 
+from hilum.common.fhir.device_observation import position_value
 from hilum.common.fhir.diagnostic_report import exam_coding
 from hilum.common.fhir.identifiers import LOINC, SNOMED, resource_uuid
 from hilum.common.fhir.observation import LATERALITY_VALUES, STATUS_VALUES
 from hilum.common.reported_findings import (
     DEVICE_DISPLAY,
     ChangeSincePrior,
-    DevicePosition,
     DeviceType,
     FindingStatus,
     ReportedDevice,
     ReportedFinding,
     ReportedFindings,
+    device_code,
 )
 from hilum.common.wording import DRAFT_NOTICE
 from hilum.v1 import messages_pb2
@@ -74,11 +76,6 @@ THRESHOLD_CONCEPT = hd.sr.CodedConcept("operating-threshold", PRIVATE_SCHEME, "O
 _RATIO = hd.sr.CodedConcept("{ratio}", "UCUM", "ratio")
 
 DEVICE_POSITION_CONCEPT = hd.sr.CodedConcept("device-position", PRIVATE_SCHEME, "Device tip position")
-DEVICE_POSITION_VALUE = {
-    DevicePosition.SATISFACTORY: hd.sr.CodedConcept("satisfactory", PRIVATE_SCHEME, "Satisfactory position"),
-    DevicePosition.MALPOSITIONED: hd.sr.CodedConcept("malpositioned", PRIVATE_SCHEME, "Malpositioned"),
-    DevicePosition.INDETERMINATE: hd.sr.CodedConcept("indeterminate", PRIVATE_SCHEME, "Position indeterminate"),
-}
 _MILLIMETRE = hd.sr.CodedConcept("mm", "UCUM", "mm")
 
 _CHEST = hd.sr.CodedConcept("816094009", "SCT", "Chest")
@@ -115,7 +112,7 @@ def finding_concept(finding: ReportedFinding) -> hd.sr.CodedConcept:
 
 def device_concept(kind: DeviceType) -> hd.sr.CodedConcept:
     """A kind of tube or line as a 99HILUM code, "device:ett" "Endotracheal tube"."""
-    return hd.sr.CodedConcept(f"device:{kind.value}", PRIVATE_SCHEME, DEVICE_DISPLAY[kind])
+    return hd.sr.CodedConcept(device_code(kind), PRIVATE_SCHEME, DEVICE_DISPLAY[kind])
 
 
 def tip_distance_concept(landmark: str) -> hd.sr.CodedConcept:
@@ -186,7 +183,11 @@ def _finding_group(
 def _device_group(
     device: ReportedDevice, reported: ReportedFindings, sources: Sequence[Dataset]
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1501 for one tube or line: its kind, tip position, probability and tip distance (mm, positive above)."""
+    """TID 1501 for one tube or line: its kind, tip position ("not-assessed" without a call), probability and tip
+    distance (mm, positive above)."""
+    # The placement call with the codes of the FHIR device Observation, in 99HILUM.
+    call = position_value(device)
+    position = hd.sr.CodedConcept(str(call.code), PRIVATE_SCHEME, str(call.display))
     measurements = [hd.sr.Measurement(name=PROBABILITY_CONCEPT, value=round(device.probability, 6), unit=_RATIO)]
     if device.tip_distance_mm is not None and device.landmark is not None:
         measurements.append(hd.sr.Measurement(
@@ -202,7 +203,7 @@ def _device_group(
         algorithm_id=_algorithm(reported),
         measurements=measurements,
         qualitative_evaluations=[
-            hd.sr.QualitativeEvaluation(DEVICE_POSITION_CONCEPT, DEVICE_POSITION_VALUE[device.position])
+            hd.sr.QualitativeEvaluation(DEVICE_POSITION_CONCEPT, position)
         ],
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(s) for s in sources],
     )

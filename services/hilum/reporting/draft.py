@@ -154,7 +154,7 @@ def _finding_text(finding: ReportedFinding, prior: PriorReference | None) -> str
 
 
 def _tip_phrase(device: ReportedDevice) -> str:
-    """" tip 4.5 cm above the carina"; "" when no distance is known."""
+    """" tip 4.5 cm above the carina"; "" when no distance was measured."""
     if device.tip_distance_mm is None or device.landmark is None:
         return ""
     centimetres = f"{abs(device.tip_distance_mm) / 10:.1f}"
@@ -171,13 +171,24 @@ _POSITION_PHRASE = {
 }
 
 
+def _not_assessed(device: ReportedDevice) -> str:
+    """"position not assessed: <why>" for a device with no placement call ("position not assessed" without a why)."""
+    reason = device.position_reason.rstrip(".")
+    return f"position not assessed: {reason}" if reason else "position not assessed"
+
+
 def _device_text(device: ReportedDevice) -> str:
-    """"Endotracheal tube tip 4.5 cm above the carina, satisfactory position."."""
-    return f"{device.display}{_tip_phrase(device)}, {_POSITION_PHRASE[device.position]}."
+    """"Endotracheal tube tip 4.5 cm above the carina, satisfactory position."; without a placement call,
+    "..., position not assessed: placement thresholds are for adults; patient is under 18."."""
+    position = _POSITION_PHRASE[device.position] if device.position_called else _not_assessed(device)
+    return f"{device.display}{_tip_phrase(device)}, {position}."
 
 
 def _device_impression_text(device: ReportedDevice) -> str:
-    """"Malpositioned endotracheal tube, tip 0.5 cm below the carina." or the indeterminate equivalent."""
+    """"Malpositioned endotracheal tube, tip 0.5 cm below the carina.", the indeterminate equivalent, or the
+    FINDINGS sentence of a device with no placement call."""
+    if not device.position_called:
+        return _device_text(device)
     name = _lower_name(device.display)
     tip = f",{_tip_phrase(device)}" if _tip_phrase(device) else ""
     if device.position == DevicePosition.MALPOSITIONED:

@@ -72,20 +72,38 @@ class _DeviceKind:
 class _DeviceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeviceKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DEVICE_KIND_UNSPECIFIED: _DeviceKind.ValueType  # 0
-    DEVICE_KIND_ENDOTRACHEAL_TUBE: _DeviceKind.ValueType  # 1
-    DEVICE_KIND_NASOGASTRIC_TUBE: _DeviceKind.ValueType  # 2
-    DEVICE_KIND_CENTRAL_VENOUS_CATHETER: _DeviceKind.ValueType  # 3
-    DEVICE_KIND_CHEST_DRAIN: _DeviceKind.ValueType  # 4
-    DEVICE_KIND_PACEMAKER_LEAD: _DeviceKind.ValueType  # 5
+    DEVICE_KIND_ETT: _DeviceKind.ValueType  # 1
+    """endotracheal tube"""
+    DEVICE_KIND_NG_TUBE: _DeviceKind.ValueType  # 2
+    """nasogastric tube"""
+    DEVICE_KIND_CVC: _DeviceKind.ValueType  # 3
+    """central venous catheter"""
+    DEVICE_KIND_CHEST_TUBE: _DeviceKind.ValueType  # 4
+    """chest tube (chest drain)"""
+    DEVICE_KIND_PACEMAKER: _DeviceKind.ValueType  # 5
+    """pacemaker lead"""
+    DEVICE_KIND_PICC: _DeviceKind.ValueType  # 6
+    """peripherally inserted central catheter"""
 
-class DeviceKind(_DeviceKind, metaclass=_DeviceKindEnumTypeWrapper): ...
+class DeviceKind(_DeviceKind, metaclass=_DeviceKindEnumTypeWrapper):
+    """A kind of tube or line. The names are Hilum's one device vocabulary: the same kinds, in the same words, as
+    the Python DeviceType values ("ett", …), the device codes ("device:ett") of the FHIR Observations and the DICOM
+    SR, and the report. Numbers are kept across renames, so stored payloads still decode.
+    """
 
 DEVICE_KIND_UNSPECIFIED: DeviceKind.ValueType  # 0
-DEVICE_KIND_ENDOTRACHEAL_TUBE: DeviceKind.ValueType  # 1
-DEVICE_KIND_NASOGASTRIC_TUBE: DeviceKind.ValueType  # 2
-DEVICE_KIND_CENTRAL_VENOUS_CATHETER: DeviceKind.ValueType  # 3
-DEVICE_KIND_CHEST_DRAIN: DeviceKind.ValueType  # 4
-DEVICE_KIND_PACEMAKER_LEAD: DeviceKind.ValueType  # 5
+DEVICE_KIND_ETT: DeviceKind.ValueType  # 1
+"""endotracheal tube"""
+DEVICE_KIND_NG_TUBE: DeviceKind.ValueType  # 2
+"""nasogastric tube"""
+DEVICE_KIND_CVC: DeviceKind.ValueType  # 3
+"""central venous catheter"""
+DEVICE_KIND_CHEST_TUBE: DeviceKind.ValueType  # 4
+"""chest tube (chest drain)"""
+DEVICE_KIND_PACEMAKER: DeviceKind.ValueType  # 5
+"""pacemaker lead"""
+DEVICE_KIND_PICC: DeviceKind.ValueType  # 6
+"""peripherally inserted central catheter"""
 Global___DeviceKind: _TypeAlias = DeviceKind  # noqa: Y015
 
 class _DevicePosition:
@@ -272,7 +290,7 @@ Global___Finding: _TypeAlias = Finding  # noqa: Y015
 
 @_typing.final
 class DeviceFinding(_message.Message):
-    """One tube or line found by the devices model, with its tip position."""
+    """One tube or line found by the devices model, with its tip position and how that was decided."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -280,11 +298,28 @@ class DeviceFinding(_message.Message):
     PROBABILITY_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     TIP_DISTANCE_MM_FIELD_NUMBER: _builtins.int
+    LANDMARK_FIELD_NUMBER: _builtins.int
+    MEASUREMENT_FIELD_NUMBER: _builtins.int
+    POSITION_REASON_FIELD_NUMBER: _builtins.int
+    POSITION_CALLED_FIELD_NUMBER: _builtins.int
     kind: Global___DeviceKind.ValueType
     probability: _builtins.float
     position: Global___DevicePosition.ValueType
+    """The placement call when position_called. SATISFACTORY and MALPOSITIONED are read as calls without it too:
+    payloads written before position_called existed carry them with position_called false.
+    """
     tip_distance_mm: _builtins.float
-    """Tip to reference landmark (e.g. carina) in millimetres, positive above the landmark."""
+    """Tip to reference landmark (`landmark`) in millimetres, positive above the landmark; absent when not measured."""
+    landmark: _builtins.str
+    """The reference landmark the tip is measured from ("carina"), "" if the kind has none."""
+    measurement: _builtins.str
+    """How the distance was measured ("Imager Pixel Spacing corrected by the Estimated Radiographic Magnification
+    Factor 1.1"), or why it was not ("distance not measurable: no pixel spacing"); "" when not recorded.
+    """
+    position_reason: _builtins.str
+    """Why this call, or why no call ("placement thresholds are for adults; patient is under 18")."""
+    position_called: _builtins.bool
+    """False when no placement call was made, so UNSPECIFIED or INDETERMINATE is not mistaken for a call."""
     def __init__(
         self,
         *,
@@ -292,10 +327,14 @@ class DeviceFinding(_message.Message):
         probability: _builtins.float = ...,
         position: Global___DevicePosition.ValueType = ...,
         tip_distance_mm: _builtins.float | None = ...,
+        landmark: _builtins.str = ...,
+        measurement: _builtins.str = ...,
+        position_reason: _builtins.str = ...,
+        position_called: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_tip_distance_mm", b"_tip_distance_mm", "tip_distance_mm", b"tip_distance_mm"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_tip_distance_mm", b"_tip_distance_mm", "kind", b"kind", "position", b"position", "probability", b"probability", "tip_distance_mm", b"tip_distance_mm"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_tip_distance_mm", b"_tip_distance_mm", "kind", b"kind", "landmark", b"landmark", "measurement", b"measurement", "position", b"position", "position_called", b"position_called", "position_reason", b"position_reason", "probability", b"probability", "tip_distance_mm", b"tip_distance_mm"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__tip_distance_mm: _TypeAlias = _typing.Literal["tip_distance_mm"]  # noqa: Y015
     _WhichOneofArgType__tip_distance_mm: _TypeAlias = _typing.Literal["_tip_distance_mm", b"_tip_distance_mm"]  # noqa: Y015

@@ -11,6 +11,8 @@ import pytest
 from hilum.common.fhir.bundle import build_report_bundle
 from hilum.common.fhir.validation import bundle_json, validate_bundle
 from hilum.common.reported_findings import (
+    DEVICE_KIND_OF_TYPE,
+    DEVICE_TYPE_OF_KIND,
     ChangeSincePrior,
     DevicePosition,
     DeviceType,
@@ -195,20 +197,33 @@ def _device(kind: messages_pb2.DeviceKind.ValueType, position: messages_pb2.Devi
 
 def test_devices_are_reported_from_the_current_study() -> None:
     comparison = _mixed()
-    comparison.current.devices.append(_device(K.DEVICE_KIND_ENDOTRACHEAL_TUBE, P.DEVICE_POSITION_SATISFACTORY, 45.3))
+    comparison.current.devices.append(_device(K.DEVICE_KIND_ETT, P.DEVICE_POSITION_SATISFACTORY, 45.3))
     (device,) = reported_findings(comparison).devices
     assert device == ReportedDevice(code="device:ett", kind=DeviceType.ETT, display="Endotracheal tube",
-                                    position=DevicePosition.SATISFACTORY, tip_distance_mm=45.3, probability=0.875)
-    assert device.landmark == "carina"
+                                    position=DevicePosition.SATISFACTORY, tip_distance_mm=45.3, probability=0.875,
+                                    landmark="carina", position_called=True)
     assert reported_findings(_mixed()).devices == ()
 
 
+def test_proto_kinds_and_device_types_are_one_vocabulary() -> None:
+    kinds = [kind for kind in K.values() if kind != K.DEVICE_KIND_UNSPECIFIED]
+    # Each proto name is the DeviceType value in capitals, and the map goes both ways.
+    assert {K.Name(kind): DEVICE_TYPE_OF_KIND[kind] for kind in kinds} == {
+        f"DEVICE_KIND_{t.value.upper()}": t for t in DeviceType
+    }
+    assert all(DEVICE_TYPE_OF_KIND[DEVICE_KIND_OF_TYPE[t]] is t for t in DeviceType)
+    # Stored payloads keep their numbers across the rename.
+    assert (K.DEVICE_KIND_ETT, K.DEVICE_KIND_NG_TUBE, K.DEVICE_KIND_CVC, K.DEVICE_KIND_CHEST_TUBE,
+            K.DEVICE_KIND_PACEMAKER, K.DEVICE_KIND_PICC) == (1, 2, 3, 4, 5, 6)
+
+
 @pytest.mark.parametrize(("kind", "code", "display", "landmark"), [
-    (K.DEVICE_KIND_ENDOTRACHEAL_TUBE, "device:ett", "Endotracheal tube", "carina"),
-    (K.DEVICE_KIND_NASOGASTRIC_TUBE, "device:ng_tube", "Nasogastric tube", "gastroesophageal junction"),
-    (K.DEVICE_KIND_CENTRAL_VENOUS_CATHETER, "device:cvc", "Central venous catheter", "cavoatrial junction"),
-    (K.DEVICE_KIND_CHEST_DRAIN, "device:chest_tube", "Chest tube", None),
-    (K.DEVICE_KIND_PACEMAKER_LEAD, "device:pacemaker", "Pacemaker lead", None),
+    (K.DEVICE_KIND_ETT, "device:ett", "Endotracheal tube", "carina"),
+    (K.DEVICE_KIND_NG_TUBE, "device:ng_tube", "Nasogastric tube", "gastroesophageal junction"),
+    (K.DEVICE_KIND_CVC, "device:cvc", "Central venous catheter", "cavoatrial junction"),
+    (K.DEVICE_KIND_PICC, "device:picc", "Peripherally inserted central catheter", "cavoatrial junction"),
+    (K.DEVICE_KIND_CHEST_TUBE, "device:chest_tube", "Chest tube", None),
+    (K.DEVICE_KIND_PACEMAKER, "device:pacemaker", "Pacemaker lead", None),
 ])
 def test_each_device_kind_has_a_code_name_and_landmark(
     kind: messages_pb2.DeviceKind.ValueType, code: str, display: str, landmark: str | None
@@ -219,24 +234,65 @@ def test_each_device_kind_has_a_code_name_and_landmark(
 
 
 def test_positions_map_and_unspecified_is_indeterminate() -> None:
-    devices = reported_devices([_device(K.DEVICE_KIND_CHEST_DRAIN, position) for position in (
+    devices = reported_devices([_device(K.DEVICE_KIND_CHEST_TUBE, position) for position in (
         P.DEVICE_POSITION_SATISFACTORY, P.DEVICE_POSITION_MALPOSITIONED, P.DEVICE_POSITION_INDETERMINATE,
         P.DEVICE_POSITION_UNSPECIFIED)])
     assert [d.position for d in devices] == [DevicePosition.SATISFACTORY, DevicePosition.MALPOSITIONED,
                                              DevicePosition.INDETERMINATE, DevicePosition.INDETERMINATE]
+    # Without position_called, only a satisfactory or malpositioned position (older payloads) is a call.
+    assert [d.position_called for d in devices] == [True, True, False, False]
+
+
+def test_a_called_indeterminate_position_is_a_call() -> None:
+    device = _device(K.DEVICE_KIND_CVC, P.DEVICE_POSITION_INDETERMINATE, 30.0)
+    device.position_called = True
+    device.position_reason = "tip 30.0 mm above the cavoatrial junction, in the upper or middle superior vena cava"
+    (reported,) = reported_devices([device])
+    assert (reported.position, reported.position_called) == (DevicePosition.INDETERMINATE, True)
+    assert reported.position_reason == device.position_reason
+
+
+def test_a_device_without_a_call_carries_its_reason_landmark_and_measurement() -> None:
+    device = _device(K.DEVICE_KIND_PICC, P.DEVICE_POSITION_UNSPECIFIED, 12.04)
+    device.landmark = "cavoatrial junction"
+    device.measurement = "Imager Pixel Spacing corrected by the Estimated Radiographic Magnification Factor 1.1"
+    device.position_reason = "placement thresholds are for adults; patient is under 18"
+    (reported,) = reported_devices([device])
+    assert reported == ReportedDevice(
+        code="device:picc", kind=DeviceType.PICC, display="Peripherally inserted central catheter",
+        position=DevicePosition.INDETERMINATE, tip_distance_mm=12.0, probability=0.875,
+        landmark="cavoatrial junction", measurement=device.measurement, position_reason=device.position_reason,
+        position_called=False,
+    )
+
+
+def test_the_findings_landmark_is_kept_and_a_distance_needs_one() -> None:
+    measured_to_carina = _device(K.DEVICE_KIND_CVC, P.DEVICE_POSITION_SATISFACTORY, 15.0)
+    measured_to_carina.landmark = "carina"
+    no_landmark = _device(K.DEVICE_KIND_PACEMAKER, P.DEVICE_POSITION_UNSPECIFIED, 15.0)
+    unmeasured = _device(K.DEVICE_KIND_ETT, P.DEVICE_POSITION_UNSPECIFIED)
+    unmeasured.measurement = "distance not measurable: no pixel spacing"
+    ett, cvc, lead = reported_devices([measured_to_carina, no_landmark, unmeasured])
+    assert (cvc.landmark, cvc.tip_distance_mm) == ("carina", 15.0)
+    assert (lead.landmark, lead.tip_distance_mm) == (None, None)
+    assert (ett.landmark, ett.tip_distance_mm, ett.measurement) == ("carina", None, unmeasured.measurement)
 
 
 def test_devices_are_numbered_per_kind_and_ordered_by_kind() -> None:
     devices = reported_devices([
-        _device(K.DEVICE_KIND_CENTRAL_VENOUS_CATHETER, P.DEVICE_POSITION_SATISFACTORY, 10.0),
+        _device(K.DEVICE_KIND_PICC, P.DEVICE_POSITION_SATISFACTORY, 5.0),
+        _device(K.DEVICE_KIND_CVC, P.DEVICE_POSITION_SATISFACTORY, 10.0),
         _device(K.DEVICE_KIND_UNSPECIFIED, P.DEVICE_POSITION_SATISFACTORY),
-        _device(K.DEVICE_KIND_ENDOTRACHEAL_TUBE, P.DEVICE_POSITION_SATISFACTORY),
-        _device(K.DEVICE_KIND_CENTRAL_VENOUS_CATHETER, P.DEVICE_POSITION_MALPOSITIONED),
+        _device(K.DEVICE_KIND_PACEMAKER, P.DEVICE_POSITION_SATISFACTORY),
+        _device(K.DEVICE_KIND_ETT, P.DEVICE_POSITION_SATISFACTORY),
+        _device(K.DEVICE_KIND_CVC, P.DEVICE_POSITION_MALPOSITIONED),
     ])
     assert [(d.code, d.display, d.tip_distance_mm) for d in devices] == [
         ("device:ett", "Endotracheal tube", None),
         ("device:cvc", "Central venous catheter", 10.0),
         ("device:cvc:2", "Second central venous catheter", None),
+        ("device:picc", "Peripherally inserted central catheter", 5.0),
+        ("device:pacemaker", "Pacemaker lead", None),
     ]
 
 
@@ -307,3 +363,20 @@ def test_without_a_compared_prior_no_output_states_a_change(case: str) -> None:
     observed = [(o["code"]["coding"][0]["code"], _observation_change(o)) for o in observations]
     assert drafted == ["pneumothorax", "effusion"]
     assert shown == observed == [("pneumothorax", None), ("effusion", None)]
+
+
+def test_draft_and_observations_name_the_same_devices() -> None:
+    comparison = _mixed()
+    picc = _device(K.DEVICE_KIND_PICC, P.DEVICE_POSITION_UNSPECIFIED, 8.0)
+    picc.position_reason = "placement thresholds are for adults; patient is under 18"
+    comparison.current.devices.extend([picc, _device(K.DEVICE_KIND_ETT, P.DEVICE_POSITION_MALPOSITIONED, -5.0)])
+    reported = reported_findings(comparison)
+    draft = draft_report(reported)
+    _, _, observations = _outputs(comparison)
+    drafted = [c for s in draft.findings for c in s.finding_codes if c.startswith("device:")]
+    observed = [o["code"]["coding"][0]["code"] for o in observations if o["code"]["coding"][0]["code"].startswith(
+        "device:")]
+    assert drafted == observed == ["device:ett", "device:picc"]
+    assert [o["valueCodeableConcept"]["coding"][0]["code"] for o in observations[-2:]] == [
+        "malpositioned", "not-assessed"
+    ]

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from hilum.common.reported_findings import DevicePosition
+from hilum.common.reported_findings import DevicePosition, DeviceType
 from hilum.inference.device_geometry import NOT_MEASURABLE, Landmark, Spacing, SpacingSource
 from hilum.inference.device_placement import (
     CENTRAL_LINE_MAX_ABOVE_JUNCTION_MM,
@@ -17,7 +17,6 @@ from hilum.inference.device_placement import (
     NG_MIN_BEYOND_JUNCTION_MM,
     AgeAtStudy,
     AgeGroup,
-    DeviceKind,
     age_at_study,
     assess,
     central_line_ruling,
@@ -44,7 +43,7 @@ def tip_above(mm: float, sideways_mm: float = 0.0, confidence: float = 0.9) -> L
 
 
 def test_device_kinds_are_the_shared_vocabulary() -> None:
-    assert [kind.value for kind in DeviceKind] == ["ett", "ng_tube", "cvc", "picc", "chest_tube", "pacemaker"]
+    assert [kind.value for kind in DeviceType] == ["ett", "ng_tube", "cvc", "picc", "chest_tube", "pacemaker"]
 
 
 @pytest.mark.parametrize(
@@ -118,7 +117,7 @@ def test_central_line_rule_at_and_across_its_limits(mm: float, call: DevicePosit
     ("mm", "call"), [(-0.125, MALPOSITIONED), (29.875, MALPOSITIONED), (30.0, SATISFACTORY), (70.0, SATISFACTORY)]
 )
 def test_assess_ett_from_landmarks_at_the_limits(mm: float, call: DevicePosition) -> None:
-    placement = assess(DeviceKind.ETT, tip_above(mm, sideways_mm=4.0), REFERENCE, SPACING, ADULT)
+    placement = assess(DeviceType.ETT, tip_above(mm, sideways_mm=4.0), REFERENCE, SPACING, ADULT)
     assert placement.call is call
     assert placement.tip_above_reference is not None and placement.tip_above_reference.value_mm == mm
     assert placement.tip_to_reference is not None and placement.tip_to_reference.value_mm == pytest.approx(
@@ -128,28 +127,28 @@ def test_assess_ett_from_landmarks_at_the_limits(mm: float, call: DevicePosition
 
 
 def test_assess_ett_just_past_the_upper_limit_from_landmarks() -> None:
-    placement = assess(DeviceKind.ETT, tip_above(70.125), REFERENCE, SPACING, ADULT)
+    placement = assess(DeviceType.ETT, tip_above(70.125), REFERENCE, SPACING, ADULT)
     assert placement.call is MALPOSITIONED and "70.1 mm above the carina" in placement.reason
 
 
 def test_assess_ng_tube_uses_the_straight_line_beyond_the_junction() -> None:
-    into_stomach = assess(DeviceKind.NG_TUBE, tip_above(-60.0, sideways_mm=80.0), REFERENCE, SPACING, ADULT)
+    into_stomach = assess(DeviceType.NG_TUBE, tip_above(-60.0, sideways_mm=80.0), REFERENCE, SPACING, ADULT)
     assert into_stomach.call is SATISFACTORY  # 100 mm in a straight line, though only 60 mm lower
-    short = assess(DeviceKind.NG_TUBE, tip_above(-60.0, sideways_mm=30.0), REFERENCE, SPACING, ADULT)
+    short = assess(DeviceType.NG_TUBE, tip_above(-60.0, sideways_mm=30.0), REFERENCE, SPACING, ADULT)
     assert short.call is INDETERMINATE
-    in_chest = assess(DeviceKind.NG_TUBE, tip_above(25.0), REFERENCE, SPACING, ADULT)
+    in_chest = assess(DeviceType.NG_TUBE, tip_above(25.0), REFERENCE, SPACING, ADULT)
     assert in_chest.call is MALPOSITIONED
 
 
-@pytest.mark.parametrize("kind", [DeviceKind.CVC, DeviceKind.PICC])
-def test_assess_central_lines_share_one_rule(kind: DeviceKind) -> None:
+@pytest.mark.parametrize("kind", [DeviceType.CVC, DeviceType.PICC])
+def test_assess_central_lines_share_one_rule(kind: DeviceType) -> None:
     assert assess(kind, tip_above(10.0), REFERENCE, SPACING, ADULT).call is SATISFACTORY
     assert assess(kind, tip_above(-20.0), REFERENCE, SPACING, ADULT).call is INDETERMINATE
     assert assess(kind, tip_above(90.0), REFERENCE, SPACING, ADULT).call is MALPOSITIONED
 
 
-@pytest.mark.parametrize("kind", [DeviceKind.CHEST_TUBE, DeviceKind.PACEMAKER])
-def test_drains_and_pacing_leads_get_no_call(kind: DeviceKind) -> None:
+@pytest.mark.parametrize("kind", [DeviceType.CHEST_TUBE, DeviceType.PACEMAKER])
+def test_drains_and_pacing_leads_get_no_call(kind: DeviceType) -> None:
     detected = assess(kind, tip_above(10.0), REFERENCE, SPACING, ADULT)
     assert detected.call is None
     assert detected.reason.startswith("tip detected; position not assessed by rule")
@@ -159,36 +158,36 @@ def test_drains_and_pacing_leads_get_no_call(kind: DeviceKind) -> None:
 
 
 def test_without_spacing_the_call_is_indeterminate_and_nothing_is_a_number() -> None:
-    placement = assess(DeviceKind.ETT, tip_above(50.0), REFERENCE, None, ADULT)
+    placement = assess(DeviceType.ETT, tip_above(50.0), REFERENCE, None, ADULT)
     assert placement.call is INDETERMINATE and placement.reason.startswith(NOT_MEASURABLE)
     assert placement.tip_above_reference is not None and placement.tip_above_reference.value_mm is None
     assert placement.tip_to_reference is not None and placement.tip_to_reference.value_mm is None
 
 
 def test_a_missing_or_doubtful_landmark_is_indeterminate() -> None:
-    no_carina = assess(DeviceKind.ETT, tip_above(50.0), None, SPACING, ADULT)
+    no_carina = assess(DeviceType.ETT, tip_above(50.0), None, SPACING, ADULT)
     assert no_carina.call is INDETERMINATE and no_carina.reason == "the carina was not located with confidence"
     assert no_carina.tip_above_reference is None
     faint = Landmark(REFERENCE.row, REFERENCE.column, 0.3)
-    assert assess(DeviceKind.NG_TUBE, tip_above(-120.0), faint, SPACING, ADULT).reason == (
+    assert assess(DeviceType.NG_TUBE, tip_above(-120.0), faint, SPACING, ADULT).reason == (
         "the gastroesophageal junction was not located with confidence"
     )
-    no_tip = assess(DeviceKind.CVC, None, REFERENCE, SPACING, ADULT)
+    no_tip = assess(DeviceType.CVC, None, REFERENCE, SPACING, ADULT)
     assert no_tip.call is INDETERMINATE and no_tip.reason == "the tip was not located with confidence"
-    faint_tip = assess(DeviceKind.CVC, tip_above(10.0, confidence=0.49), REFERENCE, SPACING, ADULT)
+    faint_tip = assess(DeviceType.CVC, tip_above(10.0, confidence=0.49), REFERENCE, SPACING, ADULT)
     assert faint_tip.call is INDETERMINATE
 
 
 def test_the_confidence_limit_is_inclusive_and_can_be_set() -> None:
-    assert assess(DeviceKind.ETT, tip_above(50.0, confidence=0.5), REFERENCE, SPACING, ADULT).call is SATISFACTORY
+    assert assess(DeviceType.ETT, tip_above(50.0, confidence=0.5), REFERENCE, SPACING, ADULT).call is SATISFACTORY
     faint = Landmark(REFERENCE.row, REFERENCE.column, 0.3)
-    assert assess(DeviceKind.ETT, tip_above(50.0), faint, SPACING, ADULT, min_confidence=0.3).call is SATISFACTORY
+    assert assess(DeviceType.ETT, tip_above(50.0), faint, SPACING, ADULT, min_confidence=0.3).call is SATISFACTORY
 
 
 def test_a_child_gets_distances_but_no_call() -> None:
     child = age_at_study("017Y", None, None)
     assert child.group is AgeGroup.CHILD
-    placement = assess(DeviceKind.ETT, tip_above(5.0), REFERENCE, SPACING, child)
+    placement = assess(DeviceType.ETT, tip_above(5.0), REFERENCE, SPACING, child)
     assert placement.call is None and placement.reason == CHILD_REASON
     assert placement.tip_above_reference is not None and placement.tip_above_reference.value_mm == 5.0
 
@@ -196,16 +195,16 @@ def test_a_child_gets_distances_but_no_call() -> None:
 def test_a_child_by_birth_date_gets_no_call() -> None:
     child = age_at_study("", date(2007, 3, 6), date(2025, 3, 5))  # the day before the 18th birthday
     assert (child.group, child.years) == (AgeGroup.CHILD, 17)
-    assert assess(DeviceKind.NG_TUBE, tip_above(20.0), REFERENCE, SPACING, child).call is None
+    assert assess(DeviceType.NG_TUBE, tip_above(20.0), REFERENCE, SPACING, child).call is None
     adult = age_at_study("", date(2007, 3, 6), date(2025, 3, 6))
     assert (adult.group, adult.years) == (AgeGroup.ADULT, 18)
-    assert assess(DeviceKind.NG_TUBE, tip_above(20.0), REFERENCE, SPACING, adult).call is MALPOSITIONED
+    assert assess(DeviceType.NG_TUBE, tip_above(20.0), REFERENCE, SPACING, adult).call is MALPOSITIONED
 
 
 def test_an_unknown_age_gets_distances_but_no_call() -> None:
     unknown = age_at_study("", None, date(2025, 3, 5))
     assert unknown == AgeAtStudy(AgeGroup.UNKNOWN, None, unknown.basis)
-    placement = assess(DeviceKind.CVC, tip_above(10.0), REFERENCE, SPACING, unknown)
+    placement = assess(DeviceType.CVC, tip_above(10.0), REFERENCE, SPACING, unknown)
     assert placement.call is None and placement.reason.startswith("age unknown (")
     assert placement.reason.endswith("placement thresholds are for adults")
     assert placement.tip_above_reference is not None and placement.tip_above_reference.value_mm == 10.0
@@ -267,5 +266,5 @@ def test_birth_date_is_preferred_and_a_disagreement_leaves_the_age_unknown() -> 
 
 def test_reasons_name_no_age() -> None:
     for age in (age_at_study("017Y", None, None), age_at_study("", date(1931, 5, 2), date(2024, 6, 1))):
-        placement = assess(DeviceKind.ETT, tip_above(50.0), REFERENCE, SPACING, age)
+        placement = assess(DeviceType.ETT, tip_above(50.0), REFERENCE, SPACING, age)
         assert str(age.years) not in placement.reason

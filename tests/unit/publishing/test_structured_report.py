@@ -83,10 +83,16 @@ def _reported(study_uid: str, model: ModelProvenance = DEMO_MODEL, *, empty: boo
 
 
 def _with_devices(reported: ReportedFindings) -> ReportedFindings:
-    """An ETT 45 mm above the carina, placed well, and a chest tube (no landmark distance), position unclear."""
+    """An ETT 45 mm above the carina, placed well; a PICC 12 mm above the cavoatrial junction in a child, so no call;
+    and a chest tube (no landmark distance), position unclear."""
     devices = (
         ReportedDevice(code="device:ett", kind=DeviceType.ETT, display="Endotracheal tube",
-                       position=DevicePosition.SATISFACTORY, tip_distance_mm=45.0, probability=0.97),
+                       position=DevicePosition.SATISFACTORY, tip_distance_mm=45.0, probability=0.97,
+                       landmark="carina"),
+        ReportedDevice(code="device:picc", kind=DeviceType.PICC, display="Peripherally inserted central catheter",
+                       position=DevicePosition.INDETERMINATE, tip_distance_mm=12.0, probability=0.88,
+                       landmark="cavoatrial junction", position_called=False,
+                       position_reason="placement thresholds are for adults; patient is under 18"),
         ReportedDevice(code="device:chest_tube", kind=DeviceType.CHEST_TUBE, display="Chest tube",
                        position=DevicePosition.INDETERMINATE, tip_distance_mm=None, probability=0.71),
     )
@@ -224,14 +230,25 @@ def test_each_finding_is_a_group_with_status_change_and_probability() -> None:
 
 def test_each_device_is_a_group_with_position_and_tip_distance_in_mm() -> None:
     groups = _groups(_build(empty=True, devices=True))
-    assert list(groups) == ["device:ett", "device:chest_tube"]
-    ett, chest_tube = groups["device:ett"], groups["device:chest_tube"]
+    assert list(groups) == ["device:ett", "device:picc", "device:chest_tube"]
+    ett, picc, chest_tube = groups["device:ett"], groups["device:picc"], groups["device:chest_tube"]
     assert ett.finding_type is not None and ett.finding_type.value == "device:ett"
     (position,) = ett.get_qualitative_evaluations()
     assert cast(hd.sr.CodedConcept, position.value).value == "satisfactory"
     (distance,) = ett.get_measurements(name=hd.sr.CodedConcept("tip-to-carina", PRIVATE_SCHEME, "Tip to carina"))
     assert distance.value == pytest.approx(45.0)
     assert distance.unit.value == "mm"
+    # A PICC with no placement call: its distance is measured, its position is "not-assessed", not a call.
+    assert picc.finding_type is not None
+    assert (picc.finding_type.value, picc.finding_type.meaning) == (
+        "device:picc", "Peripherally inserted central catheter"
+    )
+    (position,) = picc.get_qualitative_evaluations()
+    assert cast(hd.sr.CodedConcept, position.value).value == "not-assessed"
+    (distance,) = picc.get_measurements(
+        name=hd.sr.CodedConcept("tip-to-cavoatrial-junction", PRIVATE_SCHEME, "Tip to cavoatrial junction distance")
+    )
+    assert distance.value == pytest.approx(12.0)
     # A chest tube has no landmark: its probability is its only measurement.
     assert [m.name.value for m in chest_tube.get_measurements()] == ["122157"]
 

@@ -153,9 +153,9 @@ def test_a_known_side_is_named() -> None:
 def test_devices_are_stated_with_tip_distances_in_centimetres() -> None:
     comparison = _comparison(with_prior=False)
     comparison.current.devices.extend([
-        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_ENDOTRACHEAL_TUBE, probability=0.9,
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9,
                                    position=messages_pb2.DEVICE_POSITION_SATISFACTORY, tip_distance_mm=45.0),
-        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_NASOGASTRIC_TUBE, probability=0.8,
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_NG_TUBE, probability=0.8,
                                    position=messages_pb2.DEVICE_POSITION_MALPOSITIONED, tip_distance_mm=12.0),
     ])
     draft = _draft(comparison)
@@ -170,6 +170,35 @@ def test_devices_are_stated_with_tip_distances_in_centimetres() -> None:
         "Possible pleural effusion.",
     ]
     assert "device:ett" not in [c for s in draft.impression for c in s.finding_codes]  # satisfactory: not urgent
+
+
+def test_a_device_without_a_placement_call_says_why_and_states_only_a_measured_distance() -> None:
+    comparison = _comparison(with_prior=False)
+    comparison.current.devices.extend([
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9, tip_distance_mm=21.0,
+                                   landmark="carina",
+                                   position_reason="placement thresholds are for adults; patient is under 18."),
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_PICC, probability=0.8,
+                                   landmark="cavoatrial junction",
+                                   measurement="distance not measurable: no pixel spacing",
+                                   position=messages_pb2.DEVICE_POSITION_INDETERMINATE, position_called=True),
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_CHEST_TUBE, probability=0.7),
+    ])
+    draft = _draft(comparison)
+    assert [s.text for s in draft.findings[:3]] == [
+        "Endotracheal tube tip 2.1 cm above the carina, position not assessed: placement thresholds are for adults; "
+        "patient is under 18.",
+        "Peripherally inserted central catheter, position indeterminate.",
+        "Chest tube, position not assessed.",
+    ]
+    assert [s.text for s in draft.impression] == [
+        "Pneumothorax.",
+        "Endotracheal tube tip 2.1 cm above the carina, position not assessed: placement thresholds are for adults; "
+        "patient is under 18.",
+        "Indeterminate position of the peripherally inserted central catheter.",
+        "Chest tube, position not assessed.",
+        "Possible pleural effusion.",
+    ]
 
 
 def test_examination_names_views_and_date() -> None:

@@ -38,9 +38,12 @@ VALIDATED = ModelProvenance(name="cxr_findings", version="1.0.0", demo_weights=F
 PRIOR = PriorReference(study_instance_uid="1.2.2", study_date=date(2025, 3, 1))
 HEADINGS = ("EXAMINATION:", "COMPARISON:", "FINDINGS:", "IMPRESSION:")
 K, P = messages_pb2.DeviceKind, messages_pb2.DevicePosition
-KINDS = [K.DEVICE_KIND_ENDOTRACHEAL_TUBE, K.DEVICE_KIND_NASOGASTRIC_TUBE, K.DEVICE_KIND_CENTRAL_VENOUS_CATHETER,
-         K.DEVICE_KIND_CHEST_DRAIN, K.DEVICE_KIND_PACEMAKER_LEAD]
-POSITIONS = [P.DEVICE_POSITION_SATISFACTORY, P.DEVICE_POSITION_MALPOSITIONED, P.DEVICE_POSITION_INDETERMINATE]
+KINDS = [K.DEVICE_KIND_ETT, K.DEVICE_KIND_NG_TUBE, K.DEVICE_KIND_CVC, K.DEVICE_KIND_PICC, K.DEVICE_KIND_CHEST_TUBE,
+         K.DEVICE_KIND_PACEMAKER]
+# UNSPECIFIED stands for no placement call (made with the reason a child gets).
+POSITIONS = [P.DEVICE_POSITION_SATISFACTORY, P.DEVICE_POSITION_MALPOSITIONED, P.DEVICE_POSITION_INDETERMINATE,
+             P.DEVICE_POSITION_UNSPECIFIED]
+NO_CALL_REASON = "placement thresholds are for adults; patient is under 18"
 
 
 def _finding(code: str, status: FindingStatus = FindingStatus.PRESENT, change: ChangeSincePrior | None = None,
@@ -52,11 +55,15 @@ def _finding(code: str, status: FindingStatus = FindingStatus.PRESENT, change: C
 
 def _devices(*devices: tuple[messages_pb2.DeviceKind.ValueType, messages_pb2.DevicePosition.ValueType,
                              float | None]) -> tuple[ReportedDevice, ...]:
-    return reported_devices(
-        messages_pb2.DeviceFinding(kind=kind, probability=0.9, position=position, tip_distance_mm=distance)
-        if distance is not None else messages_pb2.DeviceFinding(kind=kind, probability=0.9, position=position)
-        for kind, position, distance in devices
-    )
+    findings = []
+    for kind, position, distance in devices:
+        called = position != P.DEVICE_POSITION_UNSPECIFIED
+        finding = messages_pb2.DeviceFinding(kind=kind, probability=0.9, position=position, position_called=called,
+                                             position_reason="" if called else NO_CALL_REASON)
+        if distance is not None:
+            finding.tip_distance_mm = distance
+        findings.append(finding)
+    return reported_devices(findings)
 
 
 def _reported(*findings: ReportedFinding, devices: tuple[ReportedDevice, ...] = (), prior: PriorReference | None = None,
@@ -130,6 +137,10 @@ def _cases() -> list[Case]:
              says=("Endotracheal tube tip at the carina, malpositioned.",)),
         Case("ng tube below the junction", _reported(devices=_devices((KINDS[1], POSITIONS[0], -104.6))),
              says=("Nasogastric tube tip 10.5 cm below the gastroesophageal junction, satisfactory position.",)),
+        Case("picc in a child", _reported(devices=_devices((KINDS[3], POSITIONS[3], 12.0))),
+             says=("Peripherally inserted central catheter tip 1.2 cm above the cavoatrial junction, position not "
+                   f"assessed: {NO_CALL_REASON}.",),
+             never=("satisfactory", "malpositioned", "indeterminate")),
     ]
     cases += [Case(f"{side.value} side", _reported(_finding("effusion", side=side)),
                    says=(f"{side.value.capitalize()} pleural effusion.",)) for side in Laterality
@@ -138,7 +149,8 @@ def _cases() -> list[Case]:
         for position in POSITIONS:
             for distance in (None, 25.0):
                 devices = _devices((kind, position, distance))
-                name = f"device {devices[0].kind.value} {devices[0].position.value} {distance}"
+                called = devices[0].position.value if devices[0].position_called else "not called"
+                name = f"device {devices[0].kind.value} {called} {distance}"
                 cases.append(Case(name, _reported(_finding("atelectasis"), devices=devices)))
     return cases
 
@@ -182,6 +194,9 @@ def _check_faithful(reported: ReportedFindings) -> messages_pb2.DraftReport:
             assert f" {abs(device.tip_distance_mm) / 10:.1f} cm " in stated
         elif device.tip_distance_mm is None:
             assert " cm " not in stated
+        # A device without a placement call says so, with the reason, and names no position.
+        assert (f"position not assessed: {NO_CALL_REASON}." in stated) is not device.position_called
+        assert not device.position_called or "not assessed" not in stated
     assert all(re.fullmatch(r"\d+\.\d", n) for n in re.findall(r"(\S+) cm\b", draft.text))
     # Hedging, sides and the sections.
     for finding in reported.findings:

@@ -16,6 +16,7 @@ from fhir.resources.R4B.identifier import Identifier
 from fhir.resources.R4B.reference import Reference
 
 from hilum.common.fhir.device import algorithm_identifier, build_device
+from hilum.common.fhir.device_observation import build_device_observation
 from hilum.common.fhir.diagnostic_report import build_diagnostic_report, report_identifier
 from hilum.common.fhir.identifiers import resource_uuid
 from hilum.common.fhir.imaging_study import build_imaging_study, fhir_date_time, study_identifier
@@ -89,7 +90,8 @@ def build_report_bundle(
 
     The subject is the hospital's own Patient, found by the server on the MRN (a conditional reference);
     only with `create_patient` does the bundle carry a Patient (conditional create on the MRN). One
-    Observation per reported finding, in report order; the algorithm is the reported findings' model.
+    Observation per reported finding, in report order, then one per reported tube or line (derived from the
+    current study alone); the algorithm is the reported findings' model.
     ImagingStudies, Device, Observations and the DiagnosticReport are conditional creates on their stable
     identifiers; the Provenance, which has no identifier, on a stable meta.tag. A prior known only by UID
     (no `prior_study`) is referenced logically by its `urn:dicom:uid` identifier instead of being carried
@@ -135,6 +137,16 @@ def build_report_bundle(
         )
         observation_id = resource_uuid("Observation", uid, version, finding.code)
         entries.append(_entry(observation, observation_id, match=observation_identifier(uid, version, finding.code)))
+        results.append(_reference(observation_id))
+    for device_finding in reported.devices:
+        observation = build_device_observation(
+            device_finding, study_instance_uid=uid, model_version=version, demo_weights=model.demo_weights,
+            subject=subject, algorithm=device, derived_from=studies[:1], effective=effective, issued=issued,
+        )
+        observation_id = resource_uuid("Observation", uid, version, device_finding.code)
+        entries.append(
+            _entry(observation, observation_id, match=observation_identifier(uid, version, device_finding.code))
+        )
         results.append(_reference(observation_id))
 
     report = build_diagnostic_report(

@@ -11,6 +11,7 @@ import uuid
 HILUM_FINDING_SYSTEM = "https://hilum.dev/fhir/CodeSystem/cxr-finding"
 HILUM_COMPONENT_SYSTEM = "https://hilum.dev/fhir/CodeSystem/cxr-observation-component"
 HILUM_CHANGE_SYSTEM = "https://hilum.dev/fhir/CodeSystem/change-since-prior"
+HILUM_DEVICE_POSITION_SYSTEM = "https://hilum.dev/fhir/CodeSystem/device-position"
 HILUM_ALGORITHM_SYSTEM = "https://hilum.dev/fhir/NamingSystem/algorithm"
 HILUM_PROVENANCE_SYSTEM = "https://hilum.dev/fhir/CodeSystem/report-provenance"
 

@@ -324,3 +324,46 @@ def test_observations_carry_an_interpretation_and_the_chest_as_body_site(data: d
     observations = resources_of(data, "Observation")
     assert [o["interpretation"][0]["coding"][0]["code"] for o in observations] == ["POS", "IND", "NEG"]
     assert all(o["bodySite"]["coding"][0]["code"] == "51185008" for o in observations)
+
+
+def test_devices_are_observations_of_the_current_study_that_the_validator_accepts(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    # A child's PICC: measured, no placement call; an ETT called malpositioned.
+    comparison.current.devices.extend([
+        messages_pb2.DeviceFinding(
+            kind=messages_pb2.DEVICE_KIND_PICC, probability=0.8, tip_distance_mm=12.0, landmark="cavoatrial junction",
+            measurement="Imager Pixel Spacing corrected by the Estimated Radiographic Magnification Factor 1.1",
+            position_reason="placement thresholds are for adults; patient is under 18",
+        ),
+        messages_pb2.DeviceFinding(
+            kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9, position=messages_pb2.DEVICE_POSITION_MALPOSITIONED,
+            position_called=True, tip_distance_mm=-5.0, landmark="carina",
+        ),
+    ])
+    data = _build(study, comparison, draft, prior_study)
+    assert validate_bundle(data) == []
+    observations = resources_of(data, "Observation")
+    assert [o["code"]["coding"][0]["code"] for o in observations] == [
+        "pneumothorax", "effusion", "cardiomegaly", "device:ett", "device:picc"
+    ]
+    ett, picc = observations[3:]
+    assert [ett["valueCodeableConcept"]["coding"][0]["code"], picc["valueCodeableConcept"]["coding"][0]["code"]] == [
+        "malpositioned", "not-assessed"
+    ]
+    reason = [c["valueString"] for c in picc["component"] if c["code"]["coding"][0]["code"] == "position-reason"]
+    assert reason == ["placement thresholds are for adults; patient is under 18"]
+    # Devices are judged on the current study alone; the report and its Provenance list them with the findings.
+    current = data["entry"][0]["fullUrl"]
+    assert [r["reference"] for r in picc["derivedFrom"]] == [current]
+    observation_urls = [e["fullUrl"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert [r["reference"] for r in _entry(data, "DiagnosticReport")["resource"]["result"]] == observation_urls
+    assert [t["reference"] for t in _entry(data, "Provenance")["resource"]["target"]][1:] == observation_urls
+    requests = [e["request"]["ifNoneExist"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert requests[3:] == [
+        f"identifier=urn:ietf:rfc:3986|urn:hilum:observation:{study.study_instance_uid}:demo-untrained:device:ett",
+        f"identifier=urn:ietf:rfc:3986|urn:hilum:observation:{study.study_instance_uid}:demo-untrained:device:picc",
+    ]
