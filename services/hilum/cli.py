@@ -113,13 +113,18 @@ def _worker(args: argparse.Namespace, settings: HilumSettings) -> int:
 
 
 def _models(args: argparse.Namespace, settings: HilumSettings) -> int:
-    from hilum.inference.model_export import export_findings_model
+    from hilum.inference.devices_export import DEVICES_MODEL_NAME, export_devices_model
+    from hilum.inference.model_export import FINDINGS_MODEL_NAME, export_findings_model
 
-    version_dir = settings.triton.model_repository / settings.triton.findings_model / "1"
-    manifest = export_findings_model(version_dir, weights=args.weights)
-    print(f"cxr_findings version {manifest.version} written to {version_dir}")
-    if manifest.demo:
-        print(CLI_DEMO_MODEL)
+    exports = {FINDINGS_MODEL_NAME: export_findings_model, DEVICES_MODEL_NAME: export_devices_model}
+    # `demo`: both models; `fetch` (and `import` without --model): cxr_findings; `import --model`: the one named.
+    names = list(exports) if args.weights is None else [args.model]
+    for name in names:
+        version_dir = settings.triton.model_repository / name / "1"
+        manifest = exports[name](version_dir, weights=args.weights)
+        print(f"{name} version {manifest.version} written to {version_dir}")
+        if manifest.demo:
+            print(CLI_DEMO_MODEL)
     return 0
 
 
@@ -352,14 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("service", choices=list(STAGE_NAMES))
     worker.set_defaults(handler=_worker)
 
-    models = commands.add_parser("models", help="build the cxr_findings ONNX model")
+    models = commands.add_parser("models", help="build the ONNX models (cxr_findings, cxr_devices) and their manifests")
     models_commands = models.add_subparsers(dest="models_command", required=True)
-    models_demo = models_commands.add_parser("demo", help="seeded demo weights (version demo-untrained)")
-    models_demo.set_defaults(handler=_models, weights=None)
+    models_demo = models_commands.add_parser("demo", help="seeded demo weights, both models (version demo-untrained)")
+    models_demo.set_defaults(handler=_models, weights=None, model=None)
     models_file = models_commands.add_parser("fetch", help="published torchxrayvision weights from a file")
     models_file.add_argument("--weights", type=Path, required=True,
                              help="a provisioned densenet121-res224-all checkpoint (never downloaded here)")
-    models_file.set_defaults(handler=_models)
+    models_file.set_defaults(handler=_models, model="cxr_findings")
+    models_import = models_commands.add_parser("import", help="a weights file for one model (its state_dict layout)")
+    models_import.add_argument("--model", choices=["cxr_findings", "cxr_devices"], default="cxr_findings")
+    models_import.add_argument("--weights", type=Path, required=True, help="the state_dict (or checkpoint) file")
+    models_import.set_defaults(handler=_models)
 
     samples = commands.add_parser("samples", help="write the synthetic sample studies to a folder")
     samples.add_argument("out_dir", type=Path)

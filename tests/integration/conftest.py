@@ -13,6 +13,7 @@ import pytest
 
 from hilum.common.db.session import upgrade_database
 from hilum.common.settings import TritonSection
+from hilum.inference.devices_export import ensure_devices_model
 from hilum.inference.model_export import ensure_findings_model
 from hilum.runtime.ports import loopback_settings, loopback_triton
 from hilum.runtime.stack import EmbeddedStack
@@ -62,9 +63,12 @@ def unprovisioned_model_repository(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A temporary model repository with the demo (seeded, untrained) findings model exported into it."""
-    repository = copy_model_repository(tmp_path_factory.mktemp("triton") / "model_repository")
+    """A temporary model repository with the demo (seeded, untrained) findings and devices models exported into it."""
+    repository = copy_model_repository(
+        tmp_path_factory.mktemp("triton") / "model_repository", ("cxr_findings", "cxr_devices")
+    )
     ensure_findings_model(repository)
+    ensure_devices_model(repository)
     return repository
 
 

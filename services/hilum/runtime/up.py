@@ -18,6 +18,7 @@ from hilum.common.db.session import upgrade_database
 from hilum.common.polling import wait_until
 from hilum.common.settings import HilumSettings
 from hilum.common.wording import DEMO_NOTICE
+from hilum.inference.devices_export import ensure_devices_model
 from hilum.inference.model_export import ensure_findings_model
 from hilum.runtime.endpoints import endpoints_path
 from hilum.runtime.ports import PortUnavailable
@@ -80,9 +81,11 @@ def prepare_stack(settings: HilumSettings, fresh: bool, say: Print) -> None:
         shutil.rmtree(settings.storage.data_dir, ignore_errors=True)
         shutil.rmtree(settings.storage.output_dir, ignore_errors=True)
     upgrade_database(settings.database_url)
-    manifest = ensure_findings_model(settings.triton.model_repository)
-    if manifest.demo:
-        say(f"Model cxr_findings: version {manifest.version} — {DEMO_NOTICE}")
+    repository = settings.triton.model_repository
+    for name, ensure in (("cxr_findings", ensure_findings_model), ("cxr_devices", ensure_devices_model)):
+        manifest = ensure(repository)
+        if manifest.demo:
+            say(f"Model {name}: version {manifest.version} — {DEMO_NOTICE}")
 
 
 @contextmanager

@@ -16,16 +16,18 @@ from hilum.runtime.ports import loopback_settings
 
 @pytest.fixture
 def provisioned_repository(tmp_path: Path) -> Callable[[bool], Path]:
-    """Makes a model repository whose cxr_findings/1 holds a model file and a manifest (demo weights or not)."""
+    """Makes a model repository whose cxr_findings/1 and cxr_devices/1 hold a model file and a manifest (demo weights
+    or not)."""
 
     def make(demo: bool) -> Path:
         root = tmp_path / ("demo-models" if demo else "models")
-        version_dir = root / "cxr_findings" / "1"
-        version_dir.mkdir(parents=True)
-        (version_dir / "model.onnx").write_bytes(b"never loaded by these tests")
-        (version_dir / "weights.json").write_text(json.dumps(
-            {"version": "demo-untrained" if demo else "published-1", "demo": demo, "source": "test", "sha256": "0"}
-        ))
+        for model in ("cxr_findings", "cxr_devices"):
+            version_dir = root / model / "1"
+            version_dir.mkdir(parents=True)
+            (version_dir / "model.onnx").write_bytes(b"never loaded by these tests")
+            (version_dir / "weights.json").write_text(json.dumps(
+                {"version": "demo-untrained" if demo else "published-1", "demo": demo, "source": "test", "sha256": "0"}
+            ))
         return root
 
     return make

@@ -74,7 +74,8 @@ def test_supervise_reports_a_part_that_stops_by_itself() -> None:
 def test_prepare_migrates_the_database_and_says_the_weights_are_demo(settings: HilumSettings) -> None:
     said: list[str] = []
     prepare_stack(settings, fresh=False, say=said.append)
-    assert said == [f"Model cxr_findings: version demo-untrained — {DEMO_NOTICE}"]
+    assert said == [f"Model cxr_findings: version demo-untrained — {DEMO_NOTICE}",
+                    f"Model cxr_devices: version demo-untrained — {DEMO_NOTICE}"]
     tables = inspect(create_engine(settings.database_url)).get_table_names()
     assert {"studies", "instances", "reports"} <= set(tables)
 
