@@ -10,8 +10,10 @@ import numpy.typing as npt
 import pytest
 
 from hilum.common.settings import TritonSection
+from hilum.inference.device_placement import DEFAULT_MIN_CONFIDENCE
 from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavailable
 from hilum.inference.labels import load_label_map
+from hilum.inference.landmarks import load_landmark_map
 from hilum.runtime.triton import TritonNotInstalled, TritonServer, TritonStartError
 from hilum.v1 import messages_pb2
 from tests.helpers import write_dicom
@@ -124,3 +126,27 @@ def test_model_without_weights_fails_start_up_with_the_provisioning_hint(
             pass
     assert "hilum models demo" in str(failure.value)
     assert not server.running
+
+
+def test_with_the_devices_model_each_image_gets_its_landmarks_and_the_demo_finds_no_device(
+    triton_server: TritonSection, radiographs: list[Path]
+) -> None:
+    """One decode feeds both models; the devices model's points come back in the image's pixels with its own
+    provenance, and its demo weights locate nothing with the confidence a device needs."""
+    model_dir = triton_server.model_repository
+    both = FindingsEngine(
+        triton_server.grpc_url, triton_server.findings_model, load_label_map(model_dir / triton_server.findings_model),
+        triton_server.request_timeout_s, model_repository=model_dir, devices_model="cxr_devices",
+        landmarks=load_landmark_map(model_dir / "cxr_devices"),
+    )
+    try:
+        results = both.analyse_batch(radiographs[:2])
+    finally:
+        both.close()
+    for result in results:
+        assert result.devices_model == messages_pb2.ModelInfo(
+            name="cxr_devices", version="demo-untrained", demo_weights=True)
+        assert len(result.landmarks) == len(both.landmarks) == 9
+        assert all(0 <= point.row < 320 and 0 <= point.column < 256 for point in result.landmarks)
+        assert max(point.confidence for point in result.landmarks) < DEFAULT_MIN_CONFIDENCE
+    assert results[0].findings != results[1].findings  # each image its own findings, as without devices

@@ -47,6 +47,8 @@ class TritonSection(BaseModel):
     metrics_port: int = 8102
     model_repository: Path = Path("model_repository")
     findings_model: str = "cxr_findings"
+    # The tube-and-line landmark model run beside the findings model; "" runs none (no device is ever reported).
+    devices_model: str = "cxr_devices"
     # The virtual environment holding the nvidia-pytriton wheel whose tritonserver binary is run.
     server_venv: Path = Path(".venv-triton")
     request_timeout_s: float = 30.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,9 +22,12 @@ from tritonclient.utils import InferenceServerException
 
 from hilum.common.dicom.pixels import DECODE_SLOTS, ImageUnreadable, read_radiograph
 from hilum.inference.circuit_breaker import CircuitBreaker, CircuitOpen
+from hilum.inference.device_geometry import Landmark
 from hilum.inference.labels import LabelSpec
+from hilum.inference.landmarks import INPUT_SIZE as LANDMARK_INPUT_SIZE
+from hilum.inference.landmarks import LandmarkSpec, heatmap_peaks
 from hilum.inference.model_export import WeightsManifest
-from hilum.inference.preprocessing import to_model_input
+from hilum.inference.preprocessing import to_model_input, whole_image_input
 from hilum.v1 import messages_pb2
 
 __all__ = [
@@ -46,6 +49,7 @@ Answer = TypeVar("Answer")
 
 INPUT_NAME = "image"
 PROBABILITIES = "probabilities"
+HEATMAPS = "heatmaps"  # the devices model's output
 MODEL_VERSION = "model_version"
 DEMO_WEIGHTS = "demo_weights"
 # The smallest max_batch_size of the model's configs (config.pbtxt, configs/cpu.pbtxt): larger batches are
@@ -102,10 +106,14 @@ class ServedModel:
 
 @dataclass(frozen=True)
 class EngineResult:
-    """Findings for one image: the model that produced them and one Finding per label, in label order."""
+    """Findings for one image: the model that produced them and one Finding per label, in label order; with a
+    devices model, its provenance and one Landmark per landmark of its map (in pixels of the image), else None
+    and ()."""
 
     model: messages_pb2.ModelInfo
     findings: tuple[messages_pb2.Finding, ...]
+    devices_model: messages_pb2.ModelInfo | None = None
+    landmarks: tuple[Landmark, ...] = ()
 
 
 class FindingsEngine:
@@ -123,18 +131,23 @@ class FindingsEngine:
         timeout_s: float,
         model_repository: Path | None = None,
         breaker: CircuitBreaker | None = None,
+        devices_model: str = "",
+        landmarks: tuple[LandmarkSpec, ...] = (),
     ) -> None:
         """model_repository: the local copy of Triton's repository, read for weights.json when the served
         config has no provenance outputs; None: such results report version "unknown" as demo weights.
         breaker: guards every call to Triton (a new CircuitBreaker by default).
+        devices_model: the landmark model (cxr_devices) run on the same images, with its landmark map; "": none.
         """
         self.model_name = model_name
         self.labels = labels
         self.timeout_s = timeout_s
         self.model_repository = model_repository
         self.breaker = breaker or CircuitBreaker()
+        self.devices_model = devices_model
+        self.landmarks = landmarks
         self._client = triton_grpc.InferenceServerClient(url=triton_url)
-        self._served: ServedModel | None = None
+        self._served: dict[str, ServedModel] = {}  # replaced whole, never changed in place
         self._warn_lock = threading.Lock()  # the unknown-version warning is logged once, whichever thread
         self._warned_unknown = False
 
@@ -148,62 +161,92 @@ class FindingsEngine:
         """
         results: list[EngineResult] = []
         for start in range(0, len(image_paths), MAX_BATCH_SIZE):
-            chunk = image_paths[start : start + MAX_BATCH_SIZE]
-            batch = np.stack([_model_input(path) for path in chunk])
-            results.extend(self._infer(batch))
+            chunk = [self._model_inputs(path) for path in image_paths[start : start + MAX_BATCH_SIZE]]
+            found = self._infer(np.stack([inputs.findings for inputs in chunk]))
+            if self.devices_model:
+                model, heatmaps = self._heatmaps(np.stack([inputs.devices for inputs in chunk if inputs.devices
+                                                           is not None]))
+                found = [
+                    replace(result, devices_model=model,
+                            landmarks=tuple(heatmap_peaks(maps, inputs.rows, inputs.columns)))
+                    for result, inputs, maps in zip(found, chunk, heatmaps, strict=True)
+                ]
+            results.extend(found)
         return tuple(results)
 
     def close(self) -> None:
         """Closes the gRPC channel to Triton."""
         self._client.close()
 
+    def _model_inputs(self, image_path: Path) -> _Inputs:
+        """Both models' inputs from one decode, in one of DECODE_SLOTS (the full-size image is dropped within)."""
+        with DECODE_SLOTS:
+            image = read_radiograph(image_path)
+            rows, columns = image.pixels.shape
+            devices = whole_image_input(image, LANDMARK_INPUT_SIZE) if self.devices_model else None
+            return _Inputs(to_model_input(image), devices, rows, columns)
+
     def _infer(self, batch: npt.NDArray[np.float32]) -> list[EngineResult]:
         """One Triton request for batch float32 (N, 1, 224, 224) in [-1024, 1024]; N results."""
-        served = self._served_model()
-        image = triton_grpc.InferInput(INPUT_NAME, list(batch.shape), "FP32")
-        image.set_data_from_numpy(batch)
+        served = self._served_model(self.model_name)
         names = (PROBABILITIES, MODEL_VERSION, DEMO_WEIGHTS) if served.reports_provenance else (PROBABILITIES,)
-        try:
-            # Pinned to the version whose outputs (and weights.json) were looked up.
-            response = self._guarded(lambda: self._client.infer(
-                self.model_name,
-                [image],
-                model_version=served.version,
-                outputs=[triton_grpc.InferRequestedOutput(name) for name in names],
-                client_timeout=self.timeout_s,
-            ))
-        except (TritonUnavailable, InferenceFailed):
-            self._served = None  # Triton may have restarted with another config: ask again next time
-            raise
+        response = self._request(self.model_name, served, batch, names)
         count = batch.shape[0]
         if served.reports_provenance:
             versions, demo_flags = response.as_numpy(MODEL_VERSION), response.as_numpy(DEMO_WEIGHTS)
         else:
-            provenance = self._manifest_provenance(served.version)
+            provenance = self._manifest_provenance(self.model_name, served.version)
             versions = np.full(count, provenance.version, dtype=np.object_)
             demo_flags = np.full(count, provenance.demo, dtype=np.bool_)
         return engine_results(
             self.model_name, self.labels, count, response.as_numpy(PROBABILITIES), versions, demo_flags
         )
 
-    def _served_model(self) -> ServedModel:
-        """The served version and outputs, asked of Triton on first use and kept until a request fails.
+    def _heatmaps(self, batch: npt.NDArray[np.float32]) -> tuple[messages_pb2.ModelInfo, npt.NDArray[np.float32]]:
+        """One request to the devices model for batch float32 (N, 1, 512, 512): its provenance (from weights.json)
+        and its heatmaps (N, len(landmarks), H, W). Raises InferenceFailed when they break that contract."""
+        served = self._served_model(self.devices_model)
+        heatmaps = self._request(self.devices_model, served, batch, (HEATMAPS,)).as_numpy(HEATMAPS)
+        if heatmaps is None or heatmaps.ndim != 4 or heatmaps.shape[:2] != (batch.shape[0], len(self.landmarks)):
+            shape = None if heatmaps is None else heatmaps.shape
+            raise InferenceFailed(f"{self.devices_model}: expected heatmaps ({batch.shape[0]}, "
+                                  f"{len(self.landmarks)}, H, W), got {shape}")
+        provenance = self._manifest_provenance(self.devices_model, served.version)
+        model = messages_pb2.ModelInfo(
+            name=self.devices_model, version=provenance.version, demo_weights=provenance.demo)
+        return model, heatmaps.astype(np.float32, copy=False)
+
+    def _request(self, model: str, served: ServedModel, batch: npt.NDArray[np.float32],
+                 outputs: Sequence[str]) -> triton_grpc.InferResult:
+        """One inference request to model, pinned to the version whose outputs (and weights.json) were looked up."""
+        image = triton_grpc.InferInput(INPUT_NAME, list(batch.shape), "FP32")
+        image.set_data_from_numpy(batch)
+        try:
+            return self._guarded(lambda: self._client.infer(
+                model, [image], model_version=served.version,
+                outputs=[triton_grpc.InferRequestedOutput(name) for name in outputs], client_timeout=self.timeout_s,
+            ))
+        except (TritonUnavailable, InferenceFailed):
+            self._served = {}  # Triton may have restarted with another config: ask again next time
+            raise
+
+    def _served_model(self, model: str) -> ServedModel:
+        """The served version and outputs of model, asked of Triton on first use and kept until a request fails.
 
         Threads arriving together before the first answer each ask (the same answer, stored whole; no lock, so that
         none waits out another's timeout). Read once into a local: another thread's failed request may clear it.
         """
-        served = self._served
+        served = self._served.get(model)
         if served is None:
-            metadata = self._guarded(
-                lambda: self._client.get_model_metadata(self.model_name, client_timeout=self.timeout_s))
+            metadata = self._guarded(lambda: self._client.get_model_metadata(model, client_timeout=self.timeout_s))
             served = served_model(metadata.versions, (output.name for output in metadata.outputs))
-            self._served = served
+            self._served = {**self._served, model: served}
         return served
 
-    def _manifest_provenance(self, version: str) -> Provenance:
+    def _manifest_provenance(self, model: str, version: str) -> Provenance:
         """Provenance from weights.json of the served version; UNKNOWN_PROVENANCE (logged once) when unreadable."""
         version_dir = None if self.model_repository is None or not version else (
-            self.model_repository / self.model_name / version
+            self.model_repository / model / version
         )
         try:
             return manifest_provenance(version_dir)
@@ -240,10 +283,14 @@ class FindingsEngine:
         return answer
 
 
-def _model_input(image_path: Path) -> npt.NDArray[np.float32]:
-    """The model input of one radiograph, decoded in one of DECODE_SLOTS (the full-size image is dropped within)."""
-    with DECODE_SLOTS:
-        return to_model_input(read_radiograph(image_path))
+@dataclass(frozen=True)
+class _Inputs:
+    """One radiograph's model inputs: the findings model's, the devices model's (None without one), its size."""
+
+    findings: npt.NDArray[np.float32]
+    devices: npt.NDArray[np.float32] | None
+    rows: int
+    columns: int
 
 
 def served_model(versions: Iterable[str], outputs: Iterable[str]) -> ServedModel:

@@ -1,7 +1,8 @@
-"""The findings model's input transform (torchxrayvision conventions): a Radiograph to a 1 x 224 x 224 tensor.
+"""The models' input transforms (torchxrayvision conventions): a Radiograph to a 1 x N x N tensor in [-1024, 1024].
 
-Decoding is hilum.common.dicom.pixels' job; to_model_input centre-crops to a square, area-averages to
-224 x 224 and scales to [-1024, 1024]. numpy only.
+Decoding is hilum.common.dicom.pixels' job. to_model_input (cxr_findings) centre-crops to a square and
+area-averages to 224 x 224; whole_image_input (cxr_devices) area-averages the whole image to 512 x 512, so that
+a point of the input maps back to the original pixels by one scale per axis. numpy only.
 """
 
 from __future__ import annotations
@@ -27,7 +28,19 @@ def to_model_input(image: Radiograph) -> npt.NDArray[np.float32]:
     top, left = (rows - side) // 2, (cols - side) // 2
     square = image.pixels[top : top + side, left : left + side]
     resized = area_average(area_average(square, MODEL_INPUT_SIZE, axis=0), MODEL_INPUT_SIZE, axis=1)
-    low, high = image.value_range
+    return _scaled(resized, image.value_range)
+
+
+def whole_image_input(image: Radiograph, size: int) -> npt.NDArray[np.float32]:
+    """The whole image, not cropped, area-averaged to size x size (each axis by its own scale) and scaled like
+    to_model_input: float32 (1, size, size) in [-1024, 1024]."""
+    resized = area_average(area_average(image.pixels, size, axis=0), size, axis=1)
+    return _scaled(resized, image.value_range)
+
+
+def _scaled(resized: npt.NDArray[np.float32], value_range: tuple[float, float]) -> npt.NDArray[np.float32]:
+    """The image's value_range (see Radiograph) mapped linearly onto [-1024, 1024], as (1, rows, cols)."""
+    low, high = value_range
     scale = 2.0 * MODEL_INPUT_LIMIT / (high - low) if high > low else 0.0
     scaled = (resized - low) * scale - MODEL_INPUT_LIMIT
     np.clip(scaled, -MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT, out=scaled)

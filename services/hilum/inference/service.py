@@ -7,7 +7,10 @@ Called by the gRPC Infer method and by the Celery task on the "inference" queue.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+from pydicom import dcmread
+from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
@@ -15,6 +18,7 @@ from hilum.common.db import results, studies
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore
+from hilum.inference.devices import device_findings
 from hilum.inference.engine import FindingsEngine, ImageUnreadable, InferenceFailed, TritonUnavailable
 from hilum.v1 import messages_pb2
 
@@ -57,8 +61,11 @@ class Inference:
             raise PermanentError(f"image unreadable: {exc}") from exc
         except InferenceFailed as exc:  # the model refused the input or answered out of contract
             raise PermanentError(f"inference failed: {exc}") from exc
+        path = self._store.path(key)
+        devices = device_findings(self._engine.landmarks, result.landmarks, _header(path)) if result.landmarks else []
         findings = messages_pb2.StudyFindings(
-            study=study, model=result.model, findings=result.findings, analysed_object_key=key
+            study=study, model=result.model, findings=result.findings, devices=devices, analysed_object_key=key,
+            devices_model=result.devices_model,
         )
         with self._sessions.begin() as session:
             stored = results.save_findings(session, findings)
@@ -66,3 +73,11 @@ class Inference:
         log.info("findings stored", extra={"study_ref": study_ref(study.study_instance_uid),
                                            "model_version": stored.model.version})
         return stored
+
+
+def _header(path: Path) -> Dataset:
+    """The image's DICOM header, without its pixels (spacing and patient age for the device rules)."""
+    try:
+        return dcmread(path, stop_before_pixels=True, force=True)
+    except Exception as exc:  # decoded a moment ago: a header that now fails to parse is damage, not a model error
+        raise PermanentError(f"image header unreadable: {type(exc).__name__}") from exc

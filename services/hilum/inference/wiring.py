@@ -9,6 +9,7 @@ from hilum.common.stage_wiring import StageWiring
 from hilum.inference.engine import FindingsEngine
 from hilum.inference.grpc_api import InferenceServicer
 from hilum.inference.labels import load_label_map
+from hilum.inference.landmarks import load_landmark_map
 from hilum.inference.service import Inference
 from hilum.v1 import messages_pb2
 from hilum.v1.inference_pb2_grpc import add_InferenceServiceServicer_to_server
@@ -20,9 +21,10 @@ def build(settings: HilumSettings) -> Inference:
     """
     triton = settings.triton
     labels = load_label_map(triton.model_repository / triton.findings_model)
+    landmarks = load_landmark_map(triton.model_repository / triton.devices_model) if triton.devices_model else ()
     engine = FindingsEngine(
         triton.grpc_url, triton.findings_model, labels, triton.request_timeout_s,
-        model_repository=triton.model_repository,
+        model_repository=triton.model_repository, devices_model=triton.devices_model, landmarks=landmarks,
     )
     return Inference(open_sessions(settings), open_object_store(settings), engine)
 

@@ -353,6 +353,7 @@ class StudyFindings(_message.Message):
     FINDINGS_FIELD_NUMBER: _builtins.int
     DEVICES_FIELD_NUMBER: _builtins.int
     ANALYSED_OBJECT_KEY_FIELD_NUMBER: _builtins.int
+    DEVICES_MODEL_FIELD_NUMBER: _builtins.int
     analysed_object_key: _builtins.str
     """The object-store key of the image the findings were computed on."""
     @_builtins.property
@@ -363,6 +364,10 @@ class StudyFindings(_message.Message):
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Finding]: ...
     @_builtins.property
     def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceFinding]: ...
+    @_builtins.property
+    def devices_model(self) -> Global___ModelInfo:
+        """The landmark model that looked for the devices (its version and demo flag); unset when none ran."""
+
     def __init__(
         self,
         *,
@@ -371,10 +376,11 @@ class StudyFindings(_message.Message):
         findings: _abc.Iterable[Global___Finding] | None = ...,
         devices: _abc.Iterable[Global___DeviceFinding] | None = ...,
         analysed_object_key: _builtins.str = ...,
+        devices_model: Global___ModelInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "study", b"study"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["devices_model", b"devices_model", "model", b"model", "study", b"study"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analysed_object_key", b"analysed_object_key", "devices", b"devices", "findings", b"findings", "model", b"model", "study", b"study"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analysed_object_key", b"analysed_object_key", "devices", b"devices", "devices_model", b"devices_model", "findings", b"findings", "model", b"model", "study", b"study"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

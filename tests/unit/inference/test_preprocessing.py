@@ -9,7 +9,13 @@ import numpy.typing as npt
 import pytest
 
 from hilum.common.dicom.pixels import Radiograph, read_radiograph
-from hilum.inference.preprocessing import MODEL_INPUT_LIMIT, MODEL_INPUT_SIZE, area_average, to_model_input
+from hilum.inference.preprocessing import (
+    MODEL_INPUT_LIMIT,
+    MODEL_INPUT_SIZE,
+    area_average,
+    to_model_input,
+    whole_image_input,
+)
 from tests.helpers import write_dicom
 
 FULL_12_BIT = 4095
@@ -124,3 +130,19 @@ def test_area_average_is_the_resampling_matrix_product(size_in: int) -> None:
     expected = _resampling_matrix(size_in, MODEL_INPUT_SIZE) @ values.astype(np.float64)
     np.testing.assert_allclose(area_average(values, MODEL_INPUT_SIZE, axis=0), expected, rtol=1e-5, atol=1e-2)
     np.testing.assert_allclose(area_average(values.T, MODEL_INPUT_SIZE, axis=1), expected.T, rtol=1e-5, atol=1e-2)
+
+
+def test_the_devices_input_is_the_whole_image_area_averaged_and_scaled_alike() -> None:
+    """Nothing is cropped (a tube tip near the edge stays in view), each axis has its own scale, and the values are
+    scaled exactly as the findings input's are."""
+    rng = np.random.default_rng(3)
+    pixels = rng.uniform(0, 4095, (600, 400)).astype(np.float32)
+    image = Radiograph(pixels=pixels, value_range=(0.0, 4095.0), bits_stored=12)
+    whole = whole_image_input(image, 64)
+    assert whole.shape == (1, 64, 64) and whole.dtype == np.float32
+    expected = area_average(area_average(pixels, 64, axis=0), 64, axis=1) * (2048.0 / 4095.0) - MODEL_INPUT_LIMIT
+    np.testing.assert_allclose(whole[0], expected, atol=1e-3)
+    # A bright band in the rows the centre crop would cut off is still there.
+    pixels[:50] = 4095.0
+    banded = whole_image_input(Radiograph(pixels=pixels, value_range=(0.0, 4095.0), bits_stored=12), 64)
+    assert banded[0, 0].min() > 1000
