@@ -44,6 +44,7 @@ from hilum.common.db.models import ReportRow, StudyRow
 from hilum.common.db.session import upgrade_database
 from hilum.common.dicom.pixels import read_radiograph
 from hilum.common.settings import HilumSettings
+from hilum.inference.devices_export import ensure_devices_model
 from hilum.inference.model_export import ensure_findings_model
 from hilum.inference.preprocessing import to_model_input
 from hilum.ingestion.client import IngestionClient
@@ -567,6 +568,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes per stage (default 2)")
     parser.add_argument("--light", type=int, default=10, help="M, studies sent one a second (default 10)")
     parser.add_argument("--no-4n", dest="four_n", action="store_false", help="skip the burst of 4N studies")
+    parser.add_argument("--findings-only", action="store_true",
+                        help="serve and run cxr_findings alone, no cxr_devices (ONNX Runtime alone measures "
+                             "cxr_findings: this compares like with like, and with runs before cxr_devices existed)")
     parser.add_argument("--json", action="store_true", help="end with one line of JSON holding the key figures")
     return parser.parse_args()
 
@@ -650,12 +654,20 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="hilum-bench-"))
     model_repository = REPO_ROOT / "model_repository"
     manifest = ensure_findings_model(model_repository)
-    print(f"model cxr_findings {manifest.version} (demo weights: {manifest.demo}); N={args.studies}, "
+    model_path = model_repository / "cxr_findings" / "1" / "model.onnx"
+    if args.findings_only:  # a repository of cxr_findings alone, and no devices model asked for
+        model_repository = root / "model_repository"
+        shutil.copytree(REPO_ROOT / "model_repository" / "cxr_findings", model_repository / "cxr_findings")
+    else:
+        ensure_devices_model(model_repository)
+    models = "cxr_findings" if args.findings_only else "cxr_findings + cxr_devices"
+    print(f"models {models}, cxr_findings {manifest.version} (demo weights: {manifest.demo}); N={args.studies}, "
           f"M={args.light}, 4N={'yes' if args.four_n else 'no'}; worker concurrency {args.concurrency}; root {root}")
     inputs = prepare_inputs(root, args.studies, args.light, args.four_n)
     settings = loopback_settings(root, model_repository, REPO_ROOT / ".venv-triton",
                                  worker_concurrency=args.concurrency)
-    model_path = model_repository / "cxr_findings" / "1" / "model.onnx"
+    if args.findings_only:
+        settings = settings.model_copy(update={"triton": settings.triton.model_copy(update={"devices_model": ""})})
     alone, phases, sampler, processes = measure(settings, model_path, inputs)
 
     print_phases([phase for name, phase in phases.items() if name != "warm-up"], sampler.peak_by_role_mib(),
