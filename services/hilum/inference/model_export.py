@@ -70,7 +70,7 @@ def export_findings_model(version_dir: Path, weights: Path | None = None, seed: 
     if weights is None:
         model = densenet.demo_model(seed)
         version = DEMO_VERSION
-        source = demo_weights_source(seed)
+        source = findings_demo_source(seed)
     else:
         weights_sha256 = file_sha256(weights)
         model = densenet.published_model(weights)
@@ -99,9 +99,18 @@ def export_findings_model(version_dir: Path, weights: Path | None = None, seed: 
     return manifest
 
 
+def findings_demo_source(seed: int) -> str:
+    """The manifest's source line of this release's demo weights for cxr_findings (it names the recipe, so that
+    demo weights made by an earlier one are recognised)."""
+    return f"{demo_weights_source(seed)}; head calibrated to score no finding"
+
+
 def ensure_findings_model(model_repository: Path) -> WeightsManifest:
-    """Returns the manifest of cxr_findings/1, first exporting demo weights there if none are present."""
+    """Returns the manifest of cxr_findings/1, first exporting demo weights there if none are present, or if the
+    demo weights there were made by an earlier recipe (provisioned weights are never replaced)."""
     version_dir = model_repository / FINDINGS_MODEL_NAME / "1"
     if (version_dir / MODEL_FILE).is_file() and (version_dir / MANIFEST_FILE).is_file():
-        return WeightsManifest.read(version_dir)
+        manifest = WeightsManifest.read(version_dir)
+        if not manifest.demo or manifest.source == findings_demo_source(0):
+            return manifest
     return export_findings_model(version_dir)

@@ -17,6 +17,7 @@ from hilum.inference.model_export import (
     ensure_findings_model,
     export_findings_model,
     file_sha256,
+    findings_demo_source,
 )
 
 
@@ -66,6 +67,23 @@ def test_ensure_keeps_a_provisioned_model(exported_repository: Path) -> None:
     modified = model_file.stat().st_mtime_ns
     assert ensure_findings_model(exported_repository) == WeightsManifest.read(model_file.parent)
     assert model_file.stat().st_mtime_ns == modified
+
+
+def test_ensure_makes_demo_weights_of_an_earlier_recipe_again_but_never_touches_provisioned_ones(
+    tmp_path: Path,
+) -> None:
+    """An older release's demo weights (scores about 0.5: eleven "suspected" findings per study) would keep crying
+    wolf in a checkout that was updated: they are exported again. Provisioned weights stay whatever they say."""
+    version_dir = tmp_path / "cxr_findings" / "1"
+    version_dir.mkdir(parents=True)
+    (version_dir / "model.onnx").write_bytes(b"an earlier demo export")
+    WeightsManifest(DEMO_VERSION, True, "seeded random initialisation (torch.manual_seed(0)); NOT trained", "0").write(
+        version_dir)
+    remade = ensure_findings_model(tmp_path)
+    assert remade.source == findings_demo_source(0) and remade.sha256 == file_sha256(version_dir / "model.onnx")
+    provisioned = WeightsManifest("published-1", False, "a hospital's file", "0")
+    provisioned.write(version_dir)
+    assert ensure_findings_model(tmp_path) == provisioned
 
 
 def test_export_of_published_weights_is_versioned_by_file(tmp_path: Path) -> None:
