@@ -45,7 +45,7 @@ from hilum.common.db.session import upgrade_database
 from hilum.common.dicom.pixels import read_radiograph
 from hilum.common.settings import HilumSettings
 from hilum.inference.devices_export import ensure_devices_model
-from hilum.inference.model_export import ensure_findings_model
+from hilum.inference.model_export import WeightsManifest, ensure_findings_model
 from hilum.inference.preprocessing import to_model_input
 from hilum.ingestion.client import IngestionClient
 from hilum.runtime.ports import loopback_settings
@@ -571,6 +571,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--findings-only", action="store_true",
                         help="serve and run cxr_findings alone, no cxr_devices (ONNX Runtime alone measures "
                              "cxr_findings: this compares like with like, and with runs before cxr_devices existed)")
+    parser.add_argument("--findings-from", type=Path, metavar="DIR",
+                        help="with --findings-only: serve this cxr_findings folder (config, 1/model.onnx, "
+                             "1/weights.json) instead of the checkout's, e.g. another release's demo weights, so that "
+                             "two runs report the same findings")
     parser.add_argument("--json", action="store_true", help="end with one line of JSON holding the key figures")
     return parser.parse_args()
 
@@ -654,10 +658,11 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="hilum-bench-"))
     model_repository = REPO_ROOT / "model_repository"
     manifest = ensure_findings_model(model_repository)
-    model_path = model_repository / "cxr_findings" / "1" / "model.onnx"
     if args.findings_only:  # a repository of cxr_findings alone, and no devices model asked for
         model_repository = root / "model_repository"
-        shutil.copytree(REPO_ROOT / "model_repository" / "cxr_findings", model_repository / "cxr_findings")
+        shutil.copytree(args.findings_from or REPO_ROOT / "model_repository" / "cxr_findings",
+                        model_repository / "cxr_findings")
+        manifest = WeightsManifest.read(model_repository / "cxr_findings" / "1")
     else:
         ensure_devices_model(model_repository)
     models = "cxr_findings" if args.findings_only else "cxr_findings + cxr_devices"
@@ -666,6 +671,7 @@ def main() -> int:
     inputs = prepare_inputs(root, args.studies, args.light, args.four_n)
     settings = loopback_settings(root, model_repository, REPO_ROOT / ".venv-triton",
                                  worker_concurrency=args.concurrency)
+    model_path = model_repository / "cxr_findings" / "1" / "model.onnx"
     if args.findings_only:
         settings = settings.model_copy(update={"triton": settings.triton.model_copy(update={"devices_model": ""})})
     alone, phases, sampler, processes = measure(settings, model_path, inputs)

@@ -13,8 +13,8 @@ import pytest
 import tritonclient.grpc as triton_grpc
 
 from hilum.common.settings import TritonSection
-from hilum.inference.devices_export import DEVICES_MODEL_NAME, HEATMAPS, INPUT_NAME
-from hilum.inference.model_export import MODEL_FILE
+from hilum.inference.devices_export import DEVICES_MODEL_NAME, HEATMAPS
+from hilum.inference.model_export import INPUT_NAME, MODEL_FILE
 
 pytestmark = pytest.mark.integration
 

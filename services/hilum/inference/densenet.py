@@ -140,6 +140,14 @@ def demo_model(seed: int) -> DenseNet121:
     coarse = torch.rand(CALIBRATION_IMAGES, 1, 8, 8)
     smooth = functional.interpolate(coarse, size=INPUT_SIZE, mode="bilinear") * 2048.0 - 1024.0
     images = smooth + CALIBRATION_NOISE * torch.randn(CALIBRATION_IMAGES, 1, INPUT_SIZE, INPUT_SIZE)
+    set_batch_norm_statistics(model, images)
+    _calibrate_head(model, images)
+    return model
+
+
+def set_batch_norm_statistics(model: nn.Module, images: torch.Tensor) -> None:
+    """Every batch norm of model takes the mean and variance of its input over images (one pass), then model is put
+    in eval mode: the demo models' random weights then keep activations in range instead of saturating."""
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.momentum = None  # cumulative average: one pass stores the batch statistics
@@ -147,8 +155,6 @@ def demo_model(seed: int) -> DenseNet121:
     with torch.no_grad():
         model(images)
     model.eval()
-    _calibrate_head(model, images)
-    return model
 
 
 def _calibrate_head(model: DenseNet121, images: torch.Tensor) -> None:

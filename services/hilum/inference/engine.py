@@ -4,6 +4,9 @@ It decodes the DICOM image (hilum.common.dicom.pixels), makes the model input, c
 model on Triton over gRPC and turns the 18 probabilities into Finding messages using the label map's
 operating thresholds. Which weights made them comes from the model's own outputs where the served config
 has them (the python backend), else from weights.json of the served version in the local model repository.
+With a devices model (cxr_devices), the same decode also gives the whole image at 512 x 512, whose heatmaps
+come back as landmarks in the image's pixels (landmarks.heatmap_peaks). Every call to Triton goes through one
+circuit breaker (circuit_breaker.py).
 """
 
 from __future__ import annotations

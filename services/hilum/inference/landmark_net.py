@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from hilum.inference.densenet import WeightsFileError
+from hilum.inference.densenet import WeightsFileError, set_batch_norm_statistics
 
 # Output order of the heatmaps; model_repository/cxr_devices/landmarks.json lists the same codes in the same order.
 LANDMARKS = (
@@ -165,13 +165,7 @@ def demo_model(seed: int) -> LandmarkNet:
     torch.manual_seed(seed)
     model = LandmarkNet()
     images = calibration_images(seed + 1)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = None  # cumulative average: one pass stores the batch statistics
-    model.train()
-    with torch.no_grad():
-        model(images)
-    model.eval()
+    set_batch_norm_statistics(model, images)
     _calibrate_head(model, images)
     return model
 

@@ -11,12 +11,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from hilum.common.wording import demo_weights_source
 
 FINDINGS_MODEL_NAME = "cxr_findings"
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "weights.json"
+INPUT_NAME = "image"  # every model's input tensor
 DEMO_VERSION = "demo-untrained"
 ONNX_OPSET = 17
 
@@ -63,32 +65,38 @@ def export_findings_model(version_dir: Path, weights: Path | None = None, seed: 
     """Writes model.onnx (input "image" float32 (N, 1, 224, 224), output "probabilities" float32 (N, 18))
     and weights.json into version_dir. weights=None gives seeded random demo weights ("demo-untrained").
     """
-    import torch
-
     from hilum.inference import densenet
 
-    if weights is None:
-        model = densenet.demo_model(seed)
-        version = DEMO_VERSION
-        source = findings_demo_source(seed)
-    else:
-        weights_sha256 = file_sha256(weights)
-        model = densenet.published_model(weights)
-        version = f"{weights.stem}-{weights_sha256[:12]}"
-        source = f"{weights.name} (sha256 {weights_sha256})"
+    model = densenet.demo_model(seed) if weights is None else densenet.published_model(weights)
+    return export_onnx(model, version_dir, densenet.INPUT_SIZE, "probabilities", weights, findings_demo_source(seed))
+
+
+def export_onnx(
+    model: Any, version_dir: Path, input_size: int, output_name: str, weights: Path | None, demo_source: str
+) -> WeightsManifest:
+    """Writes model (a torch module in eval mode) as version_dir/model.onnx, input "image" float32
+    (N, 1, input_size, input_size) and output output_name with a dynamic batch axis, then its weights.json: demo
+    weights (weights None, source demo_source) or those of the file weights, versioned by its name and sha256.
+    """
+    import torch
 
     version_dir.mkdir(parents=True, exist_ok=True)
     partial = version_dir / (MODEL_FILE + ".partial")
     torch.onnx.export(
         model,
-        (torch.zeros(1, 1, densenet.INPUT_SIZE, densenet.INPUT_SIZE),),
+        (torch.zeros(1, 1, input_size, input_size),),
         str(partial),
-        dynamo=False,  # the TorchScript exporter needs no onnxscript and exports DenseNet in seconds
-        input_names=["image"],
-        output_names=["probabilities"],
-        dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+        dynamo=False,  # the TorchScript exporter needs no onnxscript and exports in seconds
+        input_names=[INPUT_NAME],
+        output_names=[output_name],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
         opset_version=ONNX_OPSET,
     )
+    if weights is None:
+        version, source = DEMO_VERSION, demo_source
+    else:
+        weights_sha256 = file_sha256(weights)
+        version, source = f"{weights.stem}-{weights_sha256[:12]}", f"{weights.name} (sha256 {weights_sha256})"
     # Drop the old manifest first: a model.onnx must never sit next to another model's version.
     (version_dir / MANIFEST_FILE).unlink(missing_ok=True)
     partial.replace(version_dir / MODEL_FILE)

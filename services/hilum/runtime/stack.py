@@ -68,10 +68,7 @@ class Door:
 # Environment every Hilum process of the stack starts with unless the caller's says otherwise: glibc gives each
 # thread that allocates its own malloc arena, and gRPC servers and threaded workers then hold freed image buffers
 # in many of them; two arenas keep a process's memory near what it uses (measured: about 10% less for the stack).
-# A fixed mmap threshold keeps every buffer of 1 MiB or more (an image, its decoded pixels) in its own mapping,
-# given back to the system when freed; glibc's default raises the threshold after the first such free, and later
-# images then stay in the heap (measured: about 5% less for the stack, 20% less for the inference worker).
-PROCESS_DEFAULTS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024)}
+PROCESS_DEFAULTS = {"MALLOC_ARENA_MAX": "2"}
 # The one process of the stack that serves the five stages' gRPC doors, each on its own port: four of them only
 # answer direct callers, and a process each would cost about 100 MB apiece doing nothing.
 GRPC_PROCESS = "grpc"

@@ -18,9 +18,9 @@ from tritonclient.grpc import model_config_pb2
 from hilum.common.reported_findings import DeviceType
 from hilum.inference import engine
 from hilum.inference.device_placement import REFERENCE_LANDMARK
-from hilum.inference.devices_export import DEVICES_MODEL_NAME, HEATMAPS, INPUT_NAME
+from hilum.inference.devices_export import DEVICES_MODEL_NAME, HEATMAPS
 from hilum.inference.landmark_net import HEATMAP_SIZE, INPUT_SIZE, LANDMARKS
-from hilum.inference.model_export import MODEL_FILE
+from hilum.inference.model_export import INPUT_NAME, MODEL_FILE
 from tests.helpers import REPO_ROOT
 
 MODEL_DIR = REPO_ROOT / "model_repository" / DEVICES_MODEL_NAME
