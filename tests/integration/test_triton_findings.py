@@ -12,8 +12,9 @@ import pytest
 from hilum.common.settings import TritonSection
 from hilum.inference.device_placement import DEFAULT_MIN_CONFIDENCE
 from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavailable
-from hilum.inference.labels import load_label_map
-from hilum.inference.landmarks import load_landmark_map
+from hilum.inference.labels import findings_label_set, load_label_map
+from hilum.inference.landmarks import landmark_set, load_landmark_map
+from hilum.inference.model_export import WeightsManifest
 from hilum.runtime.triton import TritonNotInstalled, TritonServer, TritonStartError
 from hilum.v1 import messages_pb2
 from tests.helpers import write_dicom
@@ -55,8 +56,9 @@ def radiographs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_analyse_returns_18_demo_findings(engine: FindingsEngine, radiographs: list[Path]) -> None:
     result = engine.analyse(radiographs[0])
 
+    # Without a local model repository no weights.json is read: no SHA-256, but always the label set.
     assert result.model == messages_pb2.ModelInfo(
-        name="cxr_findings", version="demo-untrained", demo_weights=True
+        name="cxr_findings", version="demo-untrained", demo_weights=True, label_set=findings_label_set(engine.labels)
     )
     assert len(result.findings) == 18
     assert [finding.code for finding in result.findings] == [label.code for label in engine.labels]
@@ -145,7 +147,9 @@ def test_with_the_devices_model_each_image_gets_its_landmarks_and_the_demo_finds
         both.close()
     for result in results:
         assert result.devices_model == messages_pb2.ModelInfo(
-            name="cxr_devices", version="demo-untrained", demo_weights=True)
+            name="cxr_devices", version="demo-untrained", demo_weights=True, label_set=landmark_set(both.landmarks),
+            weights_sha256=WeightsManifest.read(model_dir / "cxr_devices" / "1").sha256)
+        assert result.model.weights_sha256 == WeightsManifest.read(model_dir / "cxr_findings" / "1").sha256
         assert len(result.landmarks) == len(both.landmarks) == 9
         assert all(0 <= point.row < 320 and 0 <= point.column < 256 for point in result.landmarks)
         assert max(point.confidence for point in result.landmarks) < DEFAULT_MIN_CONFIDENCE

@@ -15,7 +15,7 @@ import pytest
 
 from hilum.common.settings import TritonSection
 from hilum.inference.engine import UNKNOWN_VERSION, FindingsEngine
-from hilum.inference.labels import LABELS_FILE, load_label_map
+from hilum.inference.labels import LABELS_FILE, findings_label_set, load_label_map
 from hilum.inference.model_export import MANIFEST_FILE, WeightsManifest
 from hilum.runtime.triton import TritonServer
 from hilum.v1 import messages_pb2
@@ -103,8 +103,12 @@ def test_version_and_demo_flag_come_from_the_served_versions_manifest(
 ) -> None:
     results = engine.analyse_batch([radiograph, radiograph])
 
+    label_set = findings_label_set(engine.labels)
+    assert label_set.startswith("18 labels, sha256 ")
     for result in results:
-        assert result.model == messages_pb2.ModelInfo(name=MODEL, version="test-weights-v7", demo_weights=False)
+        # Every result names the weights file (its SHA-256 from weights.json) and the label map it was read with.
+        assert result.model == messages_pb2.ModelInfo(name=MODEL, version="test-weights-v7", demo_weights=False,
+                                                      weights_sha256="0" * 64, label_set=label_set)
         assert [f.probability for f in result.findings] == pytest.approx([PROBABILITY] * 18)
 
 
@@ -115,7 +119,8 @@ def test_without_a_manifest_the_version_is_unknown_and_demo(
     with caplog.at_level(logging.WARNING, logger="hilum.inference.engine"):
         first, second = engine.analyse(radiograph), engine.analyse(radiograph)
 
-    unknown = messages_pb2.ModelInfo(name=MODEL, version=UNKNOWN_VERSION, demo_weights=True)
+    unknown = messages_pb2.ModelInfo(name=MODEL, version=UNKNOWN_VERSION, demo_weights=True,
+                                     label_set=findings_label_set(engine.labels))
     assert first.model == unknown and second.model == unknown
     assert len([r for r in caplog.records if "weights.json cannot be read" in r.getMessage()]) == 1
 
@@ -133,7 +138,8 @@ def test_a_malformed_manifest_never_looks_validated(engine: FindingsEngine, radi
 
     result = engine.analyse(radiograph)
 
-    assert result.model == messages_pb2.ModelInfo(name=MODEL, version=UNKNOWN_VERSION, demo_weights=True)
+    assert result.model == messages_pb2.ModelInfo(name=MODEL, version=UNKNOWN_VERSION, demo_weights=True,
+                                                  label_set=findings_label_set(engine.labels))
 
 
 def test_without_a_local_model_repository_the_version_is_unknown(served: TritonSection, radiograph: Path) -> None:
@@ -143,4 +149,5 @@ def test_without_a_local_model_repository_the_version_is_unknown(served: TritonS
         result = engine.analyse(radiograph)
     finally:
         engine.close()
-    assert result.model == messages_pb2.ModelInfo(name=MODEL, version=UNKNOWN_VERSION, demo_weights=True)
+    assert result.model == messages_pb2.ModelInfo(name=MODEL, version=UNKNOWN_VERSION, demo_weights=True,
+                                                  label_set=findings_label_set(labels))

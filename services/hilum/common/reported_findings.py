@@ -146,15 +146,19 @@ class ModelProvenance:
     name: str
     version: str
     demo_weights: bool
+    weights_sha256: str = ""  # of the served model file; "" in results recorded before it was kept
+    label_set: str = ""  # the label map the outputs were read with ("18 labels, sha256 ...")
 
     @classmethod
     def of(cls, info: messages_pb2.ModelInfo) -> ModelProvenance:
         """The provenance recorded in a ModelInfo message."""
-        return cls(name=info.name, version=info.version, demo_weights=info.demo_weights)
+        return cls(name=info.name, version=info.version, demo_weights=info.demo_weights,
+                   weights_sha256=info.weights_sha256, label_set=info.label_set)
 
     def as_info(self) -> messages_pb2.ModelInfo:
-        """A fresh ModelInfo message with the same name, version and demo flag."""
-        return messages_pb2.ModelInfo(name=self.name, version=self.version, demo_weights=self.demo_weights)
+        """A fresh ModelInfo message with the same provenance."""
+        return messages_pb2.ModelInfo(name=self.name, version=self.version, demo_weights=self.demo_weights,
+                                      weights_sha256=self.weights_sha256, label_set=self.label_set)
 
 
 @dataclass(frozen=True)

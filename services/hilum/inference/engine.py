@@ -26,9 +26,9 @@ from tritonclient.utils import InferenceServerException
 from hilum.common.dicom.pixels import DECODE_SLOTS, ImageUnreadable, read_radiograph
 from hilum.inference.circuit_breaker import CircuitBreaker, CircuitOpen
 from hilum.inference.device_geometry import Landmark
-from hilum.inference.labels import LabelSpec
+from hilum.inference.labels import LabelSpec, findings_label_set
 from hilum.inference.landmarks import INPUT_SIZE as LANDMARK_INPUT_SIZE
-from hilum.inference.landmarks import LandmarkSpec, heatmap_peaks
+from hilum.inference.landmarks import LandmarkSpec, heatmap_peaks, landmark_set
 from hilum.inference.model_export import WeightsManifest
 from hilum.inference.preprocessing import to_model_input, whole_image_input
 from hilum.v1 import messages_pb2
@@ -82,10 +82,12 @@ class InferenceFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Provenance:
-    """Which weights produced a result: the version reported with it and whether they are demo weights."""
+    """Which weights produced a result: the version reported with it, whether they are demo weights, and the
+    SHA-256 of the model file ("" when unknown)."""
 
     version: str
     demo: bool
+    sha256: str = ""
 
 
 # Never let a result look validated when nobody can say which weights made it.
@@ -149,6 +151,8 @@ class FindingsEngine:
         self.breaker = breaker or CircuitBreaker()
         self.devices_model = devices_model
         self.landmarks = landmarks
+        self._label_set = findings_label_set(labels)
+        self._landmark_set = landmark_set(landmarks)
         self._client = triton_grpc.InferenceServerClient(url=triton_url)
         self._served: dict[str, ServedModel] = {}  # replaced whole, never changed in place
         self._warn_lock = threading.Lock()  # the unknown-version warning is logged once, whichever thread
@@ -197,13 +201,18 @@ class FindingsEngine:
         count = batch.shape[0]
         if served.reports_provenance:
             versions, demo_flags = response.as_numpy(MODEL_VERSION), response.as_numpy(DEMO_WEIGHTS)
+            sha256 = self._weights_sha256(self.model_name, served.version)
         else:
             provenance = self._manifest_provenance(self.model_name, served.version)
             versions = np.full(count, provenance.version, dtype=np.object_)
             demo_flags = np.full(count, provenance.demo, dtype=np.bool_)
-        return engine_results(
+            sha256 = provenance.sha256
+        results = engine_results(
             self.model_name, self.labels, count, response.as_numpy(PROBABILITIES), versions, demo_flags
         )
+        for result in results:
+            result.model.weights_sha256, result.model.label_set = sha256, self._label_set
+        return results
 
     def _heatmaps(self, batch: npt.NDArray[np.float32]) -> tuple[messages_pb2.ModelInfo, npt.NDArray[np.float32]]:
         """One request to the devices model for batch float32 (N, 1, 512, 512): its provenance (from weights.json)
@@ -216,7 +225,8 @@ class FindingsEngine:
                                   f"{len(self.landmarks)}, H, W), got {shape}")
         provenance = self._manifest_provenance(self.devices_model, served.version)
         model = messages_pb2.ModelInfo(
-            name=self.devices_model, version=provenance.version, demo_weights=provenance.demo)
+            name=self.devices_model, version=provenance.version, demo_weights=provenance.demo,
+            weights_sha256=provenance.sha256, label_set=self._landmark_set)
         return model, heatmaps.astype(np.float32, copy=False)
 
     def _request(self, model: str, served: ServedModel, batch: npt.NDArray[np.float32],
@@ -245,6 +255,16 @@ class FindingsEngine:
             served = served_model(metadata.versions, (output.name for output in metadata.outputs))
             self._served = {**self._served, model: served}
         return served
+
+    def _weights_sha256(self, model: str, version: str) -> str:
+        """The model file's SHA-256 from weights.json of the served version, "" when it cannot be read (the served
+        config reported the version and demo flag itself)."""
+        if self.model_repository is None or not version:
+            return ""
+        try:
+            return manifest_provenance(self.model_repository / model / version).sha256
+        except (OSError, ValueError):
+            return ""
 
     def _manifest_provenance(self, model: str, version: str) -> Provenance:
         """Provenance from weights.json of the served version; UNKNOWN_PROVENANCE (logged once) when unreadable."""
@@ -311,7 +331,7 @@ def manifest_provenance(version_dir: Path | None) -> Provenance:
     if version_dir is None:
         raise FileNotFoundError("no local model repository or served version to read weights.json from")
     manifest = WeightsManifest.read(version_dir)
-    return Provenance(version=manifest.version, demo=manifest.demo)
+    return Provenance(version=manifest.version, demo=manifest.demo, sha256=manifest.sha256)
 
 
 def engine_results(

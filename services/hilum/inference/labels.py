@@ -5,7 +5,9 @@ The label order is the model's output order, so the map is validated strictly wh
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,3 +78,16 @@ def _number(path: Path, code: str, entry: dict[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise LabelMapError(f"{path}: label {code}: {key!r} must be a number, got {value!r}")
     return float(value)
+
+
+def label_set_id(entries: Iterable[str]) -> str:
+    """A short, stable name for a set of model outputs as read: "<n> labels, sha256 <16 hex>" of its entries (one
+    line each: what the output is called and how it is judged), recorded with every result."""
+    lines = list(entries)
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    return f"{len(lines)} labels, sha256 {digest[:16]}"
+
+
+def findings_label_set(labels: tuple[LabelSpec, ...]) -> str:
+    """label_set_id of a findings label map: each label's index, code and operating points."""
+    return label_set_id(f"{label.index}:{label.code}:{label.threshold}:{label.uncertain_from}" for label in labels)

@@ -10,6 +10,7 @@ confidence is its heatmap's peak value; its position is the peak cell's centre.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy.typing as npt
 
 from hilum.common.reported_findings import DeviceType
 from hilum.inference.device_geometry import Landmark
+from hilum.inference.labels import label_set_id
 
 LANDMARK_FILE = "landmarks.json"
 INPUT_SIZE = 512  # the side of the model's square input (cxr_devices' config.pbtxt)
@@ -54,6 +56,11 @@ def load_landmark_map(model_dir: Path) -> tuple[LandmarkSpec, ...]:
                              f"not {position}")
         specs.append(spec)
     return tuple(specs)
+
+
+def landmark_set(specs: Sequence[LandmarkSpec]) -> str:
+    """label_set_id of a landmark map: each heatmap's index and code."""
+    return label_set_id(f"{spec.index}:{spec.code}" for spec in specs)
 
 
 def heatmap_peaks(heatmaps: npt.NDArray[np.float32], rows: int, columns: int) -> list[Landmark]:

@@ -25,49 +25,49 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hilum/v1/messages.proto\x12\x08hilum.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n\x0eStudyReference\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x66rontal_object_key\x18\x04 \x01(\t\x12\x1a\n\x12lateral_object_key\x18\x05 \x01(\tJ\x04\x08\x02\x10\x03R\x0bobject_keys\"&\n\x10SpooledInstances\x12\x12\n\nspool_keys\x18\x01 \x03(\t\"@\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65mo_weights\x18\x03 \x01(\x08\"\x8c\x01\n\x07\x46inding\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12%\n\x05state\x18\x05 \x01(\x0e\x32\x16.hilum.v1.FindingState\x12\x13\n\x0bsnomed_code\x18\x06 \x01(\t\"\xff\x01\n\rDeviceFinding\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.hilum.v1.DeviceKind\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12*\n\x08position\x18\x03 \x01(\x0e\x32\x18.hilum.v1.DevicePosition\x12\x1c\n\x0ftip_distance_mm\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x10\n\x08landmark\x18\x05 \x01(\t\x12\x13\n\x0bmeasurement\x18\x06 \x01(\t\x12\x17\n\x0fposition_reason\x18\x07 \x01(\t\x12\x17\n\x0fposition_called\x18\x08 \x01(\x08\x42\x12\n\x10_tip_distance_mm\"\xf4\x01\n\rStudyFindings\x12\'\n\x05study\x18\x01 \x01(\x0b\x32\x18.hilum.v1.StudyReference\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12#\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x11.hilum.v1.Finding\x12(\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x17.hilum.v1.DeviceFinding\x12\x1b\n\x13\x61nalysed_object_key\x18\x05 \x01(\t\x12*\n\rdevices_model\x18\x06 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\"?\n\rFindingChange\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12 \n\x06\x63hange\x18\x02 \x01(\x0e\x32\x10.hilum.v1.Change\"a\n\nPriorStudy\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x12\n\nstudy_date\x18\x02 \x01(\t\x12#\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x11.hilum.v1.Finding\"\x99\x01\n\x0fPriorComparison\x12(\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x17.hilum.v1.StudyFindings\x12(\n\x05prior\x18\x02 \x01(\x0b\x32\x14.hilum.v1.PriorStudyH\x00\x88\x01\x01\x12(\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x17.hilum.v1.FindingChangeB\x08\n\x06_prior\"5\n\x0eReportSentence\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\rfinding_codes\x18\x02 \x03(\t\"\xde\x01\n\x0b\x44raftReport\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12*\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x18.hilum.v1.ReportSentence\x12,\n\nimpression\x18\x04 \x03(\x0b\x32\x18.hilum.v1.ReportSentence\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x13\n\x0b\x65xamination\x18\x06 \x01(\t\x12\x12\n\ncomparison\x18\x07 \x01(\t\"\x80\x02\n\rPublishResult\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.hilum.v1.PublishStatus\x12\x1c\n\x14\x64iagnostic_report_id\x18\x04 \x01(\t\x12\x13\n\x0b\x62undle_path\x18\x05 \x01(\t\x12$\n\x05\x64raft\x18\x06 \x01(\x0b\x32\x15.hilum.v1.DraftReport\x12-\n\ndeliveries\x18\x07 \x03(\x0b\x32\x19.hilum.v1.DeliveryRequest\"h\n\x0f\x44\x65liveryRequest\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t*\xa9\x01\n\nStudyState\x12\x1b\n\x17STUDY_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14STUDY_STATE_RECEIVED\x10\x01\x12\x18\n\x14STUDY_STATE_INFERRED\x10\x02\x12\x18\n\x14STUDY_STATE_COMPARED\x10\x03\x12\x18\n\x14STUDY_STATE_REPORTED\x10\x04\x12\x16\n\x12STUDY_STATE_FAILED\x10\x05*\x7f\n\x0c\x46indingState\x12\x1d\n\x19\x46INDING_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INDING_STATE_ABSENT\x10\x01\x12\x1b\n\x17\x46INDING_STATE_UNCERTAIN\x10\x02\x12\x19\n\x15\x46INDING_STATE_PRESENT\x10\x03*\xb9\x01\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_KIND_ETT\x10\x01\x12\x17\n\x13\x44\x45VICE_KIND_NG_TUBE\x10\x02\x12\x13\n\x0f\x44\x45VICE_KIND_CVC\x10\x03\x12\x1a\n\x16\x44\x45VICE_KIND_CHEST_TUBE\x10\x04\x12\x19\n\x15\x44\x45VICE_KIND_PACEMAKER\x10\x05\x12\x14\n\x10\x44\x45VICE_KIND_PICC\x10\x06*\x99\x01\n\x0e\x44\x65vicePosition\x12\x1f\n\x1b\x44\x45VICE_POSITION_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45VICE_POSITION_SATISFACTORY\x10\x01\x12!\n\x1d\x44\x45VICE_POSITION_MALPOSITIONED\x10\x02\x12!\n\x1d\x44\x45VICE_POSITION_INDETERMINATE\x10\x03*t\n\x06\x43hange\x12\x16\n\x12\x43HANGE_UNSPECIFIED\x10\x00\x12\x0e\n\nCHANGE_NEW\x10\x01\x12\x14\n\x10\x43HANGE_UNCHANGED\x10\x02\x12\x13\n\x0f\x43HANGE_RESOLVED\x10\x03\x12\x17\n\x13\x43HANGE_NOT_COMPARED\x10\x04*s\n\rPublishStatus\x12\x1e\n\x1aPUBLISH_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PUBLISH_STATUS_PUBLISHED\x10\x01\x12$\n PUBLISH_STATUS_ALREADY_PUBLISHED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hilum/v1/messages.proto\x12\x08hilum.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n\x0eStudyReference\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x66rontal_object_key\x18\x04 \x01(\t\x12\x1a\n\x12lateral_object_key\x18\x05 \x01(\tJ\x04\x08\x02\x10\x03R\x0bobject_keys\"&\n\x10SpooledInstances\x12\x12\n\nspool_keys\x18\x01 \x03(\t\"k\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65mo_weights\x18\x03 \x01(\x08\x12\x16\n\x0eweights_sha256\x18\x04 \x01(\t\x12\x11\n\tlabel_set\x18\x05 \x01(\t\"\x8c\x01\n\x07\x46inding\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12%\n\x05state\x18\x05 \x01(\x0e\x32\x16.hilum.v1.FindingState\x12\x13\n\x0bsnomed_code\x18\x06 \x01(\t\"\xff\x01\n\rDeviceFinding\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.hilum.v1.DeviceKind\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12*\n\x08position\x18\x03 \x01(\x0e\x32\x18.hilum.v1.DevicePosition\x12\x1c\n\x0ftip_distance_mm\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x10\n\x08landmark\x18\x05 \x01(\t\x12\x13\n\x0bmeasurement\x18\x06 \x01(\t\x12\x17\n\x0fposition_reason\x18\x07 \x01(\t\x12\x17\n\x0fposition_called\x18\x08 \x01(\x08\x42\x12\n\x10_tip_distance_mm\"\xf4\x01\n\rStudyFindings\x12\'\n\x05study\x18\x01 \x01(\x0b\x32\x18.hilum.v1.StudyReference\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12#\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x11.hilum.v1.Finding\x12(\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x17.hilum.v1.DeviceFinding\x12\x1b\n\x13\x61nalysed_object_key\x18\x05 \x01(\t\x12*\n\rdevices_model\x18\x06 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\"?\n\rFindingChange\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12 \n\x06\x63hange\x18\x02 \x01(\x0e\x32\x10.hilum.v1.Change\"a\n\nPriorStudy\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x12\n\nstudy_date\x18\x02 \x01(\t\x12#\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x11.hilum.v1.Finding\"\x99\x01\n\x0fPriorComparison\x12(\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x17.hilum.v1.StudyFindings\x12(\n\x05prior\x18\x02 \x01(\x0b\x32\x14.hilum.v1.PriorStudyH\x00\x88\x01\x01\x12(\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x17.hilum.v1.FindingChangeB\x08\n\x06_prior\"5\n\x0eReportSentence\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\rfinding_codes\x18\x02 \x03(\t\"\xde\x01\n\x0b\x44raftReport\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12*\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x18.hilum.v1.ReportSentence\x12,\n\nimpression\x18\x04 \x03(\x0b\x32\x18.hilum.v1.ReportSentence\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x13\n\x0b\x65xamination\x18\x06 \x01(\t\x12\x12\n\ncomparison\x18\x07 \x01(\t\"\x80\x02\n\rPublishResult\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.hilum.v1.PublishStatus\x12\x1c\n\x14\x64iagnostic_report_id\x18\x04 \x01(\t\x12\x13\n\x0b\x62undle_path\x18\x05 \x01(\t\x12$\n\x05\x64raft\x18\x06 \x01(\x0b\x32\x15.hilum.v1.DraftReport\x12-\n\ndeliveries\x18\x07 \x03(\x0b\x32\x19.hilum.v1.DeliveryRequest\"h\n\x0f\x44\x65liveryRequest\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t*\xa9\x01\n\nStudyState\x12\x1b\n\x17STUDY_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14STUDY_STATE_RECEIVED\x10\x01\x12\x18\n\x14STUDY_STATE_INFERRED\x10\x02\x12\x18\n\x14STUDY_STATE_COMPARED\x10\x03\x12\x18\n\x14STUDY_STATE_REPORTED\x10\x04\x12\x16\n\x12STUDY_STATE_FAILED\x10\x05*\x7f\n\x0c\x46indingState\x12\x1d\n\x19\x46INDING_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INDING_STATE_ABSENT\x10\x01\x12\x1b\n\x17\x46INDING_STATE_UNCERTAIN\x10\x02\x12\x19\n\x15\x46INDING_STATE_PRESENT\x10\x03*\xb9\x01\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_KIND_ETT\x10\x01\x12\x17\n\x13\x44\x45VICE_KIND_NG_TUBE\x10\x02\x12\x13\n\x0f\x44\x45VICE_KIND_CVC\x10\x03\x12\x1a\n\x16\x44\x45VICE_KIND_CHEST_TUBE\x10\x04\x12\x19\n\x15\x44\x45VICE_KIND_PACEMAKER\x10\x05\x12\x14\n\x10\x44\x45VICE_KIND_PICC\x10\x06*\x99\x01\n\x0e\x44\x65vicePosition\x12\x1f\n\x1b\x44\x45VICE_POSITION_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45VICE_POSITION_SATISFACTORY\x10\x01\x12!\n\x1d\x44\x45VICE_POSITION_MALPOSITIONED\x10\x02\x12!\n\x1d\x44\x45VICE_POSITION_INDETERMINATE\x10\x03*t\n\x06\x43hange\x12\x16\n\x12\x43HANGE_UNSPECIFIED\x10\x00\x12\x0e\n\nCHANGE_NEW\x10\x01\x12\x14\n\x10\x43HANGE_UNCHANGED\x10\x02\x12\x13\n\x0f\x43HANGE_RESOLVED\x10\x03\x12\x17\n\x13\x43HANGE_NOT_COMPARED\x10\x04*s\n\rPublishStatus\x12\x1e\n\x1aPUBLISH_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PUBLISH_STATUS_PUBLISHED\x10\x01\x12$\n PUBLISH_STATUS_ALREADY_PUBLISHED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hilum.v1.messages_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STUDYSTATE']._serialized_start=1961
-  _globals['_STUDYSTATE']._serialized_end=2130
-  _globals['_FINDINGSTATE']._serialized_start=2132
-  _globals['_FINDINGSTATE']._serialized_end=2259
-  _globals['_DEVICEKIND']._serialized_start=2262
-  _globals['_DEVICEKIND']._serialized_end=2447
-  _globals['_DEVICEPOSITION']._serialized_start=2450
-  _globals['_DEVICEPOSITION']._serialized_end=2603
-  _globals['_CHANGE']._serialized_start=2605
-  _globals['_CHANGE']._serialized_end=2721
-  _globals['_PUBLISHSTATUS']._serialized_start=2723
-  _globals['_PUBLISHSTATUS']._serialized_end=2838
+  _globals['_STUDYSTATE']._serialized_start=2004
+  _globals['_STUDYSTATE']._serialized_end=2173
+  _globals['_FINDINGSTATE']._serialized_start=2175
+  _globals['_FINDINGSTATE']._serialized_end=2302
+  _globals['_DEVICEKIND']._serialized_start=2305
+  _globals['_DEVICEKIND']._serialized_end=2490
+  _globals['_DEVICEPOSITION']._serialized_start=2493
+  _globals['_DEVICEPOSITION']._serialized_end=2646
+  _globals['_CHANGE']._serialized_start=2648
+  _globals['_CHANGE']._serialized_end=2764
+  _globals['_PUBLISHSTATUS']._serialized_start=2766
+  _globals['_PUBLISHSTATUS']._serialized_end=2881
   _globals['_STUDYREFERENCE']._serialized_start=71
   _globals['_STUDYREFERENCE']._serialized_end=239
   _globals['_SPOOLEDINSTANCES']._serialized_start=241
   _globals['_SPOOLEDINSTANCES']._serialized_end=279
   _globals['_MODELINFO']._serialized_start=281
-  _globals['_MODELINFO']._serialized_end=345
-  _globals['_FINDING']._serialized_start=348
-  _globals['_FINDING']._serialized_end=488
-  _globals['_DEVICEFINDING']._serialized_start=491
-  _globals['_DEVICEFINDING']._serialized_end=746
-  _globals['_STUDYFINDINGS']._serialized_start=749
-  _globals['_STUDYFINDINGS']._serialized_end=993
-  _globals['_FINDINGCHANGE']._serialized_start=995
-  _globals['_FINDINGCHANGE']._serialized_end=1058
-  _globals['_PRIORSTUDY']._serialized_start=1060
-  _globals['_PRIORSTUDY']._serialized_end=1157
-  _globals['_PRIORCOMPARISON']._serialized_start=1160
-  _globals['_PRIORCOMPARISON']._serialized_end=1313
-  _globals['_REPORTSENTENCE']._serialized_start=1315
-  _globals['_REPORTSENTENCE']._serialized_end=1368
-  _globals['_DRAFTREPORT']._serialized_start=1371
-  _globals['_DRAFTREPORT']._serialized_end=1593
-  _globals['_PUBLISHRESULT']._serialized_start=1596
-  _globals['_PUBLISHRESULT']._serialized_end=1852
-  _globals['_DELIVERYREQUEST']._serialized_start=1854
-  _globals['_DELIVERYREQUEST']._serialized_end=1958
+  _globals['_MODELINFO']._serialized_end=388
+  _globals['_FINDING']._serialized_start=391
+  _globals['_FINDING']._serialized_end=531
+  _globals['_DEVICEFINDING']._serialized_start=534
+  _globals['_DEVICEFINDING']._serialized_end=789
+  _globals['_STUDYFINDINGS']._serialized_start=792
+  _globals['_STUDYFINDINGS']._serialized_end=1036
+  _globals['_FINDINGCHANGE']._serialized_start=1038
+  _globals['_FINDINGCHANGE']._serialized_end=1101
+  _globals['_PRIORSTUDY']._serialized_start=1103
+  _globals['_PRIORSTUDY']._serialized_end=1200
+  _globals['_PRIORCOMPARISON']._serialized_start=1203
+  _globals['_PRIORCOMPARISON']._serialized_end=1356
+  _globals['_REPORTSENTENCE']._serialized_start=1358
+  _globals['_REPORTSENTENCE']._serialized_end=1411
+  _globals['_DRAFTREPORT']._serialized_start=1414
+  _globals['_DRAFTREPORT']._serialized_end=1636
+  _globals['_PUBLISHRESULT']._serialized_start=1639
+  _globals['_PUBLISHRESULT']._serialized_end=1895
+  _globals['_DELIVERYREQUEST']._serialized_start=1897
+  _globals['_DELIVERYREQUEST']._serialized_end=2001
 # @@protoc_insertion_point(module_scope)

@@ -229,19 +229,27 @@ class ModelInfo(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     DEMO_WEIGHTS_FIELD_NUMBER: _builtins.int
+    WEIGHTS_SHA256_FIELD_NUMBER: _builtins.int
+    LABEL_SET_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     version: _builtins.str
     demo_weights: _builtins.bool
+    weights_sha256: _builtins.str
+    """The SHA-256 of the served model file (weights.json of the served version); "" when it could not be read."""
+    label_set: _builtins.str
+    """Which outputs the result is read with: "18 labels, sha256 <16 hex>" of the label or landmark map in use."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         version: _builtins.str = ...,
         demo_weights: _builtins.bool = ...,
+        weights_sha256: _builtins.str = ...,
+        label_set: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["demo_weights", b"demo_weights", "name", b"name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["demo_weights", b"demo_weights", "label_set", b"label_set", "name", b"name", "version", b"version", "weights_sha256", b"weights_sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -88,6 +88,13 @@ def test_present_finding_is_reported_with_everything_about_it() -> None:
     assert reported.present == (finding,)
 
 
+def test_model_provenance_keeps_the_weights_file_and_label_set_both_ways() -> None:
+    info = messages_pb2.ModelInfo(name="cxr_findings", version="v7", demo_weights=False, weights_sha256="ab" * 32,
+                                  label_set="18 labels, sha256 0123456789abcdef")
+    assert ModelProvenance.of(info).as_info() == info
+    assert ModelProvenance.of(messages_pb2.ModelInfo(name="m", version="v")).weights_sha256 == ""  # older results
+
+
 def test_uncertain_finding_is_reported() -> None:
     reported = reported_findings(_comparison(_finding("effusion", 0.45, S.FINDING_STATE_UNCERTAIN)))
     assert [f.status for f in reported.findings] == [FindingStatus.UNCERTAIN]

@@ -119,9 +119,9 @@ def test_only_both_provenance_outputs_count_as_reporting_provenance() -> None:
     assert not served_model(["1"], ["probabilities", "model_version"]).reports_provenance
 
 
-def test_manifest_provenance_reads_version_and_demo_flag(tmp_path: Path) -> None:
+def test_manifest_provenance_reads_version_demo_flag_and_sha256(tmp_path: Path) -> None:
     WeightsManifest(version="published-abc", demo=False, source="file", sha256="0" * 64).write(tmp_path)
-    assert manifest_provenance(tmp_path) == Provenance(version="published-abc", demo=False)
+    assert manifest_provenance(tmp_path) == Provenance(version="published-abc", demo=False, sha256="0" * 64)
 
 
 def test_manifest_provenance_raises_where_there_is_nothing_to_trust(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from hilum.inference.labels import LabelMapError, LabelSpec, load_label_map
+from hilum.inference.labels import LabelMapError, LabelSpec, findings_label_set, load_label_map
+from tests.helpers import REPO_ROOT
 
 MODEL_DIR = Path(__file__).resolve().parents[3] / "model_repository" / "cxr_findings"
 
@@ -103,3 +105,12 @@ def test_missing_or_invalid_file_is_a_label_map_error(tmp_path: Path) -> None:
     (tmp_path / "labels.json").write_text("[1, 2, 3]")
     with pytest.raises(LabelMapError, match="'labels' list"):
         load_label_map(tmp_path)
+
+
+def test_the_label_set_names_the_map_and_changes_with_any_operating_point() -> None:
+    labels = load_label_map(REPO_ROOT / "model_repository" / "cxr_findings")
+    label_set = findings_label_set(labels)
+    assert label_set.startswith("18 labels, sha256 ") and len(label_set.rsplit(" ", 1)[1]) == 16
+    assert findings_label_set(labels) == label_set  # stable
+    moved = (dataclasses.replace(labels[0], threshold=labels[0].threshold + 0.01), *labels[1:])
+    assert findings_label_set(moved) != label_set

@@ -1,4 +1,4 @@
-"""Device resource for the AI algorithm (model name + version) that produced a result."""
+"""Device resource for the AI algorithm (model name + version, weights SHA-256, label set) that produced a result."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from hilum.common.wording import DEMO_WARNING, device_demo_note
 from hilum.v1 import messages_pb2
 
 DEVICE_TYPE_TEXT = "AI algorithm"
+# Device.version entries beside the model version: which weights file ran, and which label map read its outputs.
+WEIGHTS_SHA256 = "weights SHA-256"
+LABEL_SET = "label set"
 
 
 def algorithm_identifier(model: messages_pb2.ModelInfo) -> Identifier:
@@ -35,7 +38,12 @@ def build_device(model: messages_pb2.ModelInfo) -> Device:
         status="active",
         deviceName=names,
         type=CodeableConcept(text=DEVICE_TYPE_TEXT),
-        version=[DeviceVersion(value=model.version)],
+        version=[
+            DeviceVersion(value=model.version),
+            *([DeviceVersion(type=CodeableConcept(text=WEIGHTS_SHA256), value=model.weights_sha256)]
+              if model.weights_sha256 else []),
+            *([DeviceVersion(type=CodeableConcept(text=LABEL_SET), value=model.label_set)] if model.label_set else []),
+        ],
         safety=[CodeableConcept(text=DEMO_WARNING)] if model.demo_weights else None,
         note=[Annotation(text=device_demo_note(model.version))] if model.demo_weights else None,
     )

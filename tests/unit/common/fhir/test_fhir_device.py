@@ -37,3 +37,18 @@ def test_validated_device_carries_no_demo_wording() -> None:
 def test_device_needs_name_and_version() -> None:
     with pytest.raises(ValueError, match="version"):
         build_device(messages_pb2.ModelInfo(name="cxr_findings", version=""))
+
+
+def test_the_device_names_the_weights_file_and_the_label_set_that_made_the_result() -> None:
+    sha256 = "ab" * 32
+    device = build_device(messages_pb2.ModelInfo(
+        name="cxr_findings", version="densenet121-res224-all-0123456789ab", demo_weights=False,
+        weights_sha256=sha256, label_set="18 labels, sha256 0123456789abcdef"))
+    data = device.model_dump(mode="json")
+    assert data["version"] == [
+        {"value": "densenet121-res224-all-0123456789ab"},
+        {"type": {"text": "weights SHA-256"}, "value": sha256},
+        {"type": {"text": "label set"}, "value": "18 labels, sha256 0123456789abcdef"},
+    ]
+    # The identifier stays name:version, so that results of one version find one Device.
+    assert data["identifier"][0]["value"] == "cxr_findings:densenet121-res224-all-0123456789ab"
