@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hilum.common.settings import HilumSettings
 from hilum.common.wording import CLI_DEMO_MODEL, CLI_DEMO_RESULT
+from hilum.inference.weights_download import PUBLISHED_WEIGHTS_URL
 from hilum.runtime.entrypoints import STAGE_NAMES
 
 
@@ -117,11 +118,19 @@ def _models(args: argparse.Namespace, settings: HilumSettings) -> int:
     from hilum.inference.model_export import FINDINGS_MODEL_NAME, export_findings_model
 
     exports = {FINDINGS_MODEL_NAME: export_findings_model, DEVICES_MODEL_NAME: export_devices_model}
+    weights: Path | None = args.weights
+    if args.models_command == "fetch" and weights is None:  # the published checkpoint, from the internet
+        from hilum.inference.weights_download import DownloadFailed, download_weights
+
+        try:
+            weights = download_weights(args.url, settings.storage.data_dir / "weights")
+        except DownloadFailed as exc:
+            raise SystemExit(f"hilum models fetch: {exc}") from exc
     # `demo`: both models; `fetch` (and `import` without --model): cxr_findings; `import --model`: the one named.
-    names = list(exports) if args.weights is None else [args.model]
+    names = list(exports) if weights is None else [args.model]
     for name in names:
         version_dir = settings.triton.model_repository / name / "1"
-        manifest = exports[name](version_dir, weights=args.weights)
+        manifest = exports[name](version_dir, weights=weights)
         print(f"{name} version {manifest.version} written to {version_dir}")
         if manifest.demo:
             print(CLI_DEMO_MODEL)
@@ -361,9 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     models_commands = models.add_subparsers(dest="models_command", required=True)
     models_demo = models_commands.add_parser("demo", help="seeded demo weights, both models (version demo-untrained)")
     models_demo.set_defaults(handler=_models, weights=None, model=None)
-    models_file = models_commands.add_parser("fetch", help="published torchxrayvision weights from a file")
-    models_file.add_argument("--weights", type=Path, required=True,
-                             help="a provisioned densenet121-res224-all checkpoint (never downloaded here)")
+    models_file = models_commands.add_parser(
+        "fetch", help="the published torchxrayvision densenet121-res224-all weights: downloaded, or from a file")
+    models_file.add_argument("--weights", type=Path,
+                             help="a provisioned densenet121-res224-all checkpoint (nothing is downloaded)")
+    models_file.add_argument("--url", default=PUBLISHED_WEIGHTS_URL,
+                             help="where to download the checkpoint from without --weights (default: its release)")
     models_file.set_defaults(handler=_models, model="cxr_findings")
     models_import = models_commands.add_parser("import", help="a weights file for one model (its state_dict layout)")
     models_import.add_argument("--model", choices=["cxr_findings", "cxr_devices"], default="cxr_findings")

@@ -26,6 +26,7 @@ from hilum.common.db.session import upgrade_database
 from hilum.common.logs import study_ref
 from hilum.common.settings import HealthSection, HilumSettings, PacsSection, settings_env
 from hilum.common.study import PatientInfo
+from hilum.inference.weights_download import PUBLISHED_WEIGHTS_URL
 from hilum.runtime.ports import free_port, loopback_settings
 from tests.helpers import record_study
 
@@ -43,6 +44,7 @@ from tests.helpers import record_study
     (["worker", "reporting"], "_worker", {"service": "reporting"}),
     (["models", "demo"], "_models", {"weights": None, "model": None}),
     (["models", "fetch", "--weights", "w.pt"], "_models", {"weights": Path("w.pt"), "model": "cxr_findings"}),
+    (["models", "fetch"], "_models", {"weights": None, "url": PUBLISHED_WEIGHTS_URL}),
     (["models", "import", "--model", "cxr_devices", "--weights", "d.pt"], "_models",
      {"weights": Path("d.pt"), "model": "cxr_devices"}),
     (["samples", "out"], "_samples", {"out_dir": Path("out")}),
@@ -71,7 +73,7 @@ def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str]
     ["worker", "cds"],  # the CDS app has no worker
     ["serve", "triton"],
     ["up", "--keep-running"],  # `up` always stays up
-    ["models", "fetch"],  # the weights file is required
+    ["models", "import", "--model", "cxr_devices"],  # import names its file
     ["publish", "status", "1.2.3", "final", "--model-version", "v1"],  # only amended or cancelled
     ["db", "wait", "--timeout", "0"],  # waiting no time at all says nothing
     ["purge", "images"],  # the retention is the operator's to say
