@@ -201,7 +201,10 @@ class FindingsEngine:
         count = batch.shape[0]
         if served.reports_provenance:
             versions, demo_flags = response.as_numpy(MODEL_VERSION), response.as_numpy(DEMO_WEIGHTS)
-            sha256 = self._weights_sha256(self.model_name, served.version)
+            try:  # the model reported its version and demo flag itself; weights.json adds the file's SHA-256
+                sha256 = self._read_manifest(self.model_name, served.version).sha256
+            except (OSError, ValueError):
+                sha256 = ""
         else:
             provenance = self._manifest_provenance(self.model_name, served.version)
             versions = np.full(count, provenance.version, dtype=np.object_)
@@ -256,30 +259,25 @@ class FindingsEngine:
             self._served = {**self._served, model: served}
         return served
 
-    def _weights_sha256(self, model: str, version: str) -> str:
-        """The model file's SHA-256 from weights.json of the served version, "" when it cannot be read (the served
-        config reported the version and demo flag itself)."""
-        if self.model_repository is None or not version:
-            return ""
-        try:
-            return manifest_provenance(self.model_repository / model / version).sha256
-        except (OSError, ValueError):
-            return ""
-
-    def _manifest_provenance(self, model: str, version: str) -> Provenance:
-        """Provenance from weights.json of the served version; UNKNOWN_PROVENANCE (logged once) when unreadable."""
+    def _read_manifest(self, model: str, version: str) -> Provenance:
+        """Provenance from weights.json of model's served version in the local repository; raises OSError or
+        ValueError (manifest_provenance) when there is none to read."""
         version_dir = None if self.model_repository is None or not version else (
             self.model_repository / model / version
         )
+        return manifest_provenance(version_dir)
+
+    def _manifest_provenance(self, model: str, version: str) -> Provenance:
+        """Provenance from weights.json of the served version; UNKNOWN_PROVENANCE (logged once) when unreadable."""
         try:
-            return manifest_provenance(version_dir)
+            return self._read_manifest(model, version)
         except (OSError, ValueError) as exc:
             with self._warn_lock:
                 first, self._warned_unknown = not self._warned_unknown, True
             if first:
                 log.warning(
                     "%s: the served config reports no weights version and weights.json cannot be read (%s); "
-                    "results report version %r as demo weights", self.model_name, exc, UNKNOWN_VERSION,
+                    "results report version %r as demo weights", model, exc, UNKNOWN_VERSION,
                 )
             return UNKNOWN_PROVENANCE
 
