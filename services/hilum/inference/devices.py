@@ -8,7 +8,7 @@ under 18, an unknown age, or a kind without a sourced rule). The DICOM header gi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydicom.dataset import Dataset
 
@@ -27,21 +27,25 @@ _POSITION = {
 
 
 def device_findings(
-    specs: Sequence[LandmarkSpec], found: Sequence[Landmark], header: Dataset
+    specs: Sequence[LandmarkSpec], found: Sequence[Landmark], read_header: Callable[[], Dataset]
 ) -> list[messages_pb2.DeviceFinding]:
     """The devices whose tips the landmark model found (found[i] is the point of specs[i]), in landmark-map order,
-    each measured and judged with the spacing and patient age of header (the image's DICOM header)."""
-    if not found:
+    each measured and judged with the spacing and patient age of the image's DICOM header, read (read_header) only
+    when there is a tip to measure."""
+    if not found:  # no devices model ran
         return []
+    tips = [(spec.device, tip) for spec, tip in zip(specs, found, strict=True)
+            if spec.device is not None and tip.confidence >= DEFAULT_MIN_CONFIDENCE]
+    if not tips:
+        return []
+    header = read_header()
     spacing = spacing_of(header)
     age = age_at_study(text(header, "PatientAge"), date_of(header, "PatientBirthDate"), date_of(header, "StudyDate"))
     anatomy = {spec.display.lower(): point for spec, point in zip(specs, found, strict=True) if spec.device is None}
     findings = []
-    for spec, tip in zip(specs, found, strict=True):
-        if spec.device is None or tip.confidence < DEFAULT_MIN_CONFIDENCE:
-            continue
-        landmark = REFERENCE_LANDMARK.get(spec.device, "")
-        placement = assess(spec.device, tip, anatomy.get(landmark), spacing, age)
+    for device, tip in tips:
+        landmark = REFERENCE_LANDMARK.get(device, "")
+        placement = assess(device, tip, anatomy.get(landmark), spacing, age)
         findings.append(_finding(placement, tip.confidence, landmark))
     return findings
 

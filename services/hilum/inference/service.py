@@ -62,7 +62,7 @@ class Inference:
         except InferenceFailed as exc:  # the model refused the input or answered out of contract
             raise PermanentError(f"inference failed: {exc}") from exc
         path = self._store.path(key)
-        devices = device_findings(self._engine.landmarks, result.landmarks, _header(path)) if result.landmarks else []
+        devices = device_findings(self._engine.landmarks, result.landmarks, lambda: _header(path))
         findings = messages_pb2.StudyFindings(
             study=study, model=result.model, findings=result.findings, devices=devices, analysed_object_key=key,
             devices_model=result.devices_model,
