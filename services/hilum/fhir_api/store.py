@@ -179,8 +179,8 @@ def store_resource(session: Session, resource: Json, now: datetime) -> StoredRef
     """Store one resource (it must carry resourceType and id; references are kept as they are).
 
     Unchanged content makes no new version; a changed, new or previously deleted one gets the next version."""
-    resource_type, resource_id = _type_and_id(resource)
-    stored, _ = _store(session, resource, now, _current(session, resource_type, resource_id),
+    key = _type_and_id(resource)
+    stored, _ = _store(session, resource, key, now, _current(session, *key),
                        functools.partial(_patient_identifiers, session))
     return stored
 
@@ -195,11 +195,11 @@ def _type_and_id(resource: Json) -> tuple[str, str]:
     return resource_type, resource_id
 
 
-def _store(session: Session, resource: Json, now: datetime, row: FhirResourceRow | None,
+def _store(session: Session, resource: Json, key: tuple[str, str], now: datetime, row: FhirResourceRow | None,
            patient_identifiers: Callable[[str], list[Token]]) -> tuple[StoredRef, FhirResourceRow]:
-    """store_resource, given the resource's current row (None: never stored) and a lookup of a Patient's identifiers;
-    also returns the row now current."""
-    resource_type, resource_id = _type_and_id(resource)
+    """store_resource, given the resource's checked (type, id), its current row (None: never stored) and a lookup of
+    a Patient's identifiers; also returns the row now current."""
+    resource_type, resource_id = key
     content = _content(resource)
     if row is not None and not row.deleted and _content(json.loads(row.resource)) == content:
         return StoredRef(resource_type, resource_id, row.version_id, StoreOutcome.UNCHANGED), row
@@ -407,13 +407,14 @@ def store_bundle(session: Session, bundle: Json, now: datetime) -> list[StoredRe
     for resource in resources:
         _rewrite(find, resource, index)
     order = sorted(range(len(resources)), key=lambda i: resources[i]["resourceType"] != "Patient")
-    current = _current_rows(session, [_type_and_id(resource) for resource in resources])
+    keys = [_type_and_id(resource) for resource in resources]
+    current = _current_rows(session, keys)
     # Asked after the bundle's Patients are stored (they come first), and once per Patient for the whole bundle.
     patient_identifiers = functools.cache(functools.partial(_patient_identifiers, session))
     stored: dict[int, StoredRef] = {}
     for i in order:
-        key = _type_and_id(resources[i])
-        stored[i], current[key] = _store(session, resources[i], now, current.get(key), patient_identifiers)
+        key = keys[i]
+        stored[i], current[key] = _store(session, resources[i], key, now, current.get(key), patient_identifiers)
     return [stored[i] for i in range(len(resources))]
 
 
