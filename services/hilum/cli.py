@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from hilum.common.settings import HilumSettings
@@ -223,6 +223,45 @@ def _quarantine(args: argparse.Namespace, settings: HilumSettings) -> int:
     return 0
 
 
+def _reprocess(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """Hand chosen studies to inference again under the served model version; one line per study, then a summary.
+    Exit 1 when a study named by UID is not held."""
+    from hilum.common.connections import open_sessions
+    from hilum.common.queue import Stage, create_celery_app, enqueue
+    from hilum.inference.model_export import FINDINGS_MODEL_NAME
+    from hilum.ingestion import reprocess
+
+    if args.until is not None and args.since is None:
+        print("hilum reprocess: --until goes with --since", file=sys.stderr)
+        return 2
+    sessions = open_sessions(settings)
+    uids: list[str] = list(args.study or [])
+    if args.since is not None:
+        with sessions() as session:
+            uids += reprocess.studies_dated(session, args.since, args.until or date.today())
+    version = reprocess.served_version(settings.triton.model_repository, FINDINGS_MODEL_NAME)
+    app = create_celery_app(settings, name="hilum-reprocess")
+    chosen = reprocess.reprocess(sessions, lambda reference: enqueue(app, Stage.INFERENCE, reference), uids, version,
+                                 dry_run=args.dry_run)
+    print(f"served model version: {version or 'unknown here (the stages skip what they have already reported)'}")
+    for study in chosen:
+        verb = "would be queued" if args.dry_run and study.outcome == reprocess.Outcome.QUEUED else study.outcome.value
+        print(f"study {study.ref}  {verb}")
+    queued = sum(study.outcome == reprocess.Outcome.QUEUED for study in chosen)
+    print(f"{queued} of {len(chosen)} studies {'would be ' if args.dry_run else ''}handed to inference")
+    return 1 if any(study.outcome == reprocess.Outcome.NOT_FOUND for study in chosen) else 0
+
+
+def _study_date(value: str) -> date:
+    """A date as YYYY-MM-DD (or DICOM's YYYYMMDD)."""
+    for layout in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(value, layout).date()
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"must be a date as YYYY-MM-DD, not {value}")
+
+
 def _purge_images(args: argparse.Namespace, settings: HilumSettings) -> int:
     """Delete the stored images of studies past retention (--dry-run: only say which); one line per study."""
     from datetime import UTC, datetime, timedelta
@@ -413,6 +452,17 @@ def build_parser() -> argparse.ArgumentParser:
                               help="purge studies whose every image arrived more than DAYS ago (at least 1)")
     purge_images.add_argument("--dry-run", action="store_true", help="print what would be purged; change nothing")
     purge_images.set_defaults(handler=_purge_images)
+
+    reprocess = commands.add_parser(
+        "reprocess", help="run chosen studies again under the model version now served; the new report supersedes "
+        "the earlier one (FHIR amended, HL7 v2 correction, CDS)")
+    chosen = reprocess.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--study", action="append", metavar="UID", help="a Study Instance UID (repeat for more)")
+    chosen.add_argument("--since", type=_study_date, metavar="DATE", help="studies whose study date is DATE or later")
+    reprocess.add_argument("--until", type=_study_date, metavar="DATE",
+                           help="with --since: up to and including DATE (default: today)")
+    reprocess.add_argument("--dry-run", action="store_true", help="print what would be handed on; change nothing")
+    reprocess.set_defaults(handler=_reprocess)
 
     cds = commands.add_parser("cds", help="CDS Hooks service data")
     cds_commands = cds.add_subparsers(dest="cds_command", required=True)

@@ -116,3 +116,31 @@ def test_an_amendment_is_a_versioned_status_change(
     with httpx.Client(timeout=10.0) as client:
         stored = client.get(f"{fhir_peer.base_url}/{location.split('/_history/')[0]}").json()
     assert stored["status"] == "amended" and stored["meta"]["versionId"] != location.rsplit("/", 1)[-1]
+
+
+def test_a_reprocessed_studys_report_is_amended_names_the_earlier_one_and_cancels_it(
+    sqlite_sessions: sessionmaker[Session], tmp_path: Path, redis_client: redis_lib.Redis, fhir_peer: FhirPeer,
+) -> None:
+    uid = "2.25.700004"
+    request = _published(sqlite_sessions, tmp_path, redis_client, uid)
+    publishing = Publishing(sqlite_sessions, {Destination.FHIR_SERVER: fhir_sender(
+        FhirDestination(url=fhir_peer.base_url, max_entries_per_transaction=8))}, PublishSection(), clock=lambda: NOW)
+    first = publishing.deliver(request)
+    comparison = demo_comparison(uid)
+    comparison.current.model.CopyFrom(messages_pb2.ModelInfo(name="cxr_findings", version="2.0.0"))
+    reporting = Reporting(sqlite_sessions, tmp_path / "out", redis_client, FhirSection(order_reference="identifier"),
+                          (Destination.FHIR_SERVER,))
+    planned = reporting.publish(comparison).deliveries
+    assert [(d.model_version, d.event) for d in planned] == [("2.0.0", "preliminary"), ("demo-untrained", "cancelled")]
+    outcomes = [publishing.deliver(d) for d in planned]
+    assert [o.status for o in outcomes] == [publishing_pb2.DELIVERY_STATUS_DELIVERED] * 2
+    with httpx.Client(timeout=10.0) as client:
+        earlier_id = first.receipt.split("/_history/")[0]
+        earlier = client.get(f"{fhir_peer.base_url}/{earlier_id}").json()
+        amended = client.get(f"{fhir_peer.base_url}/{outcomes[0].receipt.split('/_history/')[0]}").json()
+        provenance = client.get(f"{fhir_peer.base_url}/Provenance", params={
+            "target": outcomes[0].receipt.split("/_history/")[0]}).json()["entry"][0]["resource"]
+    assert earlier["status"] == "cancelled" and amended["status"] == "amended"
+    # The Provenance names the earlier report by the identifier the server holds it under.
+    revision = [e["what"]["identifier"] for e in provenance["entity"] if e["role"] == "revision"]
+    assert revision == earlier["identifier"]

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,10 @@ from tests.helpers import record_study
     (["worker", "publishing"], "_worker", {"service": "publishing"}),
     (["purge", "images", "--older-than", "30"], "_purge_images", {"older_than": 30, "dry_run": False}),
     (["purge", "images", "--older-than", "1", "--dry-run"], "_purge_images", {"older_than": 1, "dry_run": True}),
+    (["reprocess", "--study", "1.2.3", "--study", "1.2.4"], "_reprocess",
+     {"study": ["1.2.3", "1.2.4"], "since": None, "until": None, "dry_run": False}),
+    (["reprocess", "--since", "2026-11-01", "--until", "20261130", "--dry-run"], "_reprocess",
+     {"study": None, "since": date(2026, 11, 1), "until": date(2026, 11, 30), "dry_run": True}),
 ])
 def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str], handler: str,
                                                                  parsed: dict[str, Any]) -> None:
@@ -79,6 +83,9 @@ def test_every_subcommand_reaches_its_handler_with_its_arguments(argv: list[str]
     ["purge", "images"],  # the retention is the operator's to say
     ["purge", "images", "--older-than", "0"],  # what arrived today is never past retention
     ["purge", "images", "--older-than", "1.5"],
+    ["reprocess"],  # which studies is the operator's to say
+    ["reprocess", "--study", "1.2.3", "--since", "2026-11-01"],  # one way of choosing at a time
+    ["reprocess", "--since", "last week"],
     [],
 ])
 def test_a_wrong_command_line_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

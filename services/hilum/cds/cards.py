@@ -28,7 +28,7 @@ from hilum.cds.services import Hook
 from hilum.common.cds_view import CdsFinding, CdsView
 from hilum.common.fhir.identifiers import resource_uuid
 from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
-from hilum.common.wording import CARD_DEMO_PREFIX, DEMO_WARNING, card_preliminary_note
+from hilum.common.wording import CARD_DEMO_PREFIX, DEMO_WARNING, amended_notice, card_preliminary_note
 
 SOURCE_LABEL = "Hilum chest X-ray AI"
 TOPIC_SYSTEM = "https://hilum.dev/fhir/CodeSystem/cds-topic"
@@ -122,12 +122,14 @@ def cell(text: str) -> str:
 
 
 def card_detail(view: CdsView) -> str:
-    """Markdown: the demo warning, the impression, the prior compared, a table of every reported finding and
-    the algorithm version."""
+    """Markdown: the demo warning, the amendment (a reprocessed study), the impression, the prior compared, a table
+    of every reported finding and the algorithm version."""
     lines: list[str] = []
     if view.demo_weights:
         lines += [f"**{DEMO_WARNING}**", ""]
     lines += [card_preliminary_note(view.study_date), ""]
+    if view.amends_model_version:
+        lines += [f"**{cell(amended_notice(view.amends_model_version))}**", ""]
     if view.impression.strip():
         lines += [f"**Impression:** {' '.join(view.impression.split())}", ""]
     compared = (f"Compared with the prior study of {view.prior_study_date.isoformat()}."

@@ -82,6 +82,8 @@ class CdsView(BaseModel):
     model_version: str = Field(min_length=1)
     diagnostic_report_id: str = Field(min_length=1)
     published_at: AwareDatetime
+    # The model version of the study's earlier result this one supersedes (a reprocessed study); None: the first.
+    amends_model_version: str | None = None
 
     def rank(self) -> str:
         """Fixed-width sort key: study date, study time, then publication instant (UTC)."""

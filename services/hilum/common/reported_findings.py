@@ -225,6 +225,8 @@ class ReportedFindings:
     compared: a prior with known findings was compared, so change since prior is stated.
     assessed_codes: every label the model scored on the current study, reported or not.
     devices: the tubes and lines found on the current study, in DeviceType order.
+    devices_model: the tube-and-line model that found them; None when none ran (or for results recorded before it
+    was kept).
     """
 
     study_instance_uid: str
@@ -234,6 +236,7 @@ class ReportedFindings:
     findings: tuple[ReportedFinding, ...]
     assessed_codes: tuple[str, ...]
     devices: tuple[ReportedDevice, ...] = ()
+    devices_model: ModelProvenance | None = None
 
     def with_status(self, status: FindingStatus) -> tuple[ReportedFinding, ...]:
         """The findings with `status`, most probable first."""
@@ -361,4 +364,5 @@ def reported_findings(comparison: messages_pb2.PriorComparison) -> ReportedFindi
         findings=tuple(reported),
         assessed_codes=tuple(f.code for f in current.findings),
         devices=reported_devices(current.devices),
+        devices_model=ModelProvenance.of(current.devices_model) if current.HasField("devices_model") else None,
     )

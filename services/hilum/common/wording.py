@@ -55,3 +55,10 @@ def card_preliminary_note(study_date: date) -> str:
         f"Preliminary AI result for the chest radiograph of {study_date.isoformat()}; "
         "not reviewed by a radiologist."
     )
+
+
+def amended_notice(previous_model_version: str) -> str:
+    """Opens the conclusion and text of a report that supersedes the study's earlier one (a reprocessed study)."""
+    return (
+        f"AMENDED: this result replaces the one reported for this study with model version {previous_model_version}."
+    )

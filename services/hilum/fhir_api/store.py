@@ -185,6 +185,26 @@ def store_resource(session: Session, resource: Json, now: datetime) -> StoredRef
     return stored
 
 
+def stored_status(session: Session, resource_type: str, resource_id: str) -> str | None:
+    """The `status` of the resource's current version ("" when it has none), or None when it is not stored or
+    deleted."""
+    stored = read_current(session, resource_type, resource_id)
+    if stored is None or stored.deleted:
+        return None
+    status = json.loads(stored.text).get("status")
+    return status if isinstance(status, str) else ""
+
+
+def set_status(session: Session, resource_type: str, resource_id: str, status: str, now: datetime) -> bool:
+    """Store a new version of a stored resource with `status`, the rest unchanged (none when it already has it);
+    False when the resource is not stored or deleted."""
+    stored = read_current(session, resource_type, resource_id)
+    if stored is None or stored.deleted:
+        return False
+    store_resource(session, {**json.loads(stored.text), "status": status}, now)
+    return True
+
+
 def _type_and_id(resource: Json) -> tuple[str, str]:
     """The resource's type and id; raises InvalidResource unless both are valid."""
     resource_type, resource_id = resource.get("resourceType"), resource.get("id")

@@ -6,7 +6,6 @@ next attempt is overdue (its queue message was lost), to the publishing queue ag
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from hilum.common.cds_view import withdraw_view
 from hilum.common.db import deliveries, results, studies
 from hilum.common.destinations import DESTINATIONS_OF_EVENT, DeliveryEvent, DeliveryState, Destination
 from hilum.common.logs import study_ref
-from hilum.fhir_api.store import read_current, store_resource
+from hilum.fhir_api.store import set_status
 from hilum.v1 import messages_pb2
 
 
@@ -56,11 +55,8 @@ def change_status(
     wanted = [d for d in destinations if d in DESTINATIONS_OF_EVENT[event]]
     with sessions.begin() as session:
         report = results.load_report(session, study_instance_uid, model_version)
-        stored = read_current(session, "DiagnosticReport", report.diagnostic_report_id) if report else None
-        if report is None or stored is None or stored.deleted:
+        if report is None or not set_status(session, "DiagnosticReport", report.diagnostic_report_id, event.value, now):
             raise ReportNotFound("no published report for this study and model version")
-        resource = json.loads(stored.text)
-        store_resource(session, {**resource, "status": event.value}, now)
         planned = deliveries.plan(session, study_instance_uid, model_version, wanted, event)
         study = studies.study_info(session, study_instance_uid)
     if event == DeliveryEvent.CANCELLED and study is not None:

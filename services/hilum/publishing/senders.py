@@ -37,6 +37,14 @@ RESULT_STATUS = {
 }
 
 
+def result_status(report: PublishedReport, event: DeliveryEvent) -> ResultStatus:
+    """OBR-25 of an event: its RESULT_STATUS, except that a report that supersedes the study's report of an earlier
+    model version is a correction of the same order (C), which replaces that result at the receiver."""
+    if event == DeliveryEvent.PRELIMINARY and report.amends:
+        return ResultStatus.CORRECTED
+    return RESULT_STATUS[event]
+
+
 def oru_control_id(uid: str, model_version: str, event: DeliveryEvent) -> str:
     """MSH-10, stable per (study, model version, event) and at most 20 characters (ST 20)."""
     return resource_uuid("ORU", uid, model_version, event.value).replace("-", "")[:20].upper()
@@ -50,7 +58,8 @@ def oru_of(
     options = OruOptions(
         sending_application=mllp.sending_application, sending_facility=mllp.sending_facility,
         receiving_application=mllp.receiving_application, receiving_facility=mllp.receiving_facility,
-        control_id=oru_control_id(uid, version, event), result_status=RESULT_STATUS[event], message_datetime=now,
+        control_id=oru_control_id(uid, version, event), result_status=result_status(report, event),
+        message_datetime=now,
         patient_id_system=fhir.patient_identifier_system,
     )
     return build_oru(report.study, report.reported, report.draft, options)
@@ -106,8 +115,9 @@ def pacs_sender(destination: PacsDestination, store: ObjectStore, clock: Callabl
         if event != DeliveryEvent.PRELIMINARY:
             raise PermanentError(f"Hilum does not send {event.value} results to the PACS")
         sources = analysed_images(report, store)
-        return send_structured_report(build_structured_report(sources, report.reported, report.draft, now=clock()),
-                                      destination)
+        sr = build_structured_report(sources, report.reported, report.draft, now=clock(),
+                                     predecessor_version=report.amends)
+        return send_structured_report(sr, destination)
 
     return send
 

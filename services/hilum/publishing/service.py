@@ -42,6 +42,7 @@ class PublishedReport:
     comparison: messages_pb2.PriorComparison
     bundle: dict[str, Any]
     diagnostic_report_id: str
+    amends: str = ""  # the model version of the study's earlier report this one supersedes ("" for a first report)
 
 
 # Sends one event of a published report to its destination; returns the destination's receipt.
@@ -73,6 +74,7 @@ def load_published(session: Session, uid: str, model_version: str) -> PublishedR
     return PublishedReport(
         study=study, reported=reported_findings(comparison), draft=published.draft, comparison=comparison,
         bundle=json.loads(row.bundle_json), diagnostic_report_id=row.diagnostic_report_id,
+        amends=published.amends_model_version,
     )
 
 

@@ -22,7 +22,7 @@ import highdicom as hd
 from fhir.resources.R4B.coding import Coding
 from pydicom import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import UID
+from pydicom.uid import UID, ComprehensiveSRStorage
 
 from hilum.common.fhir.device_observation import position_value
 from hilum.common.fhir.diagnostic_report import exam_coding
@@ -251,6 +251,20 @@ def _private_scheme() -> Dataset:
     return item
 
 
+def _predecessor(study_instance_uid: str, model_version: str) -> Dataset:
+    """The Predecessor Documents Sequence item naming the study's SR of model_version (its UIDs are stable)."""
+    instance = Dataset()
+    instance.ReferencedSOPClassUID = ComprehensiveSRStorage
+    instance.ReferencedSOPInstanceUID = sr_sop_instance_uid(study_instance_uid, model_version)
+    series = Dataset()
+    series.SeriesInstanceUID = sr_series_instance_uid(study_instance_uid, model_version)
+    series.ReferencedSOPSequence = [instance]
+    item = Dataset()
+    item.StudyInstanceUID = study_instance_uid
+    item.ReferencedSeriesSequence = [series]
+    return item
+
+
 def build_structured_report(
     sources: Sequence[Dataset],
     reported: ReportedFindings,
@@ -258,11 +272,14 @@ def build_structured_report(
     *,
     series_number: int = DEFAULT_SERIES_NUMBER,
     now: datetime,
+    predecessor_version: str = "",
 ) -> Dataset:
     """The Comprehensive SR (TID 1500) of a study's reported findings, referencing `sources` (its images).
 
     sources: the study's image datasets (headers suffice) the findings came from; patient and study attributes
     are copied from the first. now: the SR's content and instance creation time (its offset, when aware).
+    predecessor_version: the model version of the study's earlier SR that this one supersedes (a reprocessed
+    study); it is named in the Predecessor Documents Sequence.
     Raises ValueError when sources is empty or belongs to a study other than reported.study_instance_uid.
     """
     if not sources:
@@ -304,5 +321,7 @@ def build_structured_report(
     sr.ManufacturerModelName = reported.model.name
     sr.SoftwareVersions = version
     sr.CodingSchemeIdentificationSequence = [_private_scheme()]
+    if predecessor_version:
+        sr.PredecessorDocumentsSequence = [_predecessor(reported.study_instance_uid, predecessor_version)]
     sr.file_meta.MediaStorageSOPInstanceUID = UID(sr.SOPInstanceUID)
     return sr

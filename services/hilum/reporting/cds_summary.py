@@ -12,11 +12,13 @@ from hilum.v1 import messages_pb2
 
 
 def cds_view_of(study: StudyInfo, reported: ReportedFindings, draft: messages_pb2.DraftReport,
-                diagnostic_report_id: str, published_at: datetime, patient_system: str) -> CdsView:
+                diagnostic_report_id: str, published_at: datetime, patient_system: str,
+                amends: str | None = None) -> CdsView:
     """The view for the study's patient: the draft's impression and every reported finding, in report order.
 
     published_at: timezone-aware; it dates the view when the study has no start time.
     patient_system: the identifier system of the DICOM PatientID (HILUM_FHIR__PATIENT_IDENTIFIER_SYSTEM).
+    amends: the model version of the study's earlier result this one supersedes, if any.
     """
     uid = study.study_instance_uid
     if reported.study_instance_uid != uid:
@@ -35,4 +37,5 @@ def cds_view_of(study: StudyInfo, reported: ReportedFindings, draft: messages_pb
         model_version=reported.model.version,
         diagnostic_report_id=diagnostic_report_id,
         published_at=published_at,
+        amends_model_version=amends,
     )

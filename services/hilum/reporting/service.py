@@ -5,6 +5,11 @@ is idempotent by (Study Instance UID, model version): the report row, its resour
 API, the bundle file, the CDS view and one planned delivery per configured destination are written in
 one database transaction, and a repeat returns the stored result (with the same deliveries, handed on
 again) unchanged.
+
+A report of a study already reported under another model version (a reprocessed study) supersedes the
+earlier one: it is published as "amended", naming the earlier report as the one it revises; the earlier
+report is cancelled in the FHIR read API and at the FHIR server in the same transaction, and the CDS view
+moves to the new one (it is the later publication of the same study).
 """
 
 from __future__ import annotations
@@ -32,12 +37,17 @@ from hilum.common.fhir.validation import validate_built_bundle
 from hilum.common.logs import study_ref
 from hilum.common.reported_findings import reported_findings
 from hilum.common.settings import FhirSection
-from hilum.fhir_api.store import store_bundle
+from hilum.fhir_api.store import set_status, store_bundle, stored_status
 from hilum.reporting.cds_summary import cds_view_of
 from hilum.reporting.draft import Examination, draft_report, render_html
 from hilum.v1 import messages_pb2
 
 log = logging.getLogger(__name__)
+
+# A superseded report is withdrawn where it was published as a resource of its own (the FHIR server).
+SUPERSEDED_DESTINATIONS = frozenset({Destination.FHIR_SERVER})
+# Statuses of a report that no longer stands (None: not in the read store); a new report does not amend one.
+WITHDRAWN = frozenset({None, "cancelled", "entered-in-error"})
 
 
 def bundle_file_name(study_instance_uid: str, model_version: str) -> str:
@@ -103,10 +113,12 @@ class Reporting:
         reported = reported_findings(comparison)
         draft = draft_report(reported, Examination.of(study))
         issued = self._clock()
+        superseded = _superseded(session, uid)
+        amends = superseded.model_version if superseded is not None else None
         bundle = build_report_bundle(
             study, reported, draft, prior_study=prior_study, issued=issued,
             patient_identifier_system=self._fhir.patient_identifier_system, create_patient=self._fhir.create_patient,
-            based_on=order_reference(study, self._fhir), presented_html=render_html(draft),
+            based_on=order_reference(study, self._fhir), presented_html=render_html(draft), amends=amends,
         )
         data, problems = validate_built_bundle(bundle)
         if problems:
@@ -121,6 +133,7 @@ class Reporting:
             diagnostic_report_id=report_id,
             bundle_path=str(path),
             draft=draft,
+            amends_model_version=amends or "",
         )
         row = ReportRow(
             study_instance_uid=uid, model_version=version, diagnostic_report_id=report_id,
@@ -134,12 +147,31 @@ class Reporting:
         result.deliveries.extend(
             deliveries.plan(session, uid, version, self._destinations, DeliveryEvent.PRELIMINARY)
         )
+        if superseded is not None:
+            result.deliveries.extend(self._withdraw(session, superseded, issued))
         row.payload = result.SerializeToString()
         write_atomically(path, text.encode("utf-8"))
-        write_view(self._cds_cache,
-                   cds_view_of(study, reported, draft, report_id, issued, self._fhir.patient_identifier_system))
+        write_view(self._cds_cache, cds_view_of(study, reported, draft, report_id, issued,
+                                                self._fhir.patient_identifier_system, amends))
         studies.advance(session, uid, study_state.REPORTED)
         return result
+
+
+    def _withdraw(self, session: Session, superseded: ReportRow, now: datetime) -> list[messages_pb2.DeliveryRequest]:
+        """Cancel the superseded report in the FHIR read API and plan its cancellation at the FHIR server. HL7 v2
+        gets none: the new report's ORU is a correction (OBR-25 C) of the same order, which replaces it there."""
+        set_status(session, "DiagnosticReport", superseded.diagnostic_report_id, "cancelled", now)
+        wanted = [d for d in self._destinations if d in SUPERSEDED_DESTINATIONS]
+        return deliveries.plan(session, superseded.study_instance_uid, superseded.model_version, wanted,
+                               DeliveryEvent.CANCELLED)
+
+
+def _superseded(session: Session, uid: str) -> ReportRow | None:
+    """The study's report that a new one (of another model version) supersedes: its latest, unless withdrawn."""
+    latest = results.latest_report(session, uid)
+    if latest is None or stored_status(session, "DiagnosticReport", latest.diagnostic_report_id) in WITHDRAWN:
+        return None
+    return latest
 
 
 def _already_published(row: ReportRow) -> messages_pb2.PublishResult:

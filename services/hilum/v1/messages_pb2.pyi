@@ -558,10 +558,15 @@ class PublishResult(_message.Message):
     BUNDLE_PATH_FIELD_NUMBER: _builtins.int
     DRAFT_FIELD_NUMBER: _builtins.int
     DELIVERIES_FIELD_NUMBER: _builtins.int
+    AMENDS_MODEL_VERSION_FIELD_NUMBER: _builtins.int
     study_instance_uid: _builtins.str
     status: Global___PublishStatus.ValueType
     diagnostic_report_id: _builtins.str
     bundle_path: _builtins.str
+    amends_model_version: _builtins.str
+    """The model version of the study's earlier report that this one supersedes (a reprocessed study; the report
+    is then "amended"); empty for the study's first report.
+    """
     @_builtins.property
     def model(self) -> Global___ModelInfo: ...
     @_builtins.property
@@ -580,10 +585,11 @@ class PublishResult(_message.Message):
         bundle_path: _builtins.str = ...,
         draft: Global___DraftReport | None = ...,
         deliveries: _abc.Iterable[Global___DeliveryRequest] | None = ...,
+        amends_model_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_path", b"bundle_path", "deliveries", b"deliveries", "diagnostic_report_id", b"diagnostic_report_id", "draft", b"draft", "model", b"model", "status", b"status", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amends_model_version", b"amends_model_version", "bundle_path", b"bundle_path", "deliveries", b"deliveries", "diagnostic_report_id", b"diagnostic_report_id", "draft", b"draft", "model", b"model", "status", b"status", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -202,3 +202,11 @@ def test_a_demo_suggestion_says_so_and_is_not_recommended(view_factory: Callable
 def test_a_nodule_known_from_the_prior_gets_no_suggestion(view_factory: Callable[..., CdsView]) -> None:
     card = card_json(view_factory(findings=[_nodule(ChangeSincePrior.UNCHANGED)]))
     assert "suggestions" not in card and "selectionBehavior" not in card
+
+
+def test_detail_says_when_the_result_replaces_an_earlier_one(view_factory: Callable[..., CdsView]) -> None:
+    assert "AMENDED" not in card_json(view_factory())["detail"]
+    detail = card_json(view_factory(amends_model_version="demo-untrained"))["detail"].splitlines()
+    notice = "**AMENDED: this result replaces the one reported for this study with model version demo-untrained.**"
+    # After the demo warning and the preliminary note, before the impression.
+    assert detail.index(notice) < next(i for i, line in enumerate(detail) if line.startswith("**Impression:**"))

@@ -294,3 +294,25 @@ def test_sources_of_another_study_are_refused() -> None:
         build_structured_report(sources, _reported("1.2.3.999"), _draft(DEMO_MODEL), now=NOW)
     with pytest.raises(ValueError, match="at least one source"):
         build_structured_report([], _reported("1.2.3.999"), _draft(DEMO_MODEL), now=NOW)
+
+
+def test_an_sr_that_supersedes_an_earlier_one_names_it_as_its_predecessor(
+    tmp_path: Path, dciodvfy: Callable[[Path], list[str]]
+) -> None:
+    sources = _sources()
+    reported = _reported(str(sources[0].StudyInstanceUID), VALIDATED_MODEL, empty=False)
+    sr = build_structured_report(sources, reported, _draft(VALIDATED_MODEL), now=NOW,
+                                 predecessor_version=DEMO_MODEL.version)
+    (item,) = sr.PredecessorDocumentsSequence
+    study = str(sources[0].StudyInstanceUID)
+    assert item.StudyInstanceUID == study
+    (series,) = item.ReferencedSeriesSequence
+    assert series.SeriesInstanceUID == sr_series_instance_uid(study, DEMO_MODEL.version)
+    assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == sr_sop_instance_uid(study, DEMO_MODEL.version)
+    assert series.ReferencedSOPSequence[0].ReferencedSOPClassUID == ComprehensiveSRStorage
+    assert "PredecessorDocumentsSequence" not in _build(VALIDATED_MODEL)
+    path = tmp_path / "sr.dcm"
+    path.write_bytes(part10_bytes(sr))
+    lines = dciodvfy(path)
+    unexpected = [line for line in lines if line.startswith(("Error", "Warning")) and not ALLOWED_WARNING.match(line)]
+    assert unexpected == []

@@ -23,7 +23,7 @@ from hilum.common.fhir.imaging_study import build_imaging_study, fhir_date_time,
 from hilum.common.fhir.observation import build_observation, observation_identifier
 from hilum.common.fhir.patient import build_patient, patient_identifier, patient_reference
 from hilum.common.fhir.provenance import build_provenance, provenance_tag, tag_criteria
-from hilum.common.fhir.references import if_none_exist
+from hilum.common.fhir.references import conditional_reference, if_none_exist
 from hilum.common.reported_findings import ReportedFindings
 from hilum.common.study import StudyInfo
 from hilum.v1 import messages_pb2
@@ -85,17 +85,21 @@ def build_report_bundle(
     create_patient: bool = False,
     based_on: Reference | None = None,
     presented_html: str = "",
+    amends: str | None = None,
 ) -> Bundle:
     """Transaction Bundle of ImagingStudy (+ prior), Device, Observations, report and Provenance.
 
     The subject is the hospital's own Patient, found by the server on the MRN (a conditional reference);
     only with `create_patient` does the bundle carry a Patient (conditional create on the MRN). One
     Observation per reported finding, in report order, then one per reported tube or line (derived from the
-    current study alone); the algorithm is the reported findings' model.
+    current study alone); the findings' algorithm is the reported findings' model, the tubes' and lines' the
+    devices model (a Device each, both agents of the Provenance).
     ImagingStudies, Device, Observations and the DiagnosticReport are conditional creates on their stable
     identifiers; the Provenance, which has no identifier, on a stable meta.tag. A prior known only by UID
     (no `prior_study`) is referenced logically by its `urn:dicom:uid` identifier instead of being carried
     as an entry. `based_on` names the order; `presented_html` is the draft as XHTML for presentedForm.
+    `amends` is the model version of the study's earlier report that this one supersedes: the report is then
+    "amended" and its Provenance names the earlier one (a logical reference, by identifier) as revised.
     """
     _check_inputs(study, reported, draft, prior_study, issued)
     model = reported.model.as_info()
@@ -128,6 +132,14 @@ def build_report_bundle(
             Reference(type="ImagingStudy", identifier=study_identifier(reported.prior.study_instance_uid))
         )
     entries.append(_entry(build_device(model), device_id, match=algorithm_identifier(model)))
+    algorithms = [device]
+    devices_model = reported.devices_model.as_info() if reported.devices and reported.devices_model else model
+    if devices_model is not model:
+        devices_device_id = resource_uuid("Device", devices_model.name, devices_model.version)
+        entries.append(
+            _entry(build_device(devices_model), devices_device_id, match=algorithm_identifier(devices_model))
+        )
+        algorithms.append(_reference(devices_device_id))
 
     results: list[Reference] = []
     for finding in reported.findings:
@@ -140,8 +152,8 @@ def build_report_bundle(
         results.append(_reference(observation_id))
     for device_finding in reported.devices:
         observation = build_device_observation(
-            device_finding, study_instance_uid=uid, model_version=version, demo_weights=model.demo_weights,
-            subject=subject, algorithm=device, derived_from=studies[:1], effective=effective, issued=issued,
+            device_finding, study_instance_uid=uid, model_version=version, demo_weights=devices_model.demo_weights,
+            subject=subject, algorithm=algorithms[-1], derived_from=studies[:1], effective=effective, issued=issued,
         )
         observation_id = resource_uuid("Observation", uid, version, device_finding.code)
         entries.append(
@@ -151,17 +163,20 @@ def build_report_bundle(
 
     report = build_diagnostic_report(
         study, draft, reported, subject=subject, imaging_studies=studies, results=results,
-        effective=effective, issued=issued, based_on=based_on, presented_html=presented_html,
+        effective=effective, issued=issued, based_on=based_on, presented_html=presented_html, amends=amends,
     )
     entries.append(_entry(report, report_id, match=report_identifier(uid, version)))
 
     tag = provenance_tag(uid, version)
     provenance = build_provenance(
         targets=[_reference(report_id), *results],
-        device=device,
+        devices=algorithms,
         sources=studies,
         recorded=issued,
         tag=tag,
+        # Logical (by identifier only): a server that never received the earlier report must still take this one.
+        revises=conditional_reference("DiagnosticReport", report_identifier(uid, amends), resolve=False)
+        if amends else None,
     )
     entries.append(_entry(provenance, resource_uuid("Provenance", uid, version), criteria=tag_criteria(tag)))
     return Bundle(id=resource_uuid("Bundle", uid, version), type="transaction", entry=entries)

@@ -19,7 +19,7 @@ from hilum.common.fhir.imaging_study import as_model_date_time
 from hilum.common.fhir.observation import AI_ASSERTED
 from hilum.common.reported_findings import ReportedFindings
 from hilum.common.study import StudyInfo
-from hilum.common.wording import DEMO_NOTICE, DEMO_WARNING
+from hilum.common.wording import DEMO_NOTICE, DEMO_WARNING, amended_notice
 from hilum.v1 import messages_pb2
 
 RADIOLOGY_CATEGORY = CodeableConcept(
@@ -56,21 +56,25 @@ def report_identifier(study_instance_uid: str, model_version: str) -> Identifier
     return Identifier(system=RFC3986, value=report_identifier_value(study_instance_uid, model_version))
 
 
-def conclusion_text(draft: messages_pb2.DraftReport, *, demo_weights: bool) -> str:
-    """The impression sentences joined; with demo weights it starts with the demo disclaimer."""
+def conclusion_text(draft: messages_pb2.DraftReport, *, demo_weights: bool, amends: str | None = None) -> str:
+    """The impression sentences joined; with demo weights it starts with the demo disclaimer, and a report that
+    supersedes the study's earlier one (amends: that report's model version) says so next."""
     impression = " ".join(s.text.strip() for s in draft.impression if s.text.strip())
-    if demo_weights:
-        return f"{DEMO_NOTICE} {impression}".strip()
-    if not impression:
+    if not impression and not demo_weights:
         raise ValueError(f"draft report for study {draft.study_instance_uid} has no impression")
-    return impression
+    parts = [DEMO_NOTICE if demo_weights else "", amended_notice(amends) if amends else "", impression]
+    return " ".join(part for part in parts if part)
 
 
-def presented_text(draft: messages_pb2.DraftReport, *, demo_weights: bool) -> str:
-    """The full draft text; a demo draft that somehow lacks the disclaimer gets it as its first line."""
+def presented_text(draft: messages_pb2.DraftReport, *, demo_weights: bool, amends: str | None = None) -> str:
+    """The full draft text; a demo draft that somehow lacks the disclaimer gets it as its first line, and an
+    amended report's notice comes next (the demo disclaimer always comes first)."""
+    lines = draft.text.split("\n")
     if demo_weights and DEMO_WARNING not in draft.text:
-        return f"{DEMO_WARNING}\n{draft.text}"
-    return draft.text
+        lines.insert(0, DEMO_WARNING)
+    if amends:
+        lines.insert(1 if demo_weights else 0, amended_notice(amends))
+    return "\n".join(lines)
 
 
 def conclusion_codes(reported: ReportedFindings) -> list[CodeableConcept]:
@@ -97,20 +101,22 @@ def build_diagnostic_report(
     issued: datetime,
     based_on: Reference | None = None,
     presented_html: str = "",
+    amends: str | None = None,
 ) -> DiagnosticReport:
     """Preliminary, AI-asserted radiology DiagnosticReport with conclusion, codes and the draft text.
 
     `reported` gives the model (identifier version, demo wording) and the conclusion codes; `results`
     are the references to its findings' Observations; `based_on` the order; the draft is presented as
-    text/plain and, given `presented_html`, as text/html.
+    text/plain and, given `presented_html`, as text/html. `amends`: the model version of the study's earlier
+    report that this one supersedes (a reprocessed study); the report is then "amended" and says so first.
     """
     demo = reported.model.demo_weights or draft.model.demo_weights
-    text = presented_text(draft, demo_weights=demo)
+    text = presented_text(draft, demo_weights=demo, amends=amends)
     return DiagnosticReport(
         basedOn=[based_on] if based_on is not None else None,
         meta=Meta(security=[AI_ASSERTED]),
         identifier=[report_identifier(study.study_instance_uid, reported.model.version)],
-        status="preliminary",
+        status="amended" if amends else "preliminary",
         category=[RADIOLOGY_CATEGORY],
         code=exam_code(study),
         subject=subject,
@@ -118,7 +124,7 @@ def build_diagnostic_report(
         issued=issued,
         imagingStudy=imaging_studies,
         result=results or None,
-        conclusion=conclusion_text(draft, demo_weights=demo),
+        conclusion=conclusion_text(draft, demo_weights=demo, amends=amends),
         conclusionCode=conclusion_codes(reported) or None,
         presentedForm=presented_forms(text, presented_html) or None,
     )

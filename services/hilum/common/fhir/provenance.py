@@ -20,6 +20,8 @@ from hilum.common.fhir.references import token_criteria
 
 AUTHOR = Coding(system=PROVENANCE_PARTICIPANT_TYPE, code="author", display="Author")
 CREATE = Coding(system=V3_DATA_OPERATION, code="CREATE", display="create")
+# An amended report revises the study's earlier one (v3-DataOperation UPDATE, displayed "revise").
+REVISE = Coding(system=V3_DATA_OPERATION, code="UPDATE", display="revise")
 
 
 def provenance_tag(study_instance_uid: str, model_version: str) -> Coding:
@@ -33,19 +35,24 @@ def tag_criteria(tag: Coding) -> str:
 
 
 def build_provenance(
-    *, targets: list[Reference], device: Reference, sources: list[Reference], recorded: datetime, tag: Coding
+    *, targets: list[Reference], devices: list[Reference], sources: list[Reference], recorded: datetime, tag: Coding,
+    revises: Reference | None = None,
 ) -> Provenance:
-    """Provenance of `targets`: created at `recorded` by the algorithm `device` from the `sources` studies.
+    """Provenance of `targets`: created at `recorded` by the algorithms `devices` from the `sources` studies, and,
+    for an amended report, as a revision of the report `revises` (the one it supersedes).
 
     `tag` (provenance_tag) makes it findable, so that a bundle posted again does not create a second one.
     """
-    if not targets:
-        raise ValueError("a Provenance needs at least one target")
+    if not targets or not devices:
+        raise ValueError("a Provenance needs at least one target and one algorithm")
+    entities = [ProvenanceEntity(role="source", what=source) for source in sources]
+    if revises is not None:
+        entities.append(ProvenanceEntity(role="revision", what=revises))
     return Provenance(
         meta=Meta(tag=[tag]),
         target=targets,
         recorded=recorded,
-        activity=CodeableConcept(coding=[CREATE]),
-        agent=[ProvenanceAgent(type=CodeableConcept(coding=[AUTHOR]), who=device)],
-        entity=[ProvenanceEntity(role="source", what=source) for source in sources] or None,
+        activity=CodeableConcept(coding=[REVISE if revises is not None else CREATE]),
+        agent=[ProvenanceAgent(type=CodeableConcept(coding=[AUTHOR]), who=device) for device in devices],
+        entity=entities or None,
     )

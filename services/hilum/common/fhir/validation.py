@@ -166,7 +166,10 @@ RESOURCE_INVARIANTS = (
         "conclusion.exists() and conclusion.length() > 0",
     ),
     Invariant(
-        "DiagnosticReport", "hilum-dr-2", "DiagnosticReport status is preliminary", "status = 'preliminary'"
+        "DiagnosticReport", "hilum-dr-2",
+        "DiagnosticReport status is preliminary (amended: it supersedes the study's report of an earlier model "
+        "version)",
+        "status = 'preliminary' or status = 'amended'",
     ),
     Invariant(
         "DiagnosticReport",

@@ -367,3 +367,69 @@ def test_devices_are_observations_of_the_current_study_that_the_validator_accept
         f"identifier=urn:ietf:rfc:3986|urn:hilum:observation:{study.study_instance_uid}:demo-untrained:device:ett",
         f"identifier=urn:ietf:rfc:3986|urn:hilum:observation:{study.study_instance_uid}:demo-untrained:device:picc",
     ]
+
+
+def test_the_devices_model_is_its_own_device_and_author_of_the_tube_and_line_observations(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    comparison.current.devices_model.CopyFrom(messages_pb2.ModelInfo(
+        name="cxr_devices", version="landmarks-2", demo_weights=False, weights_sha256="ab" * 32,
+        label_set="9 landmarks"))
+    comparison.current.devices.append(messages_pb2.DeviceFinding(
+        kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9, position=messages_pb2.DEVICE_POSITION_SATISFACTORY,
+        position_called=True, tip_distance_mm=45.0, landmark="carina"))
+    data = _build(study, comparison, draft, prior_study)
+    assert validate_bundle(data) == []
+    devices = [e for e in data["entry"] if e["resource"]["resourceType"] == "Device"]
+    assert [d["resource"]["identifier"][0]["value"] for d in devices] == [
+        "cxr_findings:demo-untrained", "cxr_devices:landmarks-2"]
+    findings_url, devices_url = (d["fullUrl"] for d in devices)
+    # The devices model runs validated weights here: its Device carries no demo warning, the findings model's does.
+    assert "safety" in devices[0]["resource"] and "safety" not in devices[1]["resource"]
+    assert {"type": {"text": "weights SHA-256"}, "value": "ab" * 32} in devices[1]["resource"]["version"]
+    observations = resources_of(data, "Observation")
+    assert [o["device"]["reference"] for o in observations] == [findings_url] * 3 + [devices_url]
+    assert "note" not in observations[-1]
+    authors = [a["who"]["reference"] for a in _entry(data, "Provenance")["resource"]["agent"]]
+    assert authors == [findings_url, devices_url]
+
+
+def test_without_tubes_or_lines_the_devices_model_adds_no_device(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    comparison.current.devices_model.CopyFrom(messages_pb2.ModelInfo(name="cxr_devices", version="2"))
+    data = _build(study, comparison, draft, prior_study)
+    assert len(resources_of(data, "Device")) == 1
+    assert len(_entry(data, "Provenance")["resource"]["agent"]) == 1
+
+
+def test_a_report_that_supersedes_an_earlier_version_is_amended_and_names_it(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    data = _build(study, comparison, draft, prior_study, amends="0.9.0")
+    assert validate_bundle(data) == []
+    report = _entry(data, "DiagnosticReport")["resource"]
+    assert report["status"] == "amended"
+    notice = "AMENDED: this result replaces the one reported for this study with model version 0.9.0."
+    # The demo disclaimer still comes first, then the amendment.
+    assert report["conclusion"].startswith(f"{DEMO_NOTICE} {notice} ")
+    text = base64.b64decode(report["presentedForm"][0]["data"]).decode()
+    assert text.splitlines()[:3] == [DEMO_WARNING, notice, "FINDINGS: There is a right pneumothorax."]
+    provenance = _entry(data, "Provenance")["resource"]
+    earlier = f"urn:hilum:report:{study.study_instance_uid}:0.9.0"
+    assert provenance["entity"][-1] == {"role": "revision", "what": {
+        "type": "DiagnosticReport", "identifier": {"system": "urn:ietf:rfc:3986", "value": earlier}}}
+    assert provenance["activity"]["coding"][0]["code"] == "UPDATE"
+    # The first report of a study is preliminary and revises nothing.
+    first = _build(study, comparison, draft, prior_study)
+    assert _entry(first, "DiagnosticReport")["resource"]["status"] == "preliminary"
+    assert all(e["role"] == "source" for e in _entry(first, "Provenance")["resource"]["entity"])
