@@ -229,6 +229,7 @@ def _reprocess(args: argparse.Namespace, settings: HilumSettings) -> int:
     from hilum.common.connections import open_sessions
     from hilum.common.queue import Stage, create_celery_app, enqueue
     from hilum.inference.model_export import FINDINGS_MODEL_NAME
+    from hilum.inference.repository import served_version
     from hilum.ingestion import reprocess
 
     if args.until is not None and args.since is None:
@@ -239,7 +240,7 @@ def _reprocess(args: argparse.Namespace, settings: HilumSettings) -> int:
     if args.since is not None:
         with sessions() as session:
             uids += reprocess.studies_dated(session, args.since, args.until or date.today())
-    version = reprocess.served_version(settings.triton.model_repository, FINDINGS_MODEL_NAME)
+    version = served_version(settings.triton.model_repository, FINDINGS_MODEL_NAME)
     app = create_celery_app(settings, name="hilum-reprocess")
     chosen = reprocess.reprocess(sessions, lambda reference: enqueue(app, Stage.INFERENCE, reference), uids, version,
                                  dry_run=args.dry_run)

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +22,6 @@ from hilum.common import study_state
 from hilum.common.db import results, studies
 from hilum.common.db.models import StudyRow
 from hilum.common.logs import study_ref
-from hilum.inference.model_export import MANIFEST_FILE, WeightsManifest
 from hilum.ingestion.assembly import HandOn, study_reference
 
 log = logging.getLogger(__name__)
@@ -45,18 +43,6 @@ class Chosen:
 
     ref: str
     outcome: Outcome
-
-
-def served_version(model_repository: Path, model: str) -> str | None:
-    """The model version the repository serves (the weights.json of its highest numbered version folder), or None
-    when it cannot be read from here."""
-    folders = [p for p in (model_repository / model).glob("*") if p.name.isdigit() and (p / MANIFEST_FILE).is_file()]
-    if not folders:
-        return None
-    try:
-        return WeightsManifest.read(max(folders, key=lambda p: int(p.name))).version
-    except (OSError, ValueError):
-        return None
 
 
 def studies_dated(session: Session, first: date, last: date) -> list[str]:

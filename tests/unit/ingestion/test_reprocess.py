@@ -16,8 +16,7 @@ from hilum.common.db import studies
 from hilum.common.queue import Stage, create_celery_app, enqueue
 from hilum.common.settings import FhirSection, HilumSettings, RedisSection, TritonSection
 from hilum.common.study import PatientInfo
-from hilum.inference.model_export import WeightsManifest
-from hilum.ingestion.reprocess import Outcome, reprocess, served_version, studies_dated
+from hilum.ingestion.reprocess import Outcome, reprocess, studies_dated
 from hilum.reporting.service import Reporting
 from hilum.runtime.redis_server import RedisServer
 from hilum.v1 import messages_pb2
@@ -81,15 +80,6 @@ def test_studies_are_chosen_by_study_date_inclusive(sqlite_sessions: sessionmake
         assert studies_dated(session, date(2026, 11, 2), date(2026, 11, 3)) == ["7.2", "7.3"]
         assert studies_dated(session, date(2026, 11, 1), date(2026, 11, 1)) == ["7.1"]
         assert studies_dated(session, date(2026, 11, 4), date(2026, 12, 1)) == []
-
-
-def test_the_served_version_is_the_repositorys_newest_manifest(tmp_path: Path) -> None:
-    assert served_version(tmp_path, "cxr_findings") is None
-    for folder, version in (("1", "densenet-aaa"), ("3", "densenet-ccc"), ("20", "densenet-bbb")):
-        (tmp_path / "cxr_findings" / folder).mkdir(parents=True)
-        WeightsManifest(version=version, demo=False, source="test", sha256="0" * 64).write(
-            tmp_path / "cxr_findings" / folder)
-    assert served_version(tmp_path, "cxr_findings") == "densenet-bbb"
 
 
 def test_a_broker_outage_hands_nothing_on_and_changes_nothing(
