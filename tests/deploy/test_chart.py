@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel
 
 from hilum.cli import build_parser
+from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
 from tests.helpers import REPO_ROOT
 
@@ -283,7 +284,13 @@ def test_probes_match_what_each_process_serves(rendering: tuple[str, Path]) -> N
         component = metadata["labels"]["app.kubernetes.io/component"]
         main = spec["containers"][0]
         if component.endswith("-api"):
-            assert main["livenessProbe"]["grpc"]["port"] == int(config["HILUM_GRPC__HEALTH_PORT"]), where
+            health_port = int(config["HILUM_GRPC__HEALTH_PORT"])
+            # Liveness asks the process (""); readiness asks inference's own service, which Triton's models decide.
+            ready_when = Stage.INFERENCE.grpc_service if component == "inference-api" else ""
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                asks = main[probe]["grpc"]
+                expected = ready_when if probe == "readinessProbe" else ""
+                assert (asks["port"], asks.get("service", "")) == (health_port, expected), f"{where}: {probe}"
         elif component.endswith("-worker") or component in ("assembler", "pacs-pull"):
             command = " ".join(main["livenessProbe"]["exec"]["command"])
             assert config["HILUM_HEALTH__HEARTBEAT_FILE"] == HEARTBEAT and HEARTBEAT in command, where

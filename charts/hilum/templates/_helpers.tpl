@@ -131,7 +131,12 @@ password is ever in a manifest or ConfigMap. Passwords must be URL-safe (e.g. `o
     - {name: tmp, mountPath: /tmp}
 {{- end }}
 
-{{/* Probes per kind of process. Args: dict root kind port. */}}
+{{/*
+Probes per kind of process. Args: dict root kind port readinessService.
+grpc: startup and liveness ask the overall service "" (the process serves); readiness asks readinessService when
+given (inference: its service is NOT_SERVING while Triton lacks a model), so a broken model unreadies the pod but
+never restarts it.
+*/}}
 {{- define "hilum.probes" -}}
 {{- if eq .kind "grpc" }}
 startupProbe:
@@ -144,7 +149,11 @@ livenessProbe:
   timeoutSeconds: 5
   failureThreshold: 3
 readinessProbe:
+  {{- if .readinessService }}
+  grpc: {port: {{ .root.Values.grpc.healthPort }}, service: {{ .readinessService | quote }}}
+  {{- else }}
   grpc: {port: {{ .root.Values.grpc.healthPort }}}
+  {{- end }}
   periodSeconds: 10
   timeoutSeconds: 5
   failureThreshold: 3
@@ -236,7 +245,7 @@ One Hilum process as a Deployment. Args (dict):
   root        the chart context
   component   e.g. "inference-worker"
   args        the `hilum` arguments, e.g. (list "worker" "inference")
-  probe       grpc | heartbeat | http | tcp ; probePort for tcp
+  probe       grpc | heartbeat | http | tcp ; probePort for tcp ; readinessService: the gRPC service readiness asks
   ports       list of (dict name port)
   replicas    a number, or nil when an autoscaler owns it
   resources   the container's requests and limits
@@ -323,7 +332,7 @@ spec:
             {{- range .ports }}
             - {name: {{ .name }}, containerPort: {{ .port }}, protocol: TCP}
             {{- end }}
-          {{- include "hilum.probes" (dict "root" $root "kind" .probe "port" .probePort) | trim | nindent 10 }}
+          {{- include "hilum.probes" (dict "root" $root "kind" .probe "port" .probePort "readinessService" .readinessService) | trim | nindent 10 }}
           securityContext:
             {{- toYaml $v.containerSecurityContext | nindent 12 }}
           resources:

@@ -1,7 +1,7 @@
 """Hilum's Prometheus metrics, defined once, and how a process serves them.
 
-Labels carry only a stage, queue, destination, route template, HTTP method or status code: never a patient,
-study or raw path (paths and queries carry patient ids).
+Labels carry only a stage, queue, destination, model name, route template, HTTP method or status code: never a
+patient, study or raw path (paths and queries carry patient ids).
 
 Multiprocess mode: Celery's prefork pool runs tasks in child processes and the CDS app may run several uvicorn
 workers, so a count made in one process must reach the one endpoint that is scraped. With
@@ -26,6 +26,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -56,6 +57,9 @@ SCRAPE_ERRORS = Counter("hilum_metrics_scrape_errors_total",
 HTTP_REQUEST_DURATION = Histogram("hilum_http_request_duration_seconds",
                                   "CDS Hooks and FHIR API request latency, per route template, method and status.",
                                   ["route", "method", "status"], buckets=LATENCY_BUCKETS_S)
+# Set by the inference gRPC server as it asks Triton; in multiprocess mode the latest value of a live process.
+MODEL_READY = Gauge("hilum_model_ready", "Whether Triton has the model ready (1) or not (0), per model inference uses.",
+                    ["model"], multiprocess_mode="livemostrecent")
 QUEUE_MESSAGES = "hilum_queue_messages"
 # How long a scrape waits on Redis for the queue lengths (once, no retries) before it leaves them out.
 SCRAPE_REDIS_TIMEOUT_S = 2.0

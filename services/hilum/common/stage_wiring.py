@@ -90,6 +90,9 @@ class StageWiring(Generic[Core, In, Out]):
     # How the stage's Celery worker runs its tasks (prefork: one per child process), and how many at once.
     pool: WorkerPool = "prefork"
     concurrency: Callable[[QueueSection], int] = worker_concurrency
+    # What keeps the health status of the stage's gRPC service current once its server runs (inference: whether
+    # Triton has its models ready); None: SERVING for as long as the server runs.
+    watch_health: Callable[[HilumSettings, StartedServer], None] | None = None
 
     @property
     def grpc_service(self) -> str:
@@ -112,17 +115,20 @@ class StageWiring(Generic[Core, In, Out]):
         return forward
 
     def start_server(self, settings: HilumSettings, app: Celery) -> StartedServer:
-        """Start the stage's gRPC server (with health; TLS and a health-only port as settings.grpc says), its results
-        forwarded through app."""
+        """Start the stage's gRPC server (with health, kept current by watch_health; TLS and a health-only port as
+        settings.grpc says), its results forwarded through app."""
         core = self.build(settings)
         forward = self.forwarder(app)
-        return create_server(
+        started = create_server(
             settings.grpc.address(settings.grpc.port_for(self.stage.value)),
             [self.grpc_service],
             lambda srv: self.add_servicer(core, forward, srv),
             settings.grpc.max_message_bytes,
             section=settings.grpc,
         )
+        if self.watch_health is not None:
+            self.watch_health(settings, started)
+        return started
 
     def worker_pool(self, settings: HilumSettings) -> tuple[WorkerPool, int]:
         """The Celery pool the stage's worker runs and how many tasks it runs at once.

@@ -1,4 +1,5 @@
-"""Inference's wiring: built from settings, served over gRPC and the "inference" queue, hands findings to priors."""
+"""Inference's wiring: built from settings, served over gRPC (healthy while Triton has its models ready) and the
+"inference" queue, hands findings to priors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hilum.inference.engine import FindingsEngine
 from hilum.inference.grpc_api import InferenceServicer
 from hilum.inference.labels import load_label_map
 from hilum.inference.landmarks import load_landmark_map
+from hilum.inference.model_health import watch_models
 from hilum.inference.service import Inference
 from hilum.v1 import messages_pb2
 from hilum.v1.inference_pb2_grpc import add_InferenceServiceServicer_to_server
@@ -42,5 +44,5 @@ WIRING = StageWiring(
     stage=Stage.INFERENCE, next_stage=Stage.PRIORS, build=build,
     add_servicer=lambda core, _forward, server: add_InferenceServiceServicer_to_server(InferenceServicer(core), server),
     task_input=messages_pb2.StudyReference, task=lambda inference: inference.infer,
-    pool="threads", concurrency=inference_concurrency,
+    pool="threads", concurrency=inference_concurrency, watch_health=watch_models,
 )

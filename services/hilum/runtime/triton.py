@@ -37,16 +37,20 @@ class TritonStartError(ProcessFailed):
 class TritonServer:
     """One tritonserver process over a model repository; start, wait_ready, stop, or use `with`.
 
-    work_dir holds the prepared python backend; log_file receives the server's stdout and stderr.
+    work_dir holds the prepared python backend; log_file receives the server's stdout and stderr. exit_on_error=False
+    keeps the server up when a model fails to load, as a Triton run by others may be: that model is then unavailable,
+    with Triton's reason in its repository index.
     """
 
     def __init__(
-        self, settings: TritonSection, work_dir: Path, log_file: Path, startup_timeout_s: float = 120.0
+        self, settings: TritonSection, work_dir: Path, log_file: Path, startup_timeout_s: float = 120.0,
+        exit_on_error: bool = True,
     ) -> None:
         self.settings = settings
         self.work_dir = work_dir
         self.log_file = log_file
         self.startup_timeout_s = startup_timeout_s
+        self.exit_on_error = exit_on_error
         self._process: ManagedProcess | None = None
 
     @property
@@ -66,7 +70,7 @@ class TritonServer:
             f"--backend-directory={backends_dir}",
             "--model-control-mode=none",
             "--strict-readiness=true",
-            "--exit-on-error=true",
+            f"--exit-on-error={str(self.exit_on_error).lower()}",
             f"--http-address={BIND_ADDRESS}",
             f"--http-port={self.settings.http_port}",
             f"--grpc-address={BIND_ADDRESS}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings, QueueSection
+from hilum.inference.model_health import watch_models
 from hilum.inference.service import Inference
 from hilum.inference.wiring import WIRING, build
 from hilum.v1 import messages_pb2
@@ -15,6 +16,7 @@ def test_shape_and_handoff() -> None:
     assert WIRING.task_input is messages_pb2.StudyReference and WIRING.settle is None
     findings = messages_pb2.StudyFindings(analysed_object_key="k")
     assert list(WIRING.handoff(findings)) == [findings]
+    assert WIRING.watch_health is watch_models  # its gRPC health follows Triton's models
 
 
 def test_build_reads_the_label_map_of_the_configured_model(tmp_settings: HilumSettings) -> None:

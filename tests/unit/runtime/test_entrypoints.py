@@ -23,6 +23,7 @@ from hilum.common.settings import (
     QueueSection,
     RedisSection,
     StorageSection,
+    TritonSection,
     settings_env,
 )
 from hilum.runtime.entrypoints import STAGE_NAMES, serve, stage_doors, worker_app
@@ -180,19 +181,27 @@ def test_a_worker_serves_its_queue_length_and_beats(name: str, pool: str, redis_
 def test_one_process_serves_every_stage_on_its_own_port_and_stops_them_all(redis_server: RedisServer,
                                                                            tmp_path: Path) -> None:
     """The embedded stack's `grpc` process: `hilum serve` with the five stage names answers health for each stage's
-    service on that stage's port, and SIGTERM stops the process (every server drained)."""
+    service on that stage's port, and SIGTERM stops the process (every server drained). Without Triton, only the
+    inference service is NOT_SERVING (the reason logged); the overall service of its port still serves."""
     ports = {name: free_port() for name in STAGE_NAMES}
+    triton_url = f"127.0.0.1:{free_port()}"  # nothing listens there
     settings = HilumSettings(
         database=DatabaseSection(url=f"sqlite:///{tmp_path / 'hilum.db'}"),
         redis=RedisSection(url=redis_server.url),
         storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"),
         grpc=GrpcSection(**{f"{name}_port": port for name, port in ports.items()}),
+        triton=TritonSection(grpc_url=triton_url),
     )
     process = _run(["serve", *STAGE_NAMES], settings, tmp_path / "grpc.log", {})
     try:
         for name, port in ports.items():
-            wait_until(lambda port=port, name=name: is_serving(f"127.0.0.1:{port}", GRPC_SERVICES[name]),
+            service = "" if name == "inference" else GRPC_SERVICES[name]
+            wait_until(lambda port=port, service=service: is_serving(f"127.0.0.1:{port}", service),
                        timeout_s=60, interval_s=0.1, what=f"the {name} gRPC service")
+        absent = f"InferenceService not serving: Triton at {triton_url} does not answer (StatusCode.UNAVAILABLE)"
+        wait_until(lambda: absent in process.log_tail(), timeout_s=30, interval_s=0.1,
+                   what="the inference service to find Triton absent")
+        assert not is_serving(f"127.0.0.1:{ports['inference']}", GRPC_SERVICES["inference"])
         assert not is_serving(f"127.0.0.1:{ports['priors']}", GRPC_SERVICES["inference"])  # each port its own stage
     finally:
         process.stop()
