@@ -151,3 +151,23 @@ def test_without_a_local_model_repository_the_version_is_unknown(served: TritonS
         engine.close()
     assert result.model == messages_pb2.ModelInfo(name=MODEL, version=UNKNOWN_VERSION, demo_weights=True,
                                                   label_set=findings_label_set(labels))
+
+
+def test_published_thresholds_of_the_served_version_decide_and_untrained_outputs_are_left_out(
+    engine: FindingsEngine, radiograph: Path
+) -> None:
+    # Every output scores PROBABILITY (0.25). The served version was trained for the first 14 outputs only.
+    op_threshs = (0.25, 0.3, 0.4, *[0.5] * 11, None, None, None, None)
+    published = WeightsManifest(version="nih-like", demo=False, source="test", sha256="0" * 64, op_threshs=op_threshs)
+    published.write(manifest_path(engine).parent)
+
+    result = engine.analyse(radiograph)
+
+    assert [f.code for f in result.findings] == [label.code for label in engine.labels[:14]]
+    assert [f.state for f in result.findings[:3]] == [
+        messages_pb2.FINDING_STATE_PRESENT,  # at its threshold 0.25
+        messages_pb2.FINDING_STATE_UNCERTAIN,  # threshold 0.3, uncertain from 0.24
+        messages_pb2.FINDING_STATE_ABSENT,  # threshold 0.4, uncertain from 0.32
+    ]
+    assert [f.threshold for f in result.findings[:3]] == pytest.approx([0.25, 0.3, 0.4])
+    assert result.model.label_set.startswith("14 labels, sha256 ")

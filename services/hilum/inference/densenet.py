@@ -7,15 +7,19 @@ This module imports torch: only the model-building code may import it, never a r
 
 from __future__ import annotations
 
+import math
 import pickle
 import types
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional
+
+from hilum.inference.labels import OperatingThresholds
 
 GROWTH_RATE = 32
 BLOCK_CONFIG = (6, 12, 24, 16)
@@ -170,9 +174,20 @@ def _calibrate_head(model: DenseNet121, images: torch.Tensor) -> None:
         model.classifier.bias.copy_(model.classifier.bias * scale - shifted + target)
 
 
-def published_model(weights: Path) -> DenseNet121:
+@dataclass(frozen=True)
+class PublishedModel:
+    """A DenseNet-121 with published weights, in eval mode, and the operating threshold per output published with
+    them (torchxrayvision's op_threshs, None for an output they were not trained for), or None when the file has none.
+    """
+
+    model: DenseNet121
+    op_threshs: OperatingThresholds | None
+
+
+def published_model(weights: Path) -> PublishedModel:
     """DenseNet-121 in eval mode with weights from an operator-supplied file (a state_dict or a pickled
-    torchxrayvision module); nothing is downloaded. Raises WeightsFileError when the keys do not match.
+    torchxrayvision module), with the file's own op_threshs buffer (None when it has none); nothing is downloaded.
+    Raises WeightsFileError when the keys or the op_threshs do not match.
     """
     try:
         loaded: Any = torch.load(weights, map_location="cpu", weights_only=True)
@@ -184,8 +199,9 @@ def published_model(weights: Path) -> DenseNet121:
     if not isinstance(loaded, Mapping):
         raise WeightsFileError(f"{weights}: holds a {type(loaded).__name__}, not a state_dict or a module")
     state = {str(key).removeprefix("module."): value for key, value in loaded.items()}
-    # torchxrayvision's operating-point thresholds are calibration, not weights; labels.json holds ours.
-    state.pop("op_threshs", None)
+    # torchxrayvision's operating thresholds are calibration, not weights: they go to weights.json, not the model.
+    buffer = state.pop("op_threshs", None)
+    op_threshs = None if buffer is None else _op_threshs(weights, buffer)
     model = DenseNet121()
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
@@ -195,7 +211,18 @@ def published_model(weights: Path) -> DenseNet121:
             f"(missing keys {missing[:3]}, unexpected keys {unexpected[:3]})"
         )
     model.load_state_dict(state)
-    return model.eval()
+    return PublishedModel(model.eval(), op_threshs)
+
+
+def _op_threshs(weights: Path, buffer: Any) -> OperatingThresholds:
+    """The op_threshs buffer as NUM_LABELS probabilities, NaN as None; raises WeightsFileError when it is not that."""
+    values = torch.as_tensor(buffer, dtype=torch.float64).flatten().tolist()
+    thresholds = tuple(None if math.isnan(value) else value for value in values)
+    if len(thresholds) != NUM_LABELS or not all(t is None or 0.0 <= t <= 1.0 for t in thresholds):
+        raise WeightsFileError(
+            f"{weights}: op_threshs must hold {NUM_LABELS} probabilities in [0, 1] or NaN, got {len(values)} values"
+        )
+    return thresholds
 
 
 class StandInModule(nn.Module):

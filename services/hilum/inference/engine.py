@@ -2,8 +2,10 @@
 
 It decodes the DICOM image (hilum.common.dicom.pixels), makes the model input, calls the cxr_findings
 model on Triton over gRPC and turns the 18 probabilities into Finding messages using the label map's
-operating thresholds. Which weights made them comes from the model's own outputs where the served config
-has them (the python backend), else from weights.json of the served version in the local model repository.
+operating thresholds, or those published with the served weights (weights.json "op_threshs"), which also leave
+out every output the weights were not trained for. Which weights made them comes from the model's own outputs
+where the served config has them (the python backend), else from weights.json of the served version in the local
+model repository.
 With a devices model (cxr_devices), the same decode also gives the whole image at 512 x 512, whose heatmaps
 come back as landmarks in the image's pixels (landmarks.heatmap_peaks). Every call to Triton goes through one
 circuit breaker (circuit_breaker.py).
@@ -26,7 +28,7 @@ from tritonclient.utils import InferenceServerException
 from hilum.common.dicom.pixels import DECODE_SLOTS, ImageUnreadable, read_radiograph
 from hilum.inference.circuit_breaker import CircuitBreaker, CircuitOpen
 from hilum.inference.device_geometry import Landmark
-from hilum.inference.labels import LabelSpec, findings_label_set
+from hilum.inference.labels import LabelMapError, LabelSpec, OperatingThresholds, findings_label_set, operating_labels
 from hilum.inference.landmarks import INPUT_SIZE as LANDMARK_INPUT_SIZE
 from hilum.inference.landmarks import LandmarkSpec, heatmap_peaks, landmark_set
 from hilum.inference.model_export import WeightsManifest
@@ -82,12 +84,13 @@ class InferenceFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Provenance:
-    """Which weights produced a result: the version reported with it, whether they are demo weights, and the
-    SHA-256 of the model file ("" when unknown)."""
+    """Which weights produced a result: the version reported with it, whether they are demo weights, the
+    SHA-256 of the model file ("" when unknown), and the operating thresholds published with them (None: none)."""
 
     version: str
     demo: bool
     sha256: str = ""
+    op_threshs: OperatingThresholds | None = None
 
 
 # Never let a result look validated when nobody can say which weights made it.
@@ -111,9 +114,9 @@ class ServedModel:
 
 @dataclass(frozen=True)
 class EngineResult:
-    """Findings for one image: the model that produced them and one Finding per label, in label order; with a
-    devices model, its provenance and one Landmark per landmark of its map (in pixels of the image), else None
-    and ()."""
+    """Findings for one image: the model that produced them and one Finding per label the weights were trained for,
+    in label order (operating_labels); with a devices model, its provenance and one Landmark per landmark of its map
+    (in pixels of the image), else None and ()."""
 
     model: messages_pb2.ModelInfo
     findings: tuple[messages_pb2.Finding, ...]
@@ -151,7 +154,6 @@ class FindingsEngine:
         self.breaker = breaker or CircuitBreaker()
         self.devices_model = devices_model
         self.landmarks = landmarks
-        self._label_set = findings_label_set(labels)
         self._landmark_set = landmark_set(landmarks)
         self._client = triton_grpc.InferenceServerClient(url=triton_url)
         self._served: dict[str, ServedModel] = {}  # replaced whole, never changed in place
@@ -201,20 +203,18 @@ class FindingsEngine:
         count = batch.shape[0]
         if served.reports_provenance:
             versions, demo_flags = response.as_numpy(MODEL_VERSION), response.as_numpy(DEMO_WEIGHTS)
-            try:  # the model reported its version and demo flag itself; weights.json adds the file's SHA-256
-                sha256 = self._read_manifest(self.model_name, served.version).sha256
+            try:  # the model reported its version and demo flag itself; weights.json adds SHA-256 and thresholds
+                provenance = self._read_manifest(self.model_name, served.version)
             except (OSError, ValueError):
-                sha256 = ""
+                provenance = UNKNOWN_PROVENANCE
         else:
             provenance = self._manifest_provenance(self.model_name, served.version)
             versions = np.full(count, provenance.version, dtype=np.object_)
             demo_flags = np.full(count, provenance.demo, dtype=np.bool_)
-            sha256 = provenance.sha256
-        results = engine_results(
-            self.model_name, self.labels, count, response.as_numpy(PROBABILITIES), versions, demo_flags
-        )
+        results = engine_results(self.model_name, self.labels, count, response.as_numpy(PROBABILITIES), versions,
+                                 demo_flags, provenance.op_threshs)
         for result in results:
-            result.model.weights_sha256, result.model.label_set = sha256, self._label_set
+            result.model.weights_sha256 = provenance.sha256
         return results
 
     def _heatmaps(self, batch: npt.NDArray[np.float32]) -> tuple[messages_pb2.ModelInfo, npt.NDArray[np.float32]]:
@@ -329,7 +329,9 @@ def manifest_provenance(version_dir: Path | None) -> Provenance:
     if version_dir is None:
         raise FileNotFoundError("no local model repository or served version to read weights.json from")
     manifest = WeightsManifest.read(version_dir)
-    return Provenance(version=manifest.version, demo=manifest.demo, sha256=manifest.sha256)
+    return Provenance(
+        version=manifest.version, demo=manifest.demo, sha256=manifest.sha256, op_threshs=manifest.op_threshs
+    )
 
 
 def engine_results(
@@ -339,12 +341,14 @@ def engine_results(
     probabilities: npt.NDArray[np.float32] | None,
     versions: npt.NDArray[np.object_] | None,
     demo_flags: npt.NDArray[np.bool_] | None,
+    op_threshs: OperatingThresholds | None = None,
 ) -> list[EngineResult]:
-    """The results for a batch of count images from the model's outputs, in input order.
+    """The results for a batch of count images from the model's outputs, in input order, each scored with
+    operating_labels(labels, op_threshs) and carrying that label set.
 
     probabilities: float (count, len(labels)) in [0, 1]; versions and demo_flags: count elements each
-    (model_version as bytes or str, demo_weights as bool). Raises InferenceFailed when the outputs break
-    that contract.
+    (model_version as bytes or str, demo_weights as bool); op_threshs: the served weights' published thresholds
+    (None: labels.json's). Raises InferenceFailed when the outputs or op_threshs break that contract.
     """
     if probabilities is None or probabilities.shape != (count, len(labels)):
         shape = None if probabilities is None else probabilities.shape
@@ -353,10 +357,17 @@ def engine_results(
         raise InferenceFailed(f"{model_name}: probabilities outside [0, 1]")
     if versions is None or demo_flags is None or versions.size != count or demo_flags.size != count:
         raise InferenceFailed(f"{model_name}: model_version and demo_weights must come with every image")
+    try:
+        scored = operating_labels(labels, op_threshs)
+    except LabelMapError as exc:
+        raise InferenceFailed(f"{model_name}: weights.json does not fit the label map: {exc}") from exc
+    label_set = findings_label_set(scored)
     return [
         EngineResult(
-            model=messages_pb2.ModelInfo(name=model_name, version=_text(version), demo_weights=bool(demo)),
-            findings=tuple(finding_for(label, float(row[label.index])) for label in labels),
+            model=messages_pb2.ModelInfo(
+                name=model_name, version=_text(version), demo_weights=bool(demo), label_set=label_set
+            ),
+            findings=tuple(finding_for(label, float(row[label.index])) for label in scored),
         )
         for row, version, demo in zip(probabilities, versions.reshape(-1), demo_flags.reshape(-1), strict=True)
     ]

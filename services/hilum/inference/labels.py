@@ -8,12 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 LABELS_FILE = "labels.json"
 NUM_LABELS = 18
+
+# One operating threshold per model output, by output index, as a weights version publishes them (weights.json
+# "op_threshs"); None for an output those weights were not trained for.
+OperatingThresholds = tuple[float | None, ...]
 
 
 class LabelMapError(ValueError):
@@ -78,6 +82,25 @@ def _number(path: Path, code: str, entry: dict[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise LabelMapError(f"{path}: label {code}: {key!r} must be a number, got {value!r}")
     return float(value)
+
+
+def operating_labels(labels: tuple[LabelSpec, ...], op_threshs: OperatingThresholds | None) -> tuple[LabelSpec, ...]:
+    """The labels one weights version is scored with. Without published thresholds: labels as they are. With them:
+    only the outputs the weights were trained for (None leaves a label out), each PRESENT at its published threshold
+    and UNCERTAIN from the same fraction of it as labels.json gives (uncertain_from / threshold).
+    Raises LabelMapError when op_threshs does not give one entry per label.
+    """
+    if op_threshs is None:
+        return labels
+    if len(op_threshs) != len(labels):
+        raise LabelMapError(f"{len(op_threshs)} published operating thresholds for {len(labels)} labels")
+    scored = []
+    for label in labels:
+        published = op_threshs[label.index]
+        if published is not None:
+            fraction = label.uncertain_from / label.threshold if label.threshold > 0.0 else 1.0
+            scored.append(replace(label, threshold=published, uncertain_from=published * fraction))
+    return tuple(scored)
 
 
 def label_set_id(entries: Iterable[str]) -> str:

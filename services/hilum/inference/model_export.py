@@ -1,8 +1,10 @@
 """Builds the cxr_findings ONNX model (demo or published weights) and its weights.json manifest.
 
 The manifest tells Triton's model.py, and through it every result, which weights are running and
-whether they are demo weights. torch is imported only when a model is exported, so reading a
-manifest (ensure_findings_model on a provisioned repository) does not need it.
+whether they are demo weights; for published weights it also holds their operating threshold per
+output (the file's own, or the operator's), which the inference engine scores with (an output without
+one is never reported). torch is imported only when a model is exported, so reading a manifest
+(ensure_findings_model on a provisioned repository) does not need it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hilum.common.wording import demo_weights_source
+from hilum.inference.labels import NUM_LABELS, OperatingThresholds
 
 FINDINGS_MODEL_NAME = "cxr_findings"
 MODEL_FILE = "model.onnx"
@@ -25,31 +28,74 @@ ONNX_OPSET = 17
 
 @dataclass(frozen=True)
 class WeightsManifest:
-    """What weights.json records: version reported with every result, demo flag, origin, ONNX sha256."""
+    """What weights.json records: version reported with every result, demo flag, origin, ONNX sha256, and the
+    operating threshold per output published with the weights (None: none published, labels.json decides)."""
 
     version: str
     demo: bool
     source: str
     sha256: str
+    op_threshs: OperatingThresholds | None = None
+
+    @property
+    def untrained_outputs(self) -> tuple[int, ...]:
+        """The output indices these weights were not trained for (no published threshold): never reported."""
+        return tuple(index for index, threshold in enumerate(self.op_threshs or ()) if threshold is None)
 
     def write(self, version_dir: Path) -> None:
-        """Writes weights.json into version_dir (next to model.onnx)."""
-        (version_dir / MANIFEST_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        """Writes weights.json into version_dir (next to model.onnx); op_threshs (null for an untrained output) and
+        untrained_outputs only where thresholds were published."""
+        document: dict[str, Any] = asdict(self)
+        if self.op_threshs is None:
+            del document["op_threshs"]
+        else:
+            document["untrained_outputs"] = list(self.untrained_outputs)
+        (version_dir / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
 
     @classmethod
     def read(cls, version_dir: Path) -> WeightsManifest:
         """Reads and checks weights.json from version_dir; raises ValueError when it is malformed."""
-        raw = json.loads((version_dir / MANIFEST_FILE).read_text())
+        path = version_dir / MANIFEST_FILE
+        raw = json.loads(path.read_text())
         if not isinstance(raw, dict):
-            raise ValueError(f"{version_dir / MANIFEST_FILE}: expected a JSON object")
+            raise ValueError(f"{path}: expected a JSON object")
         version, demo, source, sha256 = (raw.get(k) for k in ("version", "demo", "source", "sha256"))
         if not (isinstance(version, str) and version and isinstance(demo, bool)):
-            raise ValueError(
-                f"{version_dir / MANIFEST_FILE}: needs a non-empty 'version' and a boolean 'demo'"
-            )
+            raise ValueError(f"{path}: needs a non-empty 'version' and a boolean 'demo'")
         if not (isinstance(source, str) and isinstance(sha256, str)):
-            raise ValueError(f"{version_dir / MANIFEST_FILE}: 'source' and 'sha256' must be strings")
-        return cls(version=version, demo=demo, source=source, sha256=sha256)
+            raise ValueError(f"{path}: 'source' and 'sha256' must be strings")
+        manifest = cls(version=version, demo=demo, source=source, sha256=sha256,
+                       op_threshs=_op_threshs(path, raw.get("op_threshs")))
+        untrained = raw.get("untrained_outputs")
+        if untrained is not None and untrained != list(manifest.untrained_outputs):
+            raise ValueError(f"{path}: 'untrained_outputs' must list the outputs whose 'op_threshs' entry is null")
+        return manifest
+
+
+def _op_threshs(path: Path, value: Any) -> OperatingThresholds | None:
+    """An op_threshs value (weights.json's, or an operator's file): None when absent, else a list of probabilities in
+    [0, 1] or null (ValueError naming path)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        entry is None or (isinstance(entry, int | float) and not isinstance(entry, bool) and 0.0 <= entry <= 1.0)
+        for entry in value
+    ):
+        raise ValueError(f"{path}: 'op_threshs' must be a list of probabilities in [0, 1] or null")
+    return tuple(None if entry is None else float(entry) for entry in value)
+
+
+def read_op_threshs(path: Path) -> OperatingThresholds:
+    """An operator's operating thresholds file (`--op-threshs`): JSON, a list of NUM_LABELS probabilities in [0, 1]
+    or null (an output the weights were not trained for), in output order. Raises ValueError naming path."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON file ({exc})") from exc
+    op_threshs = _op_threshs(path, value)
+    if op_threshs is None or len(op_threshs) != NUM_LABELS or all(entry is None for entry in op_threshs):
+        raise ValueError(f"{path}: must be a list of {NUM_LABELS} probabilities in [0, 1] or null, not all null")
+    return op_threshs
 
 
 def file_sha256(path: Path) -> str:
@@ -61,22 +107,39 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_findings_model(version_dir: Path, weights: Path | None = None, seed: int = 0) -> WeightsManifest:
+def export_findings_model(
+    version_dir: Path, weights: Path | None = None, seed: int = 0, op_threshs: OperatingThresholds | None = None
+) -> WeightsManifest:
     """Writes model.onnx (input "image" float32 (N, 1, 224, 224), output "probabilities" float32 (N, 18))
-    and weights.json into version_dir. weights=None gives seeded random demo weights ("demo-untrained").
+    and weights.json into version_dir. weights=None gives seeded random demo weights ("demo-untrained"), with no
+    operating thresholds; for a weights file, weights.json gets the operator's op_threshs (read_op_threshs) where
+    given, else the file's own (densenet.published_model).
     """
     from hilum.inference import densenet
 
-    model = densenet.demo_model(seed) if weights is None else densenet.published_model(weights)
-    return export_onnx(model, version_dir, densenet.INPUT_SIZE, "probabilities", weights, findings_demo_source(seed))
+    if weights is None:
+        if op_threshs is not None:
+            raise ValueError("operating thresholds are for a weights file, not for demo weights")
+        return export_onnx(densenet.demo_model(seed), version_dir, densenet.INPUT_SIZE, "probabilities", None,
+                           findings_demo_source(seed))
+    published = densenet.published_model(weights)
+    return export_onnx(published.model, version_dir, densenet.INPUT_SIZE, "probabilities", weights, "",
+                       published.op_threshs if op_threshs is None else op_threshs)
 
 
 def export_onnx(
-    model: Any, version_dir: Path, input_size: int, output_name: str, weights: Path | None, demo_source: str
+    model: Any,
+    version_dir: Path,
+    input_size: int,
+    output_name: str,
+    weights: Path | None,
+    demo_source: str,
+    op_threshs: OperatingThresholds | None = None,
 ) -> WeightsManifest:
     """Writes model (a torch module in eval mode) as version_dir/model.onnx, input "image" float32
     (N, 1, input_size, input_size) and output output_name with a dynamic batch axis, then its weights.json: demo
-    weights (weights None, source demo_source) or those of the file weights, versioned by its name and sha256.
+    weights (weights None, source demo_source) or those of the file weights, versioned by its name and sha256, with
+    the operating thresholds published with them (op_threshs; None: none).
     """
     import torch
 
@@ -101,7 +164,8 @@ def export_onnx(
     (version_dir / MANIFEST_FILE).unlink(missing_ok=True)
     partial.replace(version_dir / MODEL_FILE)
     manifest = WeightsManifest(
-        version=version, demo=weights is None, source=source, sha256=file_sha256(version_dir / MODEL_FILE)
+        version=version, demo=weights is None, source=source, sha256=file_sha256(version_dir / MODEL_FILE),
+        op_threshs=op_threshs,
     )
     manifest.write(version_dir)
     return manifest

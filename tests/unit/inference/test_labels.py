@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hilum.inference.labels import LabelMapError, LabelSpec, findings_label_set, load_label_map
+from hilum.inference.labels import LabelMapError, LabelSpec, findings_label_set, load_label_map, operating_labels
 from tests.helpers import REPO_ROOT
 
 MODEL_DIR = Path(__file__).resolve().parents[3] / "model_repository" / "cxr_findings"
@@ -30,6 +30,19 @@ def test_shipped_label_map_has_the_18_torchxrayvision_labels_in_order() -> None:
     assert labels[2].code == "infiltration" and labels[2].snomed is None
     assert labels[17].code == "enlarged_cardiomediastinum"
     assert all(0.0 <= label.uncertain_from <= label.threshold <= 1.0 for label in labels)
+
+
+# The output order of torchxrayvision's published DenseNet-121 weights (densenet121-res224-all): its pathology names.
+PUBLISHED_OUTPUTS = (
+    "Atelectasis", "Consolidation", "Infiltration", "Pneumothorax", "Edema", "Emphysema", "Fibrosis", "Effusion",
+    "Pneumonia", "Pleural_Thickening", "Cardiomegaly", "Nodule", "Mass", "Hernia", "Lung Lesion", "Fracture",
+    "Lung Opacity", "Enlarged Cardiomediastinum",
+)
+
+
+def test_each_output_is_read_as_the_pathology_the_published_weights_put_there() -> None:
+    codes = [label.code for label in load_label_map(MODEL_DIR)]
+    assert codes == [name.lower().replace(" ", "_") for name in PUBLISHED_OUTPUTS]
 
 
 def test_labels_are_returned_in_index_order(tmp_path: Path) -> None:
@@ -114,3 +127,20 @@ def test_the_label_set_names_the_map_and_changes_with_any_operating_point() -> N
     assert findings_label_set(labels) == label_set  # stable
     moved = (dataclasses.replace(labels[0], threshold=labels[0].threshold + 0.01), *labels[1:])
     assert findings_label_set(moved) != label_set
+
+
+def test_published_thresholds_replace_the_operating_points_and_drop_untrained_outputs() -> None:
+    labels = (
+        LabelSpec(0, "atelectasis", "Atelectasis", None, 0.5, 0.4),
+        LabelSpec(1, "nodule", "Nodule", None, 0.5, 0.5),  # no uncertain band
+        LabelSpec(2, "mass", "Mass", None, 0.0, 0.0),
+        LabelSpec(3, "fracture", "Fracture", None, 0.5, 0.4),
+    )
+    scored = operating_labels(labels, (0.1, 0.2, 0.3, None))
+    assert [label.code for label in scored] == ["atelectasis", "nodule", "mass"]  # fracture: not trained
+    assert [label.threshold for label in scored] == [0.1, 0.2, 0.3]
+    # uncertain_from keeps labels.json's fraction of the threshold (the whole threshold where that is 0).
+    assert [label.uncertain_from for label in scored] == pytest.approx([0.08, 0.2, 0.3])
+    assert operating_labels(labels, None) == labels
+    with pytest.raises(LabelMapError, match="3 published operating thresholds for 4 labels"):
+        operating_labels(labels, (0.1, 0.2, 0.3))
