@@ -7,14 +7,17 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from hilum.common.settings import HilumSettings
 from hilum.common.wording import CLI_DEMO_MODEL, CLI_DEMO_RESULT
+from hilum.inference.labels import OperatingThresholds
 from hilum.inference.weights_download import PUBLISHED_WEIGHTS_URL
-from hilum.runtime.entrypoints import STAGE_NAMES
+from hilum.runtime.entrypoints import COMPANIONS, STAGE_NAMES
 
 
 def _stack_command(command: str, run: Callable[[], int]) -> int:
@@ -82,9 +85,10 @@ def _status(args: argparse.Namespace, settings: HilumSettings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
-    others = [name for name in args.service if name not in STAGE_NAMES]
+    others = [name for name in args.service if name not in (*STAGE_NAMES, *COMPANIONS)]
     if len(args.service) > 1 and others:
-        raise SystemExit(f"hilum serve: several names are for stages only ({', '.join(STAGE_NAMES)}), not {others[0]}")
+        raise SystemExit(f"hilum serve: several names are for stages ({', '.join(STAGE_NAMES)}) and "
+                         f"{' and '.join(COMPANIONS)} only, not {others[0]}")
     if args.service == ["cds"]:
         from hilum.runtime.cds_server import serve as serve_cds
 
@@ -115,9 +119,12 @@ def _worker(args: argparse.Namespace, settings: HilumSettings) -> int:
 
 def _models(args: argparse.Namespace, settings: HilumSettings) -> int:
     from hilum.inference.devices_export import DEVICES_MODEL_NAME, export_devices_model
-    from hilum.inference.model_export import FINDINGS_MODEL_NAME, export_findings_model
+    from hilum.inference.model_export import FINDINGS_MODEL_NAME, WeightsManifest, export_findings_model
 
-    exports = {FINDINGS_MODEL_NAME: export_findings_model, DEVICES_MODEL_NAME: export_devices_model}
+    exports: dict[str, Callable[..., WeightsManifest]] = {
+        FINDINGS_MODEL_NAME: partial(export_findings_model, op_threshs=args.op_threshs),
+        DEVICES_MODEL_NAME: export_devices_model,
+    }
     weights: Path | None = args.weights
     if args.models_command == "fetch" and weights is None:  # the published checkpoint, from the internet
         from hilum.inference.weights_download import DownloadFailed, download_weights
@@ -135,6 +142,27 @@ def _models(args: argparse.Namespace, settings: HilumSettings) -> int:
         if manifest.demo:
             print(CLI_DEMO_MODEL)
     return 0
+
+
+def _op_threshs_file(value: str) -> OperatingThresholds:
+    """--op-threshs: the operator's operating thresholds, read and checked when the command line is parsed."""
+    from hilum.inference.model_export import read_op_threshs
+
+    try:
+        return read_op_threshs(Path(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+class _FindingsOnlyOption(argparse.Action):
+    """Stores `models import`'s --model or --op-threshs, refusing --op-threshs beside --model cxr_devices (in either
+    order): operating thresholds are the findings model's."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        if namespace.op_threshs is not None and namespace.model != "cxr_findings":
+            parser.error(f"--op-threshs is for --model cxr_findings only, not {namespace.model}")
 
 
 def _samples(args: argparse.Namespace, settings: HilumSettings) -> int:
@@ -374,6 +402,11 @@ def _db_wait(args: argparse.Namespace, settings: HilumSettings) -> int:
         time.sleep(min(1.0, remaining))
 
 
+OP_THRESHS_HELP = ("the operating thresholds for these weights: a JSON list of 18 probabilities in [0, 1] in "
+                   "labels.json order, null for an output they were not trained for (never reported); wins over "
+                   "an op_threshs buffer in the weights file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hilum", description="Hilum: decision support for chest radiographs.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -398,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
 
     serve = commands.add_parser("serve", help="run a stage's gRPC server (several stages: their servers in one "
-                                "process, each on its port), or the CDS app, the DICOM SCP or the assembler")
+                                "process, each on its port, with the DICOM SCP and the assembler in threads if "
+                                "named), or the CDS app, the DICOM SCP or the assembler alone")
     serve.add_argument("service", nargs="+", choices=[*STAGE_NAMES, "cds", "assembler", "dicom"])
     serve.set_defaults(handler=_serve)
 
@@ -409,17 +443,21 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="build the ONNX models (cxr_findings, cxr_devices) and their manifests")
     models_commands = models.add_subparsers(dest="models_command", required=True)
     models_demo = models_commands.add_parser("demo", help="seeded demo weights, both models (version demo-untrained)")
-    models_demo.set_defaults(handler=_models, weights=None, model=None)
+    models_demo.set_defaults(handler=_models, weights=None, model=None, op_threshs=None)
     models_file = models_commands.add_parser(
         "fetch", help="the published torchxrayvision densenet121-res224-all weights: downloaded, or from a file")
     models_file.add_argument("--weights", type=Path,
                              help="a provisioned densenet121-res224-all checkpoint (nothing is downloaded)")
     models_file.add_argument("--url", default=PUBLISHED_WEIGHTS_URL,
                              help="where to download the checkpoint from without --weights (default: its release)")
+    models_file.add_argument("--op-threshs", type=_op_threshs_file, metavar="FILE", help=OP_THRESHS_HELP)
     models_file.set_defaults(handler=_models, model="cxr_findings")
     models_import = models_commands.add_parser("import", help="a weights file for one model (its state_dict layout)")
-    models_import.add_argument("--model", choices=["cxr_findings", "cxr_devices"], default="cxr_findings")
+    models_import.add_argument("--model", choices=["cxr_findings", "cxr_devices"], default="cxr_findings",
+                               action=_FindingsOnlyOption)
     models_import.add_argument("--weights", type=Path, required=True, help="the state_dict (or checkpoint) file")
+    models_import.add_argument("--op-threshs", type=_op_threshs_file, metavar="FILE", action=_FindingsOnlyOption,
+                               help=f"cxr_findings only: {OP_THRESHS_HELP}")
     models_import.set_defaults(handler=_models)
 
     samples = commands.add_parser("samples", help="write the synthetic sample studies to a folder")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -42,11 +43,12 @@ from tests.helpers import record_study
     (["serve", "ingestion", "inference"], "_serve", {"service": ["ingestion", "inference"]}),
     (["serve", "cds"], "_serve", {"service": ["cds"]}),
     (["worker", "reporting"], "_worker", {"service": "reporting"}),
-    (["models", "demo"], "_models", {"weights": None, "model": None}),
-    (["models", "fetch", "--weights", "w.pt"], "_models", {"weights": Path("w.pt"), "model": "cxr_findings"}),
-    (["models", "fetch"], "_models", {"weights": None, "url": PUBLISHED_WEIGHTS_URL}),
+    (["models", "demo"], "_models", {"weights": None, "model": None, "op_threshs": None}),
+    (["models", "fetch", "--weights", "w.pt"], "_models",
+     {"weights": Path("w.pt"), "model": "cxr_findings", "op_threshs": None}),
+    (["models", "fetch"], "_models", {"weights": None, "url": PUBLISHED_WEIGHTS_URL, "op_threshs": None}),
     (["models", "import", "--model", "cxr_devices", "--weights", "d.pt"], "_models",
-     {"weights": Path("d.pt"), "model": "cxr_devices"}),
+     {"weights": Path("d.pt"), "model": "cxr_devices", "op_threshs": None}),
     (["samples", "out"], "_samples", {"out_dir": Path("out")}),
     (["db", "upgrade"], "_db_upgrade", {}),
     (["db", "wait"], "_db_wait", {"timeout": 300.0}),
@@ -93,6 +95,55 @@ def test_a_wrong_command_line_is_refused(argv: list[str], capsys: pytest.Capture
         cli.build_parser().parse_args(argv)
     assert refused.value.code == 2
     assert "usage: hilum" in capsys.readouterr().err
+
+
+# An operator's --op-threshs file: 18 thresholds in labels.json order, null where the weights are untrained.
+OPERATOR_OP_THRESHS = [*[0.2] * 14, None, None, 0.35, None]
+
+
+@pytest.mark.parametrize("argv", [
+    ["models", "fetch"],
+    ["models", "fetch", "--weights", "w.pt"],
+    ["models", "import", "--weights", "w.pt"],
+    ["models", "import", "--model", "cxr_findings", "--weights", "w.pt"],
+])
+def test_models_read_the_operators_thresholds_file(argv: list[str], tmp_path: Path) -> None:
+    thresholds = tmp_path / "op_threshs.json"
+    thresholds.write_text(json.dumps(OPERATOR_OP_THRESHS))
+    args = cli.build_parser().parse_args([*argv, "--op-threshs", str(thresholds)])
+    assert args.handler is cli._models and args.model == "cxr_findings"
+    assert args.op_threshs == tuple(OPERATOR_OP_THRESHS)
+
+
+@pytest.mark.parametrize("options", [
+    ["--model", "cxr_devices", "--op-threshs", "{file}"],
+    ["--op-threshs", "{file}", "--model", "cxr_devices"],
+])
+def test_operator_thresholds_are_refused_for_the_devices_model(options: list[str], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    thresholds = tmp_path / "op_threshs.json"
+    thresholds.write_text(json.dumps(OPERATOR_OP_THRESHS))
+    argv = ["models", "import", "--weights", "d.pt", *[o.format(file=thresholds) for o in options]]
+    with pytest.raises(SystemExit) as refused:
+        cli.build_parser().parse_args(argv)
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: hilum models import" in err
+    assert "--op-threshs is for --model cxr_findings only, not cxr_devices" in err
+
+
+@pytest.mark.parametrize("content", [json.dumps([0.2] * 17), json.dumps([*[0.2] * 17, 2.0]), "[0.2,"],
+                         ids=["17", "above-1", "not-json"])
+def test_a_malformed_thresholds_file_is_refused_naming_it(content: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    thresholds = tmp_path / "site-thresholds.json"
+    thresholds.write_text(content)
+    with pytest.raises(SystemExit) as refused:
+        cli.build_parser().parse_args(["models", "fetch", "--weights", "w.pt", "--op-threshs", str(thresholds)])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: hilum models fetch" in err
+    assert f"argument --op-threshs: {thresholds}: " in err
 
 
 def test_up_with_a_port_taken_is_one_line_and_a_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -73,16 +73,21 @@ def _bind(server: grpc.Server, address: str, credentials: grpc.ServerCredentials
         raise RuntimeError(f"cannot bind gRPC server to {address} (is the port in use?)")
 
 
+# Calls a stage's gRPC server runs at once unless its wiring says otherwise.
+DEFAULT_SERVER_THREADS = 8
+
+
 def create_server(
     address: str,
     service_names: list[str],
     add_servicers: Callable[[grpc.Server], None],
     max_message_bytes: int,
-    max_workers: int = 8,
+    max_workers: int = DEFAULT_SERVER_THREADS,
     *,
     section: GrpcSection | None = None,
 ) -> StartedServer:
-    """A started server on address with the standard gRPC health service reporting SERVING.
+    """A started server on address with the standard gRPC health service reporting SERVING, running max_workers calls
+    at once.
 
     With section: TLS on address when it names a certificate, and, when its health_port > 0, a plaintext
     server on host:health_port carrying only the same health service (for Kubernetes gRPC probes).
@@ -111,14 +116,19 @@ def create_server(
     return StartedServer(server, health_servicer, health_server)
 
 
-def serve_until_signalled(servers: Sequence[StartedServer], grace_s: float = 10.0) -> None:
+def serve_until_signalled(
+    servers: Sequence[StartedServer], grace_s: float = 10.0, first: Sequence[Callable[[], None]] = ()
+) -> None:
     """Block until SIGTERM or SIGINT, then stop every server: all report NOT_SERVING and stop taking calls at once,
-    then each lets its in-flight calls finish (within grace_s of the signal)."""
+    then each lets its in-flight calls finish (within grace_s of the signal). `first`: what else the process runs
+    (the DICOM SCP, the assembler), stopped while the servers drain, each by its own stop function."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     drained = [server.drain(grace_s) for server in servers]
+    for stop_other in first:
+        stop_other()
     for server, done in zip(servers, drained, strict=True):
         server.close(done)
 

@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 from hilum.common.connections import open_sessions
 from hilum.common.dead_letters import dead_letter_sink
 from hilum.common.errors import TransientError
-from hilum.common.grpc_server import StartedServer, create_server
+from hilum.common.grpc_server import DEFAULT_SERVER_THREADS, StartedServer, create_server
 from hilum.common.queue import DeadLetterSink, Stage, enqueue, register_stage_task
 from hilum.common.settings import HilumSettings, QueueSection
 
@@ -93,6 +93,8 @@ class StageWiring(Generic[Core, In, Out]):
     # What keeps the health status of the stage's gRPC service current once its server runs (inference: whether
     # Triton has its models ready); None: SERVING for as long as the server runs.
     watch_health: Callable[[HilumSettings, StartedServer], None] | None = None
+    # Calls the stage's gRPC server runs at once (its thread pool).
+    server_threads: int = DEFAULT_SERVER_THREADS
 
     @property
     def grpc_service(self) -> str:
@@ -125,6 +127,7 @@ class StageWiring(Generic[Core, In, Out]):
             lambda srv: self.add_servicer(core, forward, srv),
             settings.grpc.max_message_bytes,
             section=settings.grpc,
+            max_workers=self.server_threads,
         )
         if self.watch_health is not None:
             self.watch_health(settings, started)

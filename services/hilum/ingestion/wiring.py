@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 from hilum.common.connections import open_object_store, open_sessions
@@ -22,10 +23,17 @@ def build(settings: HilumSettings) -> Ingestion:
                      AcceptanceRules.from_settings(section), timedelta(seconds=section.stability_window_s))
 
 
+# A Submit call carries a whole image (10 MB and more) and acceptance decodes it (pixels.DECODE_SLOTS, one per core):
+# beyond a call per core and two waiting on the database, a call running would only hold its parsed image in memory.
+# (gRPC's transport receives the requests of calls waiting for a thread all the same: this bounds the copies, not
+# the requests. A limit on a connection's streams would, but a client's first calls on a new connection are then
+# refused, UNAVAILABLE, until it has the server's settings.)
+SUBMIT_CALLS = (os.cpu_count() or 1) + 2
+
 # Ingestion's doors store and mark studies due; the assembler (hilum.ingestion.assembly) hands them on.
 WIRING = StageWiring(
     stage=Stage.INGESTION, next_stage=None, build=build,
     add_servicer=lambda core, _forward, server: add_IngestionServiceServicer_to_server(IngestionServicer(core), server),
     task_input=messages_pb2.SpooledInstances, task=lambda ingestion: ingestion.accept_spooled,
-    settle=Ingestion.release_spool,
+    settle=Ingestion.release_spool, server_threads=SUBMIT_CALLS,
 )

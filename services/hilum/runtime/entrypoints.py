@@ -1,4 +1,5 @@
-"""Process entry points: `hilum serve STAGE...` (gRPC servers) and `hilum worker STAGE` (Celery worker).
+"""Process entry points: `hilum serve STAGE... [assembler] [dicom]` (gRPC servers, and the companions that may share
+their process), `hilum serve assembler` and `hilum worker STAGE` (Celery worker).
 
 Each stage's wiring (hilum.<stage>.wiring) says how its core is built and exposed; this module only
 picks the wiring by name. Wirings are imported when asked for, so a process loads only its own
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 from celery import Celery
 
@@ -23,6 +25,8 @@ from hilum.common.stage_wiring import StageDoors
 
 # The five pipeline stages in the order a study passes them; each runs a gRPC server and a Celery worker.
 STAGE_NAMES: tuple[str, ...] = ("ingestion", "inference", "priors", "reporting", "publishing")
+# What may run in threads of a process serving stages' gRPC doors, instead of a process of its own.
+COMPANIONS: tuple[str, ...] = ("assembler", "dicom")
 
 log = logging.getLogger(__name__)
 
@@ -54,44 +58,81 @@ def stage_doors(name: str) -> StageDoors:
 
 def serve(names: Sequence[str], settings: HilumSettings) -> None:
     """Run the gRPC servers (with health) of the stages called names, each on its own port, in this one process until
-    SIGTERM; metrics on settings.metrics. The embedded stack serves all five from one process; Kubernetes runs one
-    stage per pod, the only way a health-only port (settings.grpc.health_port) can be given."""
+    SIGTERM; metrics on settings.metrics. names may add COMPANIONS: the assembler's loop and the DICOM SCP then run in
+    threads of the same process. The embedded stack serves all five stages and both companions from one process;
+    Kubernetes runs one stage per pod, the only way a health-only port (settings.grpc.health_port) can be given."""
     if len(names) != len(set(names)):
-        raise ValueError(f"a stage named twice: {' '.join(names)}")
-    if len(names) > 1 and settings.grpc.health_port:
+        raise ValueError(f"a name given twice: {' '.join(names)}")
+    stages = [name for name in names if name not in COMPANIONS]
+    if not stages:
+        raise ValueError(f"{' and '.join(names)} share a process with gRPC stages only; serve them alone otherwise")
+    if len(stages) > 1 and settings.grpc.health_port:
         raise ValueError("HILUM_GRPC__HEALTH_PORT is for one stage per process: serve one stage, or leave it at 0")
-    doors = [stage_doors(name) for name in names]  # an unknown name fails before anything starts
-    configure_logging(f"{names[0]}-grpc" if len(names) == 1 else "grpc")
+    doors = [stage_doors(name) for name in stages]  # an unknown name fails before anything starts
+    configure_logging(f"{stages[0]}-grpc" if len(names) == 1 else "grpc")
     serve_metrics(settings.metrics)
     app = create_celery_app(settings, name="hilum-grpc")
     servers: list[StartedServer] = []
+    stoppers: list[Callable[[], None]] = []
     try:
         for door in doors:
             servers.append(door.start_server(settings, app))
+        if "dicom" in names:
+            stoppers.append(_start_dicom(settings))
+        if "assembler" in names:
+            stoppers.append(_start_assembler(settings, app))
     except BaseException:
+        for stop in stoppers:
+            stop()
         for server in servers:
             server.stop(None)
         raise
-    serve_until_signalled(servers)
+    serve_until_signalled(servers, first=stoppers)
+
+
+def _start_dicom(settings: HilumSettings) -> Callable[[], None]:
+    """Start the DICOM SCP (over its own Ingestion core) in this process; returns what stops it."""
+    from hilum.ingestion import dimse_scp
+    from hilum.ingestion.wiring import build
+
+    scp = dimse_scp.start_scp(settings.dicom, build(settings))
+    return lambda: dimse_scp.stop_scp(scp)
+
+
+def _start_assembler(settings: HilumSettings, app: Celery) -> Callable[[], None]:
+    """Run the assembler's loop in a thread of this process, handing studies on through app; returns what stops it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run_assembler, args=(settings, app, stop), name="assembler", daemon=True)
+    thread.start()
+
+    def stopped() -> None:
+        stop.set()
+        thread.join()
+
+    return stopped
 
 
 def serve_assembler(settings: HilumSettings) -> None:
-    """Hand complete studies to inference every settings.ingestion.assembly_poll_s until SIGTERM.
+    """`hilum serve assembler`: the assembler alone, until SIGTERM; each wait between polls beats
+    settings.health.heartbeat_file (also while the database is down: the loop is alive, only waiting)."""
+    configure_logging("assembler")
+    serve_metrics(settings.metrics)
+    stop = stop_event(settings.health)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_assembler(settings, create_celery_app(settings, name="hilum-assembler"), stop)
 
-    A failure to reach the database or the broker is logged and tried again at the next poll. Each wait between
-    polls beats settings.health.heartbeat_file (also while the database is down: the loop is alive, only waiting).
+
+def run_assembler(settings: HilumSettings, app: Celery, stop: threading.Event) -> None:
+    """Hand complete studies to inference through app every settings.ingestion.assembly_poll_s until stop is set.
+
+    A failure to reach the database or the broker is logged and tried again at the next poll.
     """
     from hilum.common.connections import open_sessions
     from hilum.common.queue import Stage, enqueue
     from hilum.ingestion.assembly import Assembler
 
-    configure_logging("assembler")
-    serve_metrics(settings.metrics)
-    app = create_celery_app(settings, name="hilum-assembler")
     assembler = Assembler(open_sessions(settings), lambda reference: enqueue(app, Stage.INFERENCE, reference))
-    stop = stop_event(settings.health)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(settings.ingestion.assembly_poll_s):
         try:
             assembler.hand_on_due()

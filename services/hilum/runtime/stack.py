@@ -1,5 +1,5 @@
-"""The embedded stack on loopback: Redis, Triton, the five stages (one gRPC process, a worker each), the CDS app, the
-DICOM SCP.
+"""The embedded stack on loopback: Redis, Triton, the five stages (one gRPC process, which also runs the DICOM SCP and
+the assembler, and a worker each) and the CDS app.
 
 Nothing starts unless every port is free. Parts start in dependency order; once every door answers,
 the stack writes endpoints.json in its data directory. It stops in reverse order, removing the file
@@ -38,7 +38,7 @@ from hilum.runtime.endpoints import (
     remove_endpoints,
     write_endpoints,
 )
-from hilum.runtime.entrypoints import STAGE_NAMES
+from hilum.runtime.entrypoints import COMPANIONS, STAGE_NAMES
 from hilum.runtime.ports import Port, PortUnavailable, ensure_free
 from hilum.runtime.processes import ManagedProcess, ProcessFailed
 from hilum.runtime.redis_server import RedisServer
@@ -69,21 +69,22 @@ class Door:
 # thread that allocates its own malloc arena, and gRPC servers and threaded workers then hold freed image buffers
 # in many of them; two arenas keep a process's memory near what it uses (measured: about 10% less for the stack).
 PROCESS_DEFAULTS = {"MALLOC_ARENA_MAX": "2"}
-# The one process of the stack that serves the five stages' gRPC doors, each on its own port: four of them only
-# answer direct callers, and a process each would cost about 100 MB apiece doing nothing.
+# The one process of the stack that serves the five stages' gRPC doors, each on its own port, and runs the DICOM SCP
+# and the assembler in threads: four of the doors only answer direct callers, the assembler only polls, and a
+# process each would cost 100-130 MB apiece, mostly for imports.
 GRPC_PROCESS = "grpc"
 
 
 def stack_process_names() -> list[str]:
-    """The stack's Hilum processes by name, in start order: the five stages' gRPC servers (one process), each stage's
-    worker, then the assembler, the CDS app and the DICOM SCP."""
-    return [GRPC_PROCESS, *(f"{name}-worker" for name in STAGE_NAMES), "assembler", "cds", "dicom"]
+    """The stack's Hilum processes by name, in start order: the five stages' gRPC servers with the DICOM SCP and the
+    assembler (one process), each stage's worker, then the CDS app."""
+    return [GRPC_PROCESS, *(f"{name}-worker" for name in STAGE_NAMES), "cds"]
 
 
 def process_command(name: str) -> list[str]:
     """The `hilum` arguments that run the stack process called name."""
     if name == GRPC_PROCESS:
-        return ["serve", *STAGE_NAMES]
+        return ["serve", *STAGE_NAMES, *COMPANIONS]
     if name.endswith("-worker"):
         return ["worker", name.removesuffix("-worker")]
     return ["serve", name]

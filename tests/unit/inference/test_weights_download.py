@@ -5,6 +5,7 @@ do instead."""
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -64,17 +65,21 @@ def test_a_missing_file_or_an_unreachable_server_fails_with_what_to_do(release: 
     assert list((tmp_path / "weights").iterdir()) == []
 
 
-def test_fetch_downloads_and_exports_published_weights(
+def test_fetch_downloads_and_exports_published_weights_with_the_operators_thresholds(
     release: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, folder = release
     monkeypatch.setenv("HILUM_TRITON__MODEL_REPOSITORY", str(tmp_path / "models"))
     monkeypatch.setenv("HILUM_STORAGE__DATA_DIR", str(tmp_path / "data"))
-    assert cli.main(["models", "fetch", "--url", f"{base}/published-densenet.pt"]) == 0
+    op_threshs = [*[0.1] * 16, None, 0.2]
+    thresholds = tmp_path / "op_threshs.json"
+    thresholds.write_text(json.dumps(op_threshs))
+    assert cli.main(["models", "fetch", "--url", f"{base}/published-densenet.pt", "--op-threshs", str(thresholds)]) == 0
     manifest = WeightsManifest.read(tmp_path / "models" / "cxr_findings" / "1")
     sha256 = file_sha256(folder / "published-densenet.pt")
     assert manifest.demo is False
     assert manifest.version == f"published-densenet-{sha256[:12]}" and sha256 in manifest.source
+    assert manifest.op_threshs == tuple(op_threshs) and manifest.untrained_outputs == (16,)
     assert (tmp_path / "data" / "weights" / "published-densenet.pt").is_file()
 
 

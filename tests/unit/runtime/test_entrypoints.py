@@ -6,15 +6,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+import redis as redis_lib
 
+from hilum.common.connections import open_sessions
+from hilum.common.db import studies
+from hilum.common.db.session import upgrade_database
 from hilum.common.grpc_server import is_serving
 from hilum.common.polling import wait_until
 from hilum.common.settings import (
     DatabaseSection,
+    DicomSection,
     GrpcSection,
     HealthSection,
     HilumSettings,
@@ -26,10 +32,13 @@ from hilum.common.settings import (
     TritonSection,
     settings_env,
 )
-from hilum.runtime.entrypoints import STAGE_NAMES, serve, stage_doors, worker_app
+from hilum.common.study import PatientInfo
+from hilum.ingestion import dimse_scp
+from hilum.runtime.entrypoints import COMPANIONS, STAGE_NAMES, serve, stage_doors, worker_app
 from hilum.runtime.ports import free_port
 from hilum.runtime.processes import ManagedProcess
 from hilum.runtime.redis_server import RedisServer
+from tests.helpers import record_study
 
 GRPC_SERVICES = {
     "ingestion": "hilum.v1.IngestionService",
@@ -178,11 +187,13 @@ def test_a_worker_serves_its_queue_length_and_beats(name: str, pool: str, redis_
     assert f"concurrency: {concurrency} ({pool})" in process.log_tail(200)  # Celery's start-up banner
 
 
-def test_one_process_serves_every_stage_on_its_own_port_and_stops_them_all(redis_server: RedisServer,
-                                                                           tmp_path: Path) -> None:
+def test_one_process_serves_every_stage_on_its_own_port_with_the_scp_and_the_assembler_and_stops_them_all(
+    redis_server: RedisServer, redis_client: redis_lib.Redis, tmp_path: Path
+) -> None:
     """The embedded stack's `grpc` process: `hilum serve` with the five stage names answers health for each stage's
-    service on that stage's port, and SIGTERM stops the process (every server drained). Without Triton, only the
-    inference service is NOT_SERVING (the reason logged); the overall service of its port still serves."""
+    service on that stage's port, runs the DICOM SCP and the assembler in threads, and SIGTERM stops all of it
+    (every server drained). Without Triton, only the inference service is NOT_SERVING (the reason logged); the
+    overall service of its port still serves."""
     ports = {name: free_port() for name in STAGE_NAMES}
     triton_url = f"127.0.0.1:{free_port()}"  # nothing listens there
     settings = HilumSettings(
@@ -191,8 +202,16 @@ def test_one_process_serves_every_stage_on_its_own_port_and_stops_them_all(redis
         storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"),
         grpc=GrpcSection(**{f"{name}_port": port for name, port in ports.items()}),
         triton=TritonSection(grpc_url=triton_url),
+        dicom=DicomSection(port=free_port()),
+        ingestion=IngestionSection(assembly_poll_s=0.1),
     )
-    process = _run(["serve", *STAGE_NAMES], settings, tmp_path / "grpc.log", {})
+    upgrade_database(settings.database_url)
+    sessions = open_sessions(settings)
+    record_study(sessions, "4.4", PatientInfo(patient_id="P4", issuer="", name="", birth_date=None, sex=""), None,
+                 view_positions=("PA",))
+    with sessions.begin() as session:
+        studies.mark_due(session, "4.4", datetime.now(UTC))
+    process = _run(["serve", *STAGE_NAMES, *COMPANIONS], settings, tmp_path / "grpc.log", {})
     try:
         for name, port in ports.items():
             service = "" if name == "inference" else GRPC_SERVICES[name]
@@ -203,14 +222,20 @@ def test_one_process_serves_every_stage_on_its_own_port_and_stops_them_all(redis
                    what="the inference service to find Triton absent")
         assert not is_serving(f"127.0.0.1:{ports['inference']}", GRPC_SERVICES["inference"])
         assert not is_serving(f"127.0.0.1:{ports['priors']}", GRPC_SERVICES["inference"])  # each port its own stage
+        wait_until(lambda: dimse_scp.answers(settings.dicom), timeout_s=30, interval_s=0.1, what="the DICOM SCP")
+        wait_until(lambda: redis_client.llen("inference") == 1, timeout_s=30, interval_s=0.1,
+                   what="the assembler to hand the due study to inference")
     finally:
         process.stop()
     assert process.exited() == 0, process.log_tail()  # SIGTERM: every server drained and the process ended itself
+    assert not dimse_scp.answers(settings.dicom)
 
 
 @pytest.mark.parametrize(("argv", "refusal"), [
-    (["serve", "ingestion", "cds"], "several names are for stages only"),
-    (["serve", "priors", "priors"], "a stage named twice"),
+    (["serve", "ingestion", "cds"], "several names are for stages (ingestion, inference, priors, reporting, "
+                                    "publishing) and assembler and dicom only, not cds"),
+    (["serve", "priors", "priors"], "a name given twice"),
+    (["serve", "assembler", "dicom"], "assembler and dicom share a process with gRPC stages only"),
 ])
 def test_serve_refuses_names_that_cannot_share_a_process(argv: list[str], refusal: str, tmp_path: Path) -> None:
     process = _run(argv, HilumSettings(storage=StorageSection(data_dir=tmp_path / "data")), tmp_path / "serve.log", {})

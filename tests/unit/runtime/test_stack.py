@@ -57,7 +57,6 @@ def test_endpoints_of_the_default_stack_are_the_documented_file(default_settings
             "grpc": "http://127.0.0.1:9101/metrics", "ingestion-worker": "http://127.0.0.1:9102/metrics",
             "inference-worker": "http://127.0.0.1:9103/metrics", "priors-worker": "http://127.0.0.1:9104/metrics",
             "reporting-worker": "http://127.0.0.1:9105/metrics", "publishing-worker": "http://127.0.0.1:9106/metrics",
-            "assembler": "http://127.0.0.1:9107/metrics", "dicom": "http://127.0.0.1:9108/metrics",
             "cds": "http://127.0.0.1:8080/metrics",
         },
     }
@@ -68,7 +67,7 @@ def test_every_door_names_the_setting_that_moves_it(loopback: HilumSettings) -> 
     env = settings_env(loopback)
     doors = stack_doors(loopback)
     # STOW-RS, FHIR and the CDS app's metrics share the CDS port; every other process has a metrics port of its own.
-    assert len({door.port.number for door in doors}) == len(doors) - 3 == 11 + 8
+    assert len({door.port.number for door in doors}) == len(doors) - 3 == 11 + 6
     for door in doors:
         assert str(door.port.number) in env[door.port.setting], door.key
         assert str(door.port.number) in str(door.address), door.key
@@ -156,13 +155,12 @@ def test_preflight_refuses_ports_that_every_process_of_the_stack_would_share(loo
 def test_a_stack_is_built_without_touching_the_disk(loopback: HilumSettings) -> None:
     stack = EmbeddedStack(loopback)
     assert [child.name for child in stack.children] == [
-        "grpc", "ingestion-worker", "inference-worker", "priors-worker", "reporting-worker", "publishing-worker",
-        "assembler", "cds", "dicom",
+        "grpc", "ingestion-worker", "inference-worker", "priors-worker", "reporting-worker", "publishing-worker", "cds",
     ]
     commands = {child.name: child.argv[3:] for child in stack.children}  # after `python -m hilum.cli`
-    assert commands["grpc"] == ["serve", "ingestion", "inference", "priors", "reporting", "publishing"]
+    assert commands["grpc"] == [
+        "serve", "ingestion", "inference", "priors", "reporting", "publishing", "assembler", "dicom"]
     assert commands["reporting-worker"] == ["worker", "reporting"]
-    assert commands["dicom"] == ["serve", "dicom"]
     assert not loopback.storage.data_dir.exists()
     assert stack.urls()["cds"] == stack.cds_url == f"http://127.0.0.1:{loopback.cds.port}"
 
