@@ -111,8 +111,12 @@ def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: HilumSettings) -> int:
-    from hilum.runtime.entrypoints import work
+    from hilum.runtime.entrypoints import work, worker_pools
 
+    try:
+        worker_pools(args.service, settings)
+    except ValueError as refused:
+        raise SystemExit(f"hilum worker: {refused}") from refused
     work(args.service, settings)
     return 0
 
@@ -436,8 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", nargs="+", choices=[*STAGE_NAMES, "cds", "assembler", "dicom"])
     serve.set_defaults(handler=_serve)
 
-    worker = commands.add_parser("worker", help="run one service's Celery worker")
-    worker.add_argument("service", choices=list(STAGE_NAMES))
+    worker = commands.add_parser("worker", help="run a stage's Celery worker (several stages that each run a threads "
+                                 "pool: one worker on their queues)")
+    worker.add_argument("service", nargs="+", choices=list(STAGE_NAMES))
     worker.set_defaults(handler=_worker)
 
     models = commands.add_parser("models", help="build the ONNX models (cxr_findings, cxr_devices) and their manifests")

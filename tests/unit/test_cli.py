@@ -42,7 +42,7 @@ from tests.helpers import record_study
     (["serve", "inference"], "_serve", {"service": ["inference"]}),
     (["serve", "ingestion", "inference"], "_serve", {"service": ["ingestion", "inference"]}),
     (["serve", "cds"], "_serve", {"service": ["cds"]}),
-    (["worker", "reporting"], "_worker", {"service": "reporting"}),
+    (["worker", "reporting"], "_worker", {"service": ["reporting"]}),
     (["models", "demo"], "_models", {"weights": None, "model": None, "op_threshs": None}),
     (["models", "fetch", "--weights", "w.pt"], "_models",
      {"weights": Path("w.pt"), "model": "cxr_findings", "op_threshs": None}),
@@ -60,7 +60,7 @@ from tests.helpers import record_study
      {"action": "replay", "destination": "mllp", "study": None}),
     (["publish", "status", "1.2.3", "cancelled", "--model-version", "v1"], "_publish",
      {"action": "status", "study": "1.2.3", "status": "cancelled", "model_version": "v1"}),
-    (["worker", "publishing"], "_worker", {"service": "publishing"}),
+    (["worker", "priors", "publishing"], "_worker", {"service": ["priors", "publishing"]}),
     (["purge", "images", "--older-than", "30"], "_purge_images", {"older_than": 30, "dry_run": False}),
     (["purge", "images", "--older-than", "1", "--dry-run"], "_purge_images", {"older_than": 1, "dry_run": True}),
     (["reprocess", "--study", "1.2.3", "--study", "1.2.4"], "_reprocess",
@@ -296,3 +296,8 @@ def test_hilum_processes_do_their_numerics_on_one_thread_unless_told_otherwise(m
         cli.main(["--help"])
     assert os.environ["OPENBLAS_NUM_THREADS"] == "1" and os.environ["MKL_NUM_THREADS"] == "1"
     assert os.environ["OMP_NUM_THREADS"] == "4"
+
+
+def test_a_worker_of_stages_that_cannot_share_one_is_refused_before_it_starts() -> None:
+    with pytest.raises(SystemExit, match="^hilum worker: a worker needs its stages, each named once: priors priors$"):
+        cli.main(["worker", "priors", "priors"])

@@ -38,6 +38,9 @@ class TritonPythonModel:
         options.inter_op_num_threads = 1
         # Idle threads sleep instead of spinning: this process shares its cores with Hilum's workers.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # No memory pattern: it plans and keeps a block for each batch size seen (the dynamic batcher makes many); the
+        # arena still reuses buffers. Measured: 65-90 MB less at batch sizes 1-8, the same time per image.
+        options.enable_mem_pattern = False
         self.session = onnxruntime.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -1,5 +1,5 @@
 """Process entry points: `hilum serve STAGE... [assembler] [dicom]` (gRPC servers, and the companions that may share
-their process), `hilum serve assembler` and `hilum worker STAGE` (Celery worker).
+their process), `hilum serve assembler` and `hilum worker STAGE...` (a Celery worker).
 
 Each stage's wiring (hilum.<stage>.wiring) says how its core is built and exposed; this module only
 picks the wiring by name. Wirings are imported when asked for, so a process loads only its own
@@ -21,7 +21,7 @@ from hilum.common.logs import configure_logging
 from hilum.common.metrics import mark_dead_worker_processes, queue_length_collector, serve_metrics
 from hilum.common.queue import create_celery_app
 from hilum.common.settings import HilumSettings
-from hilum.common.stage_wiring import StageDoors
+from hilum.common.stage_wiring import StageDoors, WorkerPool
 
 # The five pipeline stages in the order a study passes them; each runs a gRPC server and a Celery worker.
 STAGE_NAMES: tuple[str, ...] = ("ingestion", "inference", "priors", "reporting", "publishing")
@@ -140,28 +140,43 @@ def run_assembler(settings: HilumSettings, app: Celery, stop: threading.Event) -
             log.warning("assembler will try again", extra={"error_type": type(exc).__name__})
 
 
-def worker_app(name: str, settings: HilumSettings) -> Celery:
-    """The Celery app of the stage's worker, with its one stage task registered and its heartbeat
+def worker_app(names: Sequence[str], settings: HilumSettings) -> Celery:
+    """The Celery app of a worker of the stages called names, with their stage tasks registered and its heartbeat
     (settings.health) installed."""
-    app = create_celery_app(settings, name=f"hilum-{name}")
-    stage_doors(name).register_task(app, settings)
+    app = create_celery_app(settings, name=f"hilum-{'-'.join(names)}")
+    for name in names:
+        stage_doors(name).register_task(app, settings)
     install_worker_heartbeat(app, settings.health)
     return app
 
 
-def work(name: str, settings: HilumSettings) -> None:
-    """Run the stage's Celery worker on its own queue, with the pool its wiring asks for, until SIGTERM (warm
-    shutdown); metrics, with the length of its queue, on settings.metrics, served by the main process for the pool
-    processes too (multiprocess mode; a threads pool has no pool processes, its tasks count in the main one)."""
-    configure_logging(f"{name}-worker")
-    app = worker_app(name, settings)
-    doors = stage_doors(name)
-    queue = doors.stage.value
-    pool, concurrency = doors.worker_pool(settings)
+def worker_pools(names: Sequence[str], settings: HilumSettings) -> list[tuple[WorkerPool, int]]:
+    """The pool and concurrency of each stage of a worker of the stages called names; raises ValueError when they
+    cannot share one worker (a name twice, or several stages of which one runs processes)."""
+    if not names or len(names) != len(set(names)):
+        raise ValueError(f"a worker needs its stages, each named once: {' '.join(names)}")
+    pools = [stage_doors(name).worker_pool(settings) for name in names]
+    if len(names) > 1 and any(pool != "threads" for pool, _ in pools):
+        raise ValueError(f"several stages share a worker only when each runs a threads pool: {' '.join(names)}")
+    return pools
+
+
+def work(names: Sequence[str], settings: HilumSettings) -> None:
+    """Run a Celery worker on the queues of the stages called names, with the pool their wirings ask for, until
+    SIGTERM (warm shutdown); metrics, with the length of its queues, on settings.metrics, served by the main process
+    for the pool processes too (multiprocess mode; a threads pool has no pool processes, its tasks count in the main
+    one). Several stages share a worker only when each runs a threads pool (the embedded stack's priors and
+    publishing, which wait on the database and on destinations): their threads add up."""
+    pools = worker_pools(names, settings)
+    doors = [stage_doors(name) for name in names]
+    label = "-".join(names)
+    configure_logging(f"{label}-worker")
+    app = worker_app(names, settings)
+    queues = [door.stage.value for door in doors]
     mark_dead_worker_processes()
-    serve_metrics(settings.metrics, [queue_length_collector(settings.redis.url, [queue])])
+    serve_metrics(settings.metrics, [queue_length_collector(settings.redis.url, queues)])
     app.worker_main([
-        "worker", "--queues", queue, "--hostname", f"{name}@%h",
-        "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle",
+        "worker", "--queues", ",".join(queues), "--hostname", f"{label}@%h",
+        "--pool", pools[0][0], "--concurrency", str(sum(concurrency for _, concurrency in pools)),
+        "--loglevel", "INFO", "--without-gossip", "--without-mingle",
     ])

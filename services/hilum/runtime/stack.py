@@ -1,5 +1,5 @@
 """The embedded stack on loopback: Redis, Triton, the five stages (one gRPC process, which also runs the DICOM SCP and
-the assembler, and a worker each) and the CDS app.
+the assembler, and four workers: priors and publishing share one) and the CDS app.
 
 Nothing starts unless every port is free. Parts start in dependency order; once every door answers,
 the stack writes endpoints.json in its data directory. It stops in reverse order, removing the file
@@ -73,20 +73,26 @@ PROCESS_DEFAULTS = {"MALLOC_ARENA_MAX": "2"}
 # and the assembler in threads: four of the doors only answer direct callers, the assembler only polls, and a
 # process each would cost 100-130 MB apiece, mostly for imports.
 GRPC_PROCESS = "grpc"
+# The stack's Celery workers, by the stages each serves: priors and publishing share one, since both run threads that
+# wait on the database and on destinations, and a process each cost 110-180 MB, mostly for imports.
+STACK_WORKERS: dict[str, tuple[str, ...]] = {
+    "-".join(stages) + "-worker": stages
+    for stages in (("ingestion",), ("inference",), ("priors", "publishing"), ("reporting",))
+}
 
 
 def stack_process_names() -> list[str]:
     """The stack's Hilum processes by name, in start order: the five stages' gRPC servers with the DICOM SCP and the
-    assembler (one process), each stage's worker, then the CDS app."""
-    return [GRPC_PROCESS, *(f"{name}-worker" for name in STAGE_NAMES), "cds"]
+    assembler (one process), the workers (STACK_WORKERS), then the CDS app."""
+    return [GRPC_PROCESS, *STACK_WORKERS, "cds"]
 
 
 def process_command(name: str) -> list[str]:
     """The `hilum` arguments that run the stack process called name."""
     if name == GRPC_PROCESS:
         return ["serve", *STAGE_NAMES, *COMPANIONS]
-    if name.endswith("-worker"):
-        return ["worker", name.removesuffix("-worker")]
+    if name in STACK_WORKERS:
+        return ["worker", *STACK_WORKERS[name]]
     return ["serve", name]
 
 

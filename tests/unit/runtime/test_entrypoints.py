@@ -34,7 +34,7 @@ from hilum.common.settings import (
 )
 from hilum.common.study import PatientInfo
 from hilum.ingestion import dimse_scp
-from hilum.runtime.entrypoints import COMPANIONS, STAGE_NAMES, serve, stage_doors, worker_app
+from hilum.runtime.entrypoints import COMPANIONS, STAGE_NAMES, serve, stage_doors, worker_app, worker_pools
 from hilum.runtime.ports import free_port
 from hilum.runtime.processes import ManagedProcess
 from hilum.runtime.redis_server import RedisServer
@@ -89,7 +89,7 @@ def test_the_worker_app_registers_the_stage_task(name: str, tmp_path: Path) -> N
     settings = HilumSettings(redis=RedisSection(url="redis://127.0.0.1:1/0"),
                              storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"),
                              queue=QueueSection(max_retries=7))
-    app = worker_app(name, settings)
+    app = worker_app([name], settings)
     assert app.main == f"hilum-{name}"
     assert app.conf.broker_url == "redis://127.0.0.1:1/0"
     task = app.tasks[f"hilum.{name}.run"]
@@ -99,16 +99,30 @@ def test_the_worker_app_registers_the_stage_task(name: str, tmp_path: Path) -> N
 
 def test_a_worker_app_holds_only_its_own_stage_task(tmp_path: Path) -> None:
     settings = HilumSettings(storage=StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out"))
-    first, second = worker_app("ingestion", settings), worker_app("priors", settings)
+    first, second = worker_app(["ingestion"], settings), worker_app(["priors"], settings)
     stage_tasks = {name for name in second.tasks if name.startswith("hilum.")}
     assert stage_tasks == {"hilum.priors.run"}
     assert "hilum.priors.run" not in first.tasks
+    both = worker_app(["priors", "publishing"], settings)
+    assert {name for name in both.tasks if name.startswith("hilum.")} == {"hilum.priors.run", "hilum.publishing.run"}
+
+
+def test_stages_share_a_worker_only_when_each_runs_threads(tmp_path: Path) -> None:
+    storage = StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out")
+    one, two = (HilumSettings(storage=storage, queue=QueueSection(worker_concurrency=n)) for n in (1, 2))
+    assert worker_pools(["priors", "publishing"], two) == [("threads", 2), ("threads", 2)]
+    assert worker_pools(["ingestion", "priors"], one) == [("threads", 1), ("threads", 1)]  # one task: a thread
+    with pytest.raises(ValueError, match="several stages share a worker only when each runs a threads pool"):
+        worker_pools(["ingestion", "priors"], two)  # ingestion's two tasks run in processes
+    with pytest.raises(ValueError, match="each named once"):
+        worker_pools(["priors", "priors"], one)
 
 
 def test_the_worker_app_beats_only_when_a_heartbeat_file_is_set(tmp_path: Path) -> None:
     storage = StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out")
-    quiet = worker_app("priors", HilumSettings(storage=storage))
-    beating = worker_app("priors", HilumSettings(storage=storage, health=HealthSection(heartbeat_file=tmp_path / "hb")))
+    quiet = worker_app(["priors"], HilumSettings(storage=storage))
+    beating = worker_app(["priors"], HilumSettings(storage=storage,
+                                                   health=HealthSection(heartbeat_file=tmp_path / "hb")))
     assert len(beating.steps["worker"]) == len(quiet.steps["worker"]) + 1
 
 
@@ -159,11 +173,13 @@ def test_the_assembler_serves_metrics_and_beats_while_the_database_is_down(tmp_p
     assert "assembler will try again" in process.log_tail(200)  # the database really was down
 
 
-@pytest.mark.parametrize(("name", "pool"), [("ingestion", "prefork"), ("inference", "thread")])
-def test_a_worker_serves_its_queue_length_and_beats(name: str, pool: str, redis_server: RedisServer,
-                                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize(("names", "pool", "concurrency"), [
+    (["ingestion"], "prefork", 2), (["inference"], "thread", 3), (["priors", "publishing"], "thread", 4)])
+def test_a_worker_serves_its_queue_length_and_beats(names: list[str], pool: str, concurrency: int,
+                                                    redis_server: RedisServer, tmp_path: Path) -> None:
     """Multiprocess mode, as in Kubernetes: the main process serves the metrics of its pool processes too; a threads
-    pool (inference) has none, and beats and serves all the same."""
+    pool (inference) has none, and beats and serves all the same. Two threads stages share a worker: its threads
+    add up, and it serves both queues' lengths."""
     port, heartbeat, multiproc = free_port(), tmp_path / "heartbeat", tmp_path / "prometheus"
     multiproc.mkdir()
     settings = HilumSettings(
@@ -172,7 +188,7 @@ def test_a_worker_serves_its_queue_length_and_beats(name: str, pool: str, redis_
         queue=QueueSection(worker_concurrency=2, inference_concurrency=3),
         metrics=MetricsSection(port=port), health=HealthSection(heartbeat_file=heartbeat, heartbeat_interval_s=0.2),
     )
-    process = _run(["worker", name], settings, tmp_path / "worker.log",
+    process = _run(["worker", *names], settings, tmp_path / "worker.log",
                    {"PROMETHEUS_MULTIPROC_DIR": str(multiproc)})
     url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -182,8 +198,8 @@ def test_a_worker_serves_its_queue_length_and_beats(name: str, pool: str, redis_
         assert process.running, process.log_tail()
     finally:
         process.stop()
-    assert text is not None and f'hilum_queue_messages{{queue="{name}"}} 0.0' in text
-    concurrency = 3 if name == "inference" else 2
+    assert text is not None
+    assert all(f'hilum_queue_messages{{queue="{name}"}} 0.0' in text for name in names)
     assert f"concurrency: {concurrency} ({pool})" in process.log_tail(200)  # Celery's start-up banner
 
 
