@@ -25,9 +25,9 @@ from hilum.cds.card_schema import (
     Suggestion,
 )
 from hilum.cds.services import Hook
-from hilum.common.cds_view import CdsFinding, CdsView
+from hilum.common.cds_view import CdsDevice, CdsFinding, CdsView
 from hilum.common.fhir.identifiers import resource_uuid
-from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
+from hilum.common.reported_findings import ChangeSincePrior, DevicePosition, FindingStatus
 from hilum.common.wording import CARD_DEMO_PREFIX, DEMO_WARNING, amended_notice, card_preliminary_note
 
 SOURCE_LABEL = "Hilum chest X-ray AI"
@@ -59,9 +59,20 @@ class CardContext:
 
 
 def alarming(view: CdsView) -> bool:
-    """A critical finding that needs acknowledging: a present pneumothorax not already on the prior, or a view
-    flagged critical. Demo weights included: whether it is shown as critical is indicator_for's rule."""
-    return view.critical or bool(alarming_findings(view))
+    """A critical finding that needs acknowledging: a present pneumothorax not already on the prior, a malpositioned
+    tube or line, or a view flagged critical. Demo weights included: whether it is shown as critical is
+    indicator_for's rule."""
+    return view.critical or bool(alarming_findings(view)) or bool(alarming_devices(view))
+
+
+def alarming_devices(view: CdsView) -> list[CdsDevice]:
+    """The tubes and lines called malpositioned."""
+    return [d for d in view.devices if d.position == DevicePosition.MALPOSITIONED]
+
+
+def alarming_phrases(view: CdsView) -> list[str]:
+    """What makes the view alarming, named: "Endotracheal tube malpositioned", "Pneumothorax (new)"."""
+    return [device_phrase(d) for d in alarming_devices(view)] + [finding_phrase(f) for f in alarming_findings(view)]
 
 
 def alarming_findings(view: CdsView) -> list[CdsFinding]:
@@ -74,7 +85,8 @@ def alarming_findings(view: CdsView) -> list[CdsFinding]:
 
 def indicator_for(view: CdsView) -> Indicator:
     """critical: alarming, from a validated model only (demo weights never raise a critical alarm); warning:
-    other present findings; info: none present (uncertain and resolved findings alone raise no alarm)."""
+    other present findings (or an alarm from demo weights); info: none present (uncertain and resolved findings,
+    and tubes and lines in a satisfactory position, raise no alarm)."""
     present = [f for f in view.findings if f.status == FindingStatus.PRESENT]
     if alarming(view) and not view.demo_weights:
         return Indicator.CRITICAL
@@ -98,6 +110,11 @@ def finding_phrase(finding: CdsFinding) -> str:
     return finding.display
 
 
+def device_phrase(device: CdsDevice) -> str:
+    """ "Endotracheal tube malpositioned" for a malpositioned device, else its name."""
+    return f"{device.display} malpositioned" if device.position == DevicePosition.MALPOSITIONED else device.display
+
+
 def _truncate(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, ending in an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;:") + "…"
@@ -109,10 +126,11 @@ def summary_line(view: CdsView, text: str) -> str:
 
 
 def card_summary(view: CdsView, lead: str = "Chest X-ray") -> str:
-    """One line naming the present and resolved findings, after `lead` and the study date; demo output starts
-    with "DEMO"."""
+    """One line naming the malpositioned tubes and lines, then the present and resolved findings, after `lead` and the
+    study date; demo output starts with "DEMO"."""
     shown = [f for f in view.findings if f.status in (FindingStatus.PRESENT, FindingStatus.RESOLVED)]
-    listed = ", ".join(finding_phrase(f) for f in shown) or "no findings above threshold"
+    named = [device_phrase(d) for d in alarming_devices(view)] + [finding_phrase(f) for f in shown]
+    listed = ", ".join(named) or "no findings above threshold"
     return summary_line(view, f"{lead} {view.study_date.isoformat()} (AI, preliminary): {listed}")
 
 
@@ -123,7 +141,7 @@ def cell(text: str) -> str:
 
 def card_detail(view: CdsView) -> str:
     """Markdown: the demo warning, the amendment (a reprocessed study), the impression, the prior compared, a table
-    of every reported finding and the algorithm version."""
+    of every reported finding, the tubes and lines, and the algorithm version."""
     lines: list[str] = []
     if view.demo_weights:
         lines += [f"**{DEMO_WARNING}**", ""]
@@ -145,6 +163,8 @@ def card_detail(view: CdsView) -> str:
         lines.append("")
     else:
         lines += ["No finding above its operating threshold.", ""]
+    if view.devices:
+        lines += ["**Tubes and lines:**", *(f"- {' '.join(d.text.split())}" for d in view.devices), ""]
     lines.append(f"Algorithm: {cell(view.model_name)} {cell(view.model_version)}.")
     return "\n".join(lines)
 

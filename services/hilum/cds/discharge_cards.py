@@ -12,10 +12,9 @@ from hilum.cds.card_schema import Card, Indicator
 from hilum.cds.cards import (
     CardContext,
     alarming,
-    alarming_findings,
+    alarming_phrases,
     build_card,
     card_detail,
-    finding_phrase,
     summary_line,
 )
 from hilum.cds.services import Hook
@@ -32,7 +31,7 @@ def discharge_cards(view: CdsView | None, context: CardContext, acknowledged: bo
     """One card when the latest result is alarming and unacknowledged; otherwise none."""
     if view is None or not alarming(view) or acknowledged:
         return []
-    named = ", ".join(finding_phrase(f) for f in alarming_findings(view)) or "a critical finding"
+    named = ", ".join(alarming_phrases(view)) or "a critical finding"
     summary = summary_line(view, f"Unacknowledged critical AI finding, chest X-ray {view.study_date.isoformat()}: "
                                  f"{named}")
     indicator = Indicator.WARNING if view.demo_weights else Indicator.CRITICAL

@@ -12,7 +12,7 @@ from datetime import UTC, date, time
 import redis
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from hilum.common.reported_findings import ChangeSincePrior, FindingStatus, ReportedFinding
+from hilum.common.reported_findings import ChangeSincePrior, DevicePosition, FindingStatus, ReportedFinding
 
 KEY_PREFIX = "hilum:cds:patient:"
 
@@ -57,8 +57,22 @@ class CdsFinding(BaseModel):
                    probability=finding.probability, change=finding.change)
 
 
+class CdsDevice(BaseModel):
+    """A reported tube or line: its code ("device:ett"), name, placement call (None: no call was made), tip distance
+    in mm from its landmark (None: not measured), and the report's sentence on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(min_length=1)
+    display: str = Field(min_length=1)
+    position: DevicePosition | None = None
+    tip_distance_mm: float | None = None
+    landmark: str | None = None
+    text: str = Field(min_length=1)
+
+
 class CdsView(BaseModel):
-    """What the CDS service shows for a patient: the latest study's impression and reported findings.
+    """What the CDS service shows for a patient: the latest study's impression, reported findings, tubes and lines.
 
     findings: the study's ReportedFindings in report order (present, uncertain, resolved).
     """
@@ -74,6 +88,7 @@ class CdsView(BaseModel):
     study_time: time | None = None  # DICOM StudyTime, local wall clock; orders studies within a day
     impression: str
     findings: list[CdsFinding] = Field(default_factory=list)
+    devices: list[CdsDevice] = Field(default_factory=list)  # the study's tubes and lines (views stored before: none)
     # The compared prior's study date; None when no prior was compared (or its date is unknown).
     prior_study_date: date | None = None
     critical: bool = False

@@ -177,9 +177,10 @@ def _not_assessed(device: ReportedDevice) -> str:
     return f"position not assessed: {reason}" if reason else "position not assessed"
 
 
-def _device_text(device: ReportedDevice) -> str:
+def device_text(device: ReportedDevice) -> str:
     """"Endotracheal tube tip 4.5 cm above the carina, satisfactory position."; without a placement call,
-    "..., position not assessed: placement thresholds are for adults; patient is under 18."."""
+    "..., position not assessed: placement thresholds are for adults; patient is under 18.". The report's FINDINGS
+    sentence on the device, and the CDS card's."""
     position = _POSITION_PHRASE[device.position] if device.position_called else _not_assessed(device)
     return f"{device.display}{_tip_phrase(device)}, {position}."
 
@@ -188,7 +189,7 @@ def _device_impression_text(device: ReportedDevice) -> str:
     """"Malpositioned endotracheal tube, tip 0.5 cm below the carina.", the indeterminate equivalent, or the
     FINDINGS sentence of a device with no placement call."""
     if not device.position_called:
-        return _device_text(device)
+        return device_text(device)
     name = _lower_name(device.display)
     tip = f",{_tip_phrase(device)}" if _tip_phrase(device) else ""
     if device.position == DevicePosition.MALPOSITIONED:
@@ -203,7 +204,7 @@ def _sentence(text: str, codes: list[str]) -> messages_pb2.ReportSentence:
 def _findings_section(reported: ReportedFindings) -> list[messages_pb2.ReportSentence]:
     """Devices and findings, one sentence each, grouped by region; a normal study adds one sentence per region."""
     stated: list[tuple[Region, messages_pb2.ReportSentence]] = [
-        (Region.LINES_AND_TUBES, _sentence(_device_text(d), [d.code])) for d in reported.devices
+        (Region.LINES_AND_TUBES, _sentence(device_text(d), [d.code])) for d in reported.devices
     ]
     stated += [(region_of(f.code), _sentence(_finding_text(f, reported.prior), [f.code])) for f in reported.findings]
     if _is_normal(reported):

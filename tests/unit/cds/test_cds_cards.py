@@ -9,8 +9,8 @@ from datetime import date
 from typing import Any
 
 from hilum.cds.cards import OVERRIDE_REASONS, REVIEW_LAUNCH_PATH, CardContext, patient_view_cards
-from hilum.common.cds_view import CdsFinding, CdsView
-from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
+from hilum.common.cds_view import CdsDevice, CdsFinding, CdsView
+from hilum.common.reported_findings import ChangeSincePrior, DevicePosition, FindingStatus
 from hilum.common.wording import CARD_DEMO_PREFIX, DEMO_WARNING
 from tests.unit.cds.card_rules import assert_cds_card
 
@@ -210,3 +210,44 @@ def test_detail_says_when_the_result_replaces_an_earlier_one(view_factory: Calla
     notice = "**AMENDED: this result replaces the one reported for this study with model version demo-untrained.**"
     # After the demo warning and the preliminary note, before the impression.
     assert detail.index(notice) < next(i for i, line in enumerate(detail) if line.startswith("**Impression:**"))
+
+
+MALPOSITIONED_ETT = CdsDevice(
+    code="device:ett", display="Endotracheal tube", position=DevicePosition.MALPOSITIONED, tip_distance_mm=-5.0,
+    landmark="carina", text="Endotracheal tube tip 0.5 cm below the carina, malpositioned.")
+CHILDS_PICC = CdsDevice(
+    code="device:picc", display="PICC", position=None, tip_distance_mm=12.0, landmark="cavoatrial junction",
+    text="PICC tip 1.2 cm above the cavoatrial junction, position not assessed: placement thresholds are for adults; "
+         "patient is under 18.")
+
+
+def test_a_malpositioned_tube_from_a_validated_model_is_critical_and_named_first(
+    view_factory: Callable[..., CdsView],
+) -> None:
+    view = view_factory(demo_weights=False, model_version="1.0.0", findings=[], devices=[MALPOSITIONED_ETT])
+    card = card_json(view)
+    assert card["indicator"] == "critical"
+    assert card["summary"] == "Chest X-ray 2024-03-05 (AI, preliminary): Endotracheal tube malpositioned"
+    lines = card["detail"].splitlines()
+    listed = lines[lines.index("**Tubes and lines:**") + 1]
+    assert listed == "- Endotracheal tube tip 0.5 cm below the carina, malpositioned."
+    # With findings too, the tube comes first.
+    both = card_json(view_factory(demo_weights=False, model_version="1.0.0", devices=[MALPOSITIONED_ETT]))
+    assert both["summary"].endswith(": Endotracheal tube malpositioned, Pneumothorax (new), Pleural effusion")
+
+
+def test_demo_weights_never_make_a_tube_critical(view_factory: Callable[..., CdsView]) -> None:
+    card = card_json(view_factory(findings=[], devices=[MALPOSITIONED_ETT]))
+    assert card["indicator"] == "warning" and card["summary"].startswith("DEMO")
+
+
+def test_tubes_without_a_malposition_raise_no_alarm_and_are_listed(view_factory: Callable[..., CdsView]) -> None:
+    satisfactory = MALPOSITIONED_ETT.model_copy(update={
+        "position": DevicePosition.SATISFACTORY, "tip_distance_mm": 45.0,
+        "text": "Endotracheal tube tip 4.5 cm above the carina, satisfactory position."})
+    card = card_json(view_factory(demo_weights=False, model_version="1.0.0", findings=[],
+                                  devices=[satisfactory, CHILDS_PICC]))
+    assert card["indicator"] == "info"
+    assert card["summary"].endswith("no findings above threshold")
+    assert "- Endotracheal tube tip 4.5 cm above the carina, satisfactory position." in card["detail"]
+    assert "position not assessed: placement thresholds are for adults; patient is under 18." in card["detail"]

@@ -16,8 +16,8 @@ from hilum.cds.card_schema import Card
 from hilum.cds.cards import OVERRIDE_REASONS, CardContext, card_uuid
 from hilum.cds.discharge_cards import ACKNOWLEDGE_HOW, discharge_cards
 from hilum.cds.services import Hook
-from hilum.common.cds_view import CdsFinding, CdsView, write_view
-from hilum.common.reported_findings import ChangeSincePrior, FindingStatus
+from hilum.common.cds_view import CdsDevice, CdsFinding, CdsView, write_view
+from hilum.common.reported_findings import ChangeSincePrior, DevicePosition, FindingStatus
 from tests.unit.cds.card_rules import assert_cds_card
 from tests.unit.cds.conftest import EhrFhirServer
 from tests.unit.cds.hook_bodies import EHR_PATIENT_ID, MRN_SYSTEM, hook_request, prefetched, service_url
@@ -219,3 +219,13 @@ def test_a_later_study_needs_acknowledging_again(client: TestClient, redis_clien
                                                                                   Hook.ENCOUNTER_DISCHARGE)
     override(client, Hook.ENCOUNTER_DISCHARGE, card["uuid"])
     assert discharge(client) == []
+
+
+def test_a_malpositioned_tube_is_alarming_until_acknowledged(view_factory: Callable[..., CdsView]) -> None:
+    ett = CdsDevice(code="device:ett", display="Endotracheal tube", position=DevicePosition.MALPOSITIONED,
+                    text="Endotracheal tube tip 0.5 cm below the carina, malpositioned.")
+    view = validated(view_factory, findings=[EFFUSION], devices=[ett])
+    card = only_card(discharge_cards(view, CONTEXT, acknowledged=False))
+    assert card["indicator"] == "critical"
+    assert card["summary"].endswith(": Endotracheal tube malpositioned")
+    assert discharge_cards(view, CONTEXT, acknowledged=True) == []

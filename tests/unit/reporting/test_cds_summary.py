@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from hilum.common.reported_findings import ChangeSincePrior, FindingStatus, reported_findings
+from hilum.common.reported_findings import ChangeSincePrior, DevicePosition, FindingStatus, reported_findings
 from hilum.common.study import PatientInfo, StudyInfo
 from hilum.reporting.cds_summary import cds_view_of
 from hilum.reporting.draft import draft_report, impression_text
@@ -106,3 +106,25 @@ def test_a_prior_without_known_findings_was_not_compared_and_is_not_dated() -> N
     reported = reported_findings(comparison)
     view = cds_view_of(_study(), reported, draft_report(reported), "report-1", PUBLISHED, MRN_SYSTEM)
     assert view.prior_study_date is None
+
+
+def test_view_carries_each_tube_and_line_with_its_call_and_the_reports_sentence() -> None:
+    comparison = _comparison(demo=False)
+    comparison.current.devices.extend([
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9, tip_distance_mm=-5.0,
+                                   landmark="carina", position=messages_pb2.DEVICE_POSITION_MALPOSITIONED,
+                                   position_called=True),
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_NG_TUBE, probability=0.8,
+                                   position_reason="no sourced placement rule"),
+    ])
+    reported = reported_findings(comparison)
+    draft = draft_report(reported)
+    view = cds_view_of(_study(), reported, draft, "report-1", PUBLISHED, MRN_SYSTEM)
+    assert [(d.code, d.position, d.tip_distance_mm, d.landmark) for d in view.devices] == [
+        ("device:ett", DevicePosition.MALPOSITIONED, -5.0, "carina"),
+        ("device:ng_tube", None, None, "gastroesophageal junction"),
+    ]
+    # The card says what the report says.
+    sentences = {sentence.text for sentence in draft.findings}
+    assert all(device.text in sentences for device in view.devices)
+    assert view.devices[0].text == "Endotracheal tube tip 0.5 cm below the carina, malpositioned."
