@@ -27,7 +27,7 @@ without a call the position is INDETERMINATE and `position_called` False, so no 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -92,6 +92,25 @@ class DevicePosition(StrEnum):
     SATISFACTORY = "satisfactory"
     MALPOSITIONED = "malpositioned"
     INDETERMINATE = "indeterminate"
+
+
+class DeviceChangeSincePrior(StrEnum):
+    """How a tube or line differs from the compared prior (the proto's DeviceChange)."""
+
+    INSERTED = "inserted"
+    REMOVED = "removed"
+    MOVED = "moved"
+    UNCHANGED = "unchanged"
+    NOT_COMPARED = "not-compared"
+
+
+_DEVICE_CHANGE = {
+    messages_pb2.DEVICE_CHANGE_INSERTED: DeviceChangeSincePrior.INSERTED,
+    messages_pb2.DEVICE_CHANGE_REMOVED: DeviceChangeSincePrior.REMOVED,
+    messages_pb2.DEVICE_CHANGE_MOVED: DeviceChangeSincePrior.MOVED,
+    messages_pb2.DEVICE_CHANGE_UNCHANGED: DeviceChangeSincePrior.UNCHANGED,
+    messages_pb2.DEVICE_CHANGE_NOT_COMPARED: DeviceChangeSincePrior.NOT_COMPARED,
+}
 
 
 # The proto's DeviceKind as DeviceType and back: the same six kinds.
@@ -203,7 +222,9 @@ class ReportedDevice:
     in millimetres, positive above it, negative below; None when not measured or when there is no landmark.
     probability: the devices model's output in [0, 1]. position_called: False when no placement call was made
     (position is then INDETERMINATE). measurement: how the distance was measured, or why it was not;
-    position_reason: why this call, or why none ("" when the devices stage gave none).
+    position_reason: why this call, or why none ("" when the devices stage gave none). change: how it differs from
+    the compared prior (None: no prior's devices were compared); tip_movement_mm: current minus prior tip distance
+    above the landmark (positive: withdrawn), when measured on both.
     """
 
     code: str
@@ -216,6 +237,8 @@ class ReportedDevice:
     measurement: str = ""
     position_reason: str = ""
     position_called: bool = True
+    change: DeviceChangeSincePrior | None = None
+    tip_movement_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -226,7 +249,7 @@ class ReportedFindings:
     assessed_codes: every label the model scored on the current study, reported or not.
     devices: the tubes and lines found on the current study, in DeviceType order.
     devices_model: the tube-and-line model that found them; None when none ran (or for results recorded before it
-    was kept).
+    was kept). removed_devices: the compared prior's tubes and lines that are gone now (change REMOVED).
     """
 
     study_instance_uid: str
@@ -237,6 +260,7 @@ class ReportedFindings:
     assessed_codes: tuple[str, ...]
     devices: tuple[ReportedDevice, ...] = ()
     devices_model: ModelProvenance | None = None
+    removed_devices: tuple[ReportedDevice, ...] = ()
 
     def with_status(self, status: FindingStatus) -> tuple[ReportedFinding, ...]:
         """The findings with `status`, most probable first."""
@@ -363,6 +387,38 @@ def reported_findings(comparison: messages_pb2.PriorComparison) -> ReportedFindi
         compared=compared,
         findings=tuple(reported),
         assessed_codes=tuple(f.code for f in current.findings),
-        devices=reported_devices(current.devices),
+        devices=_with_changes(reported_devices(current.devices), comparison.device_changes),
         devices_model=ModelProvenance.of(current.devices_model) if current.HasField("devices_model") else None,
+        removed_devices=_removed(comparison),
     )
+
+
+def _device_key(change: messages_pb2.DeviceComparison) -> str:
+    """The code of the device a comparison is about ("device:ett", "device:ett:2"); "" for an unknown kind."""
+    kind = DEVICE_TYPE_OF_KIND.get(change.kind)
+    if kind is None:
+        return ""
+    return device_code(kind) + (f":{change.number}" if change.number > 1 else "")
+
+
+def _with_changes(
+    devices: tuple[ReportedDevice, ...], changes: Iterable[messages_pb2.DeviceComparison]
+) -> tuple[ReportedDevice, ...]:
+    """The devices with their change since the prior, matched by code (kind and number)."""
+    by_code = {_device_key(c): c for c in changes}
+    return tuple(_changed(device, by_code[device.code]) if device.code in by_code else device for device in devices)
+
+
+def _changed(device: ReportedDevice, change: messages_pb2.DeviceComparison) -> ReportedDevice:
+    """The device with its change since the prior (the movement to 0.1 mm, as its distance)."""
+    movement = round(change.tip_movement_mm, 1) if change.HasField("tip_movement_mm") else None
+    return replace(device, change=_DEVICE_CHANGE.get(change.change), tip_movement_mm=movement)
+
+
+def _removed(comparison: messages_pb2.PriorComparison) -> tuple[ReportedDevice, ...]:
+    """The prior's tubes and lines that the comparison calls removed, as the prior reported them."""
+    gone = {_device_key(c) for c in comparison.device_changes if c.change == messages_pb2.DEVICE_CHANGE_REMOVED}
+    if not gone or not comparison.HasField("prior"):
+        return ()
+    return tuple(replace(device, change=DeviceChangeSincePrior.REMOVED)
+                 for device in reported_devices(comparison.prior.devices) if device.code in gone)

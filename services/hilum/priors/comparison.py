@@ -1,4 +1,5 @@
-"""Change per finding between the current study and the prior: a pure function of the two finding lists."""
+"""Change per finding, and per tube or line, between the current study and the prior: pure functions of the two
+studies' findings and devices."""
 
 from __future__ import annotations
 
@@ -39,3 +40,54 @@ def compare_findings(
             continue
         changes.append(messages_pb2.FindingChange(code=finding.code, change=change_of(finding.state, before)))
     return changes
+
+
+# A tip that moved less than this between two studies is called unchanged in position: each reading carries the
+# landmark detection's error and the patient's positioning, and an endotracheal tube's adult window (3-7 cm above the
+# carina, device_placement.py) is 40 mm wide.
+DEVICE_MOVEMENT_MM = 10.0
+
+DeviceKey = tuple[int, int]  # (DeviceKind value, its number among the study's devices of that kind, from 1)
+
+
+def numbered_devices(devices: Iterable[messages_pb2.DeviceFinding]) -> dict[DeviceKey, messages_pb2.DeviceFinding]:
+    """The study's devices by (kind, n): the n-th of its kind in the order found (reported_devices numbers them
+    the same way); devices of no known kind are left out."""
+    numbered: dict[DeviceKey, messages_pb2.DeviceFinding] = {}
+    seen: dict[int, int] = {}
+    for device in devices:
+        if device.kind == messages_pb2.DEVICE_KIND_UNSPECIFIED:
+            continue
+        seen[device.kind] = seen.get(device.kind, 0) + 1
+        numbered[(device.kind, seen[device.kind])] = device
+    return numbered
+
+
+def compare_devices(
+    current: Iterable[messages_pb2.DeviceFinding], prior: Iterable[messages_pb2.DeviceFinding]
+) -> list[messages_pb2.DeviceComparison]:
+    """One comparison per tube or line on either study, by kind then number: inserted, removed, moved (by
+    DEVICE_MOVEMENT_MM or more along its landmark distance), unchanged, or not compared (on both, the tip not
+    measured on both from the same landmark)."""
+    now, before = numbered_devices(current), numbered_devices(prior)
+    comparisons = []
+    for kind, number in sorted(now.keys() | before.keys()):
+        device, earlier = now.get((kind, number)), before.get((kind, number))
+        comparison = messages_pb2.DeviceComparison(kind=messages_pb2.DeviceKind.ValueType(kind), number=number)
+        if earlier is None:
+            comparison.change = messages_pb2.DEVICE_CHANGE_INSERTED
+        elif device is None:
+            comparison.change = messages_pb2.DEVICE_CHANGE_REMOVED
+            comparison.landmark = earlier.landmark
+        elif (device.HasField("tip_distance_mm") and earlier.HasField("tip_distance_mm")
+              and device.landmark.strip() == earlier.landmark.strip()):
+            movement = device.tip_distance_mm - earlier.tip_distance_mm
+            moved = abs(movement) >= DEVICE_MOVEMENT_MM
+            comparison.change = messages_pb2.DEVICE_CHANGE_MOVED if moved else messages_pb2.DEVICE_CHANGE_UNCHANGED
+            comparison.tip_movement_mm = movement
+            comparison.landmark = device.landmark
+        else:
+            comparison.change = messages_pb2.DEVICE_CHANGE_NOT_COMPARED
+            comparison.landmark = device.landmark
+        comparisons.append(comparison)
+    return comparisons

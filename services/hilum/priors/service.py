@@ -17,7 +17,7 @@ from hilum.common.db import results, studies
 from hilum.common.db.models import StudyRow
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.logs import study_ref
-from hilum.priors.comparison import compare_findings
+from hilum.priors.comparison import compare_devices, compare_findings
 from hilum.v1 import messages_pb2
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,10 @@ class Priors:
                 prior_findings = results.load_findings(session, prior_row.study_instance_uid, current.model.version)
                 if prior_findings is not None:
                     prior.findings.extend(prior_findings.findings)
+                    prior.devices.extend(prior_findings.devices)
                     comparison.changes.extend(compare_findings(current.findings, prior_findings.findings))
+                    if current.HasField("devices_model") and prior_findings.HasField("devices_model"):
+                        comparison.device_changes.extend(compare_devices(current.devices, prior_findings.devices))
                 elif self._still_in_flight(prior_row):
                     raise TransientError("the prior study is still being analysed", retry_after_s=2.0)
             studies.advance(session, uid, study_state.COMPARED)

@@ -34,7 +34,7 @@ def cds_view_of(study: StudyInfo, reported: ReportedFindings, draft: messages_pb
         findings=[CdsFinding.of(f) for f in reported.findings],
         devices=[
             CdsDevice(code=d.code, display=d.display, position=d.position if d.position_called else None,
-                      tip_distance_mm=d.tip_distance_mm, landmark=d.landmark, text=device_text(d))
+                      tip_distance_mm=d.tip_distance_mm, landmark=d.landmark, text=device_text(d, reported.prior))
             for d in reported.devices
         ],
         prior_study_date=reported.prior.study_date if reported.compared and reported.prior else None,

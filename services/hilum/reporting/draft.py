@@ -16,6 +16,7 @@ from datetime import date
 from hilum.common.dicom.header import FRONTAL_VIEWS, LATERAL_VIEWS
 from hilum.common.reported_findings import (
     ChangeSincePrior,
+    DeviceChangeSincePrior,
     DevicePosition,
     FindingStatus,
     Laterality,
@@ -177,19 +178,39 @@ def _not_assessed(device: ReportedDevice) -> str:
     return f"position not assessed: {reason}" if reason else "position not assessed"
 
 
-def device_text(device: ReportedDevice) -> str:
+def device_text(device: ReportedDevice, prior: PriorReference | None) -> str:
     """"Endotracheal tube tip 4.5 cm above the carina, satisfactory position."; without a placement call,
-    "..., position not assessed: placement thresholds are for adults; patient is under 18.". The report's FINDINGS
-    sentence on the device, and the CDS card's."""
+    "..., position not assessed: placement thresholds are for adults; patient is under 18."; compared with the
+    prior's devices, how it changed ("; withdrawn 1.5 cm since 2025-03-01"); a removed device's sentence says so.
+    The report's FINDINGS sentence on the device, and the CDS card's."""
+    if device.change == DeviceChangeSincePrior.REMOVED:
+        return f"{device.display} seen on {_prior_date(prior)} has been removed."
     position = _POSITION_PHRASE[device.position] if device.position_called else _not_assessed(device)
-    return f"{device.display}{_tip_phrase(device)}, {position}."
+    return f"{device.display}{_tip_phrase(device)}, {position}{_device_change_clause(device, prior)}."
 
 
-def _device_impression_text(device: ReportedDevice) -> str:
+def _device_change_clause(device: ReportedDevice, prior: PriorReference | None) -> str:
+    """"; new since 2025-03-01", "; withdrawn 1.5 cm since ..." (tip now further above its landmark; "advanced":
+    further below), "; position unchanged from ...", "; also present on ..." (not measured on both); "" when no
+    prior's devices were compared."""
+    when = _prior_date(prior)
+    if device.change == DeviceChangeSincePrior.INSERTED:
+        return f"; new since {when}"
+    if device.change == DeviceChangeSincePrior.MOVED and device.tip_movement_mm is not None:
+        direction = "withdrawn" if device.tip_movement_mm > 0 else "advanced"
+        return f"; {direction} {abs(device.tip_movement_mm) / 10:.1f} cm since {when}"
+    if device.change == DeviceChangeSincePrior.UNCHANGED:
+        return f"; position unchanged from {when}"
+    if device.change == DeviceChangeSincePrior.NOT_COMPARED:
+        return f"; also present on {when}"
+    return ""
+
+
+def _device_impression_text(device: ReportedDevice, prior: PriorReference | None) -> str:
     """"Malpositioned endotracheal tube, tip 0.5 cm below the carina.", the indeterminate equivalent, or the
     FINDINGS sentence of a device with no placement call."""
     if not device.position_called:
-        return device_text(device)
+        return device_text(device, prior)
     name = _lower_name(device.display)
     tip = f",{_tip_phrase(device)}" if _tip_phrase(device) else ""
     if device.position == DevicePosition.MALPOSITIONED:
@@ -204,7 +225,8 @@ def _sentence(text: str, codes: list[str]) -> messages_pb2.ReportSentence:
 def _findings_section(reported: ReportedFindings) -> list[messages_pb2.ReportSentence]:
     """Devices and findings, one sentence each, grouped by region; a normal study adds one sentence per region."""
     stated: list[tuple[Region, messages_pb2.ReportSentence]] = [
-        (Region.LINES_AND_TUBES, _sentence(device_text(d), [d.code])) for d in reported.devices
+        (Region.LINES_AND_TUBES, _sentence(device_text(d, reported.prior), [d.code]))
+        for d in (*reported.devices, *reported.removed_devices)
     ]
     stated += [(region_of(f.code), _sentence(_finding_text(f, reported.prior), [f.code])) for f in reported.findings]
     if _is_normal(reported):
@@ -230,7 +252,7 @@ def _impression_section(reported: ReportedFindings) -> list[messages_pb2.ReportS
     for device in reported.devices:
         urgency = device_urgency(device)
         if urgency is not None:
-            sentence = _sentence(_device_impression_text(device), [device.code])
+            sentence = _sentence(_device_impression_text(device, reported.prior), [device.code])
             ranked.append(((urgency, 0, -device.probability), sentence))
     ranked.sort(key=lambda item: item[0])
     sentences = [sentence for _, sentence in ranked]

@@ -146,6 +146,40 @@ CHANGE_RESOLVED: Change.ValueType  # 3
 CHANGE_NOT_COMPARED: Change.ValueType  # 4
 Global___Change: _TypeAlias = Change  # noqa: Y015
 
+class _DeviceChange:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeviceChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeviceChange.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEVICE_CHANGE_UNSPECIFIED: _DeviceChange.ValueType  # 0
+    DEVICE_CHANGE_INSERTED: _DeviceChange.ValueType  # 1
+    """on the current study, not on the prior"""
+    DEVICE_CHANGE_REMOVED: _DeviceChange.ValueType  # 2
+    """on the prior, not on the current study"""
+    DEVICE_CHANGE_MOVED: _DeviceChange.ValueType  # 3
+    """on both; the tip moved by at least the threshold along its landmark distance"""
+    DEVICE_CHANGE_UNCHANGED: _DeviceChange.ValueType  # 4
+    """on both; the tip moved less than the threshold"""
+    DEVICE_CHANGE_NOT_COMPARED: _DeviceChange.ValueType  # 5
+    """on both; the tip was not measured on both from the same landmark"""
+
+class DeviceChange(_DeviceChange, metaclass=_DeviceChangeEnumTypeWrapper):
+    """How a tube or line differs from the prior study."""
+
+DEVICE_CHANGE_UNSPECIFIED: DeviceChange.ValueType  # 0
+DEVICE_CHANGE_INSERTED: DeviceChange.ValueType  # 1
+"""on the current study, not on the prior"""
+DEVICE_CHANGE_REMOVED: DeviceChange.ValueType  # 2
+"""on the prior, not on the current study"""
+DEVICE_CHANGE_MOVED: DeviceChange.ValueType  # 3
+"""on both; the tip moved by at least the threshold along its landmark distance"""
+DEVICE_CHANGE_UNCHANGED: DeviceChange.ValueType  # 4
+"""on both; the tip moved less than the threshold"""
+DEVICE_CHANGE_NOT_COMPARED: DeviceChange.ValueType  # 5
+"""on both; the tip was not measured on both from the same landmark"""
+Global___DeviceChange: _TypeAlias = DeviceChange  # noqa: Y015
+
 class _PublishStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -417,6 +451,44 @@ class FindingChange(_message.Message):
 Global___FindingChange: _TypeAlias = FindingChange  # noqa: Y015
 
 @_typing.final
+class DeviceComparison(_message.Message):
+    """One tube or line compared with the prior: the n-th device of a kind on each study (`number`, 1-based)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    TIP_MOVEMENT_MM_FIELD_NUMBER: _builtins.int
+    LANDMARK_FIELD_NUMBER: _builtins.int
+    kind: Global___DeviceKind.ValueType
+    number: _builtins.int
+    change: Global___DeviceChange.ValueType
+    tip_movement_mm: _builtins.float
+    """Current minus prior tip distance above `landmark`, in mm (positive: the tip is now further above it, i.e.
+    withdrawn); absent unless measured on both studies from the same landmark.
+    """
+    landmark: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: Global___DeviceKind.ValueType = ...,
+        number: _builtins.int = ...,
+        change: Global___DeviceChange.ValueType = ...,
+        tip_movement_mm: _builtins.float | None = ...,
+        landmark: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_tip_movement_mm", b"_tip_movement_mm", "tip_movement_mm", b"tip_movement_mm"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_tip_movement_mm", b"_tip_movement_mm", "change", b"change", "kind", b"kind", "landmark", b"landmark", "number", b"number", "tip_movement_mm", b"tip_movement_mm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__tip_movement_mm: _TypeAlias = _typing.Literal["tip_movement_mm"]  # noqa: Y015
+    _WhichOneofArgType__tip_movement_mm: _TypeAlias = _typing.Literal["_tip_movement_mm", b"_tip_movement_mm"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tip_movement_mm) -> _WhichOneofReturnType__tip_movement_mm | None: ...
+
+Global___DeviceComparison: _TypeAlias = DeviceComparison  # noqa: Y015
+
+@_typing.final
 class PriorStudy(_message.Message):
     """The patient's most recent earlier chest radiograph and what was found on it."""
 
@@ -425,21 +497,27 @@ class PriorStudy(_message.Message):
     STUDY_INSTANCE_UID_FIELD_NUMBER: _builtins.int
     STUDY_DATE_FIELD_NUMBER: _builtins.int
     FINDINGS_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
     study_instance_uid: _builtins.str
     study_date: _builtins.str
     """DICOM DA, YYYYMMDD"""
     @_builtins.property
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Finding]: ...
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceFinding]:
+        """its tubes and lines, as the devices model found them"""
+
     def __init__(
         self,
         *,
         study_instance_uid: _builtins.str = ...,
         study_date: _builtins.str = ...,
         findings: _abc.Iterable[Global___Finding] | None = ...,
+        devices: _abc.Iterable[Global___DeviceFinding] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings", "study_date", b"study_date", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["devices", b"devices", "findings", b"findings", "study_date", b"study_date", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -454,22 +532,28 @@ class PriorComparison(_message.Message):
     CURRENT_FIELD_NUMBER: _builtins.int
     PRIOR_FIELD_NUMBER: _builtins.int
     CHANGES_FIELD_NUMBER: _builtins.int
+    DEVICE_CHANGES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def current(self) -> Global___StudyFindings: ...
     @_builtins.property
     def prior(self) -> Global___PriorStudy: ...
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___FindingChange]: ...
+    @_builtins.property
+    def device_changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceComparison]:
+        """One per tube or line on either study, when the prior's devices are known (the devices model ran on both)."""
+
     def __init__(
         self,
         *,
         current: Global___StudyFindings | None = ...,
         prior: Global___PriorStudy | None = ...,
         changes: _abc.Iterable[Global___FindingChange] | None = ...,
+        device_changes: _abc.Iterable[Global___DeviceComparison] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_prior", b"_prior", "current", b"current", "prior", b"prior"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prior", b"_prior", "changes", b"changes", "current", b"current", "prior", b"prior"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prior", b"_prior", "changes", b"changes", "current", b"current", "device_changes", b"device_changes", "prior", b"prior"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__prior: _TypeAlias = _typing.Literal["prior"]  # noqa: Y015
     _WhichOneofArgType__prior: _TypeAlias = _typing.Literal["_prior", b"_prior"]  # noqa: Y015

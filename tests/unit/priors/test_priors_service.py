@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
 from hilum.common.db import results, studies
+from hilum.common.db.models import FindingsRow
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.study import PatientInfo
 from hilum.priors.service import Priors
@@ -109,3 +111,31 @@ def test_studies_at_the_same_instant_give_one_prior_every_time(sqlite_sessions: 
     current = _findings("7.3", S.FINDING_STATE_ABSENT)
     for _ in range(3):
         assert Priors(sqlite_sessions).compare(current).prior.study_instance_uid == "7.2"
+
+
+def test_tubes_and_lines_are_compared_when_the_devices_model_ran_on_both(
+    sqlite_sessions: sessionmaker[Session],
+) -> None:
+    now = datetime(2025, 2, 18, 10, 0)
+    _study(sqlite_sessions, "5.1", now - timedelta(days=1))
+    _study(sqlite_sessions, "5.2", now)
+    devices_model = messages_pb2.ModelInfo(name="cxr_devices", version="demo-untrained", demo_weights=True)
+    prior = _findings("5.1", S.FINDING_STATE_ABSENT)
+    prior.devices.append(messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9,
+                                                    tip_distance_mm=50.0, landmark="carina"))
+    current = _findings("5.2", S.FINDING_STATE_ABSENT)
+    current.devices.append(messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9,
+                                                      tip_distance_mm=30.0, landmark="carina"))
+
+    _store(sqlite_sessions, prior)  # recorded before the devices model ran: its devices are not compared
+    comparison = Priors(sqlite_sessions).compare(current)
+    assert len(comparison.prior.devices) == 1 and list(comparison.device_changes) == []
+
+    prior.devices_model.CopyFrom(devices_model)
+    current.devices_model.CopyFrom(devices_model)
+    with sqlite_sessions.begin() as session:
+        session.execute(delete(FindingsRow).where(FindingsRow.study_instance_uid == "5.1"))
+    _store(sqlite_sessions, prior)
+    (change,) = Priors(sqlite_sessions).compare(current).device_changes
+    assert (change.kind, change.change, round(change.tip_movement_mm, 1)) == (
+        messages_pb2.DEVICE_KIND_ETT, messages_pb2.DEVICE_CHANGE_MOVED, -20.0)

@@ -285,3 +285,44 @@ def test_html_escapes_what_the_model_names() -> None:
     root = _parsed(fragment)
     assert "&lt;b&gt;Pneumothorax&lt;/b&gt; &amp; &quot;more&quot;" in fragment
     assert '<b>Pneumothorax</b> & "more".' in "".join(root.itertext())
+
+
+def test_tubes_and_lines_say_how_they_changed_since_the_prior() -> None:
+    comparison = _comparison(with_prior=True, demo=False)
+    ett = messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9, tip_distance_mm=35.0,
+                                     landmark="carina", position=messages_pb2.DEVICE_POSITION_SATISFACTORY,
+                                     position_called=True)
+    comparison.current.devices.extend([
+        ett,
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_CHEST_TUBE, probability=0.7,
+                                   position_reason="no sourced placement rule"),
+    ])
+    comparison.prior.devices.extend([
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9, tip_distance_mm=50.0,
+                                   landmark="carina"),
+        messages_pb2.DeviceFinding(kind=messages_pb2.DEVICE_KIND_NG_TUBE, probability=0.8),
+    ])
+    comparison.device_changes.extend([
+        messages_pb2.DeviceComparison(kind=messages_pb2.DEVICE_KIND_ETT, number=1,
+                                      change=messages_pb2.DEVICE_CHANGE_MOVED, tip_movement_mm=-15.0,
+                                      landmark="carina"),
+        messages_pb2.DeviceComparison(kind=messages_pb2.DEVICE_KIND_NG_TUBE, number=1,
+                                      change=messages_pb2.DEVICE_CHANGE_REMOVED),
+        messages_pb2.DeviceComparison(kind=messages_pb2.DEVICE_KIND_CHEST_TUBE, number=1,
+                                      change=messages_pb2.DEVICE_CHANGE_INSERTED),
+    ])
+    sentences = [s.text for s in _draft(comparison).findings]
+    assert "Endotracheal tube tip 3.5 cm above the carina, satisfactory position; advanced 1.5 cm since 2025-03-01." \
+        in sentences
+    assert any(s.startswith("Chest tube, position not assessed: no sourced placement rule; new since 2025-03-01")
+               for s in sentences)
+    assert "Nasogastric tube seen on 2025-03-01 has been removed." in sentences
+    reported = reported_findings(comparison)
+    assert [(d.code, d.change, d.tip_movement_mm) for d in reported.devices] == [
+        ("device:ett", "moved", -15.0), ("device:chest_tube", "inserted", None)]
+    assert [d.code for d in reported.removed_devices] == ["device:ng_tube"]
+
+    # Without a compared prior's devices, nothing is said about change.
+    comparison.ClearField("device_changes")
+    assert "Endotracheal tube tip 3.5 cm above the carina, satisfactory position." in [
+        s.text for s in _draft(comparison).findings]

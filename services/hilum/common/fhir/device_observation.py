@@ -20,6 +20,7 @@ from fhir.resources.R4B.quantity import Quantity
 from fhir.resources.R4B.reference import Reference
 
 from hilum.common.fhir.identifiers import (
+    HILUM_CHANGE_SYSTEM,
     HILUM_COMPONENT_SYSTEM,
     HILUM_DEVICE_POSITION_SYSTEM,
     HILUM_FINDING_SYSTEM,
@@ -28,8 +29,20 @@ from hilum.common.fhir.identifiers import (
     V3_INTERPRETATION,
 )
 from hilum.common.fhir.imaging_study import as_model_date_time
-from hilum.common.fhir.observation import AI_ASSERTED, PROBABILITY_COMPONENT, THORAX, observation_identifier
-from hilum.common.reported_findings import DEVICE_DISPLAY, DevicePosition, ReportedDevice, device_code
+from hilum.common.fhir.observation import (
+    AI_ASSERTED,
+    CHANGE_COMPONENT,
+    PROBABILITY_COMPONENT,
+    THORAX,
+    observation_identifier,
+)
+from hilum.common.reported_findings import (
+    DEVICE_DISPLAY,
+    DeviceChangeSincePrior,
+    DevicePosition,
+    ReportedDevice,
+    device_code,
+)
 from hilum.common.wording import DEMO_WARNING
 
 # The placement call in Hilum's device-position code system (the DICOM SR uses the same codes in 99HILUM).
@@ -61,6 +74,17 @@ MEASUREMENT_COMPONENT = Coding(
     system=HILUM_COMPONENT_SYSTEM, code="distance-measurement", display="Distance measurement method"
 )
 POSITION_REASON_COMPONENT = Coding(system=HILUM_COMPONENT_SYSTEM, code="position-reason", display="Position reason")
+TIP_MOVEMENT_COMPONENT = Coding(
+    system=HILUM_COMPONENT_SYSTEM, code="tip-movement", display="Tip movement since prior (positive: withdrawn)"
+)
+# A tube's or line's change since the prior in Hilum's change code system (the code is the DeviceChangeSincePrior
+# value; a removed device has no Observation on the current study).
+DEVICE_CHANGE_DISPLAYS = {
+    DeviceChangeSincePrior.INSERTED: "Inserted since prior",
+    DeviceChangeSincePrior.MOVED: "Moved since prior",
+    DeviceChangeSincePrior.UNCHANGED: "Position unchanged since prior",
+    DeviceChangeSincePrior.NOT_COMPARED: "Not compared with prior",
+}
 
 
 def position_value(device: ReportedDevice) -> Coding:
@@ -79,7 +103,8 @@ def _text(component: Coding, value: str) -> ObservationComponent:
 
 
 def _components(device: ReportedDevice) -> list[ObservationComponent]:
-    """Probability; the tip distance and its landmark when measured; the measurement and the reason when given."""
+    """Probability; the tip distance and its landmark when measured; the measurement and the reason when given; the
+    change since the prior and the tip's movement when compared."""
     components = [
         ObservationComponent(
             code=CodeableConcept(coding=[PROBABILITY_COMPONENT]),
@@ -97,6 +122,14 @@ def _components(device: ReportedDevice) -> list[ObservationComponent]:
         components.append(_text(MEASUREMENT_COMPONENT, device.measurement))
     if device.position_reason:
         components.append(_text(POSITION_REASON_COMPONENT, device.position_reason))
+    change = device.change
+    if change is not None and change in DEVICE_CHANGE_DISPLAYS:
+        coding = Coding(system=HILUM_CHANGE_SYSTEM, code=change.value, display=DEVICE_CHANGE_DISPLAYS[change])
+        components.append(ObservationComponent(code=CodeableConcept(coding=[CHANGE_COMPONENT]),
+                                               valueCodeableConcept=CodeableConcept(coding=[coding])))
+    if device.tip_movement_mm is not None:
+        components.append(ObservationComponent(code=CodeableConcept(coding=[TIP_MOVEMENT_COMPONENT]),
+                                               valueQuantity=_millimetres(device.tip_movement_mm)))
     return components
 
 

@@ -433,3 +433,19 @@ def test_a_report_that_supersedes_an_earlier_version_is_amended_and_names_it(
     first = _build(study, comparison, draft, prior_study)
     assert _entry(first, "DiagnosticReport")["resource"]["status"] == "preliminary"
     assert all(e["role"] == "source" for e in _entry(first, "Provenance")["resource"]["entity"])
+
+
+def test_tubes_compared_with_the_prior_pass_the_validator(
+    study: StudyInfo,
+    comparison: messages_pb2.PriorComparison,
+    draft: messages_pb2.DraftReport,
+    prior_study: StudyInfo,
+) -> None:
+    comparison.current.devices.append(messages_pb2.DeviceFinding(
+        kind=messages_pb2.DEVICE_KIND_ETT, probability=0.9, tip_distance_mm=35.0, landmark="carina"))
+    comparison.device_changes.append(messages_pb2.DeviceComparison(
+        kind=messages_pb2.DEVICE_KIND_ETT, number=1, change=messages_pb2.DEVICE_CHANGE_MOVED, tip_movement_mm=-15.0))
+    data = _build(study, comparison, draft, prior_study)
+    assert validate_bundle(data) == []
+    (ett,) = [o for o in resources_of(data, "Observation") if o["code"]["coding"][0]["code"] == "device:ett"]
+    assert {c["code"]["coding"][0]["code"] for c in ett["component"]} >= {"change-since-prior", "tip-movement"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from fhir.resources.R4B.reference import Reference
 from hilum.common.fhir.device_observation import build_device_observation
 from hilum.common.reported_findings import (
     DEVICE_DISPLAY,
+    DeviceChangeSincePrior,
     DevicePosition,
     DeviceType,
     ReportedDevice,
@@ -119,3 +121,18 @@ def test_every_kind_is_coded_in_the_one_vocabulary(kind: DeviceType) -> None:
                             position=DevicePosition.SATISFACTORY, tip_distance_mm=None, probability=0.5)
     coding = _observation(device)["code"]["coding"][0]
     assert (coding["code"], coding["display"]) == (f"device:{kind.value}", DEVICE_DISPLAY[kind])
+
+
+def test_a_tube_compared_with_the_prior_carries_its_change_and_movement_in_mm() -> None:
+    device = replace(_device(messages_pb2.DEVICE_KIND_ETT, tip_distance_mm=35.0, landmark="carina"),
+                     change=DeviceChangeSincePrior.MOVED, tip_movement_mm=-15.0)
+    components = _components(_observation(device))
+    assert components["change-since-prior"]["valueCodeableConcept"]["coding"] == [
+        {"system": "https://hilum.dev/fhir/CodeSystem/change-since-prior", "code": "moved",
+         "display": "Moved since prior"}]
+    assert components["tip-movement"]["valueQuantity"] == {"value": -15.0, "unit": "mm", "system": UCUM, "code": "mm"}
+    inserted = _components(_observation(replace(device, change=DeviceChangeSincePrior.INSERTED, tip_movement_mm=None)))
+    assert inserted["change-since-prior"]["valueCodeableConcept"]["coding"][0]["code"] == "inserted"
+    assert "tip-movement" not in inserted
+    unchanged = _components(_observation(_device(messages_pb2.DEVICE_KIND_ETT)))
+    assert "change-since-prior" not in unchanged  # no prior's devices compared: nothing said
