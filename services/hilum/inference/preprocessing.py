@@ -51,10 +51,12 @@ def area_average(values: npt.NDArray[np.float32], size_out: int, axis: int) -> n
     """values resampled along axis to size_out samples by area averaging: output sample i is the mean of the input
     over its span [i, i + 1) * size_in / size_out, partly covered input samples weighted by the fraction covered.
 
-    Each output sample sums the input samples its span covers whole (one np.add.reduceat pass over the image),
-    then adds the covered fraction of the sample at its end and takes away the uncovered part of the one at its
-    start: the same numbers as multiplying by a resampling matrix, whose size_in x size_out products are nearly
-    all zero (an output pixel covers about nine input pixels of a 2000-pixel side).
+    Each output sample sums the input samples its span covers whole, then adds the covered fraction of the sample
+    at its end and takes away the uncovered part of the one at its start: the same numbers as multiplying by a
+    resampling matrix, whose size_in x size_out products are nearly all zero (an output pixel covers about nine
+    input pixels of a 2000-pixel side). The whole samples are summed k-th by k-th (one gather of size_out samples per
+    k, a span holding at most ceil(size_in / size_out) + 1), in the order np.add.reduceat would add them, which
+    loops over the spans one by one and took ten times as long.
     """
     size_in = values.shape[axis]
     edges = np.arange(size_out + 1, dtype=np.float64) * size_in / size_out  # the last edge is exactly size_in
@@ -68,9 +70,14 @@ def area_average(values: npt.NDArray[np.float32], size_out: int, axis: int) -> n
         return taken
 
     starts, ends = whole[:-1], whole[1:]
-    covered = np.add.reduceat(values, starts, axis=axis)  # samples starts[i] .. starts[i + 1] - 1
-    # reduceat gives values[starts[i]] where a span starts and ends inside one sample (upsampling): nothing whole.
-    covered *= (ends > starts).reshape(shape)
+    counts = ends - starts  # the samples spans i covers whole: starts[i] .. ends[i] - 1 (none when upsampling)
+    covered = np.zeros(values.shape[:axis] + (size_out,) + values.shape[axis + 1 :], dtype=values.dtype)
+    every_span = int(counts.min(initial=0))  # the k-th sample of every span is whole below this
+    for k in range(int(counts.max(initial=0))):
+        taken = at(starts + k)
+        if k >= every_span:
+            taken *= (k < counts).reshape(shape)
+        covered += taken
     summed = covered + fraction[1:].reshape(shape) * at(ends) - fraction[:-1].reshape(shape) * at(starts)
     averaged: npt.NDArray[np.float32] = (summed * (size_out / size_in)).astype(np.float32)
     return averaged

@@ -109,10 +109,25 @@ def decode_radiograph(ds: Dataset) -> Radiograph:
         domain = np.arange(first, first + 2**bits, dtype=np.float32)
         table, value_range = display_values(ds, domain, stored_range, signed, photometric)
         index: npt.NDArray[Any] = stored.astype(np.int32) - first if first else stored
-        values: npt.NDArray[np.float32] = np.take(table, index)
+        values = _looked_up(table, index)
     else:
         values, value_range = display_values(ds, stored.astype(np.float32), stored_range, signed, photometric)
     return Radiograph(pixels=values, value_range=value_range, bits_stored=bits_stored)
+
+
+# Rows of the image looked up in the value table at a time: numpy copies the indices of each call to a wider integer
+# type, and a block of rows keeps that copy in the processor's cache (measured: a third of the time of one call).
+LOOKUP_ROWS = 128
+
+
+def _looked_up(table: npt.NDArray[np.float32], index: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """table[index] for an index array whose values all lie within the table (it holds every value of their type),
+    a block of rows at a time; mode "clip" lets numpy write straight into the output (no bounds left to check)."""
+    values = np.empty(index.shape, dtype=np.float32)
+    for start in range(0, index.shape[0], LOOKUP_ROWS):
+        block = slice(start, start + LOOKUP_ROWS)
+        np.take(table, index[block], out=values[block], mode="clip")
+    return values
 
 
 def display_values(
