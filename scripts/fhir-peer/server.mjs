@@ -58,6 +58,21 @@ function invalid(diagnostics) {
   return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] };
 }
 
+// Medplum's in-memory repository pages a search (_count, _offset) but names no pages: give the searchset the
+// self and next links a FHIR server gives, so that clients following `next` can be tested against it.
+function withPageLinks(bundle, url) {
+  const self = `http://${HOST}:${port}${url.pathname}${url.search}`;
+  const link = [{ relation: 'self', url: self }];
+  const count = Number(url.searchParams.get('_count') ?? 0);
+  const offset = Number(url.searchParams.get('_offset') ?? 0);
+  if (count > 0 && offset + count < (bundle.total ?? 0)) {
+    const next = new URL(self);
+    next.searchParams.set('_offset', String(offset + count));
+    link.push({ relation: 'next', url: next.toString() });
+  }
+  return { ...bundle, link };
+}
+
 async function handle(req, res) {
   const url = new URL(req.url ?? '/', `http://${HOST}:${port}`);
   if (url.pathname === '/healthcheck') {
@@ -93,7 +108,9 @@ async function handle(req, res) {
     headers: req.headers,
     config: { transactions: atomicTransactions },
   };
-  const [outcome, resource] = await router.handleRequest(fhirRequest, repo);
+  const [outcome, found] = await router.handleRequest(fhirRequest, repo);
+  const searchset = req.method === 'GET' && found?.resourceType === 'Bundle' && found.type === 'searchset';
+  const resource = searchset ? withPageLinks(found, url) : found;
   const status = getStatus(outcome);
   const headers = {};
   if (resource?.meta?.versionId) {

@@ -66,6 +66,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
     # highdicom names the source datasets (by SOP Instance UID) as it builds a structured report.
     logging.getLogger("highdicom").setLevel(logging.ERROR)
+    # httpx logs every request's URL at INFO, and FHIR search URLs carry MRNs and UIDs in their query.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, WithoutQueryStrings) for f in access.filters):
         access.addFilter(WithoutQueryStrings())

@@ -194,8 +194,8 @@ class FhirApiSection(BaseModel):
     max_page_size: int = Field(default=500, ge=1)
 
 
-class FhirDestination(BaseModel):
-    """An external FHIR server results are published to as transactions; empty `url`: none."""
+class FhirServerConnection(BaseModel):
+    """How Hilum reaches a hospital's FHIR R4 server: its base URL and how it authenticates; empty `url`: none."""
 
     url: str = ""
     # A static bearer token, if the server wants one (read from a secret, never logged).
@@ -206,8 +206,14 @@ class FhirDestination(BaseModel):
     client_id: str = ""
     private_key_file: Path | None = None
     key_id: str = ""
-    scope: str = "system/*.crus"
+    scope: str = "system/*.rs"
     timeout_s: float = Field(default=30.0, gt=0)
+
+
+class FhirDestination(FhirServerConnection):
+    """An external FHIR server results are published to as transactions; empty `url`: none."""
+
+    scope: str = "system/*.crus"
     # Servers that refuse large conditional transactions (Medplum: 8 entries) get the bundle in consecutive
     # parts of at most this many entries, later parts referring to what earlier ones created; 0: one transaction.
     max_entries_per_transaction: int = Field(default=0, ge=0)
@@ -249,6 +255,28 @@ class PublishSection(BaseModel):
     max_attempts: int = Field(default=6, ge=1)
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_max_s: float = Field(default=300.0, gt=0)
+
+
+class PriorsFhirServer(FhirServerConnection):
+    """The hospital's FHIR server that priors searches for earlier chest radiographs and their reports (read only)."""
+
+    scope: str = "system/Patient.rs system/ImagingStudy.rs system/DiagnosticReport.rs"
+    # Search results are asked for in pages of page_size (_count); at most max_pages pages are read per search.
+    page_size: int = Field(default=20, ge=1)
+    max_pages: int = Field(default=5, ge=1)
+    # DICOM Issuer of Patient ID -> the FHIR identifier system of that issuer's MRNs. Empty: every study's
+    # PatientID is searched in fhir.patient_identifier_system. Otherwise a study whose issuer is not listed
+    # is not searched (its MRN could be another patient's in the hospital's system).
+    issuer_systems: dict[str, str] = Field(default_factory=dict)
+
+
+class PriorsSection(BaseModel):
+    """Where priors looks for a patient's earlier chest radiograph: the sources, in the order they are asked
+    ("store": Hilum's own store; "fhir": the hospital's FHIR server, `fhir_server`).
+    """
+
+    sources: list[Literal["store", "fhir"]] = Field(default=["store"])  # pydantic copies it per instance
+    fhir_server: PriorsFhirServer = Field(default_factory=PriorsFhirServer)
 
 
 class IngestionSection(BaseModel):
@@ -307,6 +335,7 @@ class HilumSettings(BaseSettings):
     fhir: FhirSection = Field(default_factory=FhirSection)
     fhir_api: FhirApiSection = Field(default_factory=FhirApiSection)
     publish: PublishSection = Field(default_factory=PublishSection)
+    priors: PriorsSection = Field(default_factory=PriorsSection)
     ingestion: IngestionSection = Field(default_factory=IngestionSection)
     dicom: DicomSection = Field(default_factory=DicomSection)
     pacs: PacsSection = Field(default_factory=PacsSection)

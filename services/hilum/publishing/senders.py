@@ -20,12 +20,12 @@ from hilum.common.errors import PermanentError
 from hilum.common.fhir.identifiers import RFC3986, report_identifier_value, resource_uuid
 from hilum.common.object_store import ObjectStore
 from hilum.common.settings import FhirDestination, FhirSection, HilumSettings, MllpDestination, PacsDestination
+from hilum.common.smart_backend import smart_auth
 from hilum.publishing.fhir_server import post_transaction, set_report_status
 from hilum.publishing.mllp import send_message
 from hilum.publishing.oru import OruOptions, ResultStatus, build_oru
 from hilum.publishing.pacs import send_structured_report
 from hilum.publishing.service import PublishedReport, Sender
-from hilum.publishing.smart_backend import smart_auth
 from hilum.publishing.structured_report import build_structured_report
 from hilum.publishing.transactions import post_in_parts
 

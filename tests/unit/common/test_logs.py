@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from hilum.common.logs import JsonFormatter, WithoutQueryStrings, study_ref
+from hilum.common.logs import JsonFormatter, WithoutQueryStrings, configure_logging, study_ref
 
 UID = "2.25.208296826420722990248074954278195765583"
 
@@ -39,3 +39,18 @@ def test_access_log_lines_lose_their_query_strings() -> None:
     line = JsonFormatter().format(record)
     assert "MRN-7" not in line and UID not in line
     assert json.loads(line)["message"] == '127.0.0.1:5 - "GET /fhir/DiagnosticReport HTTP/1.1" 200'
+
+
+def test_httpx_request_lines_with_their_urls_are_not_logged() -> None:
+    root, quieted = logging.getLogger(), [logging.getLogger(name) for name in ("pydicom", "highdicom", "httpx")]
+    saved = (root.handlers[:], root.level, logging.getLogRecordFactory(), [logger.level for logger in quieted])
+    try:
+        configure_logging("priors-worker")
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)  # "HTTP Request: GET <url with MRN>"
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.setLogRecordFactory(saved[2])
+        for logger, level in zip(quieted, saved[3], strict=True):
+            logger.setLevel(level)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hilum.common.settings import HilumSettings, TrustedIssuer, settings_env
+from hilum.common.settings import HilumSettings, PriorsFhirServer, TrustedIssuer, settings_env
 
 
 def test_environment_overrides_nested_sections(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,3 +57,18 @@ def test_sqlite_is_the_default_database(tmp_path: Path) -> None:
     settings = HilumSettings()
     settings.storage.data_dir = tmp_path
     assert settings.database_url == f"sqlite:///{tmp_path.resolve() / 'hilum.db'}"
+
+
+def test_the_priors_sources_and_their_fhir_server_survive_the_trip(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    settings = HilumSettings()
+    assert settings.priors.sources == ["store"] and not settings.priors.fhir_server.url
+    settings.priors.sources = ["store", "fhir"]
+    settings.priors.fhir_server = PriorsFhirServer(url="https://fhir.example/R4", token_url="https://auth.example/t",
+                                                   client_id="hilum", private_key_file=tmp_path / "key.pem",
+                                                   issuer_systems={"HOSP": "urn:oid:1.2.3"})
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    child = HilumSettings()
+    assert child == settings and child.priors.fhir_server.scope.startswith("system/Patient.rs")
+    assert child.publish.fhir_server.scope == "system/*.crus"  # publishing keeps its own scopes

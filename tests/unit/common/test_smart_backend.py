@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum.cds.app import create_app
 from hilum.common.errors import PermanentError
 from hilum.common.settings import FhirApiClient, FhirDestination
+from hilum.common.smart_backend import SmartBackendAuth, load_private_key, smart_auth
 from hilum.fhir_api.app import FhirApi
 from hilum.fhir_api.auth import SmartAuth
-from hilum.publishing.smart_backend import SmartBackendAuth, load_private_key, smart_auth
 
 TOKEN_URL = "http://testserver/fhir/auth/token"
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -1,7 +1,8 @@
-"""SMART Backend Services for Hilum's own calls to a hospital FHIR server: client_credentials with a
-private_key_jwt assertion, the access token kept until shortly before it expires.
+"""SMART Backend Services for Hilum's own calls to a hospital FHIR server (publishing results, searching
+priors): client_credentials with a private_key_jwt assertion, the access token kept until shortly before it
+expires.
 
-An httpx.Auth, so every request of the publisher's client carries the token; the token request goes
+An httpx.Auth, so every request of the caller's client carries the token; the token request goes
 through the same client. A 401 fetches a new token once (the server may have revoked the old one).
 """
 
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from hilum.common.errors import PermanentError, TransientError
-from hilum.common.settings import FhirDestination
+from hilum.common.settings import FhirServerConnection
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME_S = 240  # SMART: the assertion's exp at most five minutes ahead
@@ -97,8 +98,8 @@ class SmartBackendAuth(httpx.Auth):
         self._expires_at = self._clock() + (float(expires_in) if isinstance(expires_in, int | float) else 300.0)
 
 
-def smart_auth(destination: FhirDestination) -> SmartBackendAuth | None:
-    """The destination's SMART Backend Services auth, or None when it has no token endpoint configured."""
+def smart_auth(destination: FhirServerConnection) -> SmartBackendAuth | None:
+    """The server's SMART Backend Services auth, or None when it has no token endpoint configured."""
     if not destination.token_url:
         return None
     if not destination.client_id or destination.private_key_file is None:
