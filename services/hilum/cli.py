@@ -322,6 +322,23 @@ def _days(value: str) -> int:
     return days
 
 
+def _labels(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """Label one free-text radiology report (FILE, or stdin): its findings and devices, as a table or one JSON object.
+    Exit 1 when FILE cannot be read."""
+    import json
+
+    from hilum.priors.report_labeler import label_report
+
+    try:
+        text = args.file.read_text(errors="replace") if args.file else sys.stdin.read()
+    except OSError as exc:
+        print(f"hilum labels: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    labels = label_report(text)
+    print(json.dumps(labels.as_json()) if args.json else labels.as_text())
+    return 0
+
+
 def _cds_feedback(args: argparse.Namespace, settings: HilumSettings) -> int:
     """Card feedback for monitoring: counts per service, outcome and override reason; --last N records as JSON."""
     from hilum.cds.feedback import outcome_counts, read_feedback
@@ -507,6 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
                            help="with --since: up to and including DATE (default: today)")
     reprocess.add_argument("--dry-run", action="store_true", help="print what would be handed on; change nothing")
     reprocess.set_defaults(handler=_reprocess)
+
+    labels = commands.add_parser("labels", help="label a radiology report (FILE or stdin) offline: cxr_findings "
+                                 "findings and devices, each present/absent/uncertain, with side, severity, change")
+    labels.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the report as text (default: stdin)")
+    labels.add_argument("--json", action="store_true", help="print one JSON object: findings and devices")
+    labels.set_defaults(handler=_labels)
 
     cds = commands.add_parser("cds", help="CDS Hooks service data")
     cds_commands = cds.add_subparsers(dest="cds_command", required=True)

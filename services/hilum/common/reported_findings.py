@@ -182,10 +182,12 @@ class ModelProvenance:
 
 @dataclass(frozen=True)
 class PriorReference:
-    """The prior study the comparison names: its UID and study date (None when missing or malformed)."""
+    """The prior study the comparison names: its UID and study date (None when missing or malformed), and whether
+    its findings were read from its radiologist's report rather than from the model on its image."""
 
     study_instance_uid: str
     study_date: date | None
+    from_report: bool = False
 
 
 @dataclass(frozen=True)
@@ -376,7 +378,8 @@ def reported_findings(comparison: messages_pb2.PriorComparison) -> ReportedFindi
         ))
     reported.sort(key=lambda f: (_ORDER.index(f.status), -f.probability))
     prior = (
-        PriorReference(comparison.prior.study_instance_uid, study_date_of(comparison.prior.study_date))
+        PriorReference(comparison.prior.study_instance_uid, study_date_of(comparison.prior.study_date),
+                       from_report=comparison.prior.from_report)
         if has_prior
         else None
     )

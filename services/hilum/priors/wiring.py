@@ -10,13 +10,17 @@ from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageWiring
 from hilum.priors.grpc_api import PriorsServicer
 from hilum.priors.service import Priors
+from hilum.priors.sources import configured_sources
 from hilum.v1 import messages_pb2
 from hilum.v1.priors_pb2_grpc import add_PriorsServiceServicer_to_server
 
 
 def build(settings: HilumSettings) -> Priors:
-    """Priors over the configured database, waiting up to queue.prior_wait_s for a prior in flight."""
-    return Priors(open_sessions(settings), timedelta(seconds=settings.queue.prior_wait_s))
+    """Priors over the configured database and prior sources (priors.sources, in order), waiting up to
+    queue.prior_wait_s for a prior in flight in Hilum's store."""
+    sessions = open_sessions(settings)
+    return Priors(sessions, timedelta(seconds=settings.queue.prior_wait_s),
+                  sources=configured_sources(settings, sessions))
 
 
 # A threads pool: a comparison is a few database reads and writes, so a process per task would spend more memory

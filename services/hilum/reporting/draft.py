@@ -126,6 +126,8 @@ def _comparison_text(reported: ReportedFindings) -> str:
     )
     if not reported.compared:
         return f"{named}; its findings were not available, so no change is reported."
+    if prior.from_report:
+        return f"{named}, as its radiology report describes it; change is stated against that report."
     return f"{named}."
 
 

@@ -498,9 +498,19 @@ class PriorStudy(_message.Message):
     STUDY_DATE_FIELD_NUMBER: _builtins.int
     FINDINGS_FIELD_NUMBER: _builtins.int
     DEVICES_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    FROM_REPORT_FIELD_NUMBER: _builtins.int
     study_instance_uid: _builtins.str
     study_date: _builtins.str
     """DICOM DA, YYYYMMDD"""
+    source: _builtins.str
+    """Where it was found ("store": Hilum's own; "fhir": the hospital's FHIR server) and why it was chosen (PHI: it
+    may name the MRN; never logged).
+    """
+    reason: _builtins.str
+    from_report: _builtins.bool
+    """The findings were read from its radiologist's report (the labeler), not from the model on its image."""
     @_builtins.property
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Finding]: ...
     @_builtins.property
@@ -514,10 +524,13 @@ class PriorStudy(_message.Message):
         study_date: _builtins.str = ...,
         findings: _abc.Iterable[Global___Finding] | None = ...,
         devices: _abc.Iterable[Global___DeviceFinding] | None = ...,
+        source: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        from_report: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["devices", b"devices", "findings", b"findings", "study_date", b"study_date", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["devices", b"devices", "findings", b"findings", "from_report", b"from_report", "reason", b"reason", "source", b"source", "study_date", b"study_date", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

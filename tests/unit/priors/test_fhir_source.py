@@ -18,9 +18,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.fhir.identifiers import AI_ASSERTED_CODE, DICOM_DCM, V3_OBSERVATION_VALUE
+from hilum.common.reported_findings import reported_findings
 from hilum.common.settings import PriorsFhirServer
 from hilum.common.study import PatientInfo, StudyInfo
 from hilum.priors.fhir_source import (
@@ -32,10 +34,14 @@ from hilum.priors.fhir_source import (
     refers_to_study,
     search_instant,
 )
+from hilum.priors.service import Priors
+from hilum.priors.sources import StoreSource
+from hilum.reporting.draft import draft_report
 from hilum.runtime.fhir_peer import FhirPeer
 from hilum.runtime.ports import free_port
+from hilum.v1 import messages_pb2
 from tests.fault_proxy import DROP, Fault, FaultProxy, delay, respond
-from tests.helpers import MRN_SYSTEM
+from tests.helpers import MRN_SYSTEM, record_study
 
 OTHER_SYSTEM = "urn:oid:9.9.9.9"  # another hospital's MRNs: the same value there is another patient
 MRN = f"PR-{uuid.uuid4().hex[:8]}"
@@ -304,3 +310,47 @@ def test_references_and_body_sites() -> None:
     assert of_the_chest({"series": [{"uid": "1"}]})  # no body site named: kept
     assert of_the_chest({"series": [{"bodySite": {"code": "CHEST"}}]})
     assert not of_the_chest({"series": [{"bodySite": HAND}]})
+
+
+def _stage_findings(uid: str) -> messages_pb2.StudyFindings:
+    """The current study's model findings: no effusion now, a pneumothorax the prior's report does not mention."""
+    return messages_pb2.StudyFindings(
+        study=messages_pb2.StudyReference(study_instance_uid=uid),
+        model=messages_pb2.ModelInfo(name="cxr_findings", version="1.0.0"),
+        findings=[
+            messages_pb2.Finding(code="effusion", display="Effusion", state=messages_pb2.FINDING_STATE_ABSENT),
+            messages_pb2.Finding(code="pneumothorax", display="Pneumothorax",
+                                 state=messages_pb2.FINDING_STATE_PRESENT),
+        ])
+
+
+def test_the_priors_stage_compares_with_what_the_prior_report_in_the_fhir_server_says(
+    fhir_peer: FhirPeer, uids: Uids, sqlite_sessions: sessionmaker[Session]
+) -> None:
+    patient = PatientInfo(patient_id=MRN, issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
+    record_study(sqlite_sessions, uids.current, patient, NOW, view_positions=("PA",))
+    sources = [StoreSource(sqlite_sessions), FhirServerSource(PriorsFhirServer(url=fhir_peer.base_url), MRN_SYSTEM)]
+    comparison = Priors(sqlite_sessions, sources=sources).compare(_stage_findings(uids.current))
+    # Hilum's store holds no earlier study of the patient: the FHIR server's prior, read from its report.
+    prior = comparison.prior
+    assert (prior.study_instance_uid, prior.study_date, prior.source, prior.from_report) == (
+        uids.prior, "20260601", "fhir", True)
+    assert [(f.code, f.state) for f in prior.findings] == [("effusion", messages_pb2.FINDING_STATE_PRESENT)]
+    assert [(c.code, c.change) for c in comparison.changes] == [
+        ("effusion", messages_pb2.CHANGE_RESOLVED), ("pneumothorax", messages_pb2.CHANGE_NOT_COMPARED)]
+    draft = draft_report(reported_findings(comparison))
+    assert draft.comparison == ("Chest radiograph of 2026-06-01, as its radiology report describes it; change is "
+                                "stated against that report.")
+
+
+def test_a_prior_source_that_fails_is_passed_over(
+    uids: Uids, sqlite_sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    patient = PatientInfo(patient_id=MRN, issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
+    record_study(sqlite_sessions, uids.current, patient, NOW, view_positions=("PA",))
+    down = FhirServerSource(PriorsFhirServer(url=f"http://127.0.0.1:{free_port()}/fhir", timeout_s=2), MRN_SYSTEM)
+    comparison = Priors(sqlite_sessions, sources=[down]).compare(_stage_findings(uids.current))
+    assert not comparison.HasField("prior") and list(comparison.changes) == []
+    (warning,) = [r for r in caplog.records if r.getMessage() == "prior source failed; compared without it"]
+    assert (warning.prior_source, warning.error_type) == ("fhir", "TransientError")
+    assert MRN not in caplog.text and uids.current not in caplog.text

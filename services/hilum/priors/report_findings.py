@@ -1,0 +1,19 @@
+"""A prior's findings read from its radiologist's report: the labeler's statements as Finding messages, so that the
+current study's model findings can be compared with them (comparison.compare_findings)."""
+
+from __future__ import annotations
+
+from hilum.priors.report_labeler import MentionStatus, ReportLabels
+from hilum.v1 import messages_pb2
+
+_STATE = {
+    MentionStatus.PRESENT: messages_pb2.FINDING_STATE_PRESENT,
+    MentionStatus.ABSENT: messages_pb2.FINDING_STATE_ABSENT,
+    MentionStatus.UNCERTAIN: messages_pb2.FINDING_STATE_UNCERTAIN,
+}
+
+
+def findings_of_report(labels: ReportLabels) -> list[messages_pb2.Finding]:
+    """One Finding per label the report states (present, absent or uncertain), with no probability: a label the
+    report does not mention has no Finding, so it is not compared."""
+    return [messages_pb2.Finding(code=f.code, display=f.name, state=_STATE[f.status]) for f in labels.findings]
