@@ -43,7 +43,9 @@ def test_access_log_lines_lose_their_query_strings() -> None:
 
 def test_httpx_request_lines_with_their_urls_are_not_logged() -> None:
     root, quieted = logging.getLogger(), [logging.getLogger(name) for name in ("pydicom", "highdicom", "httpx")]
-    saved = (root.handlers[:], root.level, logging.getLogRecordFactory(), [logger.level for logger in quieted])
+    access = logging.getLogger("uvicorn.access")
+    saved = (root.handlers[:], root.level, logging.getLogRecordFactory(), [logger.level for logger in quieted],
+             access.filters[:])
     try:
         configure_logging("priors-worker")
         assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)  # "HTTP Request: GET <url with MRN>"
@@ -54,3 +56,4 @@ def test_httpx_request_lines_with_their_urls_are_not_logged() -> None:
         logging.setLogRecordFactory(saved[2])
         for logger, level in zip(quieted, saved[3], strict=True):
             logger.setLevel(level)
+        access.filters[:] = saved[4]  # configure_logging's query-string filter must not reach other tests

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -346,6 +347,7 @@ def test_the_priors_stage_compares_with_what_the_prior_report_in_the_fhir_server
 def test_a_prior_source_that_fails_is_passed_over(
     uids: Uids, sqlite_sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)  # whatever level an earlier test (a Celery test worker) left the root at
     patient = PatientInfo(patient_id=MRN, issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
     record_study(sqlite_sessions, uids.current, patient, NOW, view_positions=("PA",))
     down = FhirServerSource(PriorsFhirServer(url=f"http://127.0.0.1:{free_port()}/fhir", timeout_s=2), MRN_SYSTEM)
