@@ -16,6 +16,13 @@ ignoring negation and hedges.
 Devices are scored on the constructed device sentences (tests/unit/priors/device_sentences.json), which the unit
 tests also check: per device kind and status, side, and ETT tip distance.
 
+Drafting round trip, on the same split: each report's reference labels become the current findings of a
+PriorComparison (validated weights, no prior), Hilum drafts it (reporting/draft.py), and the labeler re-reads the
+draft's FINDINGS and IMPRESSION sentences: label micro-F1 against the reference, with the labels it adds
+(hallucinated) or misses (omitted). ROUGE-L F (LCS over lower-case words) of the draft against the original
+FINDINGS + IMPRESSION, beside a constant normal report and a retrieval baseline (the other split's report whose
+reference labels are nearest by Jaccard, ties to the lowest id).
+
     .venv/bin/python bench/report_labeler.py [--json] [--bootstrap 1000] [--split train] [--errors effusion]
 """
 
@@ -25,6 +32,7 @@ import argparse
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -37,8 +45,13 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from hilum.common.reported_findings import reported_findings
+from hilum.common.wording import DEMO_NOTICE
+from hilum.inference.labels import LabelSpec, load_label_map
 from hilum.priors.report_labeler import MentionStatus, keyword_codes, label_report
 from hilum.priors.report_vocabulary import FINDING_CODES
+from hilum.reporting.draft import draft_report
+from hilum.v1 import messages_pb2
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +63,11 @@ CORPUS_MEMBER = "torchxrayvision/data/NLMCXR_reports.tgz"
 TEST_PERCENT = 30
 MIN_TEST_POSITIVES = 10
 PREDICTED = frozenset({MentionStatus.PRESENT})
+MODEL_DIR = REPO_ROOT / "model_repository" / "cxr_findings"
+# The drafting round trip's constant baseline: every report drafted as this normal text.
+NORMAL_REPORT = "The lungs are clear. The heart size is normal. No pleural effusion or pneumothorax."
+_SECTION_HEADING = re.compile(r"^(FINDINGS|IMPRESSION):\s*", re.MULTILINE)
+_WORD = re.compile(r"[a-z0-9]+")
 
 # Manual MeSH heading (the part before the first "/", lower case) -> cxr_findings codes. A heading with a qualifier
 # ("costophrenic angle/blunted") matches when the term's qualifiers include it. Headings not listed (granuloma,
@@ -252,6 +270,143 @@ def print_errors(reports: Sequence[Report], code: str) -> None:
             print(f"--- {kind} {report.uid}  MeSH: {'; '.join(report.mesh)}\n{report.text}")
 
 
+def draft_of(labels: Sequence[LabelSpec], present: frozenset[str], uid: str) -> messages_pb2.DraftReport:
+    """Hilum's draft for a study whose findings are exactly `present` (every other label assessed and absent),
+    under validated weights and with no prior: what the drafter writes when the model is right."""
+    state = messages_pb2.FindingState
+    findings = [messages_pb2.Finding(code=label.code, display=label.display, snomed_code=label.snomed or "",
+                                     probability=0.9 if label.code in present else 0.1, threshold=label.threshold,
+                                     state=state.FINDING_STATE_PRESENT if label.code in present
+                                     else state.FINDING_STATE_ABSENT)
+                for label in labels]
+    current = messages_pb2.StudyFindings(
+        study=messages_pb2.StudyReference(study_instance_uid=uid),
+        model=messages_pb2.ModelInfo(name="cxr_findings", version="1", demo_weights=False),
+        findings=findings,
+    )
+    return draft_report(reported_findings(messages_pb2.PriorComparison(current=current)))
+
+
+def draft_text(draft: messages_pb2.DraftReport) -> str:
+    """The draft's FINDINGS and IMPRESSION as the corpus writes a report ("FINDINGS: ...\nIMPRESSION: ...")."""
+    return "\n".join(f"{name}: {' '.join(s.text for s in sentences)}"
+                     for name, sentences in (("FINDINGS", draft.findings), ("IMPRESSION", draft.impression)))
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens of a report's text, without its FINDINGS/IMPRESSION headings."""
+    return _WORD.findall(_SECTION_HEADING.sub(" ", text).lower())
+
+
+def rouge_l(candidate: Sequence[str], reference: Sequence[str]) -> float:
+    """ROUGE-L F-measure (beta 1): the longest common subsequence of the two token lists, as precision over the
+    candidate and recall over the reference; 0 when either is empty."""
+    if not candidate or not reference:
+        return 0.0
+    previous = [0] * (len(reference) + 1)
+    for token in candidate:
+        current = [0]
+        for j, other in enumerate(reference):
+            current.append(previous[j] + 1 if token == other else max(previous[j + 1], current[j]))
+        previous = current
+    lcs = previous[-1]
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(candidate), lcs / len(reference)
+    return 2 * precision * recall / (precision + recall)
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """|a & b| / |a | b|; 1 for two empty sets (two normal reports agree)."""
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def nearest(pool: Sequence[Report], codes: frozenset[str]) -> Report:
+    """The report of `pool` (in id order) whose reference labels are most similar to `codes` (Jaccard); ties go to
+    the lowest id."""
+    return pool[max(range(len(pool)), key=lambda index: (jaccard(pool[index].reference, codes), -index))]
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """The drafting round trip on one split: labels re-read from Hilum's drafts of the reference labels, and the
+    mean ROUGE-L of the drafts and the two baselines against the original reports."""
+
+    reports: int
+    micro: float
+    hallucinated: dict[str, int]  # label -> drafts that the labeler reads it in, though not in the reference
+    omitted: dict[str, int]  # label -> reference positives the labeler does not read in the draft
+    normal: int  # reports with no reference label
+    rouge: dict[str, tuple[float, float, float]]  # draft -> mean ROUGE-L F over all reports, those with no reference
+    # label, those with some
+    single_labels: list[str]  # labels that a draft of that label alone does not read back as exactly that label
+    example: str  # one draft's text, as the labeler and ROUGE-L read it
+
+
+def round_trip(scored: Sequence[Report], pool: Sequence[Report]) -> RoundTrip:
+    """Drafts every scored report from its reference labels, re-labels and scores the drafts; `pool` (the other
+    split) feeds the retrieval baseline."""
+    labels = load_label_map(MODEL_DIR)
+    # One representative per distinct label set (the lowest id), so the nearest search stays small.
+    representatives: dict[frozenset[str], Report] = {}
+    for report in pool:
+        representatives.setdefault(report.reference, report)
+    candidates = sorted(representatives.values(), key=pool.index)
+    tp = fp = fn = 0
+    hallucinated: dict[str, int] = {}
+    omitted: dict[str, int] = {}
+    rouge: dict[str, list[float]] = {"hilum draft": [], "constant normal": [], "retrieval": []}
+    normal = words(NORMAL_REPORT)
+    example = ""
+    for report in scored:
+        draft = draft_of(labels, report.reference, report.uid)
+        if DEMO_NOTICE in draft.text:
+            raise SystemExit("the round trip's draft carries the demo notice")
+        text = draft_text(draft)
+        example = example or (text if len(report.reference) > 1 else "")
+        got = predicted_codes(text)
+        tp += len(got & report.reference)
+        fp += len(got - report.reference)
+        fn += len(report.reference - got)
+        for code in got - report.reference:
+            hallucinated[code] = hallucinated.get(code, 0) + 1
+        for code in report.reference - got:
+            omitted[code] = omitted.get(code, 0) + 1
+        original = words(report.text)
+        rouge["hilum draft"].append(rouge_l(words(text), original))
+        rouge["constant normal"].append(rouge_l(normal, original))
+        rouge["retrieval"].append(rouge_l(words(nearest(candidates, report.reference).text), original))
+    micro = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    normal_rows = np.array([not report.reference for report in scored])
+    means = {name: (float(np.mean(values)), float(np.mean(np.array(values)[normal_rows])),
+                    float(np.mean(np.array(values)[~normal_rows]))) for name, values in rouge.items()}
+    # Every label drafted alone, the ones no reference report holds (lung_lesion) included.
+    single = [label.code for label in labels
+              if predicted_codes(draft_text(draft_of(labels, frozenset({label.code}), label.code))) != {label.code}]
+    return RoundTrip(len(scored), micro, hallucinated, omitted, int(normal_rows.sum()), means, single, example)
+
+
+def print_round_trip(trip: RoundTrip) -> None:
+    """The round trip's table."""
+    print(f"\ndrafting round trip, {trip.reports} reports: Hilum's draft of the reference labels (validated weights, "
+          "no prior), FINDINGS + IMPRESSION re-labelled")
+    print(f"  label micro-F1 {trip.micro:.4f} (goal >= 0.98); hallucinated {sum(trip.hallucinated.values())} "
+          f"{dict(sorted(trip.hallucinated.items()))}; omitted {sum(trip.omitted.values())} "
+          f"{dict(sorted(trip.omitted.items()))} (goal 0 and 0)")
+    exact = len(FINDING_CODES) - len(trip.single_labels)
+    print(f"  each label drafted alone and read back as exactly itself: {exact} of {len(FINDING_CODES)} "
+          f"{trip.single_labels or ''}")
+    print("  mean ROUGE-L F vs the original FINDINGS + IMPRESSION, over all reports and those with no or some "
+          "reference label")
+    print(f"  {'draft':20} {'all':>7} {'none':>7} {'some':>7}")
+    print(f"  {'(reports)':20} {trip.reports:7d} {trip.normal:7d} {trip.reports - trip.normal:7d}")
+    for name, (every, normal, abnormal) in trip.rouge.items():
+        print(f"  {name:20} {every:7.4f} {normal:7.4f} {abnormal:7.4f}")
+    print(f"  constant normal: \"{NORMAL_REPORT}\"; retrieval: the other split's report with the most similar "
+          "reference labels (Jaccard, ties to the lowest id)")
+    print("  example draft:\n    " + trip.example.replace("\n", "\n    "))
+
+
 def interval(bounds: np.ndarray) -> str:
     return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
@@ -300,6 +455,8 @@ def main() -> int:
     print(f"\ndevices, {devices.cases} constructed sentences: {devices.exact} exactly right; kind+status precision "
           f"{devices.precision:.3f} recall {devices.recall:.3f}; side {devices.side_right}/{devices.side_total}; "
           f"ETT tip distance {devices.distance_right}/{devices.distance_total}")
+    trip = round_trip(scored, [r for r in reports if r.in_test != (args.split == "test")])
+    print_round_trip(trip)
     if args.json:
         summary = {
             "reports": len(reports), "split": args.split, "scored_reports": len(scored),
@@ -313,6 +470,11 @@ def main() -> int:
             "devices": {"cases": devices.cases, "exact": devices.exact, "precision": round(devices.precision, 4),
                         "recall": round(devices.recall, 4), "side": [devices.side_right, devices.side_total],
                         "ett_distance": [devices.distance_right, devices.distance_total]},
+            "round_trip": {"micro": round(trip.micro, 4), "hallucinated": trip.hallucinated, "omitted": trip.omitted,
+                           "single_label_misread": trip.single_labels, "normal_reports": trip.normal,
+                           "rouge_l": {name: round(value[0], 4) for name, value in trip.rouge.items()},
+                           "rouge_l_normal_abnormal": {name: [round(value[1], 4), round(value[2], 4)]
+                                                       for name, value in trip.rouge.items()}},
         }
         print(json.dumps(summary))
     return 0
