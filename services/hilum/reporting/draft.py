@@ -225,17 +225,20 @@ def _sentence(text: str, codes: list[str]) -> messages_pb2.ReportSentence:
 
 
 def _findings_section(reported: ReportedFindings) -> list[messages_pb2.ReportSentence]:
-    """Devices and findings, one sentence each, grouped by region; a normal study adds one sentence per region."""
+    """Devices and findings, one sentence each, grouped by region; each region with no reported finding adds its
+    normal sentence, citing its labels assessed absent (a radiologist states the normal regions of an abnormal
+    study too)."""
     stated: list[tuple[Region, messages_pb2.ReportSentence]] = [
         (Region.LINES_AND_TUBES, _sentence(device_text(d, reported.prior), [d.code]))
         for d in (*reported.devices, *reported.removed_devices)
     ]
     stated += [(region_of(f.code), _sentence(_finding_text(f, reported.prior), [f.code])) for f in reported.findings]
-    if _is_normal(reported):
-        absent: dict[Region, list[str]] = {}
-        for code in reported.absent_codes:
+    reported_regions = {region_of(f.code) for f in reported.findings}
+    absent: dict[Region, list[str]] = {}
+    for code in reported.absent_codes:
+        if region_of(code) not in reported_regions:
             absent.setdefault(region_of(code), []).append(code)
-        stated += [(region, _sentence(NORMAL_SENTENCE[region], codes)) for region, codes in absent.items()]
+    stated += [(region, _sentence(NORMAL_SENTENCE[region], codes)) for region, codes in absent.items()]
     stated.sort(key=lambda item: _REGION_ORDER.index(item[0]))  # stable: report order within a region
     return [sentence for _, sentence in stated]
 

@@ -326,3 +326,18 @@ def test_tubes_and_lines_say_how_they_changed_since_the_prior() -> None:
     comparison.ClearField("device_changes")
     assert "Endotracheal tube tip 3.5 cm above the carina, satisfactory position." in [
         s.text for s in _draft(comparison).findings]
+
+
+def test_an_abnormal_study_states_its_normal_regions_too() -> None:
+    comparison = _comparison(with_prior=False, demo=False)
+    comparison.current.findings.append(messages_pb2.Finding(
+        code="cardiomegaly", display="Cardiomegaly", probability=0.1, threshold=0.5, state=S.FINDING_STATE_ABSENT))
+    findings = _draft(comparison).findings
+    normal = {s.text: list(s.finding_codes) for s in findings if s.text.startswith(("The ", "No "))}
+    # Lungs and heart have nothing reported: their normal sentences cite their absent labels. The pleura has a
+    # pneumothorax, so it gets no "No pleural effusion or pneumothorax."
+    assert normal == {"The lungs are clear.": ["edema"],
+                      "The cardiomediastinal silhouette is within normal limits.": ["cardiomegaly"]}
+    texts = [s.text for s in findings]
+    assert texts.index("The lungs are clear.") < texts.index("Pneumothorax.") < texts.index(
+        "The cardiomediastinal silhouette is within normal limits.")  # in region order
