@@ -225,6 +225,11 @@ def test_the_checks_catch_a_weakened_rendering() -> None:
     assert any("writable root filesystem" in problem for problem in security)
     assert any("capabilities not all dropped" in problem for problem in security)
     assert len(_network_problems(manifests)) == 2 * len(list(_pod_specs(manifests)))
+    assert not _unexpected_external_clients(manifests)
+    for where, metadata, _ in _pod_specs(manifests):
+        if where in ("Deployment/hilum-priors-worker", "Deployment/hilum-inference-api"):
+            metadata["labels"]["hilum.io/external-client"] = "true"
+    assert _unexpected_external_clients(manifests) == {"priors-worker", "inference-api"}
     worker = next(spec for where, _, spec in _pod_specs(manifests) if where == "Deployment/hilum-inference-worker")
     worker["containers"][0]["env"] += [{"name": "HILUM_PUBLISH__FHIR_SERVER__BEARER_TOKEN", "value": "abc"},
                                        {"name": "HILUM_REDIS__URL", "value": "redis://:hunter2@redis:6379/0"}]
@@ -236,6 +241,21 @@ def test_the_checks_catch_a_weakened_rendering() -> None:
     ]
 
 
+def _external_clients(manifests: list[dict[str, Any]]) -> set[str]:
+    """The components whose pods the external-clients NetworkPolicy lets reach systems outside the cluster."""
+    return {metadata["labels"]["app.kubernetes.io/component"] for _, metadata, _ in _pod_specs(manifests)
+            if metadata["labels"].get("hilum.io/external-client") == "true"}
+
+
+def _unexpected_external_clients(manifests: list[dict[str, Any]]) -> set[str]:
+    """Components that may reach outside but have no reason to: priors' pods only when a FHIR server is a source."""
+    config = next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"]
+    allowed = {"cds", "publishing-api", "publishing-worker", "pacs-pull"}
+    if "fhir" in json.loads(config["HILUM_PRIORS__SOURCES"]):
+        allowed |= {"priors-api", "priors-worker"}
+    return _external_clients(manifests) - allowed
+
+
 def test_only_inference_may_reach_triton_and_only_clients_reach_the_databases(rendering: tuple[str, Path]) -> None:
     manifests = _manifests(rendering[1])
     policies = {doc["metadata"]["name"]: doc for doc in manifests if doc["kind"] == "NetworkPolicy"}
@@ -245,10 +265,7 @@ def test_only_inference_may_reach_triton_and_only_clients_reach_the_databases(re
                       for _, metadata, _ in _pod_specs(manifests)
                       if metadata["labels"].get("hilum.io/triton-client") == "true"}
     assert triton_clients == {"inference-api", "inference-worker"}
-    external = {metadata["labels"]["app.kubernetes.io/component"]
-                for _, metadata, _ in _pod_specs(manifests)
-                if metadata["labels"].get("hilum.io/external-client") == "true"}
-    assert external <= {"cds", "publishing-api", "publishing-worker", "pacs-pull"}
+    assert not _unexpected_external_clients(manifests)
 
 
 # --- Operations ----------------------------------------------------------------------------------------------------
@@ -397,6 +414,88 @@ def test_production_uses_external_databases_tls_and_monitoring(rendering: tuple[
     assert "rediss://" in env["HILUM_REDIS__URL"] and "sslmode=verify-full" in env["HILUM_DATABASE__URL"]
 
 
+# --- Priors' FHIR server -------------------------------------------------------------------------------------------
+
+PRIORS_FHIR_VALUES = """\
+config:
+  priors:
+    sources: [store, fhir]
+    fhirServer:
+      url: https://fhir.hospital.example/r4
+      tokenUrl: https://fhir.hospital.example/oauth2/token
+      clientId: hilum
+      keyId: hilum-2026
+      issuerSystems: {HOSP: "urn:oid:1.2.3"}
+      bearerTokenSecret: {name: hilum-priors-fhir-token}
+      privateKeySecret: {name: hilum-priors-fhir-key, key: private-key.pem}
+"""
+PRIORS_KEY_DIR = "/etc/hilum/priors-fhir-key"
+
+
+def _priors_extras(spec: dict[str, Any]) -> list[Any]:
+    """What a pod holds of priors' FHIR server: its HILUM_PRIORS__* variables, the key's volume and its mount."""
+    main = spec["containers"][0]
+    return [*[variable for variable in main.get("env", []) if variable["name"].startswith("HILUM_PRIORS__")],
+            *[mount for mount in main.get("volumeMounts", []) if mount["mountPath"] == PRIORS_KEY_DIR],
+            *[volume for volume in spec.get("volumes", []) if volume["name"] == "priors-fhir-key"]]
+
+
+def test_priors_has_no_fhir_server_unless_one_is_configured(rendering: tuple[str, Path]) -> None:
+    manifests = _manifests(rendering[1])
+    assert not [where for where, _, spec in _pod_specs(manifests) if _priors_extras(spec)]
+    assert not {"priors-api", "priors-worker"} & _external_clients(manifests)
+
+
+def test_a_priors_fhir_server_reaches_the_priors_pods_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "priors.yaml"
+    path.write_text(PRIORS_FHIR_VALUES)
+    result = _template([path])
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    priors: dict[str, dict[str, Any]] = {}
+    for where, metadata, spec in _pod_specs(manifests):
+        if metadata["labels"]["app.kubernetes.io/component"] in ("priors-api", "priors-worker"):
+            priors[where] = spec
+        else:
+            assert not _priors_extras(spec), where
+    assert sorted(priors) == ["Deployment/hilum-priors-api", "Deployment/hilum-priors-worker"]
+    for where, spec in priors.items():
+        main = spec["containers"][0]
+        env = {variable["name"]: variable for variable in main["env"]}
+        assert env["HILUM_PRIORS__FHIR_SERVER__PRIVATE_KEY_FILE"]["value"] == f"{PRIORS_KEY_DIR}/private-key.pem"
+        assert env["HILUM_PRIORS__FHIR_SERVER__BEARER_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": "hilum-priors-fhir-token", "key": "token"}, where
+        assert {"name": "priors-fhir-key", "mountPath": PRIORS_KEY_DIR, "readOnly": True} in main["volumeMounts"]
+        volume = next(volume for volume in spec["volumes"] if volume["name"] == "priors-fhir-key")
+        assert volume["secret"]["secretName"] == "hilum-priors-fhir-key", where
+    # The priors pods now reach outside, through the one policy that lets pods out of the cluster, on HTTPS.
+    assert _external_clients(manifests) == {"cds", "publishing-api", "publishing-worker", "priors-api",
+                                            "priors-worker"}
+    assert not _unexpected_external_clients(manifests)
+    external = next(doc for doc in manifests if doc["kind"] == "NetworkPolicy"
+                    and doc["metadata"]["name"] == "hilum-external-clients")
+    assert external["spec"]["podSelector"]["matchLabels"]["hilum.io/external-client"] == "true"
+    assert {"protocol": "TCP", "port": 443} in external["spec"]["egress"][0]["ports"]
+    assert not _security_problems(manifests) and not _secret_problems(manifests)
+    assert not _network_problems(manifests)
+    # The settings priors reads are the ones configured.
+    config = next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"]
+    names = set(config) | {name for spec in priors.values() for name in
+                           (variable["name"] for variable in spec["containers"][0]["env"])}
+    assert not [name for name in sorted(names) if name.startswith("HILUM_") and "__" in name
+                and not _setting_exists(name)]
+    for key, value in config.items():
+        monkeypatch.setenv(key, value)
+    settings = HilumSettings()
+    assert settings.priors.sources == ["store", "fhir"]
+    server = settings.priors.fhir_server
+    assert (server.url, server.token_url, server.client_id) == (
+        "https://fhir.hospital.example/r4", "https://fhir.hospital.example/oauth2/token", "hilum")
+    assert server.issuer_systems == {"HOSP": "urn:oid:1.2.3"}
+    assert server.scope == "system/Patient.rs system/ImagingStudy.rs system/DiagnosticReport.rs"
+    assert (server.page_size, server.max_pages) == (20, 5)
+
+
 # --- The renderings run Hilum as it is ----------------------------------------------------------------------------
 
 
@@ -466,6 +565,10 @@ def test_every_hilum_command_is_one_the_cli_knows(rendering: tuple[str, Path]) -
     ("cds:\n  resources:\n    requests: {cpu: 1, memory: 1Gi}\n    limits: null\n", "cds.resources"),
     ("dicom:\n  service:\n    type: ExternalName\n", "dicom.service.type must be one of the following"),
     ("imagePullPolicy: Always\n", "Additional property imagePullPolicy is not allowed"),
+    ("config:\n  priors:\n    sources: [store, fhir]\n",
+     "config.priors.fhirServer.url: String length must be greater than or equal to 1"),
+    ("config:\n  priors:\n    sources: [pacs]\n",
+     'config.priors.sources.0 must be one of the following: "store", "fhir"'),
 ])
 def test_an_invalid_values_file_fails_with_the_schemas_message(tmp_path: Path, values: str, message: str) -> None:
     path = tmp_path / "values.yaml"

@@ -467,6 +467,29 @@ volumes:
   {{- end }}
 {{- end }}
 
+{{/* What priors needs beyond the common pod: its FHIR server's token or key. */}}
+{{- define "hilum.priorsExtras" -}}
+{{- $f := .Values.config.priors.fhirServer }}
+env:
+  {{- if $f.bearerTokenSecret.name }}
+  - name: HILUM_PRIORS__FHIR_SERVER__BEARER_TOKEN
+    valueFrom:
+      secretKeyRef: {name: {{ $f.bearerTokenSecret.name }}, key: {{ $f.bearerTokenSecret.key }}}
+  {{- end }}
+  {{- if $f.privateKeySecret.name }}
+  - {name: HILUM_PRIORS__FHIR_SERVER__PRIVATE_KEY_FILE, value: /etc/hilum/priors-fhir-key/{{ $f.privateKeySecret.key }}}
+  {{- end }}
+mounts:
+  {{- if $f.privateKeySecret.name }}
+  - {name: priors-fhir-key, mountPath: /etc/hilum/priors-fhir-key, readOnly: true}
+  {{- end }}
+volumes:
+  {{- if $f.privateKeySecret.name }}
+  - name: priors-fhir-key
+    secret: {secretName: {{ $f.privateKeySecret.name }}, defaultMode: 0440}
+  {{- end }}
+{{- end }}
+
 {{/* A HorizontalPodAutoscaler on CPU for a door. Args: dict root component autoscaling. */}}
 {{- define "hilum.hpa" -}}
 apiVersion: autoscaling/v2
