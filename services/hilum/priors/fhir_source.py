@@ -31,6 +31,7 @@ import httpx
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.fhir.identifiers import AI_ASSERTED_CODE, DICOM_DCM, DICOM_UID_SYSTEM, V3_OBSERVATION_VALUE
 from hilum.common.fhir.references import escape_token
+from hilum.common.http_failures import is_transient_status, transport_failure
 from hilum.common.logs import study_ref
 from hilum.common.settings import PriorsFhirServer
 from hilum.common.smart_backend import smart_auth
@@ -159,17 +160,13 @@ class FhirServerSource:
         timeout = self._server.timeout_s
         try:
             response = self._http.get(url, params=params, headers=self._headers, timeout=timeout, auth=self._auth)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{what} got no answer within {timeout:g} s") from exc
-        except httpx.ConnectError as exc:
-            raise TransientError(f"{what} could not reach the server ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise TransientError(f"{what} lost its connection ({type(exc).__name__})") from exc
+            raise transport_failure(exc, what, timeout) from exc
         status = response.status_code
         if status == 401:
             raise PermanentError(f"{what} was refused: HTTP 401 (credentials not accepted"
                                  f"{', even with a fresh token' if self._auth else ''})")
-        if status in (408, 429) or status >= 500:
+        if is_transient_status(status):
             raise TransientError(f"{what} failed: HTTP {status}")
         if not 200 <= status < 300:
             raise PermanentError(f"{what} was refused: HTTP {status}")

@@ -18,6 +18,7 @@ import httpx
 
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.fhir.references import escape_token
+from hilum.common.http_failures import is_transient_status, transport_failure
 from hilum.common.settings import FhirDestination
 
 log = logging.getLogger(__name__)
@@ -157,19 +158,13 @@ def _send(
     try:
         response = http.request(method, url, json=json_body, params=params, headers=headers,
                                 timeout=destination.timeout_s)
-    except httpx.TimeoutException as exc:
-        raise TransientError(f"{what} did not answer within {destination.timeout_s:g} s") from exc
-    except httpx.ConnectError as exc:
-        raise TransientError(f"{what} could not be reached: {_cause(exc)}") from exc
-    except httpx.RemoteProtocolError as exc:
-        raise TransientError(f"{what} dropped the connection without answering") from exc
     except httpx.TransportError as exc:
-        raise TransientError(f"{what} connection failed: {_cause(exc)}") from exc
+        raise transport_failure(exc, what, destination.timeout_s) from exc
     status = response.status_code
     if 200 <= status < 300 or status in accept_statuses:
         return response
     diagnostics = _diagnostics(response)
-    if status in (408, 429) or status >= 500:
+    if is_transient_status(status):
         retry_after = _retry_after_s(response.headers.get("Retry-After")) if status in (429, 503) else None
         raise TransientError(f"{what} answered HTTP {status}{diagnostics}", retry_after_s=retry_after)
     raise PermanentError(f"{what} refused the request: HTTP {status}{diagnostics}")
@@ -249,12 +244,3 @@ def _retry_after_s(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _cause(exc: httpx.TransportError) -> str:
-    """The OS-level reason of a transport error (e.g. "Connection refused"), without URLs or payloads."""
-    cause: BaseException | None = exc
-    while cause is not None and cause.__cause__ is not None:
-        cause = cause.__cause__
-    text = str(getattr(cause, "strerror", None) or cause or type(exc).__name__)
-    return text[:MAX_DIAGNOSTICS_CHARS]
