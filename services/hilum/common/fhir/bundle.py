@@ -132,14 +132,18 @@ def build_report_bundle(
             Reference(type="ImagingStudy", identifier=study_identifier(reported.prior.study_instance_uid))
         )
     entries.append(_entry(build_device(model), device_id, match=algorithm_identifier(model)))
+    # The tubes and lines found by a devices model are its Observations, with a Device of its own; results recorded
+    # before that model was kept name the findings model.
     algorithms = [device]
-    devices_model = reported.devices_model.as_info() if reported.devices and reported.devices_model else model
-    if devices_model is not model:
+    devices_model, devices_device = model, device
+    if reported.devices and reported.devices_model is not None:
+        devices_model = reported.devices_model.as_info()
         devices_device_id = resource_uuid("Device", devices_model.name, devices_model.version)
         entries.append(
             _entry(build_device(devices_model), devices_device_id, match=algorithm_identifier(devices_model))
         )
-        algorithms.append(_reference(devices_device_id))
+        devices_device = _reference(devices_device_id)
+        algorithms.append(devices_device)
 
     results: list[Reference] = []
     for finding in reported.findings:
@@ -153,7 +157,7 @@ def build_report_bundle(
     for device_finding in reported.devices:
         observation = build_device_observation(
             device_finding, study_instance_uid=uid, model_version=version, demo_weights=devices_model.demo_weights,
-            subject=subject, algorithm=algorithms[-1], derived_from=studies[:1], effective=effective, issued=issued,
+            subject=subject, algorithm=devices_device, derived_from=studies[:1], effective=effective, issued=issued,
         )
         observation_id = resource_uuid("Observation", uid, version, device_finding.code)
         entries.append(
