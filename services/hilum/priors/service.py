@@ -53,18 +53,20 @@ class Priors:
     def compare(self, current: messages_pb2.StudyFindings) -> messages_pb2.PriorComparison:
         """The comparison with the prior; waits (by retry) while a recently received prior is still in flight."""
         uid = current.study.study_instance_uid
-        with self._sessions.begin() as session:
+        with self._sessions() as session:
             study = studies.study_info(session, uid)
-            if study is None:
-                raise PermanentError("study not found in Hilum's store")
-            comparison = messages_pb2.PriorComparison(current=current)
-            for source in self._sources:
-                if source.name == StoreSource.name:
+        if study is None:
+            raise PermanentError("study not found in Hilum's store")
+        comparison = messages_pb2.PriorComparison(current=current)
+        for source in self._sources:
+            if source.name == StoreSource.name:
+                with self._sessions() as session:
                     found = self._compare_with_store(session, study, comparison)
-                else:
-                    found = self._compare_with_report(source, study, comparison)
-                if found:
-                    break
+            else:  # outside any database transaction: a hospital server may take its timeout to answer
+                found = self._compare_with_report(source, study, comparison)
+            if found:
+                break
+        with self._sessions.begin() as session:
             studies.advance(session, uid, study_state.COMPARED)
         log.info("prior compared", extra={"study_ref": study_ref(uid), "has_prior": comparison.HasField("prior"),
                                           "prior_source": comparison.prior.source})
