@@ -190,9 +190,10 @@ def _pull(args: argparse.Namespace, settings: HilumSettings) -> int:
     from datetime import UTC, datetime, time
 
     from hilum.common.connections import open_sessions
+    from hilum.common.dicom.pacs_client import PacsError, study_source
     from hilum.common.heartbeat import stop_event
     from hilum.common.logs import configure_logging
-    from hilum.ingestion.pacs_pull import LOOKBACK, PacsError, PacsPuller, study_source
+    from hilum.ingestion.pacs_pull import LOOKBACK, PacsPuller
     from hilum.ingestion.wiring import build
 
     configure_logging("pull")

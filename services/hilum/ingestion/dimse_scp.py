@@ -18,28 +18,13 @@ import time
 from typing import cast
 
 from pydicom.dataset import Dataset
-from pydicom.uid import (
-    JPEG2000,
-    UID,
-    ComputedRadiographyImageStorage,
-    DeflatedExplicitVRLittleEndian,
-    DigitalXRayImageStorageForPresentation,
-    DigitalXRayImageStorageForProcessing,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLosslessSV1,
-    RLELossless,
-    SecondaryCaptureImageStorage,
-)
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
+from hilum.common.dicom.storage_contexts import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from hilum.common.logs import configure_logging
 from hilum.common.metrics import serve_metrics
 from hilum.common.settings import DicomSection, HilumSettings
@@ -51,27 +36,6 @@ log = logging.getLogger(__name__)
 
 VERIFICATION = UID("1.2.840.10008.1.1")  # the Verification SOP Class (C-ECHO)
 
-# The storage SOP classes negotiated as SCP; acceptance decides per instance (Secondary Capture included).
-STORAGE_SOP_CLASSES: tuple[UID, ...] = (
-    ComputedRadiographyImageStorage,
-    DigitalXRayImageStorageForPresentation,
-    DigitalXRayImageStorageForProcessing,
-    SecondaryCaptureImageStorage,
-)
-# Every transfer syntax Hilum's pixel decoder reads, in order of preference: of those a peer proposes
-# for a context, the first here is chosen.
-TRANSFER_SYNTAXES: tuple[UID, ...] = (
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,  # retired, still sent by old modalities
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLosslessSV1,
-    JPEG2000Lossless,
-    JPEG2000,
-    RLELossless,
-)
 ACSE_TIMEOUT_S = 30.0  # association negotiation and release
 DIMSE_TIMEOUT_S = 60.0  # waiting for the next DIMSE message of an open association
 NETWORK_TIMEOUT_S = 60.0  # an association idle this long is aborted

@@ -34,13 +34,12 @@ from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db.session import create_db_engine, session_factory
+from hilum.common.dicom.storage_contexts import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from hilum.common.object_store import ObjectStore, dicom_key
 from hilum.common.polling import wait_until
 from hilum.common.settings import DicomSection, HilumSettings, settings_env
 from hilum.ingestion import door_status
 from hilum.ingestion.dimse_scp import (
-    STORAGE_SOP_CLASSES,
-    TRANSFER_SYNTAXES,
     VERIFICATION,
     StoreScp,
     answers,

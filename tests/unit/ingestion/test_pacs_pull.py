@@ -1,12 +1,9 @@
-"""The pull door against a real Orthanc: QIDO-RS + WADO-RS, C-FIND + C-GET, C-MOVE to Hilum's DICOM door.
-
-One Orthanc for the module holds the bundled sample studies (small), a CT-only study, and a "mixed" study
-with a DX and a CT instance. Each test pulls into its own Ingestion (SQLite and an object store in tmp_path).
+"""The pull door against a real Orthanc (tests/orthanc_pacs.py): QIDO-RS + WADO-RS, C-FIND + C-GET, C-MOVE to
+Hilum's DICOM door. Each test pulls into its own Ingestion (SQLite and an object store in tmp_path).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import logging
 import os
@@ -16,7 +13,6 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pydicom
 import pytest
@@ -25,85 +21,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import records, studies
 from hilum.common.db.models import StudyRow
+from hilum.common.dicom.pacs_client import DicomwebClient, FoundStudy
 from hilum.common.object_store import ObjectStore
 from hilum.common.settings import DicomSection, HilumSettings, PacsSection, settings_env
 from hilum.ingestion.dimse_scp import start_scp, stop_scp
-from hilum.ingestion.pacs_pull import (
-    DicomwebClient,
-    DimseClient,
-    FoundStudy,
-    PacsError,
-    PacsPuller,
-    PullReport,
-    date_range,
-    study_source,
-)
+from hilum.ingestion.pacs_pull import PacsPuller, PullReport
 from hilum.ingestion.service import Ingestion
-from hilum.runtime.orthanc import DicomModality, OrthancServer
 from hilum.runtime.ports import free_port
-from hilum.samples.dicom_files import write_sample_studies, write_study
-from hilum.samples.rejectable_inputs import write_rejectable_inputs
-from hilum.samples.sample_studies import SAMPLE_STUDIES
+from tests.orthanc_pacs import HILUM_AE, Pacs, sample_pacs
 
-HILUM_AE = "HILUM"
-PACS_AE = "TESTPACS"
 EVERYTHING = datetime(2000, 1, 1)
 UNSUPPORTED_MODALITY = "REJECTION_CODE_UNSUPPORTED_MODALITY"
 
 
-@dataclasses.dataclass(frozen=True)
-class Pacs:
-    """The module's Orthanc, what it holds, and the port Hilum's DICOM door listens on for C-MOVE."""
-
-    server: OrthancServer
-    samples: dict[str, bytes]  # Study Instance UID -> the Part 10 file uploaded
-    dates: dict[str, date]
-    ct_only_uid: str
-    mixed_uid: str
-    mixed_dx: bytes
-    scp_port: int
-
-    @property
-    def chest_uids(self) -> set[str]:
-        return {*self.samples, self.mixed_uid}
-
-    def dimse(self, calling_ae_title: str = HILUM_AE) -> DimseClient:
-        return DimseClient(PACS_AE, "127.0.0.1", self.server.dicom_port, calling_ae_title, timeout_s=10.0)
-
-
-def _mixed_study(out: Path, ct_file: Path) -> tuple[str, bytes, bytes]:
-    """A study holding a DX image and a CT image of the same patient: (its UID, the DX file, the CT file)."""
-    spec = dataclasses.replace(SAMPLE_STUDIES[2], seed=777, label="mixed", rows=160, columns=128,
-                               study_started=datetime(2025, 3, 1, 8, 0))
-    dx = write_study(spec, out)
-    ct = pydicom.dcmread(ct_file)
-    ct.StudyInstanceUID = spec.study_instance_uid
-    ct.StudyDate = spec.study_started.strftime("%Y%m%d")
-    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "IssuerOfPatientID"):
-        setattr(ct, keyword, getattr(pydicom.dcmread(dx), keyword))
-    ct.SeriesInstanceUID = generate_uid()
-    ct.SOPInstanceUID = ct.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    buffer = io.BytesIO()
-    ct.save_as(buffer)
-    return spec.study_instance_uid, dx.read_bytes(), buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pacs]:
-    root = tmp_path_factory.mktemp("pacs")
-    scp_port = free_port()
-    hilum = DicomModality(HILUM_AE, "127.0.0.1", scp_port)
-    with OrthancServer(root / "orthanc", ae_title=PACS_AE, modalities={"hilum": hilum}) as server:
-        samples, dates = {}, {}
-        for path in write_sample_studies(root / "samples", rows=160, columns=128):
-            header = pydicom.dcmread(path, stop_before_pixels=True)
-            samples[header.StudyInstanceUID] = path.read_bytes()
-            dates[header.StudyInstanceUID] = datetime.strptime(header.StudyDate, "%Y%m%d").date()
-        ct_file = write_rejectable_inputs(root / "rejectable")["ct_image"]
-        mixed_uid, mixed_dx, mixed_ct = _mixed_study(root / "mixed", ct_file)
-        for content in [*samples.values(), ct_file.read_bytes(), mixed_dx, mixed_ct]:
-            server.upload(content)
-        yield Pacs(server, samples, dates, pydicom.dcmread(ct_file).StudyInstanceUID, mixed_uid, mixed_dx, scp_port)
+    with sample_pacs(tmp_path_factory.mktemp("pacs")) as server:
+        yield server
 
 
 def _stored(sessions: sessionmaker[Session], store: ObjectStore, uid: str) -> list[bytes]:
@@ -169,28 +103,6 @@ def test_study_date_bounds_the_search(pacs: Pacs, ingestion: Ingestion,
     assert [study.study_date for study in found] == sorted(study.study_date for study in found)  # oldest first
 
 
-def test_qido_matches_and_parses_what_orthanc_answers(pacs: Pacs) -> None:
-    with DicomwebClient(pacs.server.dicomweb_url) as client:
-        dx = client.search_studies({"ModalitiesInStudy": "DX"})
-        cr = client.search_studies({"ModalitiesInStudy": "CR"})
-        ct = client.search_studies({"ModalitiesInStudy": "CT", "StudyDate": date_range(date(2025, 2, 18))})
-    assert {study.study_instance_uid for study in dx} == pacs.chest_uids
-    assert cr == []
-    assert {study.study_instance_uid for study in ct} == {pacs.ct_only_uid, pacs.mixed_uid}
-    mixed = next(study for study in ct if study.study_instance_uid == pacs.mixed_uid)
-    assert mixed.study_date == date(2025, 3, 1) and sorted(mixed.modalities) == ["CT", "DX"]
-
-
-def test_whole_studies_are_retrieved_for_the_priors_stage(pacs: Pacs) -> None:
-    uid, content = next(iter(pacs.samples.items()))
-    with DicomwebClient(pacs.server.dicomweb_url) as client:
-        assert client.retrieve_study(uid) == [content]
-        assert len(client.retrieve_study(pacs.mixed_uid)) == 2  # the DX and the CT
-    [received] = pacs.dimse().retrieve_study(uid)
-    assert pydicom.dcmread(io.BytesIO(received)) == pydicom.dcmread(io.BytesIO(content))
-    assert [s.modality for s in pacs.dimse().search_series(pacs.mixed_uid)] in (["DX", "CT"], ["CT", "DX"])
-
-
 def test_dimse_c_find_and_c_get_pull_the_same_studies(pacs: Pacs, ingestion: Ingestion, store: ObjectStore,
                                                       sqlite_sessions: sessionmaker[Session]) -> None:
     report = PacsPuller(pacs.dimse(), ingestion, sqlite_sessions).poll_once(EVERYTHING)
@@ -235,30 +147,6 @@ def test_a_study_that_cannot_be_retrieved_is_counted_failed_and_the_rest_pulled(
     assert gone not in _held(sqlite_sessions)
 
 
-def test_dicomweb_errors_are_pacs_errors(pacs: Pacs) -> None:
-    with DicomwebClient(pacs.server.dicomweb_url) as client:
-        with pytest.raises(PacsError, match="HTTP 404"):
-            client.retrieve_study(generate_uid())
-    with DicomwebClient(f"{pacs.server.url}/no-such-root") as client:
-        with pytest.raises(PacsError, match="QIDO-RS search answered HTTP 404"):
-            client.search_studies({"ModalitiesInStudy": "DX"})
-    with DicomwebClient(f"http://127.0.0.1:{free_port()}/dicom-web", timeout_s=2.0) as client:
-        with pytest.raises(PacsError, match="QIDO-RS search failed: ConnectError"):
-            client.search_studies({})
-
-
-def test_dimse_errors_are_pacs_errors(pacs: Pacs) -> None:
-    # Orthanc answers strangers' C-FIND and C-GET with a refusal.
-    with pytest.raises(PacsError):
-        pacs.dimse("STRANGER").search_studies({"ModalitiesInStudy": "DX"})
-    with pytest.raises(PacsError):
-        pacs.dimse("STRANGER").retrieve_study(next(iter(pacs.samples)))
-    with pytest.raises(PacsError, match="refused or did not answer"):
-        DimseClient(PACS_AE, "127.0.0.1", free_port(), HILUM_AE, timeout_s=2.0).search_studies({})
-    with pytest.raises(PacsError, match="C-GET answered status"):
-        pacs.dimse().retrieve_study(generate_uid())
-
-
 def test_poll_every_polls_until_stopped_and_moves_its_window(pacs: Pacs, ingestion: Ingestion,
                                                              sqlite_sessions: sessionmaker[Session]) -> None:
     stop = threading.Event()
@@ -275,16 +163,6 @@ def test_poll_every_polls_until_stopped_and_moves_its_window(pacs: Pacs, ingesti
     # The first poll pulls everything; the second looks back a day from the first (2025-02-28), finding the
     # mixed study only, already held.
     assert reports == [PullReport(found=5, pulled=5, accepted=5), PullReport(found=1, skipped=1)]
-
-
-def test_study_source_follows_the_settings() -> None:
-    assert isinstance(study_source(PacsSection(dicomweb_url="http://pacs/dicom-web"), HILUM_AE), DicomwebClient)
-    dimse = study_source(PacsSection(ae_title="PACS", host="pacs.example", port=11112), HILUM_AE)
-    assert isinstance(dimse, DimseClient) and dimse.calling_ae_title == HILUM_AE and dimse.port == 11112
-    with pytest.raises(ValueError, match="no PACS is configured"):
-        study_source(PacsSection(), HILUM_AE)
-    with pytest.raises(ValueError, match="C-MOVE needs a DIMSE PACS"):
-        PacsPuller(DicomwebClient("http://pacs/dicom-web"), None, None, move_to=HILUM_AE)  # type: ignore[arg-type]
 
 
 def test_hilum_pull_polls_once_and_reports(pacs: Pacs, tmp_settings: HilumSettings) -> None:
@@ -331,3 +209,8 @@ def test_hilum_pull_every_polls_until_sigterm(pacs: Pacs, tmp_settings: HilumSet
             if puller.poll() is None:
                 puller.kill()
     assert ", 0 skipped, 0 failed;" in first and ", 0 pulled, " in second
+
+
+def test_c_move_needs_a_dimse_pacs() -> None:
+    with pytest.raises(ValueError, match="C-MOVE needs a DIMSE PACS"):
+        PacsPuller(DicomwebClient("http://pacs/dicom-web"), None, None, move_to=HILUM_AE)  # type: ignore[arg-type]

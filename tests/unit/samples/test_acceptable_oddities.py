@@ -8,7 +8,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from hilum.common.dicom.header import parse_dataset
 from hilum.common.dicom.pixels import decode_radiograph
-from hilum.ingestion.dimse_scp import TRANSFER_SYNTAXES
+from hilum.common.dicom.storage_contexts import TRANSFER_SYNTAXES
 from hilum.samples.acceptable_oddities import ACCEPTABLE_ODDITIES, ODD_NAME_PATIENT_ID, ODD_PATIENT_NAME
 from hilum.samples.bad_inputs import acceptable_oddities
 from hilum.samples.dicom_files import dx_dataset

@@ -11,7 +11,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from hilum.ingestion.dimse_scp import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
+from hilum.common.dicom.storage_contexts import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from hilum.samples import bad_inputs as bad
 from hilum.samples.acceptable_oddities import ACCEPTABLE_ODDITIES
 from hilum.samples.sample_studies import SAMPLE_STUDIES
