@@ -248,10 +248,11 @@ def _external_clients(manifests: list[dict[str, Any]]) -> set[str]:
 
 
 def _unexpected_external_clients(manifests: list[dict[str, Any]]) -> set[str]:
-    """Components that may reach outside but have no reason to: priors' pods only when a FHIR server is a source."""
+    """Components that may reach outside but have no reason to: priors' pods only when a FHIR server or a PACS is a
+    source."""
     config = next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"]
     allowed = {"cds", "publishing-api", "publishing-worker", "pacs-pull"}
-    if "fhir" in json.loads(config["HILUM_PRIORS__SOURCES"]):
+    if {"fhir", "pacs"} & set(json.loads(config["HILUM_PRIORS__SOURCES"])):
         allowed |= {"priors-api", "priors-worker"}
     return _external_clients(manifests) - allowed
 
@@ -496,6 +497,26 @@ def test_a_priors_fhir_server_reaches_the_priors_pods_only(tmp_path: Path, monke
     assert (server.page_size, server.max_pages) == (20, 5)
 
 
+def test_a_pacs_prior_source_lets_the_priors_pods_reach_the_pacs(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "priors-pacs.yaml"
+    path.write_text("config:\n  priors:\n    sources: [pacs, store]\n"
+                    "  pacs:\n    aeTitle: PACS\n    host: pacs.hospital.example\n    port: 11112\n")
+    result = _template([path])
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert {"priors-api", "priors-worker"} <= _external_clients(manifests)
+    assert not _unexpected_external_clients(manifests) and not _network_problems(manifests)
+    external = next(doc for doc in manifests if doc["kind"] == "NetworkPolicy"
+                    and doc["metadata"]["name"] == "hilum-external-clients")
+    assert {"protocol": "TCP", "port": 11112} in external["spec"]["egress"][0]["ports"]
+    for key, value in next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"].items():
+        monkeypatch.setenv(key, value)
+    settings = HilumSettings()
+    assert settings.priors.sources == ["pacs", "store"]
+    assert (settings.pacs.ae_title, settings.pacs.host, settings.pacs.port) == ("PACS", "pacs.hospital.example", 11112)
+
+
 # --- The renderings run Hilum as it is ----------------------------------------------------------------------------
 
 
@@ -567,8 +588,10 @@ def test_every_hilum_command_is_one_the_cli_knows(rendering: tuple[str, Path]) -
     ("imagePullPolicy: Always\n", "Additional property imagePullPolicy is not allowed"),
     ("config:\n  priors:\n    sources: [store, fhir]\n",
      "config.priors.fhirServer.url: String length must be greater than or equal to 1"),
-    ("config:\n  priors:\n    sources: [pacs]\n",
-     'config.priors.sources.0 must be one of the following: "store", "fhir"'),
+    ("config:\n  priors:\n    sources: [dicomweb]\n",
+     'config.priors.sources.0 must be one of the following: "store", "pacs", "fhir"'),
+    ("config:\n  priors:\n    sources: [pacs, store]\n",
+     "config.pacs: Must validate at least one schema (anyOf)"),
 ])
 def test_an_invalid_values_file_fails_with_the_schemas_message(tmp_path: Path, values: str, message: str) -> None:
     path = tmp_path / "values.yaml"

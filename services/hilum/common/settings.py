@@ -272,10 +272,11 @@ class PriorsFhirServer(FhirServerConnection):
 
 class PriorsSection(BaseModel):
     """Where priors looks for a patient's earlier chest radiograph: the sources, in the order they are asked
-    ("store": Hilum's own store; "fhir": the hospital's FHIR server, `fhir_server`).
+    ("store": Hilum's own store; "pacs": the PACS of the `pacs` section, whose prior images are fetched and analysed;
+    "fhir": the hospital's FHIR server, `fhir_server`).
     """
 
-    sources: list[Literal["store", "fhir"]] = Field(default=["store"])  # pydantic copies it per instance
+    sources: list[Literal["store", "pacs", "fhir"]] = Field(default=["store"])  # pydantic copies it per instance
     fhir_server: PriorsFhirServer = Field(default_factory=PriorsFhirServer)
 
 
@@ -311,7 +312,8 @@ class DicomSection(BaseModel):
 
 
 class PacsSection(BaseModel):
-    """A PACS Hilum pulls new chest radiographs from (and later queries priors on); empty: none."""
+    """A PACS Hilum pulls new chest radiographs from (`hilum pull`) and, with priors.sources "pacs", finds and fetches
+    priors on; empty: none."""
 
     dicomweb_url: str = ""  # e.g. http://pacs:8042/dicom-web (QIDO-RS and WADO-RS)
     ae_title: str = ""  # a DIMSE-only PACS: C-FIND / C-MOVE peer

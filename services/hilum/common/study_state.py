@@ -17,13 +17,17 @@ INFERRED = StudyState.STUDY_STATE_INFERRED
 COMPARED = StudyState.STUDY_STATE_COMPARED
 REPORTED = StudyState.STUDY_STATE_REPORTED
 FAILED = StudyState.STUDY_STATE_FAILED
+# A prior fetched from a PACS for comparison only rests here once inference stored its findings.
+ANALYSED = StudyState.STUDY_STATE_ANALYSED
 
 # The order a study moves through; a stage never moves a study backwards (redeliveries are harmless).
 PIPELINE: tuple[State, ...] = (RECEIVED, INFERRED, COMPARED, REPORTED)
+# The order a comparison-only prior moves through: received, then analysed.
+COMPARISON_ONLY: tuple[State, ...] = (RECEIVED, ANALYSED)
 # States in which some stage still has work to do for the study.
 IN_FLIGHT: frozenset[State] = frozenset({RECEIVED, INFERRED, COMPARED})
 # States a study rests in until something new arrives.
-TERMINAL: frozenset[State] = frozenset({REPORTED, FAILED})
+TERMINAL: frozenset[State] = frozenset({REPORTED, ANALYSED, FAILED})
 
 
 def name_of(state: State) -> str:
@@ -37,10 +41,12 @@ def state_of(name: str) -> State:
 
 
 def advanced(current: State, target: State) -> State:
-    """The state after a stage finished `target`: later of the two, and FAILED stays FAILED."""
-    if current == FAILED or target not in PIPELINE:
+    """The state after a stage finished `target`: later of the two in its order (PIPELINE, or COMPARISON_ONLY
+    for ANALYSED), and FAILED stays FAILED."""
+    order = COMPARISON_ONLY if target == ANALYSED else PIPELINE
+    if current == FAILED or target not in order or current not in order:
         return current
-    if current in PIPELINE and PIPELINE.index(current) >= PIPELINE.index(target):
+    if order.index(current) >= order.index(target):
         return current
     return target
 

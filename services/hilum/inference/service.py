@@ -67,9 +67,11 @@ class Inference:
             study=study, model=result.model, findings=result.findings, devices=devices, analysed_object_key=key,
             devices_model=result.devices_model,
         )
+        # A prior fetched for comparison rests once analysed; any other study goes on to priors.
+        reached = study_state.ANALYSED if study.comparison_only else study_state.INFERRED
         with self._sessions.begin() as session:
             stored = results.save_findings(session, findings)
-            studies.advance(session, study.study_instance_uid, study_state.INFERRED)
+            studies.advance(session, study.study_instance_uid, reached)
         log.info("findings stored", extra={"study_ref": study_ref(study.study_instance_uid),
                                            "model_version": stored.model.version})
         return stored

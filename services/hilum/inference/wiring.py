@@ -44,5 +44,6 @@ WIRING = StageWiring(
     stage=Stage.INFERENCE, next_stage=Stage.PRIORS, build=build,
     add_servicer=lambda core, _forward, server: add_InferenceServiceServicer_to_server(InferenceServicer(core), server),
     task_input=messages_pb2.StudyReference, task=lambda inference: inference.infer,
+    handoff=lambda findings: [] if findings.study.comparison_only else [findings],  # a prior fetched rests here
     pool="threads", concurrency=inference_concurrency, watch_health=watch_models,
 )

@@ -26,12 +26,14 @@ HandOn = Callable[[messages_pb2.StudyReference], None]
 
 
 def study_reference(session: Session, row: StudyRow) -> messages_pb2.StudyReference:
-    """The StudyReference for a stored study: its frontal and lateral image as chosen by views.py."""
+    """The StudyReference for a stored study: its frontal and lateral image as chosen by views.py, and whether it is
+    a prior fetched for comparison only."""
     views = choose_views(studies.require_study_info(session, row.study_instance_uid).instances)
     reference = messages_pb2.StudyReference(
         study_instance_uid=row.study_instance_uid,
         frontal_object_key=views.frontal.object_key if views.frontal else "",
         lateral_object_key=views.lateral.object_key if views.lateral else "",
+        comparison_only=row.comparison_only,
     )
     reference.received_at.FromDatetime(row.received_at)
     return reference

@@ -4,7 +4,8 @@ A study is chosen by Study Instance UID or by its study date. Only studies at re
 FAILED, which starts again from RECEIVED); one still in the pipeline is already being reported under the served
 model. A study already reported under the model version the repository now serves is left alone: every stage is
 idempotent per (study, model version), so it would produce nothing new. The new report supersedes the study's
-earlier one (reporting/service.py).
+earlier one (reporting/service.py). A prior fetched from a PACS for comparison only is analysed again (never
+reported), so that later studies are compared with it under the same model version.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Outcome(StrEnum):
 
     QUEUED = "queued"
     ALREADY_REPORTED = "already reported under the served model version"
+    ALREADY_ANALYSED = "a prior fetched for comparison, already analysed under the served model version"
     IN_PIPELINE = "still in the pipeline"
     IMAGES_PURGED = "images purged under the retention schedule"
     NOT_FOUND = "not held by Hilum"
@@ -86,6 +88,9 @@ def _outcome(session: Session, uid: str, version: str | None) -> Outcome:
         return Outcome.IN_PIPELINE
     if row.images_purged_at is not None:
         return Outcome.IMAGES_PURGED
+    if version is not None and row.comparison_only:  # never reported: its findings are what comparisons read
+        analysed = results.load_findings(session, uid, version) is not None
+        return Outcome.ALREADY_ANALYSED if analysed else Outcome.QUEUED
     if version is not None and results.load_report(session, uid, version) is not None:
         return Outcome.ALREADY_REPORTED
     return Outcome.QUEUED

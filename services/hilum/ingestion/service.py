@@ -43,6 +43,8 @@ class Door(StrEnum):
     STOW = "stow"
     PULL = "pull"
     RELEASE = "release"
+    # A prior the priors stage fetched from a PACS (through the queue door): its study is comparison-only.
+    PRIOR = "prior"
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,9 @@ class Ingestion:
         a crash accepts them again, as duplicates.
         """
         present = [key for key in spooled.spool_keys if self._store.exists(key)]
+        door = Door.PRIOR if spooled.comparison_only else Door.QUEUE
         return self.accept(
-            IncomingInstance(label=key.rsplit("/", 1)[-1], content=self._store.get(key), door=Door.QUEUE)
+            IncomingInstance(label=key.rsplit("/", 1)[-1], content=self._store.get(key), door=door)
             for key in present
         )
 
@@ -168,18 +171,21 @@ class Ingestion:
             label=incoming.label, accepted=True, study_instance_uid=header.study_instance_uid,
             sop_instance_uid=instance.sop_instance_uid, notes=list(accepted.notes),
         )
+        comparison_only = incoming.door is Door.PRIOR
         try:
-            return self._record(incoming.content, accepted.header, sha256, result)
+            return self._record(incoming.content, accepted.header, sha256, result, comparison_only)
         except IntegrityError:
             # Another call committed this study's first instance, or this very instance, between our reads and our
             # writes: its rows are there now, so the same steps read them (a duplicate, or one more instance).
-            return self._record(incoming.content, accepted.header, sha256, result)
+            return self._record(incoming.content, accepted.header, sha256, result, comparison_only)
 
     def _record(
-        self, content: bytes, header: InstanceHeader, sha256: str, result: ingestion_pb2.InstanceResult
+        self, content: bytes, header: InstanceHeader, sha256: str, result: ingestion_pb2.InstanceResult,
+        comparison_only: bool,
     ) -> ingestion_pb2.InstanceResult | RejectedInstance:
         """In one transaction: check identity against what is stored, store the object, record it and mark its
-        study due (a duplicate: the stored one stays; its study is marked due again unless reported)."""
+        study due (a duplicate: the stored one stays; its study is marked due again unless reported).
+        comparison_only: a study first seen here is a prior fetched for comparison (analysed, never reported)."""
         instance = header.instance
         with self._sessions.begin() as session:
             conflict = _identity_conflict(session, header, sha256)
@@ -195,7 +201,7 @@ class Ingestion:
                 return result
             key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
             self._store.put(key, content)  # durable before the row says it exists
-            studies.ensure_study(session, header)
+            studies.ensure_study(session, header, comparison_only)
             studies.add_instance(session, header.study_instance_uid,
                                  dataclasses.replace(instance, object_key=key), sha256)
             self._update_study(session, header.study_instance_uid, gained_instance=True)

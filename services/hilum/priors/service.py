@@ -1,8 +1,8 @@
 """Priors' one implementation: find the patient's most recent earlier chest radiograph and compare findings.
 
 Called by the gRPC Compare method and by the Celery task on the "priors" queue. Searches the configured sources in
-order: Hilum's own store, then (where configured) the hospital's FHIR server; querying a PACS (QIDO-RS) for prior
-images is a later capability.
+order: Hilum's own store, a PACS (whose prior images it fetches for Hilum's models), a hospital FHIR server (whose
+prior reports it reads).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from hilum.common.db.models import StudyRow
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.logs import study_ref
 from hilum.common.study import StudyInfo
-from hilum.priors.candidate import PriorSource
+from hilum.priors.candidate import PriorCandidate, PriorSource
 from hilum.priors.comparison import compare_devices, compare_findings
+from hilum.priors.pacs_source import PacsSource
 from hilum.priors.report_findings import findings_of_report
 from hilum.priors.report_labeler import label_report
 from hilum.priors.sources import StoreSource
@@ -28,14 +29,19 @@ from hilum.v1 import messages_pb2
 
 log = logging.getLogger(__name__)
 
+# How often a study asks again for a prior still being ingested or analysed.
+PRIOR_POLL_S = 2.0
+
 
 class Priors:
     """Attaches the prior study and the change per finding to a study's findings.
 
     sources: where to look, in order (priors.sources); the first that finds a prior is compared with. Hilum's own
     store ("store") gives the prior's model findings, image to image, and waits for a prior still in the pipeline;
-    any other source (a hospital FHIR server) gives the prior's radiologist report, whose statements the labeler
-    reads. A source that fails is logged and passed over: the study is compared without it, never held or failed.
+    a PACS ("pacs") gives the prior's images, which are fetched into Hilum's store as a comparison-only study and
+    analysed by its models, then compared image to image; a hospital FHIR server gives the prior's radiologist
+    report, whose statements the labeler reads. A source that fails is logged and passed over: the study is compared
+    without it, never held or failed. A prior is waited for at most prior_wait.
     """
 
     def __init__(
@@ -59,10 +65,13 @@ class Priors:
             raise PermanentError("study not found in Hilum's store")
         comparison = messages_pb2.PriorComparison(current=current)
         for source in self._sources:
+            # A PACS or a hospital server is asked outside any database transaction: it may take its timeout to answer.
             if source.name == StoreSource.name:
                 with self._sessions() as session:
                     found = self._compare_with_store(session, study, comparison)
-            else:  # outside any database transaction: a hospital server may take its timeout to answer
+            elif isinstance(source, PacsSource):
+                found = self._compare_with_pacs(source, study, comparison)
+            else:
                 found = self._compare_with_report(source, study, comparison)
             if found:
                 break
@@ -73,16 +82,23 @@ class Priors:
         return comparison
 
     def _compare_with_store(self, session: Session, study: StudyInfo, comparison: messages_pb2.PriorComparison) -> bool:
-        """The prior in Hilum's store with the model's findings on it, compared finding by finding and device by
-        device; False when the store holds none. Raises TransientError while the prior is still being analysed."""
-        current = comparison.current
+        """The prior in Hilum's store, compared image to image (_compare_images); False when the store holds none."""
         prior_row = studies.find_prior(session, study)
         if prior_row is None:
             return False
+        self._compare_images(session, prior_row, comparison, StoreSource.name,
+                             "the patient's most recent earlier study in Hilum's store")
+        return True
+
+    def _compare_images(self, session: Session, prior_row: StudyRow, comparison: messages_pb2.PriorComparison,
+                        source: str, reason: str) -> None:
+        """The model's findings on a prior in Hilum's store, compared finding by finding and device by device with the
+        current study's. Raises TransientError while the prior is still being analysed (within prior_wait)."""
+        current = comparison.current
         prior = comparison.prior
         prior.study_instance_uid = prior_row.study_instance_uid
         prior.study_date = prior_row.started.strftime("%Y%m%d") if prior_row.started else ""
-        prior.source, prior.reason = StoreSource.name, "the patient's most recent earlier study in Hilum's store"
+        prior.source, prior.reason = source, reason
         prior_findings = results.load_findings(session, prior_row.study_instance_uid, current.model.version)
         if prior_findings is not None:
             prior.findings.extend(prior_findings.findings)
@@ -91,7 +107,41 @@ class Priors:
             if current.HasField("devices_model") and prior_findings.HasField("devices_model"):
                 comparison.device_changes.extend(compare_devices(current.devices, prior_findings.devices))
         elif self._still_in_flight(prior_row):
-            raise TransientError("the prior study is still being analysed", retry_after_s=2.0)
+            raise TransientError("the prior study is still being analysed", retry_after_s=PRIOR_POLL_S)
+
+    def _compare_with_pacs(self, source: PacsSource, study: StudyInfo,
+                           comparison: messages_pb2.PriorComparison) -> bool:
+        """The PACS's prior, compared image to image once Hilum's store holds it and its findings; False when the PACS
+        has none or fails.
+
+        A prior not yet in the store is fetched (once) and waited for, by TransientError, while it is ingested and
+        analysed. One fetched more than prior_wait ago that never reached the store (ingestion refused its images)
+        is named without a comparison, as is a prior the PACS holds no CR or DX images of.
+        """
+        candidate = self._find(source, study)
+        if candidate is None:
+            return False
+        with self._sessions() as session:
+            row = studies.get_study(session, candidate.study_instance_uid)
+            if row is not None:  # received before, or fetched by an earlier attempt
+                self._compare_images(session, row, comparison, candidate.source, candidate.reason)
+                return True
+        fetched_at = source.fetched_at(candidate.study_instance_uid)
+        if fetched_at is None:
+            try:
+                handed = source.fetch(candidate.study_instance_uid)
+            except TransientError as exc:
+                self._passed_over(source, study, exc)
+                return False
+            if handed:
+                log.info("prior fetched from the PACS", extra={
+                    "study_ref": study_ref(study.study_instance_uid), "instances": handed})
+                raise TransientError("the prior was fetched from the PACS and is being analysed",
+                                     retry_after_s=PRIOR_POLL_S)
+        elif self._clock() - fetched_at < self._prior_wait:
+            raise TransientError("the prior fetched from the PACS is being ingested", retry_after_s=PRIOR_POLL_S)
+        _name_prior(comparison.prior, candidate)
+        comparison.prior.reason += "; its images could not be analysed, so no change is stated"
         return True
 
     def _compare_with_report(
@@ -99,18 +149,11 @@ class Priors:
     ) -> bool:
         """The prior source's candidate, compared with what its report states (when it has one); False when the
         source has none or fails."""
-        try:
-            candidate = source.find_prior(study)
-        except (TransientError, PermanentError) as exc:
-            log.warning("prior source failed; compared without it", extra={
-                "study_ref": study_ref(study.study_instance_uid), "prior_source": source.name,
-                "error_type": type(exc).__name__})
-            return False
+        candidate = self._find(source, study)
         if candidate is None:
             return False
         prior = comparison.prior
-        prior.study_instance_uid, prior.study_date = candidate.study_instance_uid, candidate.study_date
-        prior.source, prior.reason = candidate.source, candidate.reason
+        _name_prior(prior, candidate)
         report = candidate.report
         text = (report.text or report.conclusion) if report is not None else ""
         if text.strip():
@@ -120,7 +163,27 @@ class Priors:
             comparison.changes.extend(compare_findings(comparison.current.findings, prior_findings))
         return True
 
+    def _find(self, source: PriorSource, study: StudyInfo) -> PriorCandidate | None:
+        """The source's candidate; None when it has none or fails (logged, without the patient or the study)."""
+        try:
+            return source.find_prior(study)
+        except (TransientError, PermanentError) as exc:
+            self._passed_over(source, study, exc)
+            return None
+
+    @staticmethod
+    def _passed_over(source: PriorSource, study: StudyInfo, exc: Exception) -> None:
+        log.warning("prior source failed; compared without it", extra={
+            "study_ref": study_ref(study.study_instance_uid), "prior_source": source.name,
+            "error_type": type(exc).__name__})
+
     def _still_in_flight(self, prior: StudyRow) -> bool:
         """Whether the prior's own findings may still come: in the pipeline and received within the wait."""
         in_pipeline = studies.state(prior) in study_state.IN_FLIGHT
         return in_pipeline and studies.received_since(prior, self._clock()) < self._prior_wait.total_seconds()
+
+
+def _name_prior(prior: messages_pb2.PriorStudy, candidate: PriorCandidate) -> None:
+    """The prior as its source found it: its UID, day, source and why it was chosen."""
+    prior.study_instance_uid, prior.study_date = candidate.study_instance_uid, candidate.study_date
+    prior.source, prior.reason = candidate.source, candidate.reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from hilum.common.connections import open_sessions
-from hilum.common.queue import Stage
+from hilum.common.queue import Stage, create_celery_app
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageWiring
 from hilum.priors.grpc_api import PriorsServicer
@@ -17,10 +17,11 @@ from hilum.v1.priors_pb2_grpc import add_PriorsServiceServicer_to_server
 
 def build(settings: HilumSettings) -> Priors:
     """Priors over the configured database and prior sources (priors.sources, in order), waiting up to
-    queue.prior_wait_s for a prior in flight in Hilum's store."""
+    queue.prior_wait_s for a prior in flight in Hilum's store or fetched from a PACS (whose images go to ingestion's
+    queue, sent with an app of this process's own)."""
     sessions = open_sessions(settings)
     return Priors(sessions, timedelta(seconds=settings.queue.prior_wait_s),
-                  sources=configured_sources(settings, sessions))
+                  sources=configured_sources(settings, sessions, create_celery_app(settings, "hilum-priors")))
 
 
 # A threads pool: a comparison is a few database reads and writes, so a process per task would spend more memory

@@ -34,6 +34,8 @@ class _StudyStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StudyState
     STUDY_STATE_COMPARED: _StudyState.ValueType  # 3
     STUDY_STATE_REPORTED: _StudyState.ValueType  # 4
     STUDY_STATE_FAILED: _StudyState.ValueType  # 5
+    STUDY_STATE_ANALYSED: _StudyState.ValueType  # 6
+    """A prior fetched from a PACS for comparison only: its findings are stored; it is never reported."""
 
 class StudyState(_StudyState, metaclass=_StudyStateEnumTypeWrapper):
     """Where a study stands in the pipeline. Stages move it forward only; hilum.common.study_state owns the rules."""
@@ -44,6 +46,8 @@ STUDY_STATE_INFERRED: StudyState.ValueType  # 2
 STUDY_STATE_COMPARED: StudyState.ValueType  # 3
 STUDY_STATE_REPORTED: StudyState.ValueType  # 4
 STUDY_STATE_FAILED: StudyState.ValueType  # 5
+STUDY_STATE_ANALYSED: StudyState.ValueType  # 6
+"""A prior fetched from a PACS for comparison only: its findings are stored; it is never reported."""
 Global___StudyState: _TypeAlias = StudyState  # noqa: Y015
 
 class _FindingState:
@@ -209,11 +213,14 @@ class StudyReference(_message.Message):
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
     FRONTAL_OBJECT_KEY_FIELD_NUMBER: _builtins.int
     LATERAL_OBJECT_KEY_FIELD_NUMBER: _builtins.int
+    COMPARISON_ONLY_FIELD_NUMBER: _builtins.int
     study_instance_uid: _builtins.str
     frontal_object_key: _builtins.str
     """Object-store key of the frontal (PA, else AP, else unlabelled) image the findings models read."""
     lateral_object_key: _builtins.str
     """Object-store key of the lateral image; "" when the study has none."""
+    comparison_only: _builtins.bool
+    """A prior the priors stage fetched from a PACS: analysed for comparison, never compared, reported or published."""
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -223,10 +230,11 @@ class StudyReference(_message.Message):
         received_at: _timestamp_pb2.Timestamp | None = ...,
         frontal_object_key: _builtins.str = ...,
         lateral_object_key: _builtins.str = ...,
+        comparison_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frontal_object_key", b"frontal_object_key", "lateral_object_key", b"lateral_object_key", "received_at", b"received_at", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_only", b"comparison_only", "frontal_object_key", b"frontal_object_key", "lateral_object_key", b"lateral_object_key", "received_at", b"received_at", "study_instance_uid", b"study_instance_uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -239,16 +247,20 @@ class SpooledInstances(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SPOOL_KEYS_FIELD_NUMBER: _builtins.int
+    COMPARISON_ONLY_FIELD_NUMBER: _builtins.int
+    comparison_only: _builtins.bool
+    """Instances of a prior the priors stage fetched from a PACS (see StudyReference.comparison_only)."""
     @_builtins.property
     def spool_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
         spool_keys: _abc.Iterable[_builtins.str] | None = ...,
+        comparison_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["spool_keys", b"spool_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_only", b"comparison_only", "spool_keys", b"spool_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

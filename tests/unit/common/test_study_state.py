@@ -14,6 +14,10 @@ from hilum.common import study_state as s
     (s.REPORTED, s.RECEIVED, s.REPORTED),
     (s.FAILED, s.REPORTED, s.FAILED),  # only a resubmission leaves FAILED
     (s.INFERRED, s.FAILED, s.INFERRED),  # failing goes through failed(), not advanced()
+    (s.RECEIVED, s.ANALYSED, s.ANALYSED),  # a comparison-only prior's one stage
+    (s.ANALYSED, s.INFERRED, s.ANALYSED),  # it never enters the reporting pipeline
+    (s.ANALYSED, s.REPORTED, s.ANALYSED),
+    (s.FAILED, s.ANALYSED, s.FAILED),
 ])
 def test_advanced_moves_forward_only(current: s.State, reached: s.State, expected: s.State) -> None:
     assert s.advanced(current, reached) == expected
@@ -27,10 +31,10 @@ def test_restart_and_fail() -> None:
 
 
 def test_names_round_trip_and_sets() -> None:
-    for state in (*s.PIPELINE, s.FAILED):
+    for state in (*s.PIPELINE, s.ANALYSED, s.FAILED):
         assert s.state_of(s.name_of(state)) == state
     assert s.name_of(s.REPORTED) == "REPORTED"
     with pytest.raises(ValueError):
         s.state_of("DONE")
     assert s.IN_FLIGHT.isdisjoint(s.TERMINAL)
-    assert s.IN_FLIGHT | s.TERMINAL == {*s.PIPELINE, s.FAILED}
+    assert s.IN_FLIGHT | s.TERMINAL == {*s.PIPELINE, *s.COMPARISON_ONLY, s.FAILED}

@@ -1,5 +1,5 @@
-"""Inference's wiring: its queue takes study references and hands each one's findings to priors; its worker runs
-threads."""
+"""Inference's wiring: its queue takes study references and hands each one's findings to priors (a comparison-only
+prior's to nobody); its worker runs threads."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ def test_shape_and_handoff() -> None:
     assert WIRING.task_input is messages_pb2.StudyReference and WIRING.settle is None
     findings = messages_pb2.StudyFindings(analysed_object_key="k")
     assert list(WIRING.handoff(findings)) == [findings]
+    prior = messages_pb2.StudyFindings(study=messages_pb2.StudyReference(comparison_only=True))
+    assert list(WIRING.handoff(prior)) == []  # a prior fetched for comparison is analysed, never compared
     assert WIRING.watch_health is watch_models  # its gRPC health follows Triton's models
 
 

@@ -247,6 +247,23 @@ def test_spooled_instances_stay_until_released(ingestion: Ingestion, store: Obje
     assert list(ingestion.accept_spooled(spooled).results) == []
 
 
+def test_a_prior_spooled_for_comparison_makes_a_comparison_only_study_and_keeps_what_a_study_was(
+        ingestion: Ingestion, sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path) -> None:
+    prior, current = write_study(_small(0), tmp_path / "p"), write_study(_small(1), tmp_path / "c")
+    store.put("spool/prior.dcm", prior.read_bytes())
+    store.put("spool/current.dcm", current.read_bytes())
+    ingestion.accept([_incoming(current)])  # a study Hilum was sent: it is reported
+    spooled = messages_pb2.SpooledInstances(spool_keys=["spool/prior.dcm", "spool/current.dcm"], comparison_only=True)
+    assert [r.accepted for r in ingestion.accept_spooled(spooled).results] == [True, True]
+    with sqlite_sessions() as session:
+        assert studies.require_study(session, _small(0).study_instance_uid).comparison_only
+        assert not studies.require_study(session, _small(1).study_instance_uid).comparison_only
+    assert _due(sqlite_sessions, _small(0).study_instance_uid) is not None  # handed to inference like any study
+    ingestion.accept([_incoming(prior)])  # sent later through a door: it stays what it was first seen as
+    with sqlite_sessions() as session:
+        assert studies.require_study(session, _small(0).study_instance_uid).comparison_only
+
+
 def test_unknown_study_has_no_state(ingestion: Ingestion) -> None:
     assert ingestion.status("1.2.3").state == study_state.StudyState.STUDY_STATE_UNSPECIFIED
 

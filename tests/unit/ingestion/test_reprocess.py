@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum import cli
 from hilum.common import study_state
 from hilum.common.connections import open_sessions
-from hilum.common.db import studies
+from hilum.common.db import results, studies
 from hilum.common.queue import Stage, create_celery_app, enqueue
 from hilum.common.settings import FhirSection, HilumSettings, RedisSection, TritonSection
 from hilum.common.study import PatientInfo
@@ -20,7 +20,7 @@ from hilum.ingestion.reprocess import Outcome, reprocess, studies_dated
 from hilum.reporting.service import Reporting
 from hilum.runtime.redis_server import RedisServer
 from hilum.v1 import messages_pb2
-from tests.helpers import demo_comparison, record_study
+from tests.helpers import demo_comparison, instance_info, record_study, study_header
 
 PATIENT = PatientInfo(patient_id="P3", issuer="", name="", birth_date=None, sex="")
 
@@ -70,6 +70,26 @@ def test_only_studies_at_rest_and_not_yet_reported_under_the_served_version_go_a
     _set_state(sqlite_sessions, "8.4", study_state.REPORTED)
     again = reprocess(sqlite_sessions, handed.append, ["8.1"], "demo-untrained")
     assert [c.outcome for c in again] == [Outcome.ALREADY_REPORTED] and len(handed) == 2
+
+
+def test_a_comparison_only_prior_is_analysed_again_under_a_new_version_and_stays_unreported(
+    sqlite_sessions: sessionmaker[Session]
+) -> None:
+    with sqlite_sessions.begin() as session:
+        studies.ensure_study(session, study_header("6.1", PATIENT, datetime(2026, 11, 1, 9, 0)), comparison_only=True)
+        studies.add_instance(session, "6.1", instance_info("6.1"))
+        studies.advance(session, "6.1", study_state.ANALYSED)
+        findings = messages_pb2.StudyFindings(study=messages_pb2.StudyReference(study_instance_uid="6.1"),
+                                              model=messages_pb2.ModelInfo(name="cxr_findings", version="1.0.0"))
+        results.save_findings(session, findings)
+    handed: list[messages_pb2.StudyReference] = []
+    assert [c.outcome for c in reprocess(sqlite_sessions, handed.append, ["6.1"], "1.0.0")] == [
+        Outcome.ALREADY_ANALYSED]
+    assert [c.outcome for c in reprocess(sqlite_sessions, handed.append, ["6.1"], "2.0.0")] == [Outcome.QUEUED]
+    [reference] = handed
+    assert reference.comparison_only and reference.frontal_object_key == "dicom/6.1/1.dcm"
+    with sqlite_sessions() as session:
+        assert studies.require_study(session, "6.1").state == "ANALYSED"
 
 
 def test_studies_are_chosen_by_study_date_inclusive(sqlite_sessions: sessionmaker[Session]) -> None:

@@ -8,13 +8,26 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import redis as redis_lib
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
-from hilum.common.settings import HilumSettings, PriorsFhirServer, PriorsSection
+from hilum.common.queue import Stage, create_celery_app
+from hilum.common.settings import (
+    HilumSettings,
+    PacsSection,
+    PriorsFhirServer,
+    PriorsSection,
+    RedisSection,
+    StorageSection,
+)
 from hilum.common.study import PatientInfo, StudyInfo
 from hilum.priors.fhir_source import FhirServerSource
+from hilum.priors.pacs_source import PacsSource
 from hilum.priors.sources import StoreSource, configured_sources
+from hilum.runtime.ports import free_port
+from hilum.runtime.redis_server import RedisServer
+from hilum.v1 import messages_pb2
 from tests.helpers import record_study
 
 PATIENT = PatientInfo(patient_id="P1", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
@@ -58,15 +71,36 @@ def test_the_store_has_no_prior_for_a_first_study_or_one_without_a_start(session
 
 
 def test_sources_are_built_in_the_configured_order(sqlite_sessions: sessionmaker[Session]) -> None:
-    settings = HilumSettings(priors=PriorsSection(sources=["fhir", "store"],
-                                                  fhir_server=PriorsFhirServer(url="http://fhir.example/R4")))
-    fhir, store = configured_sources(settings, sqlite_sessions)
-    assert isinstance(fhir, FhirServerSource) and isinstance(store, StoreSource)
-    assert [source.name for source in configured_sources(HilumSettings(), sqlite_sessions)] == ["store"]
+    settings = HilumSettings(priors=PriorsSection(sources=["fhir", "pacs", "store"],
+                                                  fhir_server=PriorsFhirServer(url="http://fhir.example/R4")),
+                             pacs=PacsSection(dicomweb_url="http://pacs.example/dicom-web"))
+    fhir, pacs, store = configured_sources(settings, sqlite_sessions, create_celery_app(settings))
+    assert isinstance(fhir, FhirServerSource) and isinstance(pacs, PacsSource) and isinstance(store, StoreSource)
+    assert [source.name for source in configured_sources(HilumSettings(), sqlite_sessions,
+                                                         create_celery_app(HilumSettings()))] == ["store"]
+
+
+def test_a_pacs_source_without_a_pacs_is_a_configuration_error(sqlite_sessions: sessionmaker[Session]) -> None:
+    settings = HilumSettings(priors=PriorsSection(sources=["pacs"]))
+    with pytest.raises(ValueError, match="no PACS is configured"):
+        configured_sources(settings, sqlite_sessions, create_celery_app(settings))
+
+
+def test_what_the_pacs_source_fetches_goes_to_ingestions_queue(
+        sqlite_sessions: sessionmaker[Session], redis_server: RedisServer, redis_client: redis_lib.Redis,
+        tmp_path: Path) -> None:
+    settings = HilumSettings(priors=PriorsSection(sources=["pacs"]), redis=RedisSection(url=redis_server.url),
+                             pacs=PacsSection(ae_title="PACS", host="127.0.0.1", port=free_port()),
+                             storage=StorageSection(data_dir=tmp_path / "data"))
+    [pacs] = configured_sources(settings, sqlite_sessions, create_celery_app(settings))
+    assert isinstance(pacs, PacsSource)
+    pacs._hand_to_ingestion(messages_pb2.SpooledInstances(spool_keys=["spool/prior-1.dcm"], comparison_only=True))
+    [queued] = redis_client.lrange(Stage.INGESTION.value, 0, -1)
+    assert b"hilum.ingestion.run" in queued
 
 
 def test_a_fhir_source_without_a_server_is_a_configuration_error(sqlite_sessions: sessionmaker[Session],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HILUM_PRIORS__SOURCES", '["store","fhir"]')
     with pytest.raises(ValueError, match="priors.fhir_server.url is empty"):
-        configured_sources(HilumSettings(), sqlite_sessions)
+        configured_sources(HilumSettings(), sqlite_sessions, create_celery_app(HilumSettings()))

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, composite, mapped_column
 
@@ -64,6 +65,8 @@ class StudyRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     # When `hilum purge images` deleted the study's stored objects (retention); None while they are kept.
     images_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A prior the priors stage fetched from a PACS: analysed for comparison, never reported or published.
+    comparison_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class InstanceRow(Base):

@@ -34,8 +34,9 @@ def require_study(session: Session, uid: str) -> StudyRow:
     return row
 
 
-def ensure_study(session: Session, header: InstanceHeader) -> StudyRow:
-    """The study row of header's study, created in state RECEIVED on first sight."""
+def ensure_study(session: Session, header: InstanceHeader, comparison_only: bool = False) -> StudyRow:
+    """The study row of header's study, created in state RECEIVED on first sight (comparison-only when it is a prior
+    fetched for comparison; a study keeps what it was created as)."""
     row = session.get(StudyRow, header.study_instance_uid)
     if row is None:
         row = StudyRow(
@@ -47,6 +48,7 @@ def ensure_study(session: Session, header: InstanceHeader) -> StudyRow:
             placer_order_number=header.placer_order_number,
             state=study_state.name_of(study_state.RECEIVED),
             error="",
+            comparison_only=comparison_only,
         )
         session.add(row)
         session.flush()
