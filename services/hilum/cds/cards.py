@@ -35,6 +35,8 @@ TOPIC_SYSTEM = "https://hilum.dev/fhir/CodeSystem/cds-topic"
 OVERRIDE_REASON_SYSTEM = "https://hilum.dev/fhir/CodeSystem/cds-override-reason"
 CRITICAL_CODES = frozenset({"pneumothorax"})
 FOLLOW_UP_CT_CODES = frozenset({"nodule", "mass"})
+# Changes that say the prior already showed the finding at least as it is now: no alarm, no new suggestion.
+KNOWN_BEFORE = frozenset({ChangeSincePrior.UNCHANGED, ChangeSincePrior.IMPROVED})
 REVIEW_LAUNCH_PATH = "/review/launch"
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -76,10 +78,10 @@ def alarming_phrases(view: CdsView) -> list[str]:
 
 
 def alarming_findings(view: CdsView) -> list[CdsFinding]:
-    """The present critical-code findings that are not unchanged since the prior."""
+    """The present critical-code findings that are not unchanged or improved since the prior."""
     return [
         f for f in view.findings
-        if f.status == FindingStatus.PRESENT and f.code in CRITICAL_CODES and f.change != ChangeSincePrior.UNCHANGED
+        if f.status == FindingStatus.PRESENT and f.code in CRITICAL_CODES and f.change not in KNOWN_BEFORE
     ]
 
 
@@ -105,7 +107,7 @@ def card_uuids(view: CdsView) -> list[str]:
 
 def finding_phrase(finding: CdsFinding) -> str:
     """ "Pneumothorax (new)" — change shown only when it is news."""
-    if finding.change in (ChangeSincePrior.NEW, ChangeSincePrior.RESOLVED):
+    if finding.change in (ChangeSincePrior.NEW, ChangeSincePrior.WORSENED, ChangeSincePrior.RESOLVED):
         return f"{finding.display} ({finding.change.value})"
     return finding.display
 
@@ -184,10 +186,11 @@ def review_link(view: CdsView, context: CardContext) -> Link:
 
 
 def follow_up_findings(view: CdsView) -> list[CdsFinding]:
-    """Present nodules or masses that the prior did not already show: what a chest CT would characterise."""
+    """Present nodules or masses that the prior did not already show as they are now (or larger): what a chest CT
+    would characterise."""
     return [
         f for f in view.findings
-        if f.status == FindingStatus.PRESENT and f.code in FOLLOW_UP_CT_CODES and f.change != ChangeSincePrior.UNCHANGED
+        if f.status == FindingStatus.PRESENT and f.code in FOLLOW_UP_CT_CODES and f.change not in KNOWN_BEFORE
     ]
 
 

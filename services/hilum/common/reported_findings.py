@@ -49,10 +49,13 @@ class ChangeSincePrior(StrEnum):
     UNCHANGED = "unchanged"
     RESOLVED = "resolved"
     NOT_COMPARED = "not-compared"
+    IMPROVED = "improved"
+    WORSENED = "worsened"
 
 
 class Laterality(StrEnum):
-    """Side of the chest a finding is on; the findings model gives none, so it is UNSPECIFIED for now."""
+    """Side of the chest a finding is on; the findings model gives none, so a current finding is UNSPECIFIED unless a
+    comparison states its side."""
 
     UNSPECIFIED = "unspecified"
     LEFT = "left"
@@ -70,6 +73,14 @@ _CHANGE = {
     messages_pb2.CHANGE_UNCHANGED: ChangeSincePrior.UNCHANGED,
     messages_pb2.CHANGE_RESOLVED: ChangeSincePrior.RESOLVED,
     messages_pb2.CHANGE_NOT_COMPARED: ChangeSincePrior.NOT_COMPARED,
+    messages_pb2.CHANGE_IMPROVED: ChangeSincePrior.IMPROVED,
+    messages_pb2.CHANGE_WORSENED: ChangeSincePrior.WORSENED,
+}
+
+_LATERALITY = {
+    messages_pb2.LATERALITY_LEFT: Laterality.LEFT,
+    messages_pb2.LATERALITY_RIGHT: Laterality.RIGHT,
+    messages_pb2.LATERALITY_BILATERAL: Laterality.BILATERAL,
 }
 
 _ORDER = (FindingStatus.PRESENT, FindingStatus.UNCERTAIN, FindingStatus.RESOLVED)
@@ -196,7 +207,8 @@ class ReportedFinding:
 
     probability, threshold: the current study's model output and operating threshold, in [0, 1]
     (for a RESOLVED finding, the current, sub-threshold probability). snomed_code: "" where the label
-    has no SNOMED CT concept. change: None when no prior was compared.
+    has no SNOMED CT concept. change: None when no prior was compared. prior_laterality: the side the prior stated,
+    where the comparison found the sides changed (a swap, a side added or cleared); None otherwise.
     """
 
     code: str
@@ -208,6 +220,7 @@ class ReportedFinding:
     laterality: Laterality
     change: ChangeSincePrior | None
     model: ModelProvenance
+    prior_laterality: Laterality | None = None
 
     @property
     def label(self) -> str:
@@ -358,13 +371,16 @@ def reported_findings(comparison: messages_pb2.PriorComparison) -> ReportedFindi
     model = ModelProvenance.of(current.model)
     has_prior = comparison.HasField("prior")
     compared = has_prior and len(comparison.prior.findings) > 0
-    changes = {c.code: _CHANGE.get(c.change, ChangeSincePrior.NOT_COMPARED) for c in comparison.changes}
+    changes = {c.code: c for c in comparison.changes} if compared else {}
     reported: list[ReportedFinding] = []
     for finding in current.findings:
-        change = changes.get(finding.code, ChangeSincePrior.NOT_COMPARED) if compared else None
+        stated = changes.get(finding.code)
+        change = None if not compared else (
+            _CHANGE.get(stated.change, ChangeSincePrior.NOT_COMPARED) if stated else ChangeSincePrior.NOT_COMPARED)
         status = _status(finding, change)
         if status is None:
             continue
+        side = stated.laterality if stated and stated.laterality else finding.laterality
         reported.append(ReportedFinding(
             code=finding.code,
             display=finding.display,
@@ -372,9 +388,10 @@ def reported_findings(comparison: messages_pb2.PriorComparison) -> ReportedFindi
             status=status,
             probability=finding.probability,
             threshold=finding.threshold,
-            laterality=Laterality.UNSPECIFIED,
+            laterality=_LATERALITY.get(side, Laterality.UNSPECIFIED),
             change=change,
             model=model,
+            prior_laterality=_LATERALITY.get(stated.prior_laterality) if stated else None,
         ))
     reported.sort(key=lambda f: (_ORDER.index(f.status), -f.probability))
     prior = (

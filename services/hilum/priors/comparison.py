@@ -3,12 +3,34 @@ studies' findings and devices."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from hilum.v1 import messages_pb2
 
 State = messages_pb2.FindingState
 Change = messages_pb2.Change
+Side = messages_pb2.Laterality
+
+# Heart and mediastinal size read differently on AP and PA projections (an AP film magnifies the heart), so their
+# change is not called between the two.
+HEART_SIZE_CODES = frozenset({"cardiomegaly", "enlarged_cardiomediastinum"})
+
+# Extent words, as a report writes them, on one scale; a phrase ("mild to moderate") is the mean of its words.
+SEVERITY_GRADES = {
+    "trace": 1.0, "tiny": 1.0, "minimal": 1.0,
+    "small": 2.0, "mild": 2.0, "borderline": 2.0,
+    "moderate": 3.0,
+    "large": 4.0, "severe": 4.0, "massive": 4.0, "marked": 4.0, "extensive": 4.0,
+}
+# Extents this far apart or more are a change; closer ones ("mild to moderate" then "moderate") are not.
+SEVERITY_STEP = 1.0
+
+
+def severity_grade(words: str) -> float | None:
+    """The extent words' place on SEVERITY_GRADES; None when they hold no extent word."""
+    grades = [SEVERITY_GRADES[word] for word in re.findall(r"[a-z]+", words.lower()) if word in SEVERITY_GRADES]
+    return sum(grades) / len(grades) if grades else None
 
 
 def change_of(current: messages_pb2.FindingState.ValueType,
@@ -25,20 +47,56 @@ def change_of(current: messages_pb2.FindingState.ValueType,
     return Change.CHANGE_UNCHANGED
 
 
+def change_of_present(current: messages_pb2.Finding, prior: messages_pb2.Finding) -> messages_pb2.FindingChange:
+    """The change of a finding present on both studies, from what both state of its side and extent.
+
+    Sides first: the other side only now is a swap (NEW, the prior's side resolved), both sides now of one before
+    WORSENED, one side now of both before IMPROVED. Then extent, where both state one: SEVERITY_STEP or more larger
+    is WORSENED, smaller IMPROVED. Anything neither states alike is UNCHANGED: present on both, nothing more claimed.
+    """
+    change = messages_pb2.FindingChange(code=current.code, change=Change.CHANGE_UNCHANGED)
+    now, before = current.laterality, prior.laterality
+    if Side.LATERALITY_UNSPECIFIED not in (now, before) and now != before:
+        change.laterality, change.prior_laterality = now, before
+        if now == Side.LATERALITY_BILATERAL:
+            change.change = Change.CHANGE_WORSENED
+        elif before == Side.LATERALITY_BILATERAL:
+            change.change = Change.CHANGE_IMPROVED
+        else:
+            change.change = Change.CHANGE_NEW
+        return change
+    extent_now, extent_before = severity_grade(current.severity), severity_grade(prior.severity)
+    if extent_now is not None and extent_before is not None:
+        if extent_now - extent_before >= SEVERITY_STEP:
+            change.change = Change.CHANGE_WORSENED
+        elif extent_before - extent_now >= SEVERITY_STEP:
+            change.change = Change.CHANGE_IMPROVED
+    return change
+
+
 def compare_findings(
-    current: Iterable[messages_pb2.Finding], prior: Iterable[messages_pb2.Finding]
+    current: Iterable[messages_pb2.Finding], prior: Iterable[messages_pb2.Finding], *,
+    heart_size_comparable: bool = True,
 ) -> list[messages_pb2.FindingChange]:
-    """One change per label that is present or uncertain on either study; labels absent on both are left out."""
-    prior_by_code = {f.code: f.state for f in prior}
+    """One change per label that is present or uncertain on either study; labels absent on both are left out.
+
+    heart_size_comparable: False when the two studies are of different projections (AP and PA): the heart-size
+    labels are then NOT_COMPARED.
+    """
+    prior_by_code = {f.code: f for f in prior}
     changes = []
     for finding in current:
         before = prior_by_code.get(finding.code)
-        if before is None:
+        if before is None or (finding.code in HEART_SIZE_CODES and not heart_size_comparable):
             changes.append(messages_pb2.FindingChange(code=finding.code, change=Change.CHANGE_NOT_COMPARED))
             continue
-        if finding.state == State.FINDING_STATE_ABSENT and before == State.FINDING_STATE_ABSENT:
+        if finding.state == State.FINDING_STATE_ABSENT and before.state == State.FINDING_STATE_ABSENT:
             continue
-        changes.append(messages_pb2.FindingChange(code=finding.code, change=change_of(finding.state, before)))
+        change = change_of(finding.state, before.state)
+        if change == Change.CHANGE_UNCHANGED:
+            changes.append(change_of_present(finding, before))
+        else:
+            changes.append(messages_pb2.FindingChange(code=finding.code, change=change))
     return changes
 
 

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # How often a study asks again for a prior still being ingested or analysed.
 PRIOR_POLL_S = 2.0
+# The two frontal projections; heart size is not compared between them (comparison.HEART_SIZE_CODES).
+PROJECTIONS = frozenset({"AP", "PA"})
 
 
 class Priors:
@@ -103,7 +105,10 @@ class Priors:
         if prior_findings is not None:
             prior.findings.extend(prior_findings.findings)
             prior.devices.extend(prior_findings.devices)
-            comparison.changes.extend(compare_findings(current.findings, prior_findings.findings))
+            views = {studies.view_of_object(session, findings.analysed_object_key)
+                     for findings in (current, prior_findings)}
+            comparison.changes.extend(compare_findings(current.findings, prior_findings.findings,
+                                                       heart_size_comparable=not PROJECTIONS <= views))
             if current.HasField("devices_model") and prior_findings.HasField("devices_model"):
                 comparison.device_changes.extend(compare_devices(current.devices, prior_findings.devices))
         elif self._still_in_flight(prior_row):

@@ -69,6 +69,8 @@ CHANGE_VALUE = {
     ChangeSincePrior.UNCHANGED: hd.sr.CodedConcept("unchanged", PRIVATE_SCHEME, "Unchanged since prior"),
     ChangeSincePrior.RESOLVED: hd.sr.CodedConcept("resolved", PRIVATE_SCHEME, "Resolved since prior"),
     ChangeSincePrior.NOT_COMPARED: hd.sr.CodedConcept("not-compared", PRIVATE_SCHEME, "Not compared with prior"),
+    ChangeSincePrior.IMPROVED: hd.sr.CodedConcept("improved", PRIVATE_SCHEME, "Improved since prior"),
+    ChangeSincePrior.WORSENED: hd.sr.CodedConcept("worsened", PRIVATE_SCHEME, "Worsened since prior"),
 }
 
 PROBABILITY_CONCEPT = hd.sr.CodedConcept("122157", "DCM", "Probability")

@@ -142,11 +142,25 @@ def _change_clause(finding: ReportedFinding, prior: PriorReference | None) -> st
     when = _prior_date(prior)
     if finding.status == FindingStatus.RESOLVED:
         return f", resolved since {when}"
+    then = _then_side(finding.prior_laterality)
     if finding.change == ChangeSincePrior.NEW:
-        return f", new since {when}"
+        return f", new since {when}{then}"
     if finding.change == ChangeSincePrior.UNCHANGED:
         return f", unchanged from {when}"
+    if finding.change == ChangeSincePrior.IMPROVED:
+        return f", improved since {when}{then}"
+    if finding.change == ChangeSincePrior.WORSENED:
+        return f", worsened since {when}{then}"
     return ""
+
+
+def _then_side(prior_laterality: Laterality | None) -> str:
+    """" (on the right then)", " (bilateral then)": the prior's side where the sides changed; "" otherwise."""
+    if prior_laterality is None or prior_laterality == Laterality.UNSPECIFIED:
+        return ""
+    if prior_laterality == Laterality.BILATERAL:
+        return " (bilateral then)"
+    return f" (on the {prior_laterality.value} then)"
 
 
 def _finding_text(finding: ReportedFinding, prior: PriorReference | None) -> str:

@@ -25,27 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hilum/v1/messages.proto\x12\x08hilum.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\x0eStudyReference\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x66rontal_object_key\x18\x04 \x01(\t\x12\x1a\n\x12lateral_object_key\x18\x05 \x01(\t\x12\x17\n\x0f\x63omparison_only\x18\x06 \x01(\x08J\x04\x08\x02\x10\x03R\x0bobject_keys\"?\n\x10SpooledInstances\x12\x12\n\nspool_keys\x18\x01 \x03(\t\x12\x17\n\x0f\x63omparison_only\x18\x02 \x01(\x08\"k\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65mo_weights\x18\x03 \x01(\x08\x12\x16\n\x0eweights_sha256\x18\x04 \x01(\t\x12\x11\n\tlabel_set\x18\x05 \x01(\t\"\x8c\x01\n\x07\x46inding\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12%\n\x05state\x18\x05 \x01(\x0e\x32\x16.hilum.v1.FindingState\x12\x13\n\x0bsnomed_code\x18\x06 \x01(\t\"\xff\x01\n\rDeviceFinding\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.hilum.v1.DeviceKind\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12*\n\x08position\x18\x03 \x01(\x0e\x32\x18.hilum.v1.DevicePosition\x12\x1c\n\x0ftip_distance_mm\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x10\n\x08landmark\x18\x05 \x01(\t\x12\x13\n\x0bmeasurement\x18\x06 \x01(\t\x12\x17\n\x0fposition_reason\x18\x07 \x01(\t\x12\x17\n\x0fposition_called\x18\x08 \x01(\x08\x42\x12\n\x10_tip_distance_mm\"\xf4\x01\n\rStudyFindings\x12\'\n\x05study\x18\x01 \x01(\x0b\x32\x18.hilum.v1.StudyReference\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12#\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x11.hilum.v1.Finding\x12(\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x17.hilum.v1.DeviceFinding\x12\x1b\n\x13\x61nalysed_object_key\x18\x05 \x01(\t\x12*\n\rdevices_model\x18\x06 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\"?\n\rFindingChange\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12 \n\x06\x63hange\x18\x02 \x01(\x0e\x32\x10.hilum.v1.Change\"\xb2\x01\n\x10\x44\x65viceComparison\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.hilum.v1.DeviceKind\x12\x0e\n\x06number\x18\x02 \x01(\x05\x12&\n\x06\x63hange\x18\x03 \x01(\x0e\x32\x16.hilum.v1.DeviceChange\x12\x1c\n\x0ftip_movement_mm\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x10\n\x08landmark\x18\x05 \x01(\tB\x12\n\x10_tip_movement_mm\"\xc0\x01\n\nPriorStudy\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x12\n\nstudy_date\x18\x02 \x01(\t\x12#\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x11.hilum.v1.Finding\x12(\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x17.hilum.v1.DeviceFinding\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x13\n\x0b\x66rom_report\x18\x07 \x01(\x08\"\xcd\x01\n\x0fPriorComparison\x12(\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x17.hilum.v1.StudyFindings\x12(\n\x05prior\x18\x02 \x01(\x0b\x32\x14.hilum.v1.PriorStudyH\x00\x88\x01\x01\x12(\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x17.hilum.v1.FindingChange\x12\x32\n\x0e\x64\x65vice_changes\x18\x04 \x03(\x0b\x32\x1a.hilum.v1.DeviceComparisonB\x08\n\x06_prior\"5\n\x0eReportSentence\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\rfinding_codes\x18\x02 \x03(\t\"\xde\x01\n\x0b\x44raftReport\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12*\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x18.hilum.v1.ReportSentence\x12,\n\nimpression\x18\x04 \x03(\x0b\x32\x18.hilum.v1.ReportSentence\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x13\n\x0b\x65xamination\x18\x06 \x01(\t\x12\x12\n\ncomparison\x18\x07 \x01(\t\"\x9e\x02\n\rPublishResult\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.hilum.v1.PublishStatus\x12\x1c\n\x14\x64iagnostic_report_id\x18\x04 \x01(\t\x12\x13\n\x0b\x62undle_path\x18\x05 \x01(\t\x12$\n\x05\x64raft\x18\x06 \x01(\x0b\x32\x15.hilum.v1.DraftReport\x12-\n\ndeliveries\x18\x07 \x03(\x0b\x32\x19.hilum.v1.DeliveryRequest\x12\x1c\n\x14\x61mends_model_version\x18\x08 \x01(\t\"h\n\x0f\x44\x65liveryRequest\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t*\xc3\x01\n\nStudyState\x12\x1b\n\x17STUDY_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14STUDY_STATE_RECEIVED\x10\x01\x12\x18\n\x14STUDY_STATE_INFERRED\x10\x02\x12\x18\n\x14STUDY_STATE_COMPARED\x10\x03\x12\x18\n\x14STUDY_STATE_REPORTED\x10\x04\x12\x16\n\x12STUDY_STATE_FAILED\x10\x05\x12\x18\n\x14STUDY_STATE_ANALYSED\x10\x06*\x7f\n\x0c\x46indingState\x12\x1d\n\x19\x46INDING_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INDING_STATE_ABSENT\x10\x01\x12\x1b\n\x17\x46INDING_STATE_UNCERTAIN\x10\x02\x12\x19\n\x15\x46INDING_STATE_PRESENT\x10\x03*\xb9\x01\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_KIND_ETT\x10\x01\x12\x17\n\x13\x44\x45VICE_KIND_NG_TUBE\x10\x02\x12\x13\n\x0f\x44\x45VICE_KIND_CVC\x10\x03\x12\x1a\n\x16\x44\x45VICE_KIND_CHEST_TUBE\x10\x04\x12\x19\n\x15\x44\x45VICE_KIND_PACEMAKER\x10\x05\x12\x14\n\x10\x44\x45VICE_KIND_PICC\x10\x06*\x99\x01\n\x0e\x44\x65vicePosition\x12\x1f\n\x1b\x44\x45VICE_POSITION_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45VICE_POSITION_SATISFACTORY\x10\x01\x12!\n\x1d\x44\x45VICE_POSITION_MALPOSITIONED\x10\x02\x12!\n\x1d\x44\x45VICE_POSITION_INDETERMINATE\x10\x03*t\n\x06\x43hange\x12\x16\n\x12\x43HANGE_UNSPECIFIED\x10\x00\x12\x0e\n\nCHANGE_NEW\x10\x01\x12\x14\n\x10\x43HANGE_UNCHANGED\x10\x02\x12\x13\n\x0f\x43HANGE_RESOLVED\x10\x03\x12\x17\n\x13\x43HANGE_NOT_COMPARED\x10\x04*\xba\x01\n\x0c\x44\x65viceChange\x12\x1d\n\x19\x44\x45VICE_CHANGE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45VICE_CHANGE_INSERTED\x10\x01\x12\x19\n\x15\x44\x45VICE_CHANGE_REMOVED\x10\x02\x12\x17\n\x13\x44\x45VICE_CHANGE_MOVED\x10\x03\x12\x1b\n\x17\x44\x45VICE_CHANGE_UNCHANGED\x10\x04\x12\x1e\n\x1a\x44\x45VICE_CHANGE_NOT_COMPARED\x10\x05*s\n\rPublishStatus\x12\x1e\n\x1aPUBLISH_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PUBLISH_STATUS_PUBLISHED\x10\x01\x12$\n PUBLISH_STATUS_ALREADY_PUBLISHED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hilum/v1/messages.proto\x12\x08hilum.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\x0eStudyReference\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x66rontal_object_key\x18\x04 \x01(\t\x12\x1a\n\x12lateral_object_key\x18\x05 \x01(\t\x12\x17\n\x0f\x63omparison_only\x18\x06 \x01(\x08J\x04\x08\x02\x10\x03R\x0bobject_keys\"?\n\x10SpooledInstances\x12\x12\n\nspool_keys\x18\x01 \x03(\t\x12\x17\n\x0f\x63omparison_only\x18\x02 \x01(\x08\"k\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65mo_weights\x18\x03 \x01(\x08\x12\x16\n\x0eweights_sha256\x18\x04 \x01(\t\x12\x11\n\tlabel_set\x18\x05 \x01(\t\"\xc8\x01\n\x07\x46inding\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12%\n\x05state\x18\x05 \x01(\x0e\x32\x16.hilum.v1.FindingState\x12\x13\n\x0bsnomed_code\x18\x06 \x01(\t\x12(\n\nlaterality\x18\x07 \x01(\x0e\x32\x14.hilum.v1.Laterality\x12\x10\n\x08severity\x18\x08 \x01(\t\"\xff\x01\n\rDeviceFinding\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.hilum.v1.DeviceKind\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12*\n\x08position\x18\x03 \x01(\x0e\x32\x18.hilum.v1.DevicePosition\x12\x1c\n\x0ftip_distance_mm\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x10\n\x08landmark\x18\x05 \x01(\t\x12\x13\n\x0bmeasurement\x18\x06 \x01(\t\x12\x17\n\x0fposition_reason\x18\x07 \x01(\t\x12\x17\n\x0fposition_called\x18\x08 \x01(\x08\x42\x12\n\x10_tip_distance_mm\"\xf4\x01\n\rStudyFindings\x12\'\n\x05study\x18\x01 \x01(\x0b\x32\x18.hilum.v1.StudyReference\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12#\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x11.hilum.v1.Finding\x12(\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x17.hilum.v1.DeviceFinding\x12\x1b\n\x13\x61nalysed_object_key\x18\x05 \x01(\t\x12*\n\rdevices_model\x18\x06 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\"\x99\x01\n\rFindingChange\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12 \n\x06\x63hange\x18\x02 \x01(\x0e\x32\x10.hilum.v1.Change\x12(\n\nlaterality\x18\x03 \x01(\x0e\x32\x14.hilum.v1.Laterality\x12.\n\x10prior_laterality\x18\x04 \x01(\x0e\x32\x14.hilum.v1.Laterality\"\xb2\x01\n\x10\x44\x65viceComparison\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.hilum.v1.DeviceKind\x12\x0e\n\x06number\x18\x02 \x01(\x05\x12&\n\x06\x63hange\x18\x03 \x01(\x0e\x32\x16.hilum.v1.DeviceChange\x12\x1c\n\x0ftip_movement_mm\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x10\n\x08landmark\x18\x05 \x01(\tB\x12\n\x10_tip_movement_mm\"\xc0\x01\n\nPriorStudy\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x12\n\nstudy_date\x18\x02 \x01(\t\x12#\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x11.hilum.v1.Finding\x12(\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x17.hilum.v1.DeviceFinding\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x13\n\x0b\x66rom_report\x18\x07 \x01(\x08\"\xcd\x01\n\x0fPriorComparison\x12(\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x17.hilum.v1.StudyFindings\x12(\n\x05prior\x18\x02 \x01(\x0b\x32\x14.hilum.v1.PriorStudyH\x00\x88\x01\x01\x12(\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x17.hilum.v1.FindingChange\x12\x32\n\x0e\x64\x65vice_changes\x18\x04 \x03(\x0b\x32\x1a.hilum.v1.DeviceComparisonB\x08\n\x06_prior\"5\n\x0eReportSentence\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\rfinding_codes\x18\x02 \x03(\t\"\xde\x01\n\x0b\x44raftReport\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12*\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x18.hilum.v1.ReportSentence\x12,\n\nimpression\x18\x04 \x03(\x0b\x32\x18.hilum.v1.ReportSentence\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x13\n\x0b\x65xamination\x18\x06 \x01(\t\x12\x12\n\ncomparison\x18\x07 \x01(\t\"\x9e\x02\n\rPublishResult\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\"\n\x05model\x18\x02 \x01(\x0b\x32\x13.hilum.v1.ModelInfo\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.hilum.v1.PublishStatus\x12\x1c\n\x14\x64iagnostic_report_id\x18\x04 \x01(\t\x12\x13\n\x0b\x62undle_path\x18\x05 \x01(\t\x12$\n\x05\x64raft\x18\x06 \x01(\x0b\x32\x15.hilum.v1.DraftReport\x12-\n\ndeliveries\x18\x07 \x03(\x0b\x32\x19.hilum.v1.DeliveryRequest\x12\x1c\n\x14\x61mends_model_version\x18\x08 \x01(\t\"h\n\x0f\x44\x65liveryRequest\x12\x1a\n\x12study_instance_uid\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t*\xc3\x01\n\nStudyState\x12\x1b\n\x17STUDY_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14STUDY_STATE_RECEIVED\x10\x01\x12\x18\n\x14STUDY_STATE_INFERRED\x10\x02\x12\x18\n\x14STUDY_STATE_COMPARED\x10\x03\x12\x18\n\x14STUDY_STATE_REPORTED\x10\x04\x12\x16\n\x12STUDY_STATE_FAILED\x10\x05\x12\x18\n\x14STUDY_STATE_ANALYSED\x10\x06*\x7f\n\x0c\x46indingState\x12\x1d\n\x19\x46INDING_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INDING_STATE_ABSENT\x10\x01\x12\x1b\n\x17\x46INDING_STATE_UNCERTAIN\x10\x02\x12\x19\n\x15\x46INDING_STATE_PRESENT\x10\x03*m\n\nLaterality\x12\x1a\n\x16LATERALITY_UNSPECIFIED\x10\x00\x12\x13\n\x0fLATERALITY_LEFT\x10\x01\x12\x14\n\x10LATERALITY_RIGHT\x10\x02\x12\x18\n\x14LATERALITY_BILATERAL\x10\x03*\xb9\x01\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_KIND_ETT\x10\x01\x12\x17\n\x13\x44\x45VICE_KIND_NG_TUBE\x10\x02\x12\x13\n\x0f\x44\x45VICE_KIND_CVC\x10\x03\x12\x1a\n\x16\x44\x45VICE_KIND_CHEST_TUBE\x10\x04\x12\x19\n\x15\x44\x45VICE_KIND_PACEMAKER\x10\x05\x12\x14\n\x10\x44\x45VICE_KIND_PICC\x10\x06*\x99\x01\n\x0e\x44\x65vicePosition\x12\x1f\n\x1b\x44\x45VICE_POSITION_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45VICE_POSITION_SATISFACTORY\x10\x01\x12!\n\x1d\x44\x45VICE_POSITION_MALPOSITIONED\x10\x02\x12!\n\x1d\x44\x45VICE_POSITION_INDETERMINATE\x10\x03*\x9e\x01\n\x06\x43hange\x12\x16\n\x12\x43HANGE_UNSPECIFIED\x10\x00\x12\x0e\n\nCHANGE_NEW\x10\x01\x12\x14\n\x10\x43HANGE_UNCHANGED\x10\x02\x12\x13\n\x0f\x43HANGE_RESOLVED\x10\x03\x12\x17\n\x13\x43HANGE_NOT_COMPARED\x10\x04\x12\x13\n\x0f\x43HANGE_IMPROVED\x10\x05\x12\x13\n\x0f\x43HANGE_WORSENED\x10\x06*\xba\x01\n\x0c\x44\x65viceChange\x12\x1d\n\x19\x44\x45VICE_CHANGE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45VICE_CHANGE_INSERTED\x10\x01\x12\x19\n\x15\x44\x45VICE_CHANGE_REMOVED\x10\x02\x12\x17\n\x13\x44\x45VICE_CHANGE_MOVED\x10\x03\x12\x1b\n\x17\x44\x45VICE_CHANGE_UNCHANGED\x10\x04\x12\x1e\n\x1a\x44\x45VICE_CHANGE_NOT_COMPARED\x10\x05*s\n\rPublishStatus\x12\x1e\n\x1aPUBLISH_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PUBLISH_STATUS_PUBLISHED\x10\x01\x12$\n PUBLISH_STATUS_ALREADY_PUBLISHED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hilum.v1.messages_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STUDYSTATE']._serialized_start=2413
-  _globals['_STUDYSTATE']._serialized_end=2608
-  _globals['_FINDINGSTATE']._serialized_start=2610
-  _globals['_FINDINGSTATE']._serialized_end=2737
-  _globals['_DEVICEKIND']._serialized_start=2740
-  _globals['_DEVICEKIND']._serialized_end=2925
-  _globals['_DEVICEPOSITION']._serialized_start=2928
-  _globals['_DEVICEPOSITION']._serialized_end=3081
-  _globals['_CHANGE']._serialized_start=3083
-  _globals['_CHANGE']._serialized_end=3199
-  _globals['_DEVICECHANGE']._serialized_start=3202
-  _globals['_DEVICECHANGE']._serialized_end=3388
-  _globals['_PUBLISHSTATUS']._serialized_start=3390
-  _globals['_PUBLISHSTATUS']._serialized_end=3505
+  _globals['_STUDYSTATE']._serialized_start=2564
+  _globals['_STUDYSTATE']._serialized_end=2759
+  _globals['_FINDINGSTATE']._serialized_start=2761
+  _globals['_FINDINGSTATE']._serialized_end=2888
+  _globals['_LATERALITY']._serialized_start=2890
+  _globals['_LATERALITY']._serialized_end=2999
+  _globals['_DEVICEKIND']._serialized_start=3002
+  _globals['_DEVICEKIND']._serialized_end=3187
+  _globals['_DEVICEPOSITION']._serialized_start=3190
+  _globals['_DEVICEPOSITION']._serialized_end=3343
+  _globals['_CHANGE']._serialized_start=3346
+  _globals['_CHANGE']._serialized_end=3504
+  _globals['_DEVICECHANGE']._serialized_start=3507
+  _globals['_DEVICECHANGE']._serialized_end=3693
+  _globals['_PUBLISHSTATUS']._serialized_start=3695
+  _globals['_PUBLISHSTATUS']._serialized_end=3810
   _globals['_STUDYREFERENCE']._serialized_start=71
   _globals['_STUDYREFERENCE']._serialized_end=264
   _globals['_SPOOLEDINSTANCES']._serialized_start=266
@@ -53,25 +55,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFO']._serialized_start=331
   _globals['_MODELINFO']._serialized_end=438
   _globals['_FINDING']._serialized_start=441
-  _globals['_FINDING']._serialized_end=581
-  _globals['_DEVICEFINDING']._serialized_start=584
-  _globals['_DEVICEFINDING']._serialized_end=839
-  _globals['_STUDYFINDINGS']._serialized_start=842
-  _globals['_STUDYFINDINGS']._serialized_end=1086
-  _globals['_FINDINGCHANGE']._serialized_start=1088
-  _globals['_FINDINGCHANGE']._serialized_end=1151
-  _globals['_DEVICECOMPARISON']._serialized_start=1154
-  _globals['_DEVICECOMPARISON']._serialized_end=1332
-  _globals['_PRIORSTUDY']._serialized_start=1335
-  _globals['_PRIORSTUDY']._serialized_end=1527
-  _globals['_PRIORCOMPARISON']._serialized_start=1530
-  _globals['_PRIORCOMPARISON']._serialized_end=1735
-  _globals['_REPORTSENTENCE']._serialized_start=1737
-  _globals['_REPORTSENTENCE']._serialized_end=1790
-  _globals['_DRAFTREPORT']._serialized_start=1793
-  _globals['_DRAFTREPORT']._serialized_end=2015
-  _globals['_PUBLISHRESULT']._serialized_start=2018
-  _globals['_PUBLISHRESULT']._serialized_end=2304
-  _globals['_DELIVERYREQUEST']._serialized_start=2306
-  _globals['_DELIVERYREQUEST']._serialized_end=2410
+  _globals['_FINDING']._serialized_end=641
+  _globals['_DEVICEFINDING']._serialized_start=644
+  _globals['_DEVICEFINDING']._serialized_end=899
+  _globals['_STUDYFINDINGS']._serialized_start=902
+  _globals['_STUDYFINDINGS']._serialized_end=1146
+  _globals['_FINDINGCHANGE']._serialized_start=1149
+  _globals['_FINDINGCHANGE']._serialized_end=1302
+  _globals['_DEVICECOMPARISON']._serialized_start=1305
+  _globals['_DEVICECOMPARISON']._serialized_end=1483
+  _globals['_PRIORSTUDY']._serialized_start=1486
+  _globals['_PRIORSTUDY']._serialized_end=1678
+  _globals['_PRIORCOMPARISON']._serialized_start=1681
+  _globals['_PRIORCOMPARISON']._serialized_end=1886
+  _globals['_REPORTSENTENCE']._serialized_start=1888
+  _globals['_REPORTSENTENCE']._serialized_end=1941
+  _globals['_DRAFTREPORT']._serialized_start=1944
+  _globals['_DRAFTREPORT']._serialized_end=2166
+  _globals['_PUBLISHRESULT']._serialized_start=2169
+  _globals['_PUBLISHRESULT']._serialized_end=2455
+  _globals['_DELIVERYREQUEST']._serialized_start=2457
+  _globals['_DELIVERYREQUEST']._serialized_end=2561
 # @@protoc_insertion_point(module_scope)

@@ -69,6 +69,28 @@ FINDING_STATE_UNCERTAIN: FindingState.ValueType  # 2
 FINDING_STATE_PRESENT: FindingState.ValueType  # 3
 Global___FindingState: _TypeAlias = FindingState  # noqa: Y015
 
+class _Laterality:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LateralityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Laterality.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LATERALITY_UNSPECIFIED: _Laterality.ValueType  # 0
+    """not stated (the findings model gives no side)"""
+    LATERALITY_LEFT: _Laterality.ValueType  # 1
+    LATERALITY_RIGHT: _Laterality.ValueType  # 2
+    LATERALITY_BILATERAL: _Laterality.ValueType  # 3
+
+class Laterality(_Laterality, metaclass=_LateralityEnumTypeWrapper):
+    """The side of the chest a finding is on."""
+
+LATERALITY_UNSPECIFIED: Laterality.ValueType  # 0
+"""not stated (the findings model gives no side)"""
+LATERALITY_LEFT: Laterality.ValueType  # 1
+LATERALITY_RIGHT: Laterality.ValueType  # 2
+LATERALITY_BILATERAL: Laterality.ValueType  # 3
+Global___Laterality: _TypeAlias = Laterality  # noqa: Y015
+
 class _DeviceKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -137,17 +159,31 @@ class _ChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Change.ValueTy
     DESCRIPTOR: _descriptor.EnumDescriptor
     CHANGE_UNSPECIFIED: _Change.ValueType  # 0
     CHANGE_NEW: _Change.ValueType  # 1
+    """absent before, present now; or present now on the other side only (a side swap)"""
     CHANGE_UNCHANGED: _Change.ValueType  # 2
+    """present on both, with no change in side or extent that both state"""
     CHANGE_RESOLVED: _Change.ValueType  # 3
     CHANGE_NOT_COMPARED: _Change.ValueType  # 4
+    """uncertain on either, unstated on the prior, or not comparable (see the comparison)"""
+    CHANGE_IMPROVED: _Change.ValueType  # 5
+    """present on both, smaller in stated extent, or on one side now of two before"""
+    CHANGE_WORSENED: _Change.ValueType  # 6
+    """present on both, larger in stated extent, or on both sides now of one before"""
 
 class Change(_Change, metaclass=_ChangeEnumTypeWrapper): ...
 
 CHANGE_UNSPECIFIED: Change.ValueType  # 0
 CHANGE_NEW: Change.ValueType  # 1
+"""absent before, present now; or present now on the other side only (a side swap)"""
 CHANGE_UNCHANGED: Change.ValueType  # 2
+"""present on both, with no change in side or extent that both state"""
 CHANGE_RESOLVED: Change.ValueType  # 3
 CHANGE_NOT_COMPARED: Change.ValueType  # 4
+"""uncertain on either, unstated on the prior, or not comparable (see the comparison)"""
+CHANGE_IMPROVED: Change.ValueType  # 5
+"""present on both, smaller in stated extent, or on one side now of two before"""
+CHANGE_WORSENED: Change.ValueType  # 6
+"""present on both, larger in stated extent, or on both sides now of one before"""
 Global___Change: _TypeAlias = Change  # noqa: Y015
 
 class _DeviceChange:
@@ -303,7 +339,7 @@ Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
 
 @_typing.final
 class Finding(_message.Message):
-    """One pathology label scored by the findings model."""
+    """One pathology label scored by the findings model, or stated by a prior's radiology report."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -313,6 +349,8 @@ class Finding(_message.Message):
     THRESHOLD_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     SNOMED_CODE_FIELD_NUMBER: _builtins.int
+    LATERALITY_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Hilum label code, e.g. "pneumothorax" """
     display: _builtins.str
@@ -324,6 +362,10 @@ class Finding(_message.Message):
     state: Global___FindingState.ValueType
     snomed_code: _builtins.str
     """SNOMED CT concept, "" where the label has none"""
+    laterality: Global___Laterality.ValueType
+    """where its source states a side (a report); the findings model states none"""
+    severity: _builtins.str
+    """its extent as worded by its source ("small", "mild to moderate"); "" when not stated"""
     def __init__(
         self,
         *,
@@ -333,10 +375,12 @@ class Finding(_message.Message):
         threshold: _builtins.float = ...,
         state: Global___FindingState.ValueType = ...,
         snomed_code: _builtins.str = ...,
+        laterality: Global___Laterality.ValueType = ...,
+        severity: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "display", b"display", "probability", b"probability", "snomed_code", b"snomed_code", "state", b"state", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "display", b"display", "laterality", b"laterality", "probability", b"probability", "severity", b"severity", "snomed_code", b"snomed_code", "state", b"state", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -446,17 +490,24 @@ class FindingChange(_message.Message):
 
     CODE_FIELD_NUMBER: _builtins.int
     CHANGE_FIELD_NUMBER: _builtins.int
+    LATERALITY_FIELD_NUMBER: _builtins.int
+    PRIOR_LATERALITY_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     change: Global___Change.ValueType
+    laterality: Global___Laterality.ValueType
+    """The sides on each study, where both state one and they differ (a side swap, or a side added or cleared)."""
+    prior_laterality: Global___Laterality.ValueType
     def __init__(
         self,
         *,
         code: _builtins.str = ...,
         change: Global___Change.ValueType = ...,
+        laterality: Global___Laterality.ValueType = ...,
+        prior_laterality: Global___Laterality.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "code", b"code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "code", b"code", "laterality", b"laterality", "prior_laterality", b"prior_laterality"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

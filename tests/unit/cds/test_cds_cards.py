@@ -54,6 +54,17 @@ def test_pneumothorax_already_on_the_prior_is_a_warning(view_factory: Callable[.
     assert card_json(view)["indicator"] == "warning"
 
 
+def test_a_worsened_pneumothorax_is_critical_and_an_improved_one_a_warning(
+        view_factory: Callable[..., CdsView]) -> None:
+    def card(change: ChangeSincePrior) -> dict[str, Any]:
+        return card_json(view_factory(demo_weights=False, model_version="1.0.0", findings=[
+            CdsFinding(code="pneumothorax", display="Pneumothorax", probability=0.8, change=change)]))
+
+    worsened, improved = card(ChangeSincePrior.WORSENED), card(ChangeSincePrior.IMPROVED)
+    assert worsened["indicator"] == "critical" and "Pneumothorax (worsened)" in worsened["summary"]
+    assert improved["indicator"] == "warning" and "(improved)" not in improved["summary"]
+
+
 def test_resolved_or_uncertain_pneumothorax_is_not_critical(view_factory: Callable[..., CdsView]) -> None:
     for status, change in ((FindingStatus.RESOLVED, ChangeSincePrior.RESOLVED), (FindingStatus.UNCERTAIN, None)):
         view = view_factory(findings=[CdsFinding(code="pneumothorax", display="Pneumothorax", status=status,
@@ -200,8 +211,10 @@ def test_a_demo_suggestion_says_so_and_is_not_recommended(view_factory: Callable
 
 
 def test_a_nodule_known_from_the_prior_gets_no_suggestion(view_factory: Callable[..., CdsView]) -> None:
-    card = card_json(view_factory(findings=[_nodule(ChangeSincePrior.UNCHANGED)]))
-    assert "suggestions" not in card and "selectionBehavior" not in card
+    for known in (ChangeSincePrior.UNCHANGED, ChangeSincePrior.IMPROVED):
+        card = card_json(view_factory(findings=[_nodule(known)]))
+        assert "suggestions" not in card and "selectionBehavior" not in card
+    assert "suggestions" in card_json(view_factory(findings=[_nodule(ChangeSincePrior.WORSENED)]))
 
 
 def test_detail_says_when_the_result_replaces_an_earlier_one(view_factory: Callable[..., CdsView]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hilum.priors.comparison import DEVICE_MOVEMENT_MM, change_of, compare_devices, compare_findings
+from hilum.priors.comparison import DEVICE_MOVEMENT_MM, change_of, compare_devices, compare_findings, severity_grade
 from hilum.v1 import messages_pb2
 
 S = messages_pb2.FindingState
@@ -79,3 +79,9 @@ def test_a_tip_not_measured_on_both_from_the_same_landmark_is_not_compared() -> 
         (call,) = compare_devices(current, prior)
         assert call.change == D.DEVICE_CHANGE_NOT_COMPARED and not call.HasField("tip_movement_mm")
     assert compare_devices([_device(D.DEVICE_KIND_UNSPECIFIED, 1.0)], []) == []  # no known kind: nothing said
+
+
+def test_extent_words_are_graded_and_a_phrase_is_their_mean() -> None:
+    assert [severity_grade(words) for words in ("trace", "Small", "mild to moderate", "moderate", "massive")] == [
+        1.0, 2.0, 2.5, 3.0, 4.0]
+    assert severity_grade("") is None and severity_grade("new") is None

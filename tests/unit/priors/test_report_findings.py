@@ -17,4 +17,8 @@ def test_each_stated_label_is_a_finding_and_an_unmentioned_one_is_none() -> None
         "atelectasis": ("Atelectasis", messages_pb2.FINDING_STATE_UNCERTAIN),
     }
     assert all(f.probability == 0.0 for f in findings_of_report(labels))  # a report gives no model probability
+    sides = {f.code: (f.laterality, f.severity) for f in findings_of_report(labels)}
+    assert sides == {"effusion": (messages_pb2.LATERALITY_LEFT, "small"),
+                     "pneumothorax": (messages_pb2.LATERALITY_UNSPECIFIED, ""),
+                     "atelectasis": (messages_pb2.LATERALITY_RIGHT, "")}
     assert findings_of_report(label_report("No acute cardiopulmonary abnormality.")) == []

@@ -29,6 +29,7 @@ from hilum.common.reported_findings import (
 )
 from hilum.publishing.pacs import part10_bytes
 from hilum.publishing.structured_report import (
+    CHANGE_VALUE,
     DEMO_TEXT,
     PRIVATE_SCHEME,
     build_structured_report,
@@ -316,3 +317,9 @@ def test_an_sr_that_supersedes_an_earlier_one_names_it_as_its_predecessor(
     lines = dciodvfy(path)
     unexpected = [line for line in lines if line.startswith(("Error", "Warning")) and not ALLOWED_WARNING.match(line)]
     assert unexpected == []
+
+
+def test_every_change_since_prior_has_its_coded_value() -> None:
+    assert set(CHANGE_VALUE) == set(ChangeSincePrior)
+    assert (CHANGE_VALUE[ChangeSincePrior.WORSENED].value, CHANGE_VALUE[ChangeSincePrior.IMPROVED].value) == (
+        "worsened", "improved")

@@ -165,6 +165,12 @@ def instances_of(session: Session, uid: str) -> list[InstanceRow]:
     return list(session.scalars(stmt))
 
 
+def view_of_object(session: Session, object_key: str) -> str:
+    """The View Position stored for the instance kept under object_key ("PA", "AP", ...); "" when unknown."""
+    stmt = select(InstanceRow.view_position).where(InstanceRow.object_key == object_key).limit(1)
+    return (session.scalars(stmt).first() or "").strip().upper()
+
+
 def _same_named(record: type[DataclassInstance], row: object, *, besides: tuple[str, ...]) -> dict[str, Any]:
     """The record's dataclass fields read from the row's attributes of the same names (the columns are
     named after the fields), leaving out those in `besides`.

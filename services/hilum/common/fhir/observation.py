@@ -62,6 +62,8 @@ CHANGE_DISPLAYS = {
     ChangeSincePrior.UNCHANGED: "Unchanged since prior",
     ChangeSincePrior.RESOLVED: "Resolved since prior",
     ChangeSincePrior.NOT_COMPARED: "Not compared with prior",
+    ChangeSincePrior.IMPROVED: "Improved since prior",
+    ChangeSincePrior.WORSENED: "Worsened since prior",
 }
 
 # Side of the chest as a SNOMED CT qualifier value; an unspecified side gets no component.
@@ -77,6 +79,9 @@ THRESHOLD_COMPONENT = Coding(
 )
 CHANGE_COMPONENT = Coding(
     system=HILUM_COMPONENT_SYSTEM, code="change-since-prior", display="Change since prior"
+)
+PRIOR_LATERALITY_COMPONENT = Coding(
+    system=HILUM_COMPONENT_SYSTEM, code="prior-laterality", display="Laterality on the prior study"
 )
 LATERALITY_COMPONENT = Coding(system=HILUM_COMPONENT_SYSTEM, code="laterality", display="Laterality")
 
@@ -112,7 +117,8 @@ def _coded(component: Coding, value: Coding) -> ObservationComponent:
 
 
 def _components(finding: ReportedFinding) -> list[ObservationComponent]:
-    """Probability and threshold; change since prior when a prior was compared; the side when known."""
+    """Probability and threshold; change since prior when a prior was compared; the side when known, and the prior's
+    side when the comparison found the sides changed."""
     components = [
         ObservationComponent(
             code=CodeableConcept(coding=[PROBABILITY_COMPONENT]), valueQuantity=_fraction(finding.probability)
@@ -126,6 +132,8 @@ def _components(finding: ReportedFinding) -> list[ObservationComponent]:
         components.append(_coded(CHANGE_COMPONENT, change))
     if finding.laterality in LATERALITY_VALUES:
         components.append(_coded(LATERALITY_COMPONENT, LATERALITY_VALUES[finding.laterality]))
+    if finding.prior_laterality in LATERALITY_VALUES:
+        components.append(_coded(PRIOR_LATERALITY_COMPONENT, LATERALITY_VALUES[finding.prior_laterality]))
     return components
 
 

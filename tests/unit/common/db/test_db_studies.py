@@ -86,3 +86,12 @@ def test_received_since_uses_the_given_clock(sqlite_sessions: sessionmaker[Sessi
         now = datetime.now(UTC)
         assert 0 <= studies.received_since(row, now) < 60
         assert studies.received_since(row, now + timedelta(hours=1)) >= 3600
+
+
+def test_the_view_of_a_stored_object_is_its_instances(sqlite_sessions: sessionmaker[Session]) -> None:
+    record_study(sqlite_sessions, "3.1", PatientInfo("P9", "", "", None, ""), datetime(2025, 1, 1),
+                 view_positions=("ap", "LATERAL"))
+    with sqlite_sessions() as session:
+        assert studies.view_of_object(session, "dicom/3.1/1.dcm") == "AP"
+        assert studies.view_of_object(session, "dicom/3.1/2.dcm") == "LATERAL"
+        assert studies.view_of_object(session, "dicom/9.9/1.dcm") == ""

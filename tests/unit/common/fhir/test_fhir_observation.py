@@ -11,6 +11,7 @@ from fhir.resources.R4B.reference import Reference
 
 from hilum.common.fhir.observation import build_observation
 from hilum.common.reported_findings import (
+    ChangeSincePrior,
     FindingStatus,
     Laterality,
     ModelProvenance,
@@ -127,6 +128,19 @@ def test_unspecified_laterality_has_no_component_a_known_side_has_one(reported: 
         "code": "24028007",
         "display": "Right",
     }
+
+
+def test_a_side_swap_or_an_extent_change_is_coded_with_the_prior_side(reported: ReportedFindings) -> None:
+    finding = replace(_finding(reported, "pneumothorax"), change=ChangeSincePrior.WORSENED,
+                      laterality=Laterality.BILATERAL, prior_laterality=Laterality.LEFT)
+    data = _observation(finding)
+    change, before = _component(data, "change-since-prior"), _component(data, "prior-laterality")
+    assert change is not None and before is not None
+    assert change["valueCodeableConcept"]["coding"][0]["display"] == "Worsened since prior"
+    assert before["valueCodeableConcept"]["coding"][0]["code"] == "7771000"  # Left
+    assert _component(_observation(replace(finding, prior_laterality=None)), "prior-laterality") is None
+    for every in ChangeSincePrior:  # every change has its coding
+        assert _component(_observation(replace(finding, change=every)), "change-since-prior") is not None
 
 
 def test_label_without_snomed_has_only_the_hilum_code() -> None:
