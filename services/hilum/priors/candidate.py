@@ -32,7 +32,9 @@ class PriorCandidate:
     started: datetime | date
     modality: str  # DICOM modality, "CR" or "DX"
     source: str  # the source that found it: "store" or "fhir"
-    reason: str  # why this study, e.g. "most recent CR/DX ImagingStudy before ... for MRN ... in <server>"
+    # Why this study, e.g. "most recent CR/DX ImagingStudy before ... of the Patient with the study's MRN in <system>,
+    # on <server>": never the MRN itself, since the reason travels in the comparison to reporting.
+    reason: str
     report: PriorReport | None = None
 
     @property

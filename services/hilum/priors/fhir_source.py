@@ -88,8 +88,8 @@ class FhirServerSource:
         resource, uid, modality, started = found
         return PriorCandidate(
             study_instance_uid=uid, started=started, modality=modality, source=self.name,
-            reason=(f"most recent CR/DX ImagingStudy before {before} for MRN {system}|{study.patient.patient_id} "
-                    f"in {self._base}"),
+            reason=(f"most recent CR/DX ImagingStudy before {before} of the Patient with the study's MRN in "
+                    f"{system}, on {self._base}"),
             report=self._report_of(patients, resource, uid),
         )
 

@@ -131,8 +131,9 @@ def test_the_latest_earlier_chest_radiograph_is_the_prior_with_the_radiologists_
     assert prior is not None
     assert (prior.study_instance_uid, prior.started, prior.modality, prior.source) == (
         uids.prior, datetime(2026, 6, 1, 9, 0, tzinfo=UTC), "DX", "fhir")
-    assert prior.reason == (f"most recent CR/DX ImagingStudy before 2026-11-30T10:00:00 for MRN {MRN_SYSTEM}|{MRN} "
-                            f"in {fhir_peer.base_url}")
+    assert prior.reason == ("most recent CR/DX ImagingStudy before 2026-11-30T10:00:00 of the Patient with the "
+                            f"study's MRN in {MRN_SYSTEM}, on {fhir_peer.base_url}")
+    assert MRN not in prior.reason  # the reason travels with the comparison: no identifier in it
     assert prior.report is not None
     assert prior.report.identifier == "urn:test:report|R-prior" and prior.report.status == "final"
     assert prior.report.conclusion == "R-prior: small left effusion."
