@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 # Structured fields Hilum's own code logs; each is free of patient data by construction.
 SAFE_FIELDS = frozenset({
     "service", "stage", "study_ref", "model_version", "retry", "code", "has_prior", "door", "count", "error_type",
-    "destination", "event", "attempts",
+    "destination", "event", "attempts", "prior_source",
 })
 
 

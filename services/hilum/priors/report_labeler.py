@@ -186,6 +186,9 @@ _ORDER = {MentionStatus.PRESENT: 0, MentionStatus.UNCERTAIN: 1, MentionStatus.AB
 # The words allowed between a device and the side it enters from: "chest tube on the right".
 _DEVICE_SIDE_AFTER = re.compile(r"^\s*(?:(?:is |are )?(?:on|from|via) (?:the |a )?)?$")
 _WORD = re.compile(r"[\w/'-]+")
+# Between a finding and a side word, a place: "opacity at the left base", "effusion in the right hemithorax".
+_LOCATION_AFTER = re.compile(r"^\s*(?:(?:is |are )?(?:seen |noted |present )?(?:at|in|of|within|involving|over|along) "
+                             r"(?:the )?)$")
 
 
 def _whole_words(pattern: str) -> re.Pattern[str]:
@@ -298,18 +301,21 @@ def _nearest(target: _Found, triggers: Sequence[_Found], targets: Sequence[_Foun
 
 
 def _owner(start: int, end: int, targets: Sequence[_Found], sentence: str, before: int, after: int,
-           device_side: bool = False) -> int | None:
-    """The index of the target a modifier word at [start, end) belongs to: the one it lies in, else the one it
-    closely precedes (at most `before` words between, no comma), else the one it follows (at most `after` words)."""
+           device_side: bool = False, place: bool = False) -> int | None:
+    """The index of the target a modifier word at [start, end) belongs to: the one it lies in, else (with `place`)
+    the one it follows as a place ("opacity at the left base"), else the one it closely precedes (at most `before`
+    words between, no comma), else the one it follows (at most `after` words)."""
     for index, target in enumerate(targets):
         if target.start <= start and end <= target.end:
             return index
+    preceding = next((i for i in reversed(range(len(targets))) if targets[i].end <= start), None)
+    if place and preceding is not None and _LOCATION_AFTER.match(sentence[targets[preceding].end:start]):
+        return preceding
     following = next((i for i, t in enumerate(targets) if t.start >= end), None)
     if following is not None:
         gap = sentence[end:targets[following].start]
         if "," not in gap and len(_WORD.findall(gap)) <= before:
             return following
-    preceding = next((i for i in reversed(range(len(targets))) if targets[i].end <= start), None)
     if preceding is not None:
         gap = sentence[targets[preceding].end:start]
         if len(_WORD.findall(gap)) <= after and (not device_side or _DEVICE_SIDE_AFTER.match(gap)):
@@ -337,7 +343,7 @@ def _sides(sentence: str, targets: Sequence[_Found]) -> dict[int, set[str]]:
     sides: dict[int, set[str]] = {}
     for pattern, side in _compiled().sides:
         for match in pattern.finditer(sentence):
-            owner = _owner(match.start(), match.end(), targets, sentence, before=3, after=6)
+            owner = _owner(match.start(), match.end(), targets, sentence, before=3, after=6, place=True)
             if owner is None or TERMS[targets[owner].rank].device is not None:
                 owner = _owner(match.start(), match.end(), targets, sentence, before=3, after=3, device_side=True)
                 if owner is None or TERMS[targets[owner].rank].device is None:

@@ -242,7 +242,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "(?:is|are|has been|have been) excluded"), _N, _B),
     # uncertainty
     Trigger((
-        "possible", "possibly", "unlikely", "questionable", "question of", "questioned", "question",
+        "possible", "possibly", "unlikely", "less likely", "questionable", "question of", "questioned", "question",
         "there (?:is|are) (?:a )?(?:possible|suspected|questionable)", "suggestion of", "suspicious (?:for|of)",
         "suspected", "suspect", "suspicion (?:for|of)", "concerning for", "concern for", "worrisome for",
         "suggestive of", "suggests?", "suggesting", "may", "might", "could", "maybe", "perhaps",
@@ -254,6 +254,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "(?:(?:can|could) ?not|can't) be (?:entirely |completely )?(?:excluded|ruled out)",
         "(?:is|are) not (?:excluded|ruled out)", "not (?:entirely |completely )?(?:excluded|ruled out)",
         "(?:is|are) (?:also )?(?:possible|suspected|questioned)", "(?:is|are) (?:a |also a )?possibility",
+        "(?:is|are|seems?) (?:less likely|unlikely)",
         r"\?"), _U, _B),
     Trigger((
         "versus", "vs", "and/or", "difficult to (?:entirely |completely )?(?:exclude|rule out)",

@@ -140,7 +140,7 @@ class Priors:
                 return False
             if handed:
                 log.info("prior fetched from the PACS", extra={
-                    "study_ref": study_ref(study.study_instance_uid), "instances": handed})
+                    "study_ref": study_ref(study.study_instance_uid), "count": handed})
                 raise TransientError("the prior was fetched from the PACS and is being analysed",
                                      retry_after_s=PRIOR_POLL_S)
         elif self._clock() - fetched_at < self._prior_wait:

@@ -148,6 +148,13 @@ def finding(report: str, code: str) -> tuple[Any, ...] | None:
     ("Stable cardiomegaly with new left effusion.", "effusion", (P, LEFT, None, Change.NEW)),
     ("Small right pleural effusion, new since prior.", "effusion", (P, RIGHT, "small", Change.NEW)),
     ("Left pneumothorax, new compared with the prior study.", "pneumothorax", (P, LEFT, None, Change.NEW)),
+    # "less likely" is a hedge, not a smaller finding
+    ("Atelectasis is less likely.", "atelectasis", (U, None, None, None)),
+    ("Right basilar opacity, likely atelectasis, less likely pneumonia.", "pneumonia", (U, None, None, None)),
+    ("Right basilar opacity, likely atelectasis, less likely pneumonia.", "atelectasis", (P, None, None, None)),
+    # a side after a finding, as its place, is the finding's
+    ("Opacity at the left base may represent atelectasis.", "lung_opacity", (P, LEFT, None, None)),
+    ("Effusion in the right hemithorax.", "effusion", (P, RIGHT, None, None)),
 ])
 def test_a_finding_is_labelled_from_its_context(report: str, code: str, expected: tuple[Any, ...] | None) -> None:
     assert finding(report, code) == expected
