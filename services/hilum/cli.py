@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,14 +56,16 @@ def _ingest(args: argparse.Namespace, settings: HilumSettings) -> int:
     paths = sorted(p for root in args.paths for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
     address = args.address or settings.grpc.address(settings.grpc.ingestion_port)
     rejected = 0
+    width = len(str(len(paths)))
     with IngestionClient(address, settings.grpc.max_message_bytes, section=settings.grpc) as client:
-        for result in client.submit_files(paths):
+        for done, result in enumerate(client.submit_each(paths), start=1):
+            progress = f"[{done:{width}d}/{len(paths)}] "  # each line as its file is stored: a batch shows progress
             if result.accepted:
                 note = " (already stored)" if result.duplicate else ""
-                print(f"accepted  {result.label}  study {result.study_instance_uid}{note}")
+                print(f"{progress}accepted  {result.label}  study {result.study_instance_uid}{note}", flush=True)
             else:
                 rejected += 1
-                print(rejection_line(result))
+                print(progress + rejection_line(result), flush=True)
     print(f"{len(paths) - rejected} accepted, {rejected} rejected")
     return 2 if rejected else 0
 
@@ -72,6 +74,8 @@ def _status(args: argparse.Namespace, settings: HilumSettings) -> int:
     from hilum.common.study_state import name_of
     from hilum.ingestion.client import IngestionClient
 
+    if args.study_instance_uid is None:
+        return _pipeline_status(settings)
     address = args.address or settings.grpc.address(settings.grpc.ingestion_port)
     with IngestionClient(address, section=settings.grpc) as client:
         status = client.status(args.study_instance_uid)
@@ -82,6 +86,58 @@ def _status(args: argparse.Namespace, settings: HilumSettings) -> int:
         if status.result.model.demo_weights:
             print(CLI_DEMO_RESULT)
     return 0
+
+
+def _pipeline_status(settings: HilumSettings) -> int:
+    """`hilum status` without a study: queues, studies by state, failures, dead letters (Redis and the database)."""
+    from hilum.common.connections import open_redis, open_sessions
+    from hilum.runtime.pipeline_status import pipeline_status, status_lines
+
+    status = pipeline_status(open_sessions(settings), open_redis(settings, timeout_s=5.0), datetime.now(UTC))
+    print("\n".join(status_lines(status)))
+    return 0
+
+
+def _dead_letters(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """`hilum dead-letters list|replay`: the queue messages that can never succeed, and handing them on again."""
+    from hilum.common.connections import open_sessions
+    from hilum.common.db import records
+    from hilum.common.dead_letters import replay
+    from hilum.common.logs import study_ref
+    from hilum.common.queue import Stage, create_celery_app, send_payload
+
+    sessions = open_sessions(settings)
+    stage = Stage(args.stage) if args.stage else None
+    if args.action == "list":
+        with sessions() as session:
+            rows = records.dead_letters(session, stage=args.stage, include_replayed=args.all)
+            lines = [f"{row.id:6d}  {row.created_at:%Y-%m-%d %H:%M:%S}  {row.stage:10s}  "
+                     f"study {study_ref(row.study_instance_uid) if row.study_instance_uid else '-':12s}  "
+                     + (f"replayed {row.replayed_at:%Y-%m-%d %H:%M:%S}  " if row.replayed_at else "") + row.error
+                     for row in rows]
+        print("\n".join(lines) if lines else "no dead letters waiting")
+        return 0
+    app = create_celery_app(settings, name="hilum-dead-letters")
+
+    def send(to: Stage, payload: bytes, uid: str) -> None:
+        send_payload(app, to, payload, "dead letter", uid)
+
+    replayed = replay(sessions, send, datetime.now(UTC), stage=stage, ids=args.id or (),
+                      progress=_progress_line("replayed"))
+    print(f"{len(replayed)} dead letters handed to their queues again")
+    return 0
+
+
+def _progress_line(what: str) -> Callable[[int, int], None] | None:
+    """A progress line on a terminal's stderr ("replayed 120/2000"), rewritten in place; None when stderr is not a
+    terminal (a log or a pipe wants the summary only)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        print(f"\r{what} {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _serve(args: argparse.Namespace, settings: HilumSettings) -> int:
@@ -447,8 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--address", help="ingestion gRPC address (default from settings)")
     ingest.set_defaults(handler=_ingest)
 
-    status = commands.add_parser("status", help="show where a study stands")
-    status.add_argument("study_instance_uid")
+    status = commands.add_parser("status", help="show where a study stands; without one, the whole pipeline "
+                                 "(queues, studies by state, failures, dead letters)")
+    status.add_argument("study_instance_uid", nargs="?")
     status.add_argument("--address", help="ingestion gRPC address (default from settings)")
     status.set_defaults(handler=_status)
 
@@ -554,6 +611,17 @@ def build_parser() -> argparse.ArgumentParser:
     publish_status.add_argument("status", choices=["amended", "cancelled"])
     publish_status.add_argument("--model-version", required=True)
     publish.set_defaults(handler=_publish)
+
+    dead = commands.add_parser("dead-letters", help="queue messages that can never succeed (their studies FAILED)")
+    dead_actions = dead.add_subparsers(dest="action", required=True)
+    dead_list = dead_actions.add_parser("list", help="the dead letters waiting for replay, oldest first")
+    dead_list.add_argument("--all", action="store_true", help="replayed ones too")
+    dead_replay = dead_actions.add_parser(
+        "replay", help="hand the waiting dead letters to their queues again, once the cause is mended")
+    dead_replay.add_argument("--id", type=int, action="append", help="only this dead letter (repeatable)")
+    for dead_action in (dead_list, dead_replay):
+        dead_action.add_argument("--stage", choices=["ingestion", "inference", "priors", "reporting", "publishing"])
+    dead.set_defaults(handler=_dead_letters)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)

@@ -292,6 +292,9 @@ def test_bad_input_is_rejected_and_the_rest_complete(stack: EmbeddedStack, clien
     assert cli.returncode == 2, cli.stderr
     assert cli.stdout.count("REJECTED") == 3
     assert "[UNSUPPORTED_MODALITY]" in cli.stdout and "[NO_PIXEL_DATA]" in cli.stdout
+    *per_file, summary = cli.stdout.splitlines()  # each file's line, as it is stored, counts the batch
+    assert [line.split("] ")[0] for line in per_file] == [f"[{n}/{len(per_file)}" for n in range(1, len(per_file) + 1)]
+    assert summary.endswith(" rejected")
 
 
 def test_logs_hold_no_patient_data_or_uids(stack: EmbeddedStack, processed: dict[str, ingestion_pb2.StudyStatus],

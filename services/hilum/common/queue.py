@@ -83,8 +83,14 @@ def enqueue(app: Celery, stage: Stage, message: Message) -> None:
     argsrepr replaces the payload wherever Celery shows task arguments (logs, events, inspect), since
     the payload holds study UIDs.
     """
-    label = f"<{type(message).__name__} study_ref={study_ref(study_uid_of(message))}>"
-    app.send_task(stage.task_name, args=[message.SerializeToString()], queue=stage.value, argsrepr=label)
+    send_payload(app, stage, message.SerializeToString(), type(message).__name__, study_uid_of(message))
+
+
+def send_payload(app: Celery, stage: Stage, payload: bytes, message_type: str, study_instance_uid: str) -> None:
+    """Publish an already serialized message (of message_type, about the study) to stage's queue, e.g. a dead letter
+    replayed; Celery shows only "<type study_ref=...>" in place of the payload."""
+    label = f"<{message_type} study_ref={study_ref(study_instance_uid)}>"
+    app.send_task(stage.task_name, args=[payload], queue=stage.value, argsrepr=label)
 
 
 def study_uid_of(message: Message) -> str:

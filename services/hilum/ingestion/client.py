@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from hilum.common import study_state
@@ -30,13 +30,15 @@ class IngestionClient:
 
     def submit_files(self, paths: Iterable[Path], timeout_s: float = 60.0) -> list[ingestion_pb2.InstanceResult]:
         """Submit each file in its own call (radiographs are large); the label is the file name."""
-        results = []
+        return list(self.submit_each(paths, timeout_s))
+
+    def submit_each(self, paths: Iterable[Path], timeout_s: float = 60.0) -> Iterator[ingestion_pb2.InstanceResult]:
+        """submit_files, yielding each file's result as soon as it is known (a batch shows its progress)."""
         for path in paths:
             request = ingestion_pb2.SubmitInstancesRequest(
                 instances=[ingestion_pb2.DicomInstance(label=path.name, content=path.read_bytes())]
             )
-            results.extend(self._stub.SubmitInstances(request, timeout=timeout_s).results)
-        return results
+            yield from self._stub.SubmitInstances(request, timeout=timeout_s).results
 
     def status(self, study_instance_uid: str, timeout_s: float = 10.0) -> ingestion_pb2.StudyStatus:
         request = ingestion_pb2.GetStudyStatusRequest(study_instance_uid=study_instance_uid)

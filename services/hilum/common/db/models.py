@@ -159,6 +159,8 @@ class DeadLetterRow(Base):
     error: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When `hilum dead-letters replay` handed the message to its queue again; None while it waits for a person.
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class DeliveryRow(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -48,3 +49,16 @@ def resolve(session: Session, row: RejectionRow, status: QuarantineStatus, at: d
 def record_dead_letter(session: Session, stage: str, study_instance_uid: str, error: str, payload: bytes) -> None:
     """A queue message that will not be retried, kept with its payload for replay."""
     session.add(DeadLetterRow(stage=stage, study_instance_uid=study_instance_uid, error=error, payload=payload))
+
+
+def dead_letters(session: Session, *, stage: str | None = None, ids: Sequence[int] = (),
+                 include_replayed: bool = False) -> list[DeadLetterRow]:
+    """Dead letters, oldest first: those not yet replayed (all with include_replayed), of one stage or of the ids."""
+    stmt = select(DeadLetterRow).order_by(DeadLetterRow.created_at, DeadLetterRow.id)
+    if not include_replayed:
+        stmt = stmt.where(DeadLetterRow.replayed_at.is_(None))
+    if stage is not None:
+        stmt = stmt.where(DeadLetterRow.stage == stage)
+    if ids:
+        stmt = stmt.where(DeadLetterRow.id.in_(ids))
+    return list(session.scalars(stmt))
