@@ -48,6 +48,7 @@ from hilum.cds.services import DISCOVERY, SERVICES, Discovery, Hook, service_id
 from hilum.common.cds_view import CdsView, read_latest
 from hilum.common.metrics import HTTP_REQUEST_DURATION, metrics_text
 from hilum.common.settings import CdsSection, FhirSection, TrustedIssuer
+from hilum.common.tracing import study_span
 
 if TYPE_CHECKING:
     from hilum.fhir_api.app import FhirApi
@@ -246,7 +247,8 @@ def route_template(scope: Scope) -> str:
 
 class RequestLatencyMiddleware:
     """Observes hilum_http_request_duration_seconds for each HTTP request, from its arrival to the end of its
-    response, labelled by route template, method and status (an exception escaping the app counts as 500)."""
+    response, labelled by route template, method and status (an exception escaping the app counts as 500); and traces
+    it, a span named by method and route template (never the path itself, nor its query: they hold MRNs and UIDs)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -264,12 +266,17 @@ class RequestLatencyMiddleware:
                 status = int(message["status"])
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_noting_status)
-        finally:
-            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
-            HTTP_REQUEST_DURATION.labels(route=route_template(scope), method=method,
-                                         status=str(status)).observe(time.perf_counter() - started)
+        method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+        with study_span(f"HTTP {method}") as span:
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                route = route_template(scope)
+                HTTP_REQUEST_DURATION.labels(route=route, method=method,
+                                             status=str(status)).observe(time.perf_counter() - started)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
 
 
 async def _bad_request(request: Request, error: Exception) -> JSONResponse:

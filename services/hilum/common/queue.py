@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.logs import study_ref
 from hilum.common.settings import HilumSettings
+from hilum.common.tracing import mark_study
 from hilum.v1 import messages_pb2
 
 log = logging.getLogger(__name__)
@@ -139,13 +140,18 @@ def register_stage_task(
             return
         log.info("stage will retry", extra={"stage": stage.value, "study_ref": ref,
                                             "retry": task.request.retries + 1})
-        raise task.retry(exc=exc, countdown=backoff_s(task.request.retries, backoff_cap_s))
+        # Celery logs the retry's reason and traces record it: Hilum's own errors are worded without patient data, any
+        # other exception (a database error quotes its parameters) is named by its type only.
+        reason = exc if isinstance(exc, TransientError) else TransientError(f"unexpected {type(exc).__name__}")
+        raise task.retry(exc=reason, countdown=backoff_s(task.request.retries, backoff_cap_s))
 
     # shared=False: the task belongs to this app only, not to every app the process creates later.
     @app.task(name=stage.task_name, bind=True, max_retries=max_retries, shared=False)  # type: ignore[untyped-decorator]
     def run(self: Task, payload: bytes) -> None:
         message = input_type.FromString(payload)
-        ref = study_ref(study_uid_of(message))
+        uid = study_uid_of(message)
+        ref = study_ref(uid)
+        mark_study(uid)  # the trace's span for this task names its study
         try:
             handler()(message)
         except PermanentError as exc:

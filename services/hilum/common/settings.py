@@ -117,6 +117,13 @@ class MetricsSection(BaseModel):
     })
 
 
+class TelemetrySection(BaseModel):
+    """Where traces go: an OpenTelemetry collector's OTLP/gRPC endpoint (e.g. http://otel-collector:4317); "": the
+    standard OTEL_EXPORTER_OTLP_ENDPOINT, and with neither no process traces (the no-op tracer costs nothing)."""
+
+    otlp_endpoint: str = ""
+
+
 class HealthSection(BaseModel):
     """Liveness for processes without a port (Celery workers, the assembler): a file touched every
     heartbeat_interval_s while the process does its work, which a probe checks for age; None: no file.
@@ -342,6 +349,7 @@ class HilumSettings(BaseSettings):
     dicom: DicomSection = Field(default_factory=DicomSection)
     pacs: PacsSection = Field(default_factory=PacsSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
+    telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     health: HealthSection = Field(default_factory=HealthSection)
 
     @property

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum.common.db import studies
 from hilum.common.db.models import StudyRow
 from hilum.common.logs import study_ref
+from hilum.common.tracing import study_span
 from hilum.ingestion.views import choose_views
 from hilum.v1 import messages_pb2
 
@@ -61,7 +62,9 @@ class Assembler:
                 seen = row.ready_at
                 if seen is None:
                     continue
-                self._hand_on(study_reference(session, row))
+                # The study's trace goes on from the door its first instance came through.
+                with study_span("hand on to inference", row.study_instance_uid, parent=row.trace_context):
+                    self._hand_on(study_reference(session, row))
                 if studies.handed_on(session, row.study_instance_uid, seen):
                     handed += 1
                     log.info("study handed to inference", extra={"study_ref": study_ref(row.study_instance_uid)})

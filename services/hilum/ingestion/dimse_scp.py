@@ -28,6 +28,7 @@ from hilum.common.dicom.storage_contexts import STORAGE_SOP_CLASSES, TRANSFER_SY
 from hilum.common.logs import configure_logging
 from hilum.common.metrics import serve_metrics
 from hilum.common.settings import DicomSection, HilumSettings
+from hilum.common.tracing import configure_tracing
 from hilum.ingestion import door_status
 from hilum.ingestion.service import Door, IncomingInstance, Ingestion
 from hilum.ingestion.wiring import build
@@ -195,6 +196,7 @@ def serve_until_signalled(server: ThreadedAssociationServer, grace_s: float = ST
 def serve(settings: HilumSettings) -> None:
     """`hilum serve dicom`: the SCP over the configured Ingestion until SIGTERM; metrics on settings.metrics."""
     configure_logging("dicom")
+    configure_tracing("dicom", settings.telemetry)
     serve_metrics(settings.metrics)
     # pynetdicom's INFO and DEBUG lines quote request UIDs: keep them out of the logs.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)

@@ -27,6 +27,7 @@ from hilum.common.fhir.imaging_study import imaging_study_json
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore, dicom_key, quarantine_key
 from hilum.common.study import InstanceHeader
+from hilum.common.tracing import current_trace_context, mark_study, study_span
 from hilum.ingestion.acceptance import AcceptanceRules, RejectedInstance, accept_instance
 from hilum.v1 import ingestion_pb2, messages_pb2
 
@@ -150,10 +151,14 @@ class Ingestion:
             records.resolve(session, row, records.QuarantineStatus.DELETED, self._clock())
 
     def _accept_one(self, incoming: IncomingInstance) -> ingestion_pb2.InstanceResult:
-        outcome = self._admit(incoming)
-        if isinstance(outcome, RejectedInstance):
-            return self._quarantine(incoming, outcome)
-        return outcome
+        """One instance, in a span of its own (a child of the door's call, where it is traced); a new study keeps that
+        span's context, so that its trace goes on from there."""
+        with study_span("ingest instance", door=incoming.door.value):
+            outcome = self._admit(incoming)
+            if isinstance(outcome, RejectedInstance):
+                return self._quarantine(incoming, outcome)
+            mark_study(outcome.study_instance_uid)
+            return outcome
 
     def _admit(self, incoming: IncomingInstance) -> ingestion_pb2.InstanceResult | RejectedInstance:
         """Acceptance rules, then identity against what is stored, then store the object, record it and mark its
@@ -201,7 +206,7 @@ class Ingestion:
                 return result
             key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
             self._store.put(key, content)  # durable before the row says it exists
-            studies.ensure_study(session, header, comparison_only)
+            studies.ensure_study(session, header, comparison_only, trace_context=current_trace_context())
             studies.add_instance(session, header.study_instance_uid,
                                  dataclasses.replace(instance, object_key=key), sha256)
             self._update_study(session, header.study_instance_uid, gained_instance=True)

@@ -19,6 +19,7 @@ from hilum.common.db.models import StudyRow
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.logs import study_ref
 from hilum.common.study import StudyInfo
+from hilum.common.tracing import study_span
 from hilum.priors.candidate import PriorCandidate, PriorSource
 from hilum.priors.comparison import compare_devices, compare_findings
 from hilum.priors.pacs_source import PacsSource
@@ -170,11 +171,15 @@ class Priors:
 
     def _find(self, source: PriorSource, study: StudyInfo) -> PriorCandidate | None:
         """The source's candidate; None when it has none or fails (logged, without the patient or the study)."""
-        try:
-            return source.find_prior(study)
-        except (TransientError, PermanentError) as exc:
-            self._passed_over(source, study, exc)
-            return None
+        with study_span("find prior", study.study_instance_uid, prior_source=source.name) as span:
+            try:
+                candidate = source.find_prior(study)
+            except (TransientError, PermanentError) as exc:
+                span.set_attribute("hilum.outcome", "failed")
+                self._passed_over(source, study, exc)
+                return None
+            span.set_attribute("hilum.outcome", "found" if candidate else "none")
+            return candidate
 
     @staticmethod
     def _passed_over(source: PriorSource, study: StudyInfo, exc: Exception) -> None:

@@ -27,6 +27,7 @@ from hilum.common.metrics import DELIVERIES_DEAD
 from hilum.common.reported_findings import ReportedFindings, reported_findings
 from hilum.common.settings import PublishSection
 from hilum.common.study import StudyInfo
+from hilum.common.tracing import study_span
 from hilum.v1 import messages_pb2, publishing_pb2
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,11 @@ class Publishing:
             if row.status != DeliveryState.PENDING.value:
                 return outcome_of(row), 0.0
             report = load_published(session, request.study_instance_uid, request.model_version)
-        error, permanent, receipt = self._attempt(request, report)
+        with study_span("deliver", request.study_instance_uid, destination=request.destination,
+                        event=request.event) as span:
+            error, permanent, receipt = self._attempt(request, report)
+            span.set_attribute("hilum.outcome", "delivered" if error is None else
+                               "refused" if permanent else "failed")
         retry_in_s = 0.0
         with self._sessions.begin() as session:
             row = deliveries.find(session, request)

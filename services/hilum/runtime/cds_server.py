@@ -16,6 +16,7 @@ from hilum.cds.app import create_app
 from hilum.common.connections import open_redis, open_sessions
 from hilum.common.logs import configure_logging
 from hilum.common.settings import HilumSettings
+from hilum.common.tracing import configure_tracing
 from hilum.fhir_api.app import fhir_api_from_settings
 from hilum.ingestion.wiring import build
 
@@ -25,6 +26,7 @@ def build_app() -> FastAPI:
     process's settings."""
     settings = HilumSettings()
     configure_logging("cds")
+    configure_tracing("cds", settings.telemetry)
     redis_client = open_redis(settings, timeout_s=settings.cds.redis_timeout_s)
     sessions = open_sessions(settings)
     fhir_api = fhir_api_from_settings(settings, redis_client, sessions)

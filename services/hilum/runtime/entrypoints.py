@@ -22,6 +22,7 @@ from hilum.common.metrics import mark_dead_worker_processes, queue_length_collec
 from hilum.common.queue import create_celery_app
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageDoors, WorkerPool
+from hilum.common.tracing import configure_tracing
 
 # The five pipeline stages in the order a study passes them; each runs a gRPC server and a Celery worker.
 STAGE_NAMES: tuple[str, ...] = ("ingestion", "inference", "priors", "reporting", "publishing")
@@ -69,7 +70,9 @@ def serve(names: Sequence[str], settings: HilumSettings) -> None:
     if len(stages) > 1 and settings.grpc.health_port:
         raise ValueError("HILUM_GRPC__HEALTH_PORT is for one stage per process: serve one stage, or leave it at 0")
     doors = [stage_doors(name) for name in stages]  # an unknown name fails before anything starts
-    configure_logging(f"{stages[0]}-grpc" if len(names) == 1 else "grpc")
+    process = f"{stages[0]}-grpc" if len(names) == 1 else "grpc"
+    configure_logging(process)
+    configure_tracing(process, settings.telemetry)  # before the servers: their calls are traced from the first
     serve_metrics(settings.metrics)
     app = create_celery_app(settings, name="hilum-grpc")
     servers: list[StartedServer] = []
@@ -116,6 +119,7 @@ def serve_assembler(settings: HilumSettings) -> None:
     """`hilum serve assembler`: the assembler alone, until SIGTERM; each wait between polls beats
     settings.health.heartbeat_file (also while the database is down: the loop is alive, only waiting)."""
     configure_logging("assembler")
+    configure_tracing("assembler", settings.telemetry)
     serve_metrics(settings.metrics)
     stop = stop_event(settings.health)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -171,6 +175,7 @@ def work(names: Sequence[str], settings: HilumSettings) -> None:
     doors = [stage_doors(name) for name in names]
     label = "-".join(names)
     configure_logging(f"{label}-worker")
+    configure_tracing(f"{label}-worker", settings.telemetry)
     app = worker_app(names, settings)
     queues = [door.stage.value for door in doors]
     mark_dead_worker_processes()

@@ -67,6 +67,8 @@ class StudyRow(Base):
     images_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # A prior the priors stage fetched from a PACS: analysed for comparison, never reported or published.
     comparison_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The trace its first instance came in on (W3C traceparent), continued when it is handed on; "": not traced.
+    trace_context: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class InstanceRow(Base):

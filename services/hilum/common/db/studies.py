@@ -34,9 +34,10 @@ def require_study(session: Session, uid: str) -> StudyRow:
     return row
 
 
-def ensure_study(session: Session, header: InstanceHeader, comparison_only: bool = False) -> StudyRow:
+def ensure_study(session: Session, header: InstanceHeader, comparison_only: bool = False,
+                 trace_context: str = "") -> StudyRow:
     """The study row of header's study, created in state RECEIVED on first sight (comparison-only when it is a prior
-    fetched for comparison; a study keeps what it was created as)."""
+    fetched for comparison; a study keeps what it was created as), with the trace its first instance came in on."""
     row = session.get(StudyRow, header.study_instance_uid)
     if row is None:
         row = StudyRow(
@@ -49,6 +50,7 @@ def ensure_study(session: Session, header: InstanceHeader, comparison_only: bool
             state=study_state.name_of(study_state.RECEIVED),
             error="",
             comparison_only=comparison_only,
+            trace_context=trace_context,
         )
         session.add(row)
         session.flush()

@@ -1,0 +1,121 @@
+"""One connected trace per study, across every process of the running stack, and no patient data in any span.
+
+The embedded stack (SQLite, demo weights, real Triton, a real HL7 v2 interface engine to publish to) exports its
+traces to a loopback OTLP/gRPC collector (tests/otlp_receiver.py). A study with a distinctive patient goes through
+the gRPC door; its spans are read back from the collector.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from hilum.common import study_state
+from hilum.common.db.session import upgrade_database
+from hilum.common.logs import study_ref
+from hilum.common.polling import wait_until
+from hilum.common.settings import MllpDestination, PublishSection, TelemetrySection
+from hilum.common.tracing import STUDY_REF
+from hilum.ingestion.client import IngestionClient
+from hilum.runtime.ports import loopback_settings
+from hilum.runtime.stack import EmbeddedStack
+from hilum.samples.dicom_files import write_study
+from hilum.samples.sample_studies import SAMPLE_STUDIES
+from tests.integration.conftest import server_venv
+from tests.mllp_peer import MllpPeer
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+
+pytestmark = pytest.mark.integration
+
+PATIENT_ID, PATIENT_NAME, BIRTH = "TRACE-MRN-4711", "TRACEFAMILY^TRACEGIVEN", date(1933, 3, 3)
+STUDY = dataclasses.replace(SAMPLE_STUDIES[2], patient_id=PATIENT_ID, patient_name=PATIENT_NAME, birth_date=BIRTH,
+                            seed=4711, label="traced", rows=640, columns=512)
+# Every stage's Celery task, each in its worker process.
+STAGE_TASKS = {f"run/hilum.{stage}.run" for stage in ("inference", "priors", "reporting", "publishing")}
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def traced_stack(tmp_path_factory: pytest.TempPathFactory, demo_model_repository: Path,
+                 collector: OtlpReceiver) -> Iterator[tuple[EmbeddedStack, MllpPeer]]:
+    settings = loopback_settings(tmp_path_factory.mktemp("stack"), demo_model_repository, server_venv())
+    settings.telemetry = TelemetrySection(otlp_endpoint=collector.endpoint)
+    old_delay = os.environ.get("OTEL_BSP_SCHEDULE_DELAY")
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"  # the processes export every 0.2 s, not every 5 s
+    try:
+        with MllpPeer() as engine:
+            settings.publish = PublishSection(mllp=MllpDestination(host="127.0.0.1", port=engine.port, timeout_s=10))
+            upgrade_database(settings.database_url)
+            with EmbeddedStack(settings) as running:
+                yield running, engine
+    finally:
+        if old_delay is None:
+            os.environ.pop("OTEL_BSP_SCHEDULE_DELAY", None)
+        else:
+            os.environ["OTEL_BSP_SCHEDULE_DELAY"] = old_delay
+
+
+@pytest.fixture(scope="module")
+def study_trace(traced_stack: tuple[EmbeddedStack, MllpPeer], collector: OtlpReceiver,
+                tmp_path_factory: pytest.TempPathFactory) -> list[ReceivedSpan]:
+    """Every span of the trace the study's spans are in, once its HL7 v2 message was delivered."""
+    stack, engine = traced_stack
+    grpc = stack.settings.grpc
+    with IngestionClient(grpc.address(grpc.ingestion_port)) as client:
+        [accepted] = client.submit_files([write_study(STUDY, tmp_path_factory.mktemp("study"))])
+        assert accepted.accepted
+        status = client.wait_for([STUDY.study_instance_uid], timeout_s=180)[STUDY.study_instance_uid]
+    assert status.state == study_state.REPORTED, status.error
+    ref = study_ref(STUDY.study_instance_uid)
+
+    def delivered_span() -> bool:
+        return any(s.span.name == "deliver" and s.attributes.get(STUDY_REF) == ref for s in collector.spans())
+
+    wait_until(delivered_span, timeout_s=60, interval_s=0.2, what="the delivery's span at the collector")
+    wait_until(lambda: len(engine.received) == 1, timeout_s=30, interval_s=0.2, what="the ORU at the engine")
+    trace_ids = {s.span.trace_id for s in collector.spans() if s.attributes.get(STUDY_REF) == ref}
+    assert len(trace_ids) == 1, f"the study's spans are in {len(trace_ids)} traces"
+    [trace_id] = trace_ids
+
+    def settled() -> bool:  # the last processes' batches may still be on their way
+        spans = [s for s in collector.spans() if s.span.trace_id == trace_id]
+        return STAGE_TASKS <= {s.span.name for s in spans}
+
+    wait_until(settled, timeout_s=30, interval_s=0.2, what="every stage's span at the collector")
+    return [s for s in collector.spans() if s.span.trace_id == trace_id]
+
+
+def test_one_connected_trace_spans_every_service_from_door_to_delivery(study_trace: list[ReceivedSpan]) -> None:
+    names = {s.span.name for s in study_trace}
+    assert STAGE_TASKS <= names
+    assert {"ingest instance", "hand on to inference", "deliver"} <= names
+    assert "/hilum.v1.IngestionService/SubmitInstances" in names  # the door
+    assert "/inference.GRPCInferenceService/ModelInfer" in names  # the call to Triton
+    services = {s.service for s in study_trace}
+    assert {"hilum-grpc", "hilum-inference-worker", "hilum-reporting-worker",
+            "hilum-priors-publishing-worker"} <= services
+    # One tree: a single root (the door's call), and every other span's parent is in the trace.
+    ids = {s.span.span_id for s in study_trace}
+    roots = [s for s in study_trace if s.span.parent_span_id not in ids]
+    assert [s.span.name for s in roots] == ["/hilum.v1.IngestionService/SubmitInstances"]
+
+
+def test_no_span_carries_patient_data_or_the_study_uid(study_trace: list[ReceivedSpan],
+                                                        collector: OtlpReceiver) -> None:
+    forbidden = (PATIENT_ID, "TRACEFAMILY", "TRACEGIVEN", BIRTH.strftime("%Y%m%d"), BIRTH.isoformat(),
+                 STUDY.study_instance_uid)
+    for received in collector.spans():
+        texts = [received.span.name, str(received.attributes), received.span.status.message,
+                 *(str(event) for event in received.span.events)]
+        for text in texts:
+            assert not [secret for secret in forbidden if secret in text], (received.service, received.span.name)
