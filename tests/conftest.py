@@ -21,7 +21,11 @@ from hilum.common.settings import HilumSettings, StorageSection, TritonSection
 from hilum.runtime.fhir_peer import FhirPeer
 from hilum.runtime.ports import free_port
 from hilum.runtime.redis_server import RedisServer
-from tests.helpers import REPO_ROOT, new_database, require_peer
+from tests.helpers import REFERENCE_KEY, REPO_ROOT, new_database, require_peer
+
+# One reference key for the test process and every process it starts (they inherit the environment), so that a
+# study reference a test computes is the one the stack's logs and traces carry.
+os.environ["HILUM_REFERENCES__KEY"] = REFERENCE_KEY
 
 
 @pytest.fixture(scope="session")

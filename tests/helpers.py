@@ -24,6 +24,8 @@ from hilum.runtime.fhir_peer import PEER_DIR
 from hilum.v1 import messages_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The key of every study and patient reference (HMAC) the tests and the stacks they start make.
+REFERENCE_KEY = "hilum-tests-reference-key"
 # The MRN system test patients are filed under (the FHIR Hilum emits names it).
 MRN_SYSTEM = "urn:oid:1.2.3.4.5"
 

@@ -396,6 +396,17 @@ def _labels(args: argparse.Namespace, settings: HilumSettings) -> int:
     return 0
 
 
+def _cds_rebuild(args: argparse.Namespace, settings: HilumSettings) -> int:
+    """`hilum cds rebuild`: each study's current report's CDS view written to Redis again."""
+    from hilum.common.connections import open_redis, open_sessions
+    from hilum.reporting.cds_rebuild import rebuild_views
+
+    written = rebuild_views(open_sessions(settings), open_redis(settings, timeout_s=10.0),
+                            settings.fhir.patient_identifier_system, progress=_progress_line("rebuilt"))
+    print(f"{written} CDS views written")
+    return 0
+
+
 def _cds_feedback(args: argparse.Namespace, settings: HilumSettings) -> int:
     """Card feedback for monitoring: counts per service, outcome and override reason; --last N records as JSON."""
     from hilum.cds.feedback import outcome_counts, read_feedback
@@ -595,6 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "reason (drift monitoring)")
     feedback.add_argument("--last", type=int, default=0, metavar="N", help="also print the N latest records as JSON")
     feedback.set_defaults(handler=_cds_feedback)
+    rebuild = cds_commands.add_parser(
+        "rebuild", help="write the CDS results cache again from the stored reports (after a new reference key, or "
+        "a Redis that lost its data)")
+    rebuild.set_defaults(handler=_cds_rebuild)
 
     publish = commands.add_parser("publish", help="deliveries to the FHIR server, HL7 v2 interface and PACS")
     publish_actions = publish.add_subparsers(dest="action", required=True)

@@ -190,6 +190,20 @@ def test_no_literal_secret_is_rendered(rendering: tuple[str, Path]) -> None:
     assert not _secret_problems(_manifests(rendering[1]))
 
 
+def test_every_process_that_makes_references_has_the_one_reference_key(rendering: tuple[str, Path]) -> None:
+    """Logs, traces, `hilum status` and the CDS cache key studies and patients with it: every Hilum process that
+    reads the database or Redis gets the same Secret (the migration Job only migrates)."""
+    keyed = {}
+    for where, _, spec in _pod_specs(_manifests(rendering[1])):
+        for container in spec["containers"]:
+            names = {variable["name"]: variable for variable in container.get("env", [])}
+            if "HILUM_DATABASE__URL" in names and "migrate" not in where:
+                keyed[where] = names.get("HILUM_REFERENCES__KEY", {}).get("valueFrom", {}).get("secretKeyRef")
+    assert keyed and all(reference == {"name": "hilum-references", "key": "reference-key"}
+                         for reference in keyed.values()), keyed
+    assert {"Deployment/hilum-cds", "Deployment/hilum-inference-worker"} <= set(keyed)
+
+
 def _network_problems(manifests: list[dict[str, Any]]) -> list[str]:
     """Pods no default-deny NetworkPolicy selects, or that no policy lets out at all (not even to DNS)."""
     policies = [doc for doc in manifests if doc["kind"] == "NetworkPolicy"]

@@ -91,6 +91,7 @@ The connection URLs, composed from the password in a Secret with Kubernetes' $(V
 password is ever in a manifest or ConfigMap. Passwords must be URL-safe (e.g. `openssl rand -hex 24`).
 */}}
 {{- define "hilum.connectionEnv" -}}
+{{ include "hilum.referencesEnv" . | trim }}
 - name: HILUM_REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
@@ -99,6 +100,15 @@ password is ever in a manifest or ConfigMap. Passwords must be URL-safe (e.g. `o
 - name: HILUM_REDIS__URL
   value: {{ printf "%s://:$(HILUM_REDIS_PASSWORD)@%s:%s/%v" (ternary "rediss" "redis" (and (not .Values.redis.enabled) .Values.externalRedis.tls)) (include "hilum.redisHost" .) (include "hilum.redisPort" .) (ternary 0 .Values.externalRedis.database .Values.redis.enabled) | quote }}
 {{ include "hilum.databaseEnv" . | trim }}
+{{- end }}
+
+{{/* The key of the study and patient references (HMAC), from its Secret: every Hilum process needs the same. */}}
+{{- define "hilum.referencesEnv" -}}
+- name: HILUM_REFERENCES__KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.config.references.existingSecret }}
+      key: {{ .Values.config.references.secretKey }}
 {{- end }}
 
 {{- define "hilum.databaseEnv" -}}

@@ -1,17 +1,17 @@
 """The precomputed CDS result per patient: written to Redis by reporting, read by the CDS Hooks service.
 
-Keys carry no PHI: the patient id is hashed ("hilum:cds:patient:<sha256 hex>"). Each key keeps the
-view of the patient's most recent study; a late report for an older study never replaces it.
+Keys carry no PHI: the patient id is hashed under the reference key ("hilum:cds:patient:<HMAC-SHA256 hex>"). Each
+key keeps the view of the patient's most recent study; a late report for an older study never replaces it.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, date, time
 
 import redis
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from hilum.common.logs import keyed_digest
 from hilum.common.reported_findings import ChangeSincePrior, DevicePosition, FindingStatus, ReportedFinding
 
 KEY_PREFIX = "hilum:cds:patient:"
@@ -108,10 +108,10 @@ class CdsView(BaseModel):
 
 
 def patient_key(system: str, patient_id: str) -> str:
-    """The Redis key of a patient's view: prefix + sha256 hex of "system|value" (no PHI in the key; the same
-    MRN value in two identifier systems is two patients).
-    """
-    return KEY_PREFIX + hashlib.sha256(f"{system}|{patient_id}".encode()).hexdigest()
+    """The Redis key of a patient's view: prefix + the keyed digest (logs.keyed_digest) of "system|value": no PHI in
+    the key, and no guessed MRN can be tested against it without the reference key; the same MRN value in two
+    identifier systems is two patients."""
+    return KEY_PREFIX + keyed_digest(f"{system}|{patient_id}")
 
 
 def write_view(client: redis.Redis, view: CdsView) -> bool:

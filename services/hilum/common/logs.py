@@ -8,11 +8,16 @@ be written to a log.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
+import os
+import secrets
 import sys
 import warnings
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 
 # Structured fields Hilum's own code logs; each is free of patient data by construction.
 SAFE_FIELDS = frozenset({
@@ -21,9 +26,46 @@ SAFE_FIELDS = frozenset({
 })
 
 
+REFERENCE_KEY_FILE = "reference.key"
+
+
+@cache
+def _reference_key() -> bytes:
+    """This process's reference key: settings.references.key, else the data folder's reference.key; b"" when neither
+    (read once: every reference a process makes must agree)."""
+    from hilum.common.settings import HilumSettings  # settings do not log; no import cycle
+
+    settings = HilumSettings()
+    if settings.references.key:
+        return settings.references.key.encode()
+    path = settings.storage.data_dir / REFERENCE_KEY_FILE
+    return path.read_bytes().strip() if path.is_file() else b""
+
+
+def ensure_reference_key(data_dir: Path) -> Path:
+    """The data folder's reference.key, created (random, readable by its owner only) when there is none: the
+    embedded stack's key, unless settings.references.key gives one."""
+    path = data_dir / REFERENCE_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(secrets.token_hex(32))
+    return path
+
+
+def keyed_digest(value: str) -> str:
+    """HMAC-SHA256 of value under the reference key, in hex: non-reversible, and without the key no guessed
+    identifier can be tested against it. Plain SHA-256 when no key is configured."""
+    key = _reference_key()
+    if not key:
+        return hashlib.sha256(value.encode()).hexdigest()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
 def study_ref(study_instance_uid: str) -> str:
-    """A short, stable, non-reversible reference to a study for logs and traces (UIDs can identify patients)."""
-    return hashlib.sha256(study_instance_uid.encode()).hexdigest()[:12]
+    """A short, stable, non-reversible reference to a study for logs, traces and `hilum status` (UIDs can identify
+    patients): the keyed digest's first 12 hex digits."""
+    return keyed_digest(study_instance_uid)[:12]
 
 
 class WithoutQueryStrings(logging.Filter):

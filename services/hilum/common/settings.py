@@ -117,6 +117,15 @@ class MetricsSection(BaseModel):
     })
 
 
+class ReferencesSection(BaseModel):
+    """The secret that keys Hilum's references to studies and patients (HMAC-SHA256): the study reference in logs,
+    traces and `hilum status`, and the patient part of the CDS cache's Redis keys. "": the file reference.key in the
+    data folder, which the embedded stack creates; with neither, plain SHA-256, which anyone can recompute from a
+    guessed MRN or UID. Every process of a deployment needs the same key; changing it changes every reference."""
+
+    key: str = ""
+
+
 class TelemetrySection(BaseModel):
     """Where traces go: an OpenTelemetry collector's OTLP/gRPC endpoint (e.g. http://otel-collector:4317); "": the
     standard OTEL_EXPORTER_OTLP_ENDPOINT, and with neither no process traces (the no-op tracer costs nothing)."""
@@ -350,6 +359,7 @@ class HilumSettings(BaseSettings):
     pacs: PacsSection = Field(default_factory=PacsSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
+    references: ReferencesSection = Field(default_factory=ReferencesSection)
     health: HealthSection = Field(default_factory=HealthSection)
 
     @property

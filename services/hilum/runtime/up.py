@@ -15,6 +15,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from hilum.common.db.session import upgrade_database
+from hilum.common.logs import ensure_reference_key
 from hilum.common.polling import wait_until
 from hilum.common.settings import HilumSettings
 from hilum.common.wording import DEMO_NOTICE
@@ -73,13 +74,16 @@ class StopSignals:
 
 
 def prepare_stack(settings: HilumSettings, fresh: bool, say: Print) -> None:
-    """Database schema and model weights (demo weights exported when none are provisioned).
+    """The reference key (unless configured), database schema and model weights (demo weights exported when none
+    are provisioned).
 
-    fresh deletes the data and output folders first.
+    fresh deletes the data and output folders first (and with them the key: references start afresh).
     """
     if fresh:
         shutil.rmtree(settings.storage.data_dir, ignore_errors=True)
         shutil.rmtree(settings.storage.output_dir, ignore_errors=True)
+    if not settings.references.key:
+        ensure_reference_key(settings.storage.data_dir)
     upgrade_database(settings.database_url)
     repository = settings.triton.model_repository
     for name, ensure in (("cxr_findings", ensure_findings_model), ("cxr_devices", ensure_devices_model)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
@@ -25,13 +26,16 @@ from hilum.common.reported_findings import (
     ModelProvenance,
     ReportedFinding,
 )
+from tests.helpers import REFERENCE_KEY
 
 MRN_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"
 
 
-def test_key_is_the_sha256_of_system_and_patient_id() -> None:
+def test_key_is_the_keyed_digest_of_system_and_patient_id() -> None:
     key = patient_key(MRN_SYSTEM, "MRN-0042")
-    assert key == KEY_PREFIX + hashlib.sha256(f"{MRN_SYSTEM}|MRN-0042".encode()).hexdigest()
+    digest = hmac.new(REFERENCE_KEY.encode(), f"{MRN_SYSTEM}|MRN-0042".encode(), hashlib.sha256).hexdigest()
+    assert key == KEY_PREFIX + digest  # without the key, no guessed MRN can be tested against it
+    assert key != KEY_PREFIX + hashlib.sha256(f"{MRN_SYSTEM}|MRN-0042".encode()).hexdigest()
     assert "MRN-0042" not in key
     assert patient_key("urn:oid:9.9", "MRN-0042") != key  # the same value in another system: another patient
 

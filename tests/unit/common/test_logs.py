@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
-from hilum.common.logs import JsonFormatter, WithoutQueryStrings, configure_logging, study_ref
+from hilum.common.logs import JsonFormatter, WithoutQueryStrings, configure_logging, ensure_reference_key, study_ref
+from tests.helpers import REFERENCE_KEY
 
 UID = "2.25.208296826420722990248074954278195765583"
 
@@ -57,3 +65,30 @@ def test_httpx_request_lines_with_their_urls_are_not_logged() -> None:
         for logger, level in zip(quieted, saved[3], strict=True):
             logger.setLevel(level)
         access.filters[:] = saved[4]  # configure_logging's query-string filter must not reach other tests
+
+
+REFERENCE = "from hilum.common.logs import study_ref; print(study_ref('1.2.3'))"
+
+
+def _reference_in_a_process(env: dict[str, str], data_dir: Path) -> str:
+    """study_ref('1.2.3') as a fresh process with env (and its data folder) makes it: the key is read once."""
+    clean = {k: v for k, v in os.environ.items() if k != "HILUM_REFERENCES__KEY"}
+    done = subprocess.run([sys.executable, "-c", REFERENCE], capture_output=True, text=True, timeout=60,
+                          env={**clean, "HILUM_STORAGE__DATA_DIR": str(data_dir), **env})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_references_are_keyed_by_the_configured_key_else_the_data_folders(tmp_path: Path) -> None:
+    def keyed(key: str) -> str:
+        return hmac.new(key.encode(), b"1.2.3", hashlib.sha256).hexdigest()[:12]
+
+    assert study_ref("1.2.3") == keyed(REFERENCE_KEY)  # this process: the tests' key
+    # Neither a key nor a key file: plain SHA-256, which anyone could recompute from a guessed UID or MRN.
+    assert _reference_in_a_process({}, tmp_path / "none") == hashlib.sha256(b"1.2.3").hexdigest()[:12]
+    assert _reference_in_a_process({"HILUM_REFERENCES__KEY": "k1"}, tmp_path / "none") == keyed("k1")
+    path = ensure_reference_key(tmp_path / "data")
+    assert path == ensure_reference_key(tmp_path / "data")  # made once, then kept
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(path.read_text()) == 64
+    assert _reference_in_a_process({}, tmp_path / "data") == keyed(path.read_text())
+    assert _reference_in_a_process({"HILUM_REFERENCES__KEY": "k1"}, tmp_path / "data") == keyed("k1")  # key wins
