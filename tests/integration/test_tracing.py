@@ -13,7 +13,10 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import httpx
+import pydicom
 import pytest
+import redis as redis_lib
 
 from hilum.common import study_state
 from hilum.common.db.session import upgrade_database
@@ -110,12 +113,35 @@ def test_one_connected_trace_spans_every_service_from_door_to_delivery(study_tra
     assert [s.span.name for s in roots] == ["/hilum.v1.IngestionService/SubmitInstances"]
 
 
-def test_no_span_carries_patient_data_or_the_study_uid(study_trace: list[ReceivedSpan],
-                                                        collector: OtlpReceiver) -> None:
+def test_no_log_line_span_metric_label_or_redis_key_carries_the_patient(
+        study_trace: list[ReceivedSpan], collector: OtlpReceiver,
+        traced_stack: tuple[EmbeddedStack, MllpPeer]) -> None:
+    """The patient's name, id and birth date and the study's UIDs appear nowhere Hilum writes for operators: every
+    span any process sent, every line of every process's log, every label of every process's metrics, every Redis
+    key."""
+    stack, _ = traced_stack
+    header = pydicom.dcmread(write_study(STUDY, stack.data_dir / "scan"), stop_before_pixels=True)
     forbidden = (PATIENT_ID, "TRACEFAMILY", "TRACEGIVEN", BIRTH.strftime("%Y%m%d"), BIRTH.isoformat(),
-                 STUDY.study_instance_uid)
+                 header.StudyInstanceUID, header.SeriesInstanceUID, header.SOPInstanceUID)
+
+    def leaked(text: str) -> list[str]:
+        return [secret for secret in forbidden if secret in text]
+
     for received in collector.spans():
         texts = [received.span.name, str(received.attributes), received.span.status.message,
                  *(str(event) for event in received.span.events)]
-        for text in texts:
-            assert not [secret for secret in forbidden if secret in text], (received.service, received.span.name)
+        assert not [secret for text in texts for secret in leaked(text)], (received.service, received.span.name)
+    logs = {path.name: path.read_text(errors="replace") for path in stack.log_dir.glob("*.log")}
+    assert "inference-worker.log" in logs and study_ref(STUDY.study_instance_uid) in logs["inference-worker.log"]
+    assert not {name: leaked(text) for name, text in logs.items() if leaked(text)}
+    scraped = 0
+    for port in stack.settings.metrics.process_ports.values():
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        labels = [line for line in metrics.splitlines() if "{" in line and not line.startswith("#")]
+        scraped += len(labels)
+        assert not [line for line in labels if leaked(line)]
+    assert scraped > 0
+    client = redis_lib.Redis.from_url(stack.settings.redis.url)
+    keys = [key.decode(errors="replace") for key in client.scan_iter("*")]
+    assert any(key.startswith("hilum:cds:patient:") for key in keys)
+    assert not [key for key in keys if leaked(key)]
