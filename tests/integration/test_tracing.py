@@ -133,6 +133,7 @@ def test_no_log_line_span_metric_label_or_redis_key_carries_the_patient(
         assert not [secret for text in texts for secret in leaked(text)], (received.service, received.span.name)
     logs = {path.name: path.read_text(errors="replace") for path in stack.log_dir.glob("*.log")}
     assert "inference-worker.log" in logs and study_ref(STUDY.study_instance_uid) in logs["inference-worker.log"]
+    assert f'"trace_id": "{study_trace[0].span.trace_id.hex()}"' in logs["inference-worker.log"]  # a line leads to it
     assert not {name: leaked(text) for name, text in logs.items() if leaked(text)}
     scraped = 0
     for port in stack.settings.metrics.process_ports.values():

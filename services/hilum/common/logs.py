@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
+from opentelemetry import trace
+
 # Structured fields Hilum's own code logs; each is free of patient data by construction.
 SAFE_FIELDS = frozenset({
     "service", "stage", "study_ref", "model_version", "retry", "code", "has_prior", "door", "count", "error_type",
@@ -82,7 +84,8 @@ class WithoutQueryStrings(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the allow-listed structured fields."""
+    """One JSON object per line: time, level, logger, message, the allow-listed structured fields, and the trace and
+    span ids of the span the line was logged in (when tracing is on), so that a line leads to its study's trace."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -92,6 +95,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update({k: v for k, v in vars(record).items() if k in SAFE_FIELDS})
+        span = trace.get_current_span().get_span_context()  # formatted in the thread that logged
+        if span.is_valid:
+            entry["trace_id"], entry["span_id"] = f"{span.trace_id:032x}", f"{span.span_id:016x}"
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

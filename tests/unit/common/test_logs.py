@@ -12,6 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
 from hilum.common.logs import JsonFormatter, WithoutQueryStrings, configure_logging, ensure_reference_key, study_ref
 from tests.helpers import REFERENCE_KEY
 
@@ -92,3 +95,12 @@ def test_references_are_keyed_by_the_configured_key_else_the_data_folders(tmp_pa
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(path.read_text()) == 64
     assert _reference_in_a_process({}, tmp_path / "data") == keyed(path.read_text())
     assert _reference_in_a_process({"HILUM_REFERENCES__KEY": "k1"}, tmp_path / "data") == keyed("k1")  # key wins
+
+
+def test_a_line_logged_in_a_span_carries_its_trace_and_span_ids() -> None:
+    context = SpanContext(trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736, span_id=0x00F067AA0BA902B7, is_remote=False,
+                          trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    with trace.use_span(NonRecordingSpan(context)):
+        entry = json.loads(JsonFormatter().format(_record(study_ref=study_ref(UID))))
+    assert (entry["trace_id"], entry["span_id"]) == ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    assert "trace_id" not in json.loads(JsonFormatter().format(_record()))  # outside any span: none
