@@ -67,6 +67,15 @@ class ManagedProcess:
             process.terminate()
             self._terminated = True
 
+    def kill(self) -> None:
+        """SIGKILL the process's whole group now, as a crash or an out-of-memory kill would, and reap it; start() may
+        run it again (the fault tests kill workers mid-task)."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the process itself (it shuts its own children down: Celery lets a running task finish,
         Triton unloads its models), then SIGKILL its whole process group after timeout_s.

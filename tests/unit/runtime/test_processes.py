@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,37 @@ def test_terminate_signals_once_without_waiting_and_stop_then_waits(tmp_path: Pa
     process.stop(timeout_s=10)
     assert process.exited() == 0  # it ended by itself, not by SIGKILL
     assert process.log_tail().splitlines() == ["up", "term"]  # one SIGTERM, however often asked
+
+
+def test_kill_ends_the_process_and_its_children_at_once_and_start_runs_it_again(tmp_path: Path) -> None:
+    parent = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+              "print(child.pid, flush=True); time.sleep(60)")
+    process = ManagedProcess("parent", [sys.executable, "-c", parent], tmp_path / "parent.log")
+    process.start()
+    deadline = time.monotonic() + 10
+    while not process.log_tail().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child_pid = int(process.log_tail().split()[-1])
+    process.kill()
+    assert process.exited() == -signal.SIGKILL  # at once, SIGTERM ignored or not
+    deadline = time.monotonic() + 10
+    while _alive(child_pid):  # its group went with it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.start()
+    assert process.running
+    process.stop(timeout_s=0.5)
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid runs (a zombie, killed and waiting for whoever reaps it, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def test_a_loopback_server_starts_answers_and_stops(tmp_path: Path) -> None:
