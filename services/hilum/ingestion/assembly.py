@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,14 +41,17 @@ def study_reference(session: Session, row: StudyRow) -> messages_pb2.StudyRefere
 
 
 class Assembler:
-    """Hands due studies to inference through hand_on (which enqueues on the "inference" queue)."""
+    """Hands due studies to inference through hand_on (which enqueues on the "inference" queue), and makes studies
+    that stalled in flight (stalled_after without a stage moving them) due again."""
 
     def __init__(self, sessions: sessionmaker[Session], hand_on: HandOn,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), batch: int = 50) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), batch: int = 50,
+                 stalled_after: timedelta = timedelta(minutes=15)) -> None:
         self._sessions = sessions
         self._hand_on = hand_on
         self._clock = clock
         self._batch = batch
+        self._stalled_after = stalled_after
 
     def hand_on_due(self) -> int:
         """Hand on every study due now (up to one batch); returns how many were handed on.
@@ -69,3 +72,16 @@ class Assembler:
                     handed += 1
                     log.info("study handed to inference", extra={"study_ref": study_ref(row.study_instance_uid)})
         return handed
+
+    def resume_stalled(self) -> int:
+        """Make due again (now) every study in flight that no stage has moved for stalled_after: its queue message
+        was lost with a worker or a broker that died between taking it and recording it. The study goes through the
+        pipeline from inference again; what a stage already stored, it returns as stored. Returns how many."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            stalled = studies.stalled_studies(session, now - self._stalled_after, self._batch)
+            for row in stalled:
+                row.ready_at = now
+                log.warning("study stalled in the pipeline; handed on again",
+                            extra={"study_ref": study_ref(row.study_instance_uid), "stage": row.state.lower()})
+        return len(stalled)

@@ -128,6 +128,7 @@ class LoopbackServer(ABC):
         if self._process is not None:
             self._process.stop()
 
+
     def __enter__(self) -> Self:
         self.start()
         return self

@@ -56,6 +56,10 @@ class RedisServer:
     def stop(self) -> None:
         self._process.stop()
 
+    def kill(self) -> None:
+        """SIGKILL redis-server now, as a crash would; start() runs it again on the same append-only file."""
+        self._process.kill()
+
     def _raise_if_exited(self) -> None:
         if self._process.exited() is not None:
             raise ProcessFailed(f"redis-server exited:\n{self._process.log_tail()}")

@@ -9,6 +9,7 @@ import pytest
 import redis as redis_lib
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.common import study_state
 from hilum.common.db import studies
 from hilum.common.queue import Stage, create_celery_app, enqueue
 from hilum.common.settings import HilumSettings, RedisSection
@@ -81,3 +82,24 @@ def test_reference_of_a_lateral_only_study_has_no_frontal(sqlite_sessions: sessi
     with sqlite_sessions() as session:
         reference = study_reference(session, studies.require_study(session, "6.6"))
     assert reference.frontal_object_key == "" and reference.lateral_object_key == "dicom/6.6/1.dcm"
+
+
+def test_a_study_stalled_in_flight_is_handed_on_again(sqlite_sessions: sessionmaker[Session]) -> None:
+    """Its queue message was lost with a worker killed between taking it and recording it: no stage will move it."""
+    for uid in ("4.1", "4.2", "4.3", "4.4", "4.5"):
+        record_study(sqlite_sessions, uid, PATIENT, None, view_positions=("PA",))
+    with sqlite_sessions.begin() as session:
+        studies.advance(session, "4.2", study_state.INFERRED)
+        studies.advance(session, "4.3", study_state.REPORTED)  # at rest: never stalled
+        studies.fail(session, "4.4", "inference: image unreadable")
+        studies.mark_due(session, "4.5", NOW)  # due: the assembler hands it on anyway
+    handed: list[messages_pb2.StudyReference] = []
+    # A quarter of an hour later nothing has moved 4.1 (received, handed on) nor 4.2 (inferred, sent to priors).
+    later = NOW.replace(year=2100)
+    assembler = Assembler(sqlite_sessions, handed.append, clock=lambda: later, stalled_after=timedelta(minutes=15))
+    assert Assembler(sqlite_sessions, handed.append, clock=lambda: datetime.now(UTC)).resume_stalled() == 0
+    assert assembler.resume_stalled() == 2
+    assert assembler.hand_on_due() == 3
+    assert sorted(r.study_instance_uid for r in handed) == ["4.1", "4.2", "4.5"]
+    # In a century, none of the three handed on has been moved by a stage since: each is resumed again.
+    assert assembler.resume_stalled() == 3

@@ -147,6 +147,18 @@ def due_studies(session: Session, now: datetime, limit: int) -> list[StudyRow]:
     return list(session.scalars(stmt))
 
 
+def stalled_studies(session: Session, moved_before: datetime, limit: int) -> list[StudyRow]:
+    """Studies in flight, already handed on (not due), that no stage has moved since moved_before, oldest first;
+    rows another assembler holds are skipped."""
+    in_flight = [study_state.name_of(state) for state in study_state.IN_FLIGHT]
+    stmt = (
+        select(StudyRow).where(StudyRow.state.in_(in_flight), StudyRow.ready_at.is_(None),
+                               StudyRow.updated_at < moved_before)
+        .order_by(StudyRow.updated_at).limit(limit).with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(stmt))
+
+
 def handed_on(session: Session, uid: str, seen_ready_at: datetime) -> bool:
     """Clear the study's due time if it is still the one seen (an instance that arrived meanwhile moved it,
     and then the study stays due). True when cleared.
