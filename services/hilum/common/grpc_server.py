@@ -4,6 +4,7 @@ limits, error mapping.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.grpc_tls import client_channel, server_credentials
 from hilum.common.settings import GrpcSection
+
+log = logging.getLogger(__name__)
 
 In = TypeVar("In", bound=Message)
 Out = TypeVar("Out", bound=Message)
@@ -141,13 +144,18 @@ class StageServicer(Generic[Core]):
 
 
 def run_stage(context: grpc.ServicerContext, core: Callable[[In], Out], request: In) -> Out:
-    """Call a stage's core function, mapping its errors to status codes a client can act on."""
+    """Call a stage's core function, mapping its errors to status codes a client can act on: UNAVAILABLE (try again)
+    for a transient error and for anything unexpected (the database or the disk failing), named by its type only (a
+    database error quotes its parameters), FAILED_PRECONDITION for a permanent one."""
     try:
         return core(request)
     except TransientError as exc:
         code, reason = grpc.StatusCode.UNAVAILABLE, str(exc)
     except PermanentError as exc:
         code, reason = grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    except Exception as exc:
+        log.error("call failed; answered UNAVAILABLE", extra={"error_type": type(exc).__name__})
+        code, reason = grpc.StatusCode.UNAVAILABLE, f"unexpected {type(exc).__name__}; try again later"
     context.abort(code, reason)  # raises: the call ends with this status
     raise RuntimeError("grpc.ServicerContext.abort returned")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
@@ -69,3 +70,15 @@ def test_accepted_and_rejected_instances_are_answered_without_a_broker(
 def test_status_of_an_unknown_study_is_empty(stub: ingestion_pb2_grpc.IngestionServiceStub) -> None:
     status = stub.GetStudyStatus(ingestion_pb2.GetStudyStatusRequest(study_instance_uid="1.2.3"), timeout=10)
     assert status.state == study_state.StudyState.STUDY_STATE_UNSPECIFIED and status.instance_count == 0
+
+
+def test_a_store_that_fails_answers_unavailable_without_the_database_s_words(
+        stub: ingestion_pb2_grpc.IngestionServiceStub, sqlite_sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """The sender is told to send again later, and nothing of the failing statement (it quotes UIDs) reaches it."""
+    spec = dataclasses.replace(SAMPLE_STUDIES[0], rows=160, columns=128)
+    with sqlite_sessions.begin() as session:
+        session.execute(text("DROP TABLE instances"))  # as if the database were gone
+    with pytest.raises(grpc.RpcError) as failed:
+        stub.SubmitInstances(_request(write_study(spec, tmp_path / "in")), timeout=30)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert failed.value.details() == "unexpected OperationalError; try again later"
