@@ -13,7 +13,7 @@ exactly one report, with nothing dead-lettered.
 
 Each prints what it did (studies, kills or drops, tasks taken more than once, reports, duplicates, dead letters).
 Bounded for CI (a dozen studies each). The larger run is the first test with other numbers, e.g.
-    HILUM_KILL_STUDIES=500 HILUM_KILL_ROUNDS=20 HILUM_FAULT_STALLED_AFTER_S=240 \\
+    HILUM_KILL_STUDIES=500 HILUM_KILL_ROUNDS=20 HILUM_KILL_GAP_S=9 HILUM_FAULT_STALLED_AFTER_S=240 \\
         .venv/bin/python -m pytest -s tests/integration/test_fault_suite.py -k workers_killed
 Triton stopped mid-run: test_triton_outage.py; Redis down before studies arrive: test_broker_outage.py; the FHIR
 server answering 5xx and timing out: test_publish_to_fhir_peer.py.
@@ -52,6 +52,8 @@ pytestmark = pytest.mark.integration
 
 STUDIES = int(os.environ.get("HILUM_KILL_STUDIES", "12"))
 ROUNDS = int(os.environ.get("HILUM_KILL_ROUNDS", "6"))
+# Kills come 0.3 s to this many seconds apart: spread them over a longer run.
+KILL_GAP_S = float(os.environ.get("HILUM_KILL_GAP_S", "1.5"))
 # The workers that have work when studies come through the gRPC door (the ingestion worker serves the queue door).
 VICTIMS = ("inference-worker", "priors-publishing-worker", "reporting-worker")
 STAGES = ("inference", "priors", "reporting")
@@ -134,7 +136,7 @@ def test_workers_killed_mid_run_lose_no_study_and_report_none_twice(stack: Embed
 
     def kill_at_random() -> None:
         for _ in range(ROUNDS):
-            if done.wait(chance.uniform(0.3, 1.5)):
+            if done.wait(chance.uniform(0.3, KILL_GAP_S)):
                 return
             victim = chance.choice(workers)
             victim.kill()  # SIGKILL to its process group: the worker and any pool process, mid-task
