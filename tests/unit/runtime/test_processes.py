@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hilum.common.polling import wait_until
 from hilum.runtime.ports import free_port, is_free
 from hilum.runtime.processes import LoopbackServer, ManagedProcess, ProcessFailed
 
@@ -88,17 +89,11 @@ def test_kill_ends_the_process_and_its_children_at_once_and_start_runs_it_again(
               "print(child.pid, flush=True); time.sleep(60)")
     process = ManagedProcess("parent", [sys.executable, "-c", parent], tmp_path / "parent.log")
     process.start()
-    deadline = time.monotonic() + 10
-    while not process.log_tail().strip():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: process.log_tail().strip(), timeout_s=10, interval_s=0.05, what="the child's pid")
     child_pid = int(process.log_tail().split()[-1])
     process.kill()
     assert process.exited() == -signal.SIGKILL  # at once, SIGTERM ignored or not
-    deadline = time.monotonic() + 10
-    while _alive(child_pid):  # its group went with it
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: not _alive(child_pid), timeout_s=10, interval_s=0.05, what="its group to go with it")
     process.start()
     assert process.running
     process.stop(timeout_s=0.5)
