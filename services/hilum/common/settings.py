@@ -99,9 +99,10 @@ class QueueSection(BaseModel):
     inference_concurrency: int = Field(default=8, ge=1)
     # How long priors waits for a recently received prior study to finish its own inference.
     prior_wait_s: int = 300
-    # A study in flight that no stage has moved for this long is handed on again from the start: its queue message
-    # was lost (a worker or the broker died between taking it and recording it). Every stage is idempotent, so a
-    # study that was only slow costs its repeat. Keep it above the longest queue wait and prior_wait_s.
+    # A study in flight that no stage has moved for this long is handed on again from the start, and a pending
+    # delivery untouched this long although due is sent to the publishing queue again: its queue message was lost (a
+    # worker or the broker died between taking it and recording it). Every stage is idempotent, so a study that was
+    # only slow costs its repeat. Keep it above the longest queue wait and prior_wait_s.
     stalled_after_s: int = Field(default=900, gt=0)
 
 

@@ -1,4 +1,5 @@
-"""`hilum publish`: what an operator sees of deliveries, replaying the dead-lettered ones, and status changes.
+"""`hilum publish`: what an operator sees of deliveries, replaying the dead-lettered ones, and status changes; and
+the sweep that hands stalled deliveries on again.
 
 A replay reopens dead deliveries with fresh attempts and hands them, with any pending delivery whose
 next attempt is overdue (its queue message was lost), to the publishing queue again.
@@ -6,6 +7,7 @@ next attempt is overdue (its queue message was lost), to the publishing queue ag
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -19,6 +21,7 @@ from hilum.common.logs import study_ref
 from hilum.fhir_api.store import set_status
 from hilum.v1 import messages_pb2
 
+log = logging.getLogger(__name__)
 
 class ReportNotFound(LookupError):
     """No report was published for the study and model version named."""
@@ -84,3 +87,18 @@ def replay(
     for request in due:
         enqueue(request)
     return due
+
+
+def resend_stalled(
+    sessions: sessionmaker[Session], enqueue: Callable[[messages_pb2.DeliveryRequest], None], moved_before: datetime
+) -> list[messages_pb2.DeliveryRequest]:
+    """Enqueue again every pending delivery nothing has touched since moved_before although its attempt was due
+    (deliveries.stalled); returns them. The assembler's loop calls it with queue.stalled_after_s, which must exceed
+    the publishing queue's longest wait: a delivery only slow would be attempted twice at once."""
+    with sessions() as session:
+        lost = deliveries.stalled(session, moved_before)
+    for request in lost:
+        enqueue(request)
+    if lost:
+        log.warning("deliveries stalled; handed to the publishing queue again", extra={"count": len(lost)})
+    return lost

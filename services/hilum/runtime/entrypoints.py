@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from celery import Celery
 
@@ -131,16 +131,18 @@ def serve_assembler(settings: HilumSettings) -> None:
 
 def run_assembler(settings: HilumSettings, app: Celery, stop: threading.Event) -> None:
     """Hand complete studies to inference through app every settings.ingestion.assembly_poll_s until stop is set, and
-    studies stalled in flight for settings.queue.stalled_after_s again (their queue message was lost).
+    studies and deliveries stalled for settings.queue.stalled_after_s again (their queue message was lost).
 
     A failure to reach the database or the broker is logged and tried again at the next poll.
     """
     from hilum.common.connections import open_sessions
     from hilum.common.queue import Stage, enqueue
     from hilum.ingestion.assembly import Assembler
+    from hilum.publishing.admin import resend_stalled
 
     stalled_after = timedelta(seconds=settings.queue.stalled_after_s)
-    assembler = Assembler(open_sessions(settings), lambda reference: enqueue(app, Stage.INFERENCE, reference),
+    sessions = open_sessions(settings)
+    assembler = Assembler(sessions, lambda reference: enqueue(app, Stage.INFERENCE, reference),
                           stalled_after=stalled_after)
     # Stalled studies are looked for a few times per stalled_after (at most once a minute): a cheap indexed query.
     stall_check_s = min(60.0, settings.queue.stalled_after_s / 4)
@@ -150,6 +152,8 @@ def run_assembler(settings: HilumSettings, app: Celery, stop: threading.Event) -
             if time.monotonic() >= next_stall_check:
                 next_stall_check = time.monotonic() + stall_check_s
                 assembler.resume_stalled()
+                resend_stalled(sessions, lambda request: enqueue(app, Stage.PUBLISHING, request),
+                               datetime.now(UTC) - stalled_after)
             assembler.hand_on_due()
         except Exception as exc:  # the database or the broker is down: the studies stay due
             log.warning("assembler will try again", extra={"error_type": type(exc).__name__})

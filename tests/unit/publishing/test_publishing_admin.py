@@ -99,3 +99,21 @@ def test_a_status_change_goes_to_the_destinations_that_take_one(
         change("9.404", "v", DeliveryEvent.AMENDED)
     with pytest.raises(ValueError, match="amended or cancelled"):
         change("9.5", "v", DeliveryEvent.PRELIMINARY)
+
+
+def test_stalled_deliveries_are_handed_on_again_and_only_they(
+    sqlite_sessions: sessionmaker[Session], publish_study: Callable[..., messages_pb2.PublishResult]
+) -> None:
+    fhir, mllp, pacs = publish_study("9.7").deliveries
+    now = datetime.now(UTC)
+    with sqlite_sessions.begin() as session:
+        retried = deliveries.find(session, mllp)  # failed just now, its retry due in an hour: not stalled
+        delivered = deliveries.find(session, pacs)
+        assert retried is not None and delivered is not None
+        deliveries.record_failure(retried, "AE", now, max_attempts=5, retry_in_s=3600)
+        deliveries.record_success(delivered, "1.2.3", now)
+    enqueued: list[messages_pb2.DeliveryRequest] = []
+    assert admin.resend_stalled(sqlite_sessions, enqueued.append, now - timedelta(minutes=15)) == []  # all fresh
+    # A quarter of an hour on, nothing has touched the FHIR delivery, never attempted: its message was lost.
+    assert admin.resend_stalled(sqlite_sessions, enqueued.append, now + timedelta(seconds=1)) == [fhir]
+    assert enqueued == [fhir]

@@ -125,3 +125,15 @@ def overdue(
     )
     return [request_of(row) for row in session.scalars(
         _narrowed(stmt, study_instance_uid, destination).order_by(DeliveryRow.id))]
+
+
+def stalled(session: Session, moved_before: datetime) -> list[messages_pb2.DeliveryRequest]:
+    """Pending deliveries untouched since moved_before whose attempt was due by then (or never scheduled), oldest
+    first: their queue message was lost (a worker or the broker died with it)."""
+    stmt = (
+        select(DeliveryRow)
+        .where(DeliveryRow.status == DeliveryState.PENDING.value, DeliveryRow.updated_at < moved_before)
+        .where((DeliveryRow.next_attempt_at.is_(None)) | (DeliveryRow.next_attempt_at < moved_before))
+        .order_by(DeliveryRow.id)
+    )
+    return [request_of(row) for row in session.scalars(stmt)]
