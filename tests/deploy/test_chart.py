@@ -419,8 +419,8 @@ def test_production_uses_external_databases_tls_and_monitoring(rendering: tuple[
     assert {"PodMonitor", "ServiceMonitor", "PrometheusRule", "Ingress"} <= kinds
     alerts = {rule["alert"] for doc in manifests if doc["kind"] == "PrometheusRule"
               for group in doc["spec"]["groups"] for rule in group["rules"]}
-    assert alerts == {"HilumQueueBacklog", "HilumDeadLetters", "HilumDeliveriesDead", "HilumTritonDown",
-                      "HilumCdsLatencyHigh"}
+    assert alerts == {"HilumQueueBacklog", "HilumDeadLetters", "HilumStudiesStalled", "HilumDeliveriesDead",
+                      "HilumTritonDown", "HilumCdsLatencyHigh"}
     api = next(doc for doc in manifests if doc["metadata"]["name"] == "hilum-ingestion-api"
                and doc["kind"] == "Deployment")
     env = {item["name"]: item.get("value") for item in api["spec"]["template"]["spec"]["containers"][0]["env"]}

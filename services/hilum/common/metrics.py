@@ -51,6 +51,9 @@ DEAD_LETTERS = Counter("hilum_dead_letters_total", "Queue messages dead-lettered
 DELIVERIES_DEAD = Counter("hilum_deliveries_dead_total",
                           "Deliveries given up on (attempts spent or refused for good), per destination.",
                           ["destination"])
+RESUMED = Counter("hilum_resumed_total",
+                  "Studies and deliveries stalled with their queue message lost, handed on again by the assembler.",
+                  ["what"])
 SCRAPE_ERRORS = Counter("hilum_metrics_scrape_errors_total",
                         "Scrapes in which a source could not be read (its samples are left out), per source.",
                         ["source"])

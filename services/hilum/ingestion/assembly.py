@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum.common.db import studies
 from hilum.common.db.models import StudyRow
 from hilum.common.logs import study_ref
+from hilum.common.metrics import RESUMED
 from hilum.common.tracing import study_span
 from hilum.ingestion.views import choose_views
 from hilum.v1 import messages_pb2
@@ -82,6 +83,7 @@ class Assembler:
             stalled = studies.stalled_studies(session, now - self._stalled_after, self._batch)
             for row in stalled:
                 row.ready_at = now
+                RESUMED.labels(what="study").inc()
                 log.warning("study stalled in the pipeline; handed on again",
                             extra={"study_ref": study_ref(row.study_instance_uid), "stage": row.state.lower()})
         return len(stalled)

@@ -18,6 +18,7 @@ from hilum.common.cds_view import withdraw_view
 from hilum.common.db import deliveries, results, studies
 from hilum.common.destinations import DESTINATIONS_OF_EVENT, DeliveryEvent, DeliveryState, Destination
 from hilum.common.logs import study_ref
+from hilum.common.metrics import RESUMED
 from hilum.fhir_api.store import set_status
 from hilum.v1 import messages_pb2
 
@@ -101,4 +102,5 @@ def resend_stalled(
         enqueue(request)
     if lost:
         log.warning("deliveries stalled; handed to the publishing queue again", extra={"count": len(lost)})
+        RESUMED.labels(what="delivery").inc(len(lost))
     return lost

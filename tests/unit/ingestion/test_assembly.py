@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as redis_lib
+from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
@@ -98,7 +99,9 @@ def test_a_study_stalled_in_flight_is_handed_on_again(sqlite_sessions: sessionma
     later = NOW.replace(year=2100)
     assembler = Assembler(sqlite_sessions, handed.append, clock=lambda: later, stalled_after=timedelta(minutes=15))
     assert Assembler(sqlite_sessions, handed.append, clock=lambda: datetime.now(UTC)).resume_stalled() == 0
+    resumed_before = REGISTRY.get_sample_value("hilum_resumed_total", {"what": "study"}) or 0.0
     assert assembler.resume_stalled() == 2
+    assert REGISTRY.get_sample_value("hilum_resumed_total", {"what": "study"}) == resumed_before + 2
     assert assembler.hand_on_due() == 3
     assert sorted(r.study_instance_uid for r in handed) == ["4.1", "4.2", "4.5"]
     # In a century, none of the three handed on has been moved by a stage since: each is resumed again.
