@@ -46,16 +46,17 @@ def configure_tracing(process: str, section: TelemetrySection) -> bool:
     endpoint = otlp_endpoint(section)
     if not endpoint:
         return False
-    with _configured:
-        if isinstance(trace.get_tracer_provider(), _sdk_provider_type()):
-            return True
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        from opentelemetry.instrumentation.celery import CeleryInstrumentor
-        from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    # The SDK, exporter and instrumentations are imported only when tracing is on.
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    with _configured:
+        if isinstance(trace.get_tracer_provider(), TracerProvider):
+            return True
         name = os.environ.get("OTEL_SERVICE_NAME") or f"hilum-{process}"
         provider = TracerProvider(resource=Resource.create({"service.name": name}))
         # The batch processor re-creates its export thread in a forked Celery pool process.
@@ -68,19 +69,13 @@ def configure_tracing(process: str, section: TelemetrySection) -> bool:
     return True
 
 
-def _sdk_provider_type() -> type:
-    from opentelemetry.sdk.trace import TracerProvider
-
-    return TracerProvider
-
-
 @contextmanager
 def study_span(name: str, study_instance_uid: str = "", *, parent: str = "", **attributes: str | int) -> Iterator[Span]:
     """A span for work on one study (its STUDY_REF attribute, when the UID is known), child of the current span, or
     of `parent` (a traceparent, e.g. the study row's trace_context) when given."""
-    links_to = _propagator.extract({"traceparent": parent}) if parent else None
+    parent_context = _propagator.extract({"traceparent": parent}) if parent else None
     tracer = trace.get_tracer(TRACER)
-    with tracer.start_as_current_span(name, context=links_to, record_exception=False) as span:
+    with tracer.start_as_current_span(name, context=parent_context, record_exception=False) as span:
         if study_instance_uid:
             span.set_attribute(STUDY_REF, study_ref(study_instance_uid))
         for key, value in attributes.items():
