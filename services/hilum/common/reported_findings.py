@@ -77,11 +77,13 @@ _CHANGE = {
     messages_pb2.CHANGE_WORSENED: ChangeSincePrior.WORSENED,
 }
 
-_LATERALITY = {
+# The proto's Laterality as Laterality and back (an unspecified side has no entry).
+LATERALITY_OF_SIDE: dict[messages_pb2.Laterality.ValueType, Laterality] = {
     messages_pb2.LATERALITY_LEFT: Laterality.LEFT,
     messages_pb2.LATERALITY_RIGHT: Laterality.RIGHT,
     messages_pb2.LATERALITY_BILATERAL: Laterality.BILATERAL,
 }
+SIDE_OF_LATERALITY = {laterality: side for side, laterality in LATERALITY_OF_SIDE.items()}
 
 _ORDER = (FindingStatus.PRESENT, FindingStatus.UNCERTAIN, FindingStatus.RESOLVED)
 
@@ -388,10 +390,10 @@ def reported_findings(comparison: messages_pb2.PriorComparison) -> ReportedFindi
             status=status,
             probability=finding.probability,
             threshold=finding.threshold,
-            laterality=_LATERALITY.get(side, Laterality.UNSPECIFIED),
+            laterality=LATERALITY_OF_SIDE.get(side, Laterality.UNSPECIFIED),
             change=change,
             model=model,
-            prior_laterality=_LATERALITY.get(stated.prior_laterality) if stated else None,
+            prior_laterality=LATERALITY_OF_SIDE.get(stated.prior_laterality) if stated else None,
         ))
     reported.sort(key=lambda f: (_ORDER.index(f.status), -f.probability))
     prior = (
