@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 from sqlalchemy import func, select
@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.cds_view import write_view
 from hilum.common.db import studies
-from hilum.common.db.models import ReportRow
+from hilum.common.db.models import ReportRow, stored_utc
 from hilum.common.reported_findings import reported_findings
 from hilum.fhir_api.store import stored_status
 from hilum.reporting.cds_summary import cds_view_of
-from hilum.reporting.service import WITHDRAWN
+from hilum.reporting.service import WITHDRAWN, diagnostic_report_entry
 from hilum.v1 import messages_pb2
 
 
@@ -55,8 +55,5 @@ def rebuild_views(sessions: sessionmaker[Session], cache: redis.Redis, patient_s
 def _issued(row: ReportRow) -> datetime:
     """When the report was issued, as its DiagnosticReport says (the instant reporting dated its view with); the
     row's creation for a bundle without one."""
-    for entry in json.loads(row.bundle_json).get("entry", []):
-        resource = entry.get("resource", {})
-        if resource.get("resourceType") == "DiagnosticReport" and resource.get("issued"):
-            return datetime.fromisoformat(resource["issued"])
-    return row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    issued = diagnostic_report_entry(json.loads(row.bundle_json))["resource"].get("issued")
+    return datetime.fromisoformat(issued) if issued else stored_utc(row.created_at)

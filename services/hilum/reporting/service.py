@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 from sqlalchemy.exc import IntegrityError
@@ -180,11 +181,15 @@ def _already_published(row: ReportRow) -> messages_pb2.PublishResult:
     return result
 
 
-def _diagnostic_report_id(bundle: dict[str, object]) -> str:
-    """The id of the bundle's DiagnosticReport (its urn:uuid, stable for the study and model version)."""
+def diagnostic_report_entry(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The bundle's DiagnosticReport entry (fullUrl and resource); PermanentError when it has none."""
     entries = bundle.get("entry")
     for entry in entries if isinstance(entries, list) else []:
-        resource = entry["resource"]
-        if resource["resourceType"] == "DiagnosticReport":
-            return str(entry["fullUrl"]).removeprefix("urn:uuid:")
+        if entry["resource"]["resourceType"] == "DiagnosticReport":
+            return dict(entry)
     raise PermanentError("the bundle has no DiagnosticReport")
+
+
+def _diagnostic_report_id(bundle: dict[str, Any]) -> str:
+    """The id of the bundle's DiagnosticReport (its urn:uuid, stable for the study and model version)."""
+    return str(diagnostic_report_entry(bundle)["fullUrl"]).removeprefix("urn:uuid:")

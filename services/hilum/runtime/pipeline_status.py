@@ -8,14 +8,14 @@ replay, deliveries given up on). Studies are named by their log reference (study
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
-from hilum.common.db.models import DeadLetterRow, DeliveryRow, StudyRow
+from hilum.common.db.models import DeadLetterRow, DeliveryRow, StudyRow, stored_utc
 from hilum.common.destinations import DeliveryState
 from hilum.common.logs import study_ref
 from hilum.common.queue import Stage
@@ -63,7 +63,7 @@ def pipeline_status(sessions: sessionmaker[Session], client: redis.Redis, now: d
         oldest = session.scalar(select(func.min(StudyRow.received_at)).where(StudyRow.state.in_(in_flight)))
         failed = session.scalars(select(StudyRow).where(StudyRow.state == study_state.name_of(study_state.FAILED))
                                  .order_by(StudyRow.updated_at.desc()).limit(RECENT_FAILURES))
-        failures = tuple(Failure(study_ref(row.study_instance_uid), _aware(row.updated_at), row.error)
+        failures = tuple(Failure(study_ref(row.study_instance_uid), stored_utc(row.updated_at), row.error)
                          for row in failed)
         letters = _counts(session, select(DeadLetterRow.stage, func.count())
                           .where(DeadLetterRow.replayed_at.is_(None)).group_by(DeadLetterRow.stage))
@@ -71,7 +71,7 @@ def pipeline_status(sessions: sessionmaker[Session], client: redis.Redis, now: d
                        .where(DeliveryRow.status == DeliveryState.DEAD.value).group_by(DeliveryRow.destination))
     return PipelineStatus(
         queued=queued, in_workers=in_workers, studies=by_state,
-        oldest_in_flight_s=(now - _aware(oldest)).total_seconds() if oldest is not None else None,
+        oldest_in_flight_s=(now - stored_utc(oldest)).total_seconds() if oldest is not None else None,
         failures=failures, dead_letters=letters, dead_deliveries=dead,
     )
 
@@ -104,11 +104,6 @@ def status_lines(status: PipelineStatus) -> list[str]:
 def _counts(session: Session, stmt: Select[str, int]) -> dict[str, int]:
     """A grouped count as {group: count}."""
     return dict(session.execute(stmt).all())
-
-
-def _aware(moment: datetime) -> datetime:
-    """A stored instant with its zone (SQLite hands back naive UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _duration(seconds: float) -> str:

@@ -31,6 +31,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def stored_utc(moment: datetime) -> datetime:
+    """An instant read back from a DateTime(timezone=True) column, with its zone: SQLite hands back naive UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class Base(DeclarativeBase):
     """Declarative base for every Hilum table."""
 

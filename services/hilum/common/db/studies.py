@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from hilum.common import study_state
-from hilum.common.db.models import InstanceRow, StudyRow
+from hilum.common.db.models import InstanceRow, StudyRow, stored_utc
 from hilum.common.study import InstanceHeader, InstanceInfo, StudyInfo
 
 if TYPE_CHECKING:
@@ -239,5 +239,4 @@ def find_prior(session: Session, study: StudyInfo) -> StudyRow | None:
 
 def received_since(row: StudyRow, now: datetime) -> float:
     """Seconds from the study's first instance to now (SQLite hands back naive UTC datetimes)."""
-    received = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
-    return (now - received).total_seconds()
+    return (now - stored_utc(row.received_at)).total_seconds()
