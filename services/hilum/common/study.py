@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+# The DICOM modalities of the radiographs Hilum reads, in the order a search names them: what the doors accept, what
+# is pulled from a PACS, and what a prior may be.
+RADIOGRAPH_MODALITIES: tuple[str, ...] = ("CR", "DX")
+
 
 @dataclass(frozen=True)
 class InstanceInfo:

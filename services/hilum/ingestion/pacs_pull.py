@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum.common.db import studies
 from hilum.common.dicom.pacs_client import DimseClient, FoundStudy, PacsError, StudySource, date_range, first_of_each
 from hilum.common.logs import study_ref
+from hilum.common.study import RADIOGRAPH_MODALITIES
 from hilum.ingestion.service import Door, IncomingInstance, Ingestion
 
 log = logging.getLogger(__name__)
 
-PULLED_MODALITIES = ("CR", "DX")
+PULLED_MODALITIES = RADIOGRAPH_MODALITIES
 # StudyDate says when a study was made, not when it reached the PACS: each poll looks this far back.
 LOOKBACK = timedelta(days=1)
 

@@ -17,6 +17,7 @@ from pydicom.uid import (
 )
 
 from hilum.common.dicom.attributes import codes, printable, text, uid
+from hilum.common.study import RADIOGRAPH_MODALITIES
 from hilum.ingestion.rejection import RejectedInstance
 from hilum.v1 import ingestion_pb2
 
@@ -28,7 +29,6 @@ RADIOGRAPH_SOP_CLASSES: dict[str, str] = {
     DigitalXRayImageStorageForPresentation: "DX",
     DigitalXRayImageStorageForProcessing: "DX",
 }
-RADIOGRAPH_MODALITIES = frozenset({"CR", "DX"})
 # Every Secondary Capture image storage SOP class (PS3.4 B.5): accepted only when the rules allow it.
 SECONDARY_CAPTURE_SOP_CLASSES = frozenset(
     {

@@ -35,13 +35,12 @@ from hilum.common.http_failures import is_transient_status, transport_failure
 from hilum.common.logs import study_ref
 from hilum.common.settings import PriorsFhirServer
 from hilum.common.smart_backend import smart_auth
-from hilum.common.study import PatientInfo, StudyInfo
+from hilum.common.study import RADIOGRAPH_MODALITIES, PatientInfo, StudyInfo
 from hilum.priors.candidate import PriorCandidate, PriorReport
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
-RADIOGRAPHY = ("CR", "DX")
 # Body sites that mean the chest: SNOMED CT "Thoracic structure" and DICOM Body Part Examined values.
 CHEST_SITES = frozenset({"51185008", "CHEST", "THORAX", "LUNG"})
 CHEST_WORDS = ("chest", "thora", "lung")
@@ -111,8 +110,9 @@ class FhirServerSource:
         self, patients: list[str], before: str, current_uid: str
     ) -> tuple[JsonObject, str, str, datetime | date] | None:
         """The first chest radiograph, newest first, that is not the current study: (resource, UID, modality, start)."""
-        params = {"subject": ",".join(patients), "modality": ",".join(f"{DICOM_DCM}|{m}" for m in RADIOGRAPHY),
-                  "started": f"lt{before}", "_sort": "-started", "_count": str(self._server.page_size)}
+        modalities = ",".join(f"{DICOM_DCM}|{modality}" for modality in RADIOGRAPH_MODALITIES)
+        params = {"subject": ",".join(patients), "modality": modalities, "started": f"lt{before}",
+                  "_sort": "-started", "_count": str(self._server.page_size)}
         for page in self._pages("ImagingStudy", params):
             for resource in matches(page, "ImagingStudy"):
                 uid, modality = study_uid(resource), radiograph_modality(resource)
@@ -233,7 +233,7 @@ def radiograph_modality(imaging_study: JsonObject) -> str:
     codings = list(imaging_study.get("modality") or [])
     codings += [series.get("modality") or {} for series in imaging_study.get("series") or []]
     for coding in codings:
-        if coding.get("system") == DICOM_DCM and coding.get("code") in RADIOGRAPHY:
+        if coding.get("system") == DICOM_DCM and coding.get("code") in RADIOGRAPH_MODALITIES:
             return str(coding["code"])
     return ""
 

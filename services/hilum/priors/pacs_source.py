@@ -20,11 +20,10 @@ from datetime import UTC, date, datetime, time
 from hilum.common.dicom.pacs_client import FoundStudy, PacsError, StudySource, first_of_each
 from hilum.common.errors import TransientError
 from hilum.common.object_store import ObjectStore
-from hilum.common.study import StudyInfo
+from hilum.common.study import RADIOGRAPH_MODALITIES, StudyInfo
 from hilum.priors.candidate import PriorCandidate
 from hilum.v1 import messages_pb2
 
-RADIOGRAPHY = ("CR", "DX")
 SPOOL = "spool"
 FETCH_MARKERS = "prior-fetches"
 
@@ -71,7 +70,7 @@ class PacsSource:
             return None
         match = {"PatientID": patient.patient_id, "StudyDate": f"-{study.started:%Y%m%d}"}
         try:  # one search per modality: not every PACS matches a list of modalities
-            found = [answer for modality in RADIOGRAPHY
+            found = [answer for modality in RADIOGRAPH_MODALITIES
                      for answer in self._client.search_studies({**match, "ModalitiesInStudy": modality})]
         except PacsError as exc:
             raise TransientError(f"the PACS could not be searched: {exc}") from exc
@@ -84,7 +83,7 @@ class PacsSource:
             return None
         prior = max(priors, key=_newest_first)
         assert prior.study_date is not None  # started_before holds
-        modality = next((m for m in RADIOGRAPHY if m in prior.modalities), "")
+        modality = next((m for m in RADIOGRAPH_MODALITIES if m in prior.modalities), "")
         return PriorCandidate(
             study_instance_uid=prior.study_instance_uid,
             started=datetime.combine(prior.study_date, prior.study_time) if prior.study_time else prior.study_date,
@@ -100,7 +99,7 @@ class PacsSource:
         TransientError when the PACS fails (nothing is handed or marked then)."""
         try:
             series = [s for s in self._client.search_series(study_instance_uid)
-                      if s.modality in RADIOGRAPHY or not s.modality]
+                      if s.modality in RADIOGRAPH_MODALITIES or not s.modality]
             contents = [content for s in series
                         for content in self._client.retrieve_series(study_instance_uid, s.series_instance_uid)]
         except PacsError as exc:
