@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -15,11 +16,12 @@ import numpy.typing as npt
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import studies
 from hilum.common.study import InstanceHeader, InstanceInfo, PatientInfo
+from hilum.fhir_api.tables import FhirResourceRow
 from hilum.runtime.fhir_peer import PEER_DIR
 from hilum.v1 import messages_pb2
 
@@ -144,3 +146,18 @@ def reference_values(node: Any) -> Iterator[str]:
 def resources_of(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     """The resources of one type in a bundle's entries."""
     return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+
+
+def audit_events(sessions: sessionmaker[Session], type_code: str | None = None) -> list[dict[str, Any]]:
+    """The AuditEvents in Hilum's FHIR store, oldest first; with type_code, those of that type (e.g. "110107")."""
+    with sessions() as session:
+        texts = session.scalars(select(FhirResourceRow.resource).where(FhirResourceRow.resource_type == "AuditEvent")
+                                .order_by(FhirResourceRow.seq))
+        events = [json.loads(text) for text in texts]
+    return [event for event in events if type_code is None or event["type"]["code"] == type_code]
+
+
+def audited_patient_ids(event: dict[str, Any]) -> list[str]:
+    """The identifier values of an AuditEvent's patient entities."""
+    return [entity["what"]["identifier"]["value"] for entity in event.get("entity", [])
+            if entity.get("role", {}).get("code") == "1" and "identifier" in entity["what"]]

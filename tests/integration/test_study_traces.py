@@ -1,8 +1,10 @@
-"""One connected trace per study, across every process of the running stack, and no patient data in any span.
+"""One connected trace per study, across every process of the running stack, and no patient data in any span; every
+access to the patient is an AuditEvent, read back through the FHIR API and received by a syslog audit repository.
 
 The embedded stack (SQLite, demo weights, real Triton, a real HL7 v2 interface engine to publish to) exports its
-traces to a loopback OTLP/gRPC collector (tests/otlp_receiver.py). A study with a distinctive patient goes through
-the gRPC door; its spans are read back from the collector.
+traces to a loopback OTLP/gRPC collector (tests/otlp_receiver.py) and its audit trail to a loopback syslog repository
+(tests/syslog_receiver.py). A study with a distinctive patient goes through the gRPC door; its spans are read back
+from the collector.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from hilum.common import study_state
 from hilum.common.db.session import upgrade_database
 from hilum.common.logs import study_ref
 from hilum.common.polling import wait_until
-from hilum.common.settings import MllpDestination, PublishSection, TelemetrySection
+from hilum.common.settings import AuditSection, MllpDestination, PublishSection, TelemetrySection
 from hilum.common.tracing import STUDY_REF
 from hilum.ingestion.client import IngestionClient
 from hilum.runtime.ports import loopback_settings
@@ -32,6 +34,7 @@ from hilum.samples.sample_studies import SAMPLE_STUDIES
 from tests.integration.conftest import server_venv
 from tests.mllp_peer import MllpPeer
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.syslog_receiver import SyslogReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -49,10 +52,17 @@ def collector() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture(scope="module")
-def traced_stack(tmp_path_factory: pytest.TempPathFactory, demo_model_repository: Path,
-                 collector: OtlpReceiver) -> Iterator[tuple[EmbeddedStack, MllpPeer]]:
+def audit_repository() -> Iterator[SyslogReceiver]:
+    with SyslogReceiver("tcp") as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def traced_stack(tmp_path_factory: pytest.TempPathFactory, demo_model_repository: Path, collector: OtlpReceiver,
+                 audit_repository: SyslogReceiver) -> Iterator[tuple[EmbeddedStack, MllpPeer]]:
     settings = loopback_settings(tmp_path_factory.mktemp("stack"), demo_model_repository, server_venv())
     settings.telemetry = TelemetrySection(otlp_endpoint=collector.endpoint)
+    settings.audit = AuditSection(site="Trace General", syslog_url=audit_repository.url)
     old_delay = os.environ.get("OTEL_BSP_SCHEDULE_DELAY")
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"  # the processes export every 0.2 s, not every 5 s
     try:
@@ -113,6 +123,38 @@ def test_one_connected_trace_spans_every_service_from_door_to_delivery(study_tra
     assert [s.span.name for s in roots] == ["/hilum.v1.IngestionService/SubmitInstances"]
 
 
+def test_every_access_to_the_patient_is_audited_readable_by_patient_and_sent_to_the_siem(
+        study_trace: list[ReceivedSpan], traced_stack: tuple[EmbeddedStack, MllpPeer],
+        audit_repository: SyslogReceiver) -> None:
+    """Import (the gRPC door), inference (the demo model), the prior lookup (Hilum's store) and export (the HL7 v2
+    engine) are AuditEvents of the patient, found by `AuditEvent?patient:identifier=`; the search itself is one
+    too; each reaches the audit repository as a DICOM audit message naming the patient."""
+    stack, _ = traced_stack
+    system = stack.settings.fhir.patient_identifier_system
+    search = {"patient:identifier": f"{system}|{PATIENT_ID}", "_count": "100"}
+    found = httpx.get(f"{stack.cds_url}/fhir/AuditEvent", params=search, timeout=10).json()
+    events = [entry["resource"] for entry in found["entry"]]
+    by_type = {event["type"]["code"]: event for event in events}
+    assert {"110107", "110103", "110112", "110106"} <= set(by_type)  # import, inference, query, export
+    inference = by_type["110103"]
+    assert {"type": "weights", "valueString": "demo, unvalidated"} in inference["entity"][-1]["detail"]
+    assert inference["source"]["site"] == "Trace General"
+    assert by_type["110106"]["agent"][1]["who"]["identifier"]["value"] == "mllp"
+    again = httpx.get(f"{stack.cds_url}/fhir/AuditEvent", params={**search, "subtype": "search-type"}, timeout=10)
+    assert again.json()["entry"]  # the first search of the audit trail is in it
+
+    def exported() -> set[str]:
+        return {message.audit_message.find("EventIdentification/EventID").attrib["csd-code"]  # type: ignore[union-attr]
+                for message in audit_repository.received()
+                if any(o.attrib["ParticipantObjectID"].split("^")[0] == PATIENT_ID
+                       for o in message.audit_message.findall("ParticipantObjectIdentification"))}
+
+    wait_until(lambda: {"110107", "110103", "110112", "110106", "rest"} <= exported(), timeout_s=30, interval_s=0.2,
+               what="the patient's audit messages at the repository")
+    assert audit_repository.errors == []
+    assert {message.pri for message in audit_repository.received()} == {85}
+
+
 def test_no_log_line_span_metric_label_or_redis_key_carries_the_patient(
         study_trace: list[ReceivedSpan], collector: OtlpReceiver,
         traced_stack: tuple[EmbeddedStack, MllpPeer]) -> None:
@@ -130,7 +172,7 @@ def test_no_log_line_span_metric_label_or_redis_key_carries_the_patient(
     for received in collector.spans():
         texts = [received.span.name, str(received.attributes), received.span.status.message,
                  *(str(event) for event in received.span.events)]
-        assert not [secret for text in texts for secret in leaked(text)], (received.service, received.span.name)
+        assert not [secret for text in texts for secret in leaked(text)], (received.service, received.span.name, texts)
     logs = {path.name: path.read_text(errors="replace") for path in stack.log_dir.glob("*.log")}
     assert "inference-worker.log" in logs and study_ref(STUDY.study_instance_uid) in logs["inference-worker.log"]
     assert f'"trace_id": "{study_trace[0].span.trace_id.hex()}"' in logs["inference-worker.log"]  # a line leads to it

@@ -30,6 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hilum.audit.trail import AuditTrail, AuditUnavailable
+from hilum.cds.access_audit import patient_record
 from hilum.cds.auth import JwtVerifier, Unauthorized, authorize, unauthorized_response
 from hilum.cds.card_schema import Card, CdsResponse
 from hilum.cds.cards import REVIEW_LAUNCH_PATH, CardContext, card_uuids, patient_view_cards
@@ -46,6 +48,7 @@ from hilum.cds.order_cards import draft_orders, order_cards, relevant_orders
 from hilum.cds.patients import PatientUnavailable, fetch_patient, mrns, trusted_prefetch
 from hilum.cds.services import DISCOVERY, SERVICES, Discovery, Hook, service_id
 from hilum.common.cds_view import CdsView, read_latest
+from hilum.common.fastapi_app import fastapi_app
 from hilum.common.metrics import HTTP_REQUEST_DURATION, metrics_text
 from hilum.common.settings import CdsSection, FhirSection, TrustedIssuer
 from hilum.common.tracing import study_span
@@ -78,16 +81,27 @@ class CdsState:
     order_lookback_days: int
     sessions: sessionmaker[Session] | None = None
     readiness_timeout_s: float = CdsSection().redis_timeout_s
+    # Where each call that reads a patient's result is recorded (in the database of `sessions`); None: not audited,
+    # for a service without a database (tests of the cards alone).
+    audit: AuditTrail | None = None
 
-    async def latest_view(self, body: HookRequest) -> CdsView | None:
-        """The latest result of the call's patient (matched on MRN system and value), or None. A Patient that
-        must be fetched from the EHR is fetched on a worker thread. Raises PatientUnavailable."""
+    async def latest_view(self, body: HookRequest, request: Request) -> CdsView | None:
+        """The latest result of the call's patient (matched on MRN system and value), or None, recorded in the audit
+        trail before it is answered. A Patient that must be fetched from the EHR is fetched on a worker thread.
+        Raises PatientUnavailable, and AuditUnavailable when the audit record cannot be written."""
         patient = trusted_prefetch(body)
         if patient is None:
             patient = await run_in_threadpool(fetch_patient, body)
         patient_ids = mrns(patient, self.mrn_system)
         views = [view for pid in patient_ids if (view := read_latest(self.redis, self.mrn_system, pid)) is not None]
-        return max(views, key=CdsView.rank, default=None)
+        latest = max(views, key=CdsView.rank, default=None)
+        if self.audit is not None and self.sessions is not None:
+            record = patient_record(body, request, self.mrn_system, patient_ids, latest)
+            try:
+                await run_in_threadpool(self.audit.record_now, self.sessions, record)
+            except SQLAlchemyError as exc:
+                raise AuditUnavailable(type(exc).__name__) from exc
+        return latest
 
     def card_context(self, body: HookRequest) -> CardContext:
         """The call's patient and encounter, for the cards' FHIR actions and links."""
@@ -122,39 +136,39 @@ async def discovery() -> Discovery:
 
 @router.post(_service_path(Hook.PATIENT_VIEW), response_model=CdsResponse, response_model_exclude_none=True,
              dependencies=Authorized, responses=SERVICE_RESPONSES)
-async def patient_view(body: PatientViewRequest, state: State) -> JSONResponse:
+async def patient_view(body: PatientViewRequest, state: State, request: Request) -> JSONResponse:
     """The patient's latest chest radiograph result, with change since prior (no card when Hilum has none)."""
-    return cds_response(patient_view_cards(await state.latest_view(body), state.card_context(body)))
+    return cds_response(patient_view_cards(await state.latest_view(body, request), state.card_context(body)))
 
 
 @router.post(_service_path(Hook.ORDER_SELECT), response_model=CdsResponse, response_model_exclude_none=True,
              dependencies=Authorized, responses=SERVICE_RESPONSES)
-async def order_select(body: OrderSelectRequest, state: State) -> JSONResponse:
+async def order_select(body: OrderSelectRequest, state: State, request: Request) -> JSONResponse:
     """The recent AI result when an imaging or referral order is selected."""
     orders = draft_orders(body.context.draftOrders.resources())
     if not relevant_orders(orders, body.context.selections):
         return cds_response([])  # nothing to say: no need to find the patient
-    return cds_response(order_cards(await state.latest_view(body), state.card_context(body), Hook.ORDER_SELECT,
+    return cds_response(order_cards(await state.latest_view(body, request), state.card_context(body), Hook.ORDER_SELECT,
                                          orders, body.context.selections, state.clock().date(),
                                          state.order_lookback_days))
 
 
 @router.post(_service_path(Hook.ORDER_SIGN), response_model=CdsResponse, response_model_exclude_none=True,
              dependencies=Authorized, responses=SERVICE_RESPONSES)
-async def order_sign(body: OrderSignRequest, state: State) -> JSONResponse:
+async def order_sign(body: OrderSignRequest, state: State, request: Request) -> JSONResponse:
     """The recent AI result before imaging or referral orders are signed."""
     orders = draft_orders(body.context.draftOrders.resources())
     if not relevant_orders(orders, None):
         return cds_response([])
-    return cds_response(order_cards(await state.latest_view(body), state.card_context(body), Hook.ORDER_SIGN,
+    return cds_response(order_cards(await state.latest_view(body, request), state.card_context(body), Hook.ORDER_SIGN,
                                          orders, None, state.clock().date(), state.order_lookback_days))
 
 
 @router.post(_service_path(Hook.ENCOUNTER_DISCHARGE), response_model=CdsResponse, response_model_exclude_none=True,
              dependencies=Authorized, responses=SERVICE_RESPONSES)
-async def encounter_discharge(body: EncounterDischargeRequest, state: State) -> JSONResponse:
+async def encounter_discharge(body: EncounterDischargeRequest, state: State, request: Request) -> JSONResponse:
     """A warning when the latest result has a critical finding no clinician has acknowledged."""
-    view = await state.latest_view(body)
+    view = await state.latest_view(body, request)
     seen = view is not None and acknowledged(state.redis, card_uuids(view))
     return cds_response(discharge_cards(view, state.card_context(body), seen))
 
@@ -297,6 +311,15 @@ async def _precondition_failed(request: Request, error: Exception) -> JSONRespon
     return JSONResponse(status_code=412, content={"error": str(error)})
 
 
+async def _audit_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """503 when the call's audit record cannot be written (the database is down): no patient's result is shown
+    unaudited."""
+    if not isinstance(error, AuditUnavailable):
+        raise error
+    log.error("CDS call refused: its audit record could not be written (%s)", error)
+    return JSONResponse(status_code=503, content={"error": "audit trail unavailable"}, headers={"Retry-After": "5"})
+
+
 async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
     """503 when Redis (the precomputed results, the JWT replay store) cannot be reached: the EHR may retry, and
     the call is never answered as if the patient had no result."""
@@ -312,7 +335,7 @@ def create_app(
     trusted_issuers: Sequence[TrustedIssuer] = (), public_url: str = CdsSection().base_url,
     clock_skew_s: int = CdsSection().clock_skew_s, order_lookback_days: int = CdsSection().order_lookback_days,
     fhir_api: FhirApi | None = None, sessions: sessionmaker[Session] | None = None,
-    readiness_timeout_s: float = CdsSection().redis_timeout_s,
+    readiness_timeout_s: float = CdsSection().redis_timeout_s, audit: AuditTrail | None = None,
 ) -> FastAPI:
     """The CDS Hooks application reading views from (and writing feedback to) `redis_client`; given
     `ingestion`, it also serves the STOW-RS door under /dicomweb (hilum.ingestion.stow), and given `fhir_api`,
@@ -321,17 +344,19 @@ def create_app(
     Service calls and feedback need a JWT from one of `trusted_issuers` (none: every call is refused) whose
     aud is `public_url` + "/cds-services/" + the service id; used jtis are kept in `redis_client`.
     /healthz, /readyz (Redis, and the database of `sessions` when given) and /metrics need no JWT and are left
-    out of the OpenAPI schema.
+    out of the OpenAPI schema. Given `audit` and `sessions`, every call that reads a patient's result is recorded
+    as an AuditEvent before it is answered (503 when it cannot be).
     """
-    app = FastAPI(title="Hilum CDS Hooks", version="2.0")
+    app = fastapi_app(title="Hilum CDS Hooks", version="2.0")
     app.state.cds = CdsState(redis=redis_client, clock=clock, mrn_system=patient_identifier_system,
                              public_url=public_url.rstrip("/"), order_lookback_days=order_lookback_days,
-                             sessions=sessions, readiness_timeout_s=readiness_timeout_s)
+                             sessions=sessions, readiness_timeout_s=readiness_timeout_s, audit=audit)
     app.state.jwt_verifier = JwtVerifier(trusted_issuers, public_url, redis_client, clock_skew_s=clock_skew_s)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(Unauthorized, unauthorized_response)
     app.add_exception_handler(PatientUnavailable, _precondition_failed)
     app.add_exception_handler(redis.RedisError, _store_unavailable)
+    app.add_exception_handler(AuditUnavailable, _audit_unavailable)
     # Browser-based EHRs call from their own origin; the bearer JWT, not a cookie, is what authenticates.
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
                        allow_headers=["Authorization", "Content-Type"])

@@ -141,9 +141,10 @@ class JwtVerifier:
         return [service_url, f"{service_url}/feedback"] if feedback else [service_url]
 
     def verify(self, authorization: str | None, service_id: str, *, feedback: bool = False,
-               may_fetch: bool = True) -> None:
-        """Accept the call, or raise Unauthorized with the reason's code (KeysNotCached when the issuer's JWKS
-        must be fetched and `may_fetch` is False: the caller retries where blocking I/O is fine)."""
+               may_fetch: bool = True) -> str:
+        """Accept the call, returning its issuer (the EHR's `iss`), or raise Unauthorized with the reason's code
+        (KeysNotCached when the issuer's JWKS must be fetched and `may_fetch` is False: the caller retries where
+        blocking I/O is fine)."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("no_token")
@@ -163,6 +164,7 @@ class JwtVerifier:
         key = self._key_object(issuer.jku, kid, alg, may_fetch)
         claims = self._decode(token, key, alg, issuer.iss, self.audiences(service_id, feedback))
         self._spend_jti(issuer.iss, claims)
+        return issuer.iss
 
     def _key_object(self, jku: str, kid: str, alg: str, may_fetch: bool) -> jwt.PyJWK:
         """The key object for this kid and alg, built once for each JWK the issuer's JWKS holds."""
@@ -233,9 +235,10 @@ async def authorize(request: Request) -> None:
                               feedback=request.url.path.rstrip("/").endswith("/feedback"))
     try:
         try:
-            check(may_fetch=False)
+            issuer = check(may_fetch=False)
         except KeysNotCached:
-            await run_in_threadpool(check)
+            issuer = await run_in_threadpool(check)
+        request.state.cds_issuer = issuer  # the requestor the call's audit record names
     except Unauthorized as refused:
         log.warning("CDS Hooks call refused (%s)", refused.code, extra={"code": refused.code})
         raise

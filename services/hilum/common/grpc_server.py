@@ -160,6 +160,17 @@ def run_stage(context: grpc.ServicerContext, core: Callable[[In], Out], request:
     raise RuntimeError("grpc.ServicerContext.abort returned")
 
 
+def peer_address(peer: str) -> str:
+    """The network address of a gRPC peer ("ipv4:10.0.0.5:41234" → "10.0.0.5", "ipv6:[::1]:5" → "::1"); "" for one
+    gRPC does not name by address (a Unix socket)."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return ""
+
+
 def is_serving(address: str, service: str = "", timeout_s: float = 1.0, section: GrpcSection | None = None) -> bool:
     """Whether the gRPC health service at address reports service as SERVING (over TLS as section says)."""
     with client_channel(address, section, []) as channel:

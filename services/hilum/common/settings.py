@@ -138,6 +138,25 @@ class TelemetrySection(BaseModel):
     otlp_endpoint: str = ""
 
 
+class AuditSection(BaseModel):
+    """The audit trail: every AuditEvent is stored in Hilum's FHIR store; with `syslog_url`, each is also sent to a
+    SIEM or an IHE ATNA audit record repository as an RFC 5424 message carrying the DICOM audit message (ITI-20).
+
+    syslog_url: "tls://host:6514" (RFC 5425; the repository is checked against syslog_ca_file, the system's roots when
+    unset, and syslog_cert_file/syslog_key_file are presented for ATNA's mutual node authentication),
+    "tcp://host:601" (octet-counted, plaintext: a trusted network only) or "udp://host:514" (RFC 5426: one datagram
+    per event, lost without notice if the network drops it); "": no export."""
+
+    site: str = "hilum"  # the audit enterprise site: the hospital or deployment the events are from
+    syslog_url: str = ""
+    syslog_ca_file: Path | None = None
+    syslog_cert_file: Path | None = None
+    syslog_key_file: Path | None = None
+    syslog_timeout_s: float = Field(default=10.0, gt=0)
+    # Events sent per round; a round that fails is sent again, whole, after a backoff of up to a minute.
+    export_batch: int = Field(default=200, ge=1)
+
+
 class HealthSection(BaseModel):
     """Liveness for processes without a port (Celery workers, the assembler): a file touched every
     heartbeat_interval_s while the process does its work, which a probe checks for age; None: no file.
@@ -365,6 +384,7 @@ class HilumSettings(BaseSettings):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     references: ReferencesSection = Field(default_factory=ReferencesSection)
+    audit: AuditSection = Field(default_factory=AuditSection)
     health: HealthSection = Field(default_factory=HealthSection)
 
     @property

@@ -20,9 +20,17 @@ import redis
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.trail import AuditTrail, audit_trail
+from hilum.common.fastapi_app import fastapi_app
+from hilum.common.fhir.audit_event import READ as READ_INTERACTION
+from hilum.common.fhir.audit_event import SEARCH as SEARCH_INTERACTION
+from hilum.common.fhir.audit_event import VREAD as VREAD_INTERACTION
+from hilum.common.fhir.audit_event import AuditRecord
 from hilum.common.settings import HilumSettings
+from hilum.fhir_api.access_audit import access_record, patients_of
 from hilum.fhir_api.auth import (
     READ,
     SEARCH,
@@ -41,11 +49,14 @@ log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
 PREFIX = "/fhir"
 TOKEN_PATH = "/auth/token"
-STORED_TYPES = ("Patient", "ImagingStudy", "Device", "Observation", "DiagnosticReport", "Provenance")
+STORED_TYPES = ("Patient", "ImagingStudy", "Device", "Observation", "DiagnosticReport", "Provenance", "AuditEvent")
+AUDIT_PARAMS = [("_id", "token"), ("_lastUpdated", "date"), ("date", "date"), ("patient", "reference"),
+                ("type", "token"), ("subtype", "token"), ("action", "token"), ("outcome", "token"),
+                ("entity", "reference")]
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-               406: "not-supported", 410: "deleted", 415: "not-supported"}
+               406: "not-supported", 410: "deleted", 415: "not-supported", 503: "transient"}
 
 
 class FhirError(Exception):
@@ -60,11 +71,12 @@ class FhirError(Exception):
 
 @dataclass
 class FhirApi:
-    """What the API's handlers use: database sessions, the token checks, page sizes, the clock, and the base URL
-    clients see (empty: taken from each request)."""
+    """What the API's handlers use: database sessions, the token checks, page sizes, the clock, the base URL
+    clients see (empty: taken from each request), and the audit trail every read and search is recorded in."""
 
     sessions: sessionmaker[Session]
     auth: SmartAuth
+    audit: AuditTrail = field(default_factory=lambda: AuditTrail("fhir-api"))
     default_page_size: int = 50
     max_page_size: int = 500
     public_url: str = ""
@@ -127,6 +139,16 @@ def _not_modified(request: Request, version: StoredVersion) -> bool:
     return f'"{version.version_id}"' in wanted or "*" in wanted
 
 
+def _record_access(api: FhirApi, record: AuditRecord) -> None:
+    """Record a call's AuditEvent before it is answered: a call whose record cannot be written is refused (503)."""
+    try:
+        api.audit.record_now(api.sessions, record)
+    except SQLAlchemyError as exc:
+        log.error("FHIR API call refused: its audit record could not be written",
+                  extra={"error_type": type(exc).__name__})
+        raise FhirError(503, "the audit trail could not be written; try again later") from None
+
+
 def _serve(request: Request, version: StoredVersion | None) -> Response:
     if version is None:
         raise FhirError(404, "no such resource")
@@ -147,7 +169,10 @@ def capability_statement(base_url: str, now: datetime) -> dict[str, Any]:
         entry: dict[str, Any] = {"type": resource_type, "interaction": [{"code": "read"}, {"code": "vread"}],
                                  "versioning": "versioned", "readHistory": False, "updateCreate": False,
                                  "conditionalRead": "not-supported"}
-        if resource_type in SEARCHABLE_TYPES:
+        if resource_type == "AuditEvent":
+            entry["interaction"].append({"code": "search-type"})
+            entry["searchParam"] = [{"name": name, "type": kind} for name, kind in AUDIT_PARAMS]
+        elif resource_type in SEARCHABLE_TYPES:
             params = list(common)
             params += [("date", "date")] if resource_type in DATED_TYPES else []
             params += [("code", "token")] if resource_type in ("DiagnosticReport", "Observation") else []
@@ -219,7 +244,7 @@ def _run_search(api: FhirApi, request: Request, resource_type: str, params: list
     if resource_type not in SEARCHABLE_TYPES:
         _check_type(resource_type)
         raise FhirError(400, f"search is not supported for {resource_type}", code="not-supported")
-    scopes = api.auth.check(request.headers.get("authorization"), resource_type, SEARCH)
+    client_id, scopes = api.auth.check_client(request.headers.get("authorization"), resource_type, SEARCH)
     with api.sessions() as session:
         result = search(session, resource_type, params, default_count=api.default_page_size,
                         max_count=api.max_page_size, now_us=to_us(api.clock()), lenient=_lenient(request))
@@ -228,6 +253,9 @@ def _run_search(api: FhirApi, request: Request, resource_type: str, params: list
                    if any(s.covers(hit.resource_type, READ) or s.covers(hit.resource_type, SEARCH) for s in scopes)]
         result = SearchResult(result.matches, visible, result.total, result.next_cursor, result.previous_cursor,
                               result.query, result.count, result.ignored)
+    served = [hit.text for hit in (*result.matches, *result.includes)]
+    _record_access(api, access_record(request, SEARCH_INTERACTION, client_id, patients=patients_of(served),
+                                      query=f"{resource_type}?{urlencode(params)}"))
     cursor = next((value for name, value in reversed(params) if name == "_cursor"), None)
     return _fhir_json(_searchset(api, request, resource_type, result, cursor))
 
@@ -300,11 +328,16 @@ def fhir_router(api: FhirApi) -> APIRouter:
         try:
             _check_format(request)
             _check_type(resource_type)
-            api.auth.check(request.headers.get("authorization"), resource_type, READ)
+            client_id, _ = api.auth.check_client(request.headers.get("authorization"), resource_type, READ)
             if not ID_PATTERN.fullmatch(resource_id):
                 raise FhirError(404, "no such resource")
             with api.sessions() as session:
-                return _serve(request, read_current(session, resource_type, resource_id))
+                version = read_current(session, resource_type, resource_id)
+            response = _serve(request, version)
+            _record_access(api, access_record(request, READ_INTERACTION, client_id,
+                                              resources=(f"{resource_type}/{resource_id}",),
+                                              patients=patients_of([version.text] if version else [])))
+            return response
         except (FhirError, AccessDenied) as error:
             return _error_response(error)
 
@@ -314,11 +347,17 @@ def fhir_router(api: FhirApi) -> APIRouter:
         try:
             _check_format(request)
             _check_type(resource_type)
-            api.auth.check(request.headers.get("authorization"), resource_type, READ)
+            client_id, _ = api.auth.check_client(request.headers.get("authorization"), resource_type, READ)
             if not ID_PATTERN.fullmatch(resource_id) or not re.fullmatch(r"[1-9][0-9]{0,9}", version_id):
                 raise FhirError(404, "no such version")
             with api.sessions() as session:
-                return _serve(request, read_version(session, resource_type, resource_id, int(version_id)))
+                version = read_version(session, resource_type, resource_id, int(version_id))
+            response = _serve(request, version)
+            _record_access(api, access_record(
+                request, VREAD_INTERACTION, client_id,
+                resources=(f"{resource_type}/{resource_id}/_history/{version_id}",),
+                patients=patients_of([version.text] if version else [])))
+            return response
         except (FhirError, AccessDenied) as error:
             return _error_response(error)
 
@@ -345,7 +384,7 @@ def include_fhir_api(app: FastAPI, api: FhirApi) -> None:
 
 def create_fhir_app(api: FhirApi) -> FastAPI:
     """A stand-alone application serving only the FHIR read API (tests and benchmarks)."""
-    app = FastAPI(title="Hilum FHIR R4 read API", version="4.0.1")
+    app = fastapi_app(title="Hilum FHIR R4 read API", version="4.0.1")
     include_fhir_api(app, api)
     return app
 
@@ -358,4 +397,5 @@ def fhir_api_from_settings(settings: HilumSettings, redis_client: redis.Redis,
     auth = SmartAuth(section.clients, redis_client, token_lifetime_s=section.token_lifetime_s,
                      open_mode=section.open_on_loopback, clock_skew_s=settings.cds.clock_skew_s)
     return FhirApi(sessions=sessions, auth=auth, default_page_size=section.default_page_size,
-                   max_page_size=section.max_page_size, public_url=settings.cds.public_url)
+                   max_page_size=section.max_page_size, public_url=settings.cds.public_url,
+                   audit=audit_trail(settings, "fhir-api"))

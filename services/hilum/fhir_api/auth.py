@@ -234,27 +234,34 @@ class SmartAuth:
 
     # --- API calls ---------------------------------------------------------------------------------------------
 
-    def granted_scopes(self, authorization: str | None) -> list[Scope] | None:
-        """The scopes of the call's bearer token; None in open mode (everything allowed). Raises AccessDenied(401)."""
+    def grant(self, authorization: str | None) -> tuple[str, list[Scope] | None]:
+        """The client the call's bearer token was issued to, and its scopes; ("", None) in open mode. Raises
+        AccessDenied(401)."""
         if self.open_mode:
-            return None
+            return "", None
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AccessDenied(401, "", "an access token is required (Authorization: Bearer)")
         record = self.redis.get(f"{TOKEN_KEY_PREFIX}{_digest(token.strip())}")
         if record is None:
             raise AccessDenied(401, "invalid_token", "the access token is not valid or has expired")
-        scope_text = json.loads(record)["scope"]
-        return [scope for text in str(scope_text).split() if (scope := parse_scope(text)) is not None]
+        granted = json.loads(record)
+        scopes = [scope for text in str(granted["scope"]).split() if (scope := parse_scope(text)) is not None]
+        return str(granted.get("client_id", "")), scopes
 
     def check(self, authorization: str | None, resource_type: str, permission: str) -> list[Scope] | None:
         """Allow a call needing `permission` ("r" read, "s" search) on `resource_type`, returning the token's
         scopes (None in open mode). Raises AccessDenied (401, or 403 when the scopes fall short)."""
-        scopes = self.granted_scopes(authorization)
+        return self.check_client(authorization, resource_type, permission)[1]
+
+    def check_client(self, authorization: str | None, resource_type: str,
+                     permission: str) -> tuple[str, list[Scope] | None]:
+        """check(), also naming the client the token was issued to ("" in open mode)."""
+        client_id, scopes = self.grant(authorization)
         if scopes is not None and not any(scope.covers(resource_type, permission) for scope in scopes):
             raise AccessDenied(403, "insufficient_scope", f"the token's scopes do not allow this on {resource_type}",
                                scope=f"system/{resource_type}.{permission}")
-        return scopes
+        return client_id, scopes
 
 
 def smart_configuration(token_url: str, resource_types: Sequence[str]) -> dict[str, Any]:

@@ -5,6 +5,9 @@ Supported (and only these; the CapabilityStatement lists the same):
   (Patient/<id>, a bare id, `patient:identifier=system|value`, `patient.identifier=system|value`; `subject` is the
   same parameter under its other name); DiagnosticReport, Observation, ImagingStudy also `date`;
   DiagnosticReport and Observation also `code`. Date prefixes eq ne lt le gt ge sa eb ap, at the value's precision.
+- AuditEvent: `_id`, `_lastUpdated`, `date` (recorded), `patient` (an entity naming the patient, by reference or
+  `patient:identifier`), `type`, `subtype`, `action`, `outcome`, and `entity:identifier` (a study by its
+  urn:dicom:uid identifier).
 - `_include` of the values in INCLUDES (and `_include=*`: all of the searched type's), `_count`,
   `_sort=_lastUpdated|-_lastUpdated` (default: storage order), `_total=accurate|estimate|none`, `_summary=count`.
 Comma-separated values are alternatives (OR); a repeated parameter narrows (AND).
@@ -25,11 +28,11 @@ from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from hilum.fhir_api.dates import BadDate, fhir_range
-from hilum.fhir_api.store import split_escaped
+from hilum.fhir_api.store import AUDIT_TOKENS, split_escaped
 from hilum.fhir_api.tables import FhirResourceRow, FhirTokenRow
 
-SEARCHABLE_TYPES = ("DiagnosticReport", "Observation", "ImagingStudy", "Device")
-DATED_TYPES = frozenset({"DiagnosticReport", "Observation", "ImagingStudy"})
+SEARCHABLE_TYPES = ("DiagnosticReport", "Observation", "ImagingStudy", "Device", "AuditEvent")
+DATED_TYPES = frozenset({"DiagnosticReport", "Observation", "ImagingStudy", "AuditEvent"})
 CODED_TYPES = frozenset({"DiagnosticReport", "Observation"})
 DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap")
 SORTS = ("_lastUpdated", "-_lastUpdated")
@@ -41,6 +44,7 @@ INCLUDES: dict[str, dict[str, tuple[str, str | None]]] = {
                     "subject": ("subject", "Patient"), "patient": ("subject", "Patient")},
     "ImagingStudy": {"subject": ("subject", "Patient"), "patient": ("subject", "Patient")},
     "Device": {"patient": ("patient", "Patient")},
+    "AuditEvent": {},
 }
 # Parameters that shape the result rather than filter it; `_format` and `_pretty` are accepted and ignored.
 RESULT_PARAMETERS = frozenset({"_count", "_sort", "_include", "_total", "_summary", "_format", "_pretty", "_cursor"})
@@ -165,8 +169,12 @@ def _condition(resource_type: str, name: str, value: str, now_us: int) -> Column
         if not chain and modifier in ("", "Patient"):
             return R.patient_ref.in_(_patient_refs(values))
         return None
+    if resource_type == "AuditEvent" and base == "entity" and modifier == "identifier" and not chain:
+        return _token_condition("entity-identifier", values)
     if modifier or chain:
         return None
+    if resource_type == "AuditEvent" and base in AUDIT_TOKENS:
+        return _token_condition(base, values)
     if base == "_id":
         return R.resource_id.in_(values)
     if base == "status":

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from hilum.common.fhir.audit_event import audited_patients
 from hilum.fhir_api.dates import FAR_FUTURE_US, BadDate, fhir_range, instant_text, to_us
 from hilum.fhir_api.tables import FhirResourceRow, FhirResourceVersionRow, FhirTokenRow
 
@@ -30,6 +31,8 @@ Json = dict[str, Any]
 PATIENT_ELEMENT = {"DiagnosticReport": "subject", "Observation": "subject", "ImagingStudy": "subject",
                    "Device": "patient"}
 CODED_TYPES = frozenset({"DiagnosticReport", "Observation"})
+# AuditEvent's coded elements searched as tokens (search parameter → element); its patient is an entity's `what`.
+AUDIT_TOKENS = {"type": "type", "subtype": "subtype", "action": "action", "outcome": "outcome"}
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 TYPE_PATTERN = re.compile(r"[A-Z][A-Za-z]{1,63}")
 TOKEN_MAX = 256
@@ -107,7 +110,7 @@ def _identifier_tokens(param: str, identifiers: Any) -> list[Token]:
 def _date_range(resource: Json) -> tuple[int | None, int | None]:
     """The resource's search date: effective[x] (dateTime, instant or Period) or ImagingStudy.started."""
     try:
-        for name in ("effectiveDateTime", "effectiveInstant", "started"):
+        for name in ("effectiveDateTime", "effectiveInstant", "started", "recorded"):
             if isinstance(resource.get(name), str):
                 return fhir_range(resource[name])
         period = resource.get("effectivePeriod")
@@ -118,6 +121,23 @@ def _date_range(resource: Json) -> tuple[int | None, int | None]:
     except BadDate:
         pass
     return None, None
+
+
+def _audit_tokens(event: Json) -> list[Token]:
+    """An AuditEvent's type, subtype, action and outcome, and the identifiers of what its entities name."""
+    tokens = []
+    for param, element in AUDIT_TOKENS.items():
+        value = event.get(element)
+        for coding in value if isinstance(value, list) else [value]:
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                tokens.append(Token(param, coding.get("system") or "", coding["code"]))
+            elif isinstance(coding, str):
+                tokens.append(Token(param, "", coding))
+    for entity in event.get("entity", []):
+        what = entity.get("what") if isinstance(entity, dict) else None
+        if isinstance(what, dict) and what.get("type") != "Patient" and "identifier" in what:
+            tokens += _identifier_tokens("entity-identifier", what["identifier"])
+    return tokens
 
 
 def search_terms(resource: Json, patient_identifiers: list[Token] | None = None) -> SearchTerms:
@@ -131,10 +151,15 @@ def search_terms(resource: Json, patient_identifiers: list[Token] | None = None)
             if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 tokens.append(Token("code", coding.get("system") or "", coding["code"]))
     patient_ref = ""
-    subject = resource.get(PATIENT_ELEMENT.get(resource_type, ""))
-    if isinstance(subject, dict):
+    subjects: list[Any] = [resource.get(PATIENT_ELEMENT.get(resource_type, ""))]
+    if resource_type == "AuditEvent":
+        subjects = list(audited_patients(resource))
+        tokens += _audit_tokens(resource)
+    for subject in subjects:
+        if not isinstance(subject, dict):
+            continue
         reference = subject.get("reference")
-        if isinstance(reference, str) and reference.startswith("Patient/"):
+        if not patient_ref and isinstance(reference, str) and reference.startswith("Patient/"):
             patient_ref = reference
         if subject.get("type", "Patient") == "Patient" and "identifier" in subject:
             tokens += _identifier_tokens("patient-identifier", subject["identifier"])

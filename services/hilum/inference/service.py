@@ -13,9 +13,11 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.trail import AuditTrail
 from hilum.common import study_state
 from hilum.common.db import results, studies
 from hilum.common.errors import PermanentError, TransientError
+from hilum.common.fhir.audit_event import APPLICATION_ROLE, INFERENCE_SUBTYPE, AuditAgent, AuditKind, AuditRecord
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore
 from hilum.inference.devices import device_findings
@@ -32,10 +34,12 @@ class Inference:
     database sessions, the object store is stateless and the engine is thread-safe.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], store: ObjectStore, engine: FindingsEngine) -> None:
+    def __init__(self, sessions: sessionmaker[Session], store: ObjectStore, engine: FindingsEngine,
+                 audit: AuditTrail | None = None) -> None:
         self._sessions = sessions
         self._store = store
         self._engine = engine
+        self._audit = audit or AuditTrail("inference")
 
     def infer(self, study: messages_pb2.StudyReference) -> messages_pb2.StudyFindings:
         """Findings for the frontal image ingestion chose for the study."""
@@ -72,9 +76,23 @@ class Inference:
         with self._sessions.begin() as session:
             stored = results.save_findings(session, findings)
             studies.advance(session, study.study_instance_uid, reached)
+            self._audit.record(session, self._inference_record(session, study.study_instance_uid, result.model))
         log.info("findings stored", extra={"study_ref": study_ref(study.study_instance_uid),
                                            "model_version": stored.model.version})
         return stored
+
+
+    def _inference_record(self, session: Session, uid: str, model: messages_pb2.ModelInfo) -> AuditRecord:
+        """The audit record of one run of the models on a study's images: the model as an agent, with its version and
+        whether its weights are demo weights."""
+        row = studies.get_study(session, uid)
+        weights = "demo, unvalidated" if model.demo_weights else "provisioned"
+        return AuditRecord(
+            kind=AuditKind.INFERENCE, subtypes=(INFERENCE_SUBTYPE,), requestor=self._audit.itself,
+            agents=(AuditAgent(user_id=f"{model.name}:{model.version}", name=model.name, role=APPLICATION_ROLE),),
+            patients=(self._audit.patient(row.patient),) if row is not None else (), study_uids=(uid,),
+            details=(("model-version", model.version), ("weights", weights)),
+        )
 
 
 def _header(path: Path) -> Dataset:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from hilum.audit.trail import audit_trail
 from hilum.common.connections import open_object_store, open_sessions
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings, QueueSection
@@ -28,7 +29,8 @@ def build(settings: HilumSettings) -> Inference:
         triton.grpc_url, triton.findings_model, labels, triton.request_timeout_s,
         model_repository=triton.model_repository, devices_model=triton.devices_model, landmarks=landmarks,
     )
-    return Inference(open_sessions(settings), open_object_store(settings), engine)
+    return Inference(open_sessions(settings), open_object_store(settings), engine,
+                     audit=audit_trail(settings, "inference"))
 
 
 def inference_concurrency(queue: QueueSection) -> int:

@@ -78,6 +78,7 @@ class StoreScp:
             incoming = IncomingInstance(
                 label=label, content=event.encoded_dataset(), door=Door.DIMSE,
                 affected_sop=(str(request.AffectedSOPClassUID or ""), str(request.AffectedSOPInstanceUID or "")),
+                sender=str(event.assoc.requestor.ae_title).strip(), address=str(event.assoc.requestor.address),
             )
             result = self._ingestion.accept([incoming]).results[0]
         except Exception as exc:  # never the message: a database error quotes its parameters (UIDs)

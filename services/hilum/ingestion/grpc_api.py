@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grpc import ServicerContext
 
-from hilum.common.grpc_server import StageServicer, run_stage
+from hilum.common.grpc_server import StageServicer, peer_address, run_stage
 from hilum.ingestion.service import Ingestion
 from hilum.v1 import ingestion_pb2, ingestion_pb2_grpc
 
@@ -15,7 +15,7 @@ class IngestionServicer(StageServicer[Ingestion], ingestion_pb2_grpc.IngestionSe
     def SubmitInstances(
         self, request: ingestion_pb2.SubmitInstancesRequest, context: ServicerContext
     ) -> ingestion_pb2.SubmitInstancesResponse:
-        return run_stage(context, self.core.submit, request)
+        return run_stage(context, lambda submitted: self.core.submit(submitted, peer_address(context.peer())), request)
 
     def GetStudyStatus(
         self, request: ingestion_pb2.GetStudyStatusRequest, context: ServicerContext

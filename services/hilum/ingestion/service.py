@@ -20,9 +20,11 @@ from enum import StrEnum
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.trail import AuditTrail
 from hilum.common import study_state
 from hilum.common.db import records, results, studies
 from hilum.common.db.models import RejectionRow
+from hilum.common.fhir.audit_event import REFUSED_SUBTYPE, AuditAgent, AuditKind, AuditOutcome, AuditRecord
 from hilum.common.fhir.imaging_study import imaging_study_json
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore, dicom_key, quarantine_key
@@ -50,7 +52,7 @@ class Door(StrEnum):
 
 @dataclass(frozen=True)
 class IncomingInstance:
-    """A DICOM object as received: a PHI-free label (e.g. file name), its bytes and its door.
+    """A DICOM object as received: a PHI-free label (e.g. file name), its bytes, its door and its sender.
 
     affected_sop: on DIMSE, the C-STORE request's (Affected SOP Class UID, Affected SOP Instance UID),
     which the dataset itself must agree with.
@@ -60,6 +62,9 @@ class IncomingInstance:
     content: bytes
     door: Door = Door.GRPC
     affected_sop: tuple[str, str] | None = None
+    # Who sent it, for the audit trail: the calling AE title (DIMSE) or client, and its network address; "": unknown.
+    sender: str = ""
+    address: str = ""
 
 
 class QuarantineNotFound(LookupError):
@@ -77,17 +82,21 @@ class Ingestion:
         rules: AcceptanceRules | None = None,
         stability_window: timedelta = timedelta(0),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        audit: AuditTrail | None = None,
     ) -> None:
         self._sessions = sessions
         self._store = store
         self._patient_identifier_system = patient_identifier_system
+        self._audit = audit or AuditTrail("ingestion", patient_system=patient_identifier_system)
         self._rules = rules or AcceptanceRules()
         self._stability_window = stability_window
         self._clock = clock
 
-    def submit(self, request: ingestion_pb2.SubmitInstancesRequest) -> ingestion_pb2.SubmitInstancesResponse:
-        """The gRPC door: instances sent inline."""
-        return self.accept(IncomingInstance(label=i.label, content=i.content) for i in request.instances)
+    def submit(self, request: ingestion_pb2.SubmitInstancesRequest,
+               address: str = "") -> ingestion_pb2.SubmitInstancesResponse:
+        """The gRPC door: instances sent inline, from `address` (the client's, for the audit trail)."""
+        return self.accept(IncomingInstance(label=i.label, content=i.content, address=address)
+                           for i in request.instances)
 
     def accept_spooled(self, spooled: messages_pb2.SpooledInstances) -> ingestion_pb2.SubmitInstancesResponse:
         """The queue door: instances a listener already wrote to the object store's spool.
@@ -176,26 +185,26 @@ class Ingestion:
             label=incoming.label, accepted=True, study_instance_uid=header.study_instance_uid,
             sop_instance_uid=instance.sop_instance_uid, notes=list(accepted.notes),
         )
-        comparison_only = incoming.door is Door.PRIOR
         try:
-            return self._record(incoming.content, accepted.header, sha256, result, comparison_only)
+            return self._record(incoming, accepted.header, sha256, result)
         except IntegrityError:
             # Another call committed this study's first instance, or this very instance, between our reads and our
             # writes: its rows are there now, so the same steps read them (a duplicate, or one more instance).
-            return self._record(incoming.content, accepted.header, sha256, result, comparison_only)
+            return self._record(incoming, accepted.header, sha256, result)
 
     def _record(
-        self, content: bytes, header: InstanceHeader, sha256: str, result: ingestion_pb2.InstanceResult,
-        comparison_only: bool,
+        self, incoming: IncomingInstance, header: InstanceHeader, sha256: str, result: ingestion_pb2.InstanceResult,
     ) -> ingestion_pb2.InstanceResult | RejectedInstance:
-        """In one transaction: check identity against what is stored, store the object, record it and mark its
-        study due (a duplicate: the stored one stays; its study is marked due again unless reported).
-        comparison_only: a study first seen here is a prior fetched for comparison (analysed, never reported)."""
-        instance = header.instance
+        """In one transaction: check identity against what is stored, store the object, record it and its import in
+        the audit trail, and mark its study due (a duplicate: the stored one stays; its study is marked due again
+        unless reported). A study first seen through the prior door is a prior fetched for comparison (analysed,
+        never reported)."""
+        instance, content = header.instance, incoming.content
         with self._sessions.begin() as session:
             conflict = _identity_conflict(session, header, sha256)
             if conflict is not None:
                 return conflict
+            self._audit.record(session, self._import_record(incoming, header))
             stored = studies.stored_instance(session, instance.sop_instance_uid)
             if stored is not None:
                 if not self._store.exists(stored.object_key):  # purged by retention: keep what is sent again
@@ -206,7 +215,7 @@ class Ingestion:
                 return result
             key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
             self._store.put(key, content)  # durable before the row says it exists
-            studies.ensure_study(session, header, comparison_only, trace_context=current_trace_context())
+            studies.ensure_study(session, header, incoming.door is Door.PRIOR, trace_context=current_trace_context())
             studies.add_instance(session, header.study_instance_uid,
                                  dataclasses.replace(instance, object_key=key), sha256)
             self._update_study(session, header.study_instance_uid, gained_instance=True)
@@ -222,8 +231,19 @@ class Ingestion:
             row = records.record_rejection(session, incoming.label, code_name, rejected.reason,
                                            door=incoming.door.value, object_key=key, content_sha256=sha256)
             quarantine_id = row.id
+            self._audit.record(session, AuditRecord(
+                kind=AuditKind.IMPORT, subtypes=(REFUSED_SUBTYPE,), requestor=_sender(incoming),
+                outcome=AuditOutcome.MINOR_FAILURE, outcome_text=rejected.reason,
+                details=(("door", incoming.door.value), ("quarantine-id", str(quarantine_id)), ("code", code_name))))
         log.info("instance rejected", extra={"code": code_name, "door": incoming.door.value})
         return _rejected(incoming.label, rejected, quarantine_id)
+
+    def _import_record(self, incoming: IncomingInstance, header: InstanceHeader) -> AuditRecord:
+        """The audit record of an accepted instance: who sent it, through which door, of which patient and study."""
+        return AuditRecord(kind=AuditKind.IMPORT, requestor=_sender(incoming),
+                           patients=(self._audit.patient(header.patient),), study_uids=(header.study_instance_uid,),
+                           details=(("door", incoming.door.value),
+                                    ("sop-instance-uid", header.instance.sop_instance_uid)))
 
     def _update_study(self, session: Session, uid: str, gained_instance: bool) -> None:
         """In session: rebuild the study's ImagingStudy if it gained an instance, and mark it due for inference
@@ -285,6 +305,12 @@ def _identity_conflict(session: Session, header: InstanceHeader, sha256: str) ->
         return RejectedInstance(Code.REJECTION_CODE_IDENTITY_CONFLICT,
                                 "The SOP Instance UID is already held in another study: quarantined")
     return None
+
+
+def _sender(incoming: IncomingInstance) -> AuditAgent:
+    """Who sent an instance, as the audit names them: the sender, else the door it came through."""
+    return AuditAgent(user_id=incoming.sender or f"{incoming.door.value}-door", requestor=True,
+                      address=incoming.address)
 
 
 def _rejected(label: str, rejected: RejectedInstance, quarantine_id: int) -> ingestion_pb2.InstanceResult:

@@ -114,8 +114,9 @@ class _Identity:
 
 
 def store_parts(ingestion: Ingestion, parts: Sequence[Part], labels: Sequence[str],
-                study_instance_uid: str | None = None) -> StoreOutcome:
-    """Store each part through ingestion, labelled labels[i]; the outcome names each part by its UIDs.
+                study_instance_uid: str | None = None, address: str = "") -> StoreOutcome:
+    """Store each part through ingestion, labelled labels[i], sent from `address` (the client's, for the audit
+    trail); the outcome names each part by its UIDs.
 
     A part whose own Content-Type is not application/dicom fails with Cannot understand; with
     study_instance_uid (the `/studies/{study}` resource), an instance of another study fails with
@@ -136,7 +137,8 @@ def store_parts(ingestion: Ingestion, parts: Sequence[Part], labels: Sequence[st
             log.info("instance refused: another study than the request's", extra={"door": Door.STOW.value})
             continue
         try:
-            result = ingestion.accept([IncomingInstance(label=label, content=part.content, door=Door.STOW)]).results[0]
+            incoming = IncomingInstance(label=label, content=part.content, door=Door.STOW, address=address)
+            result = ingestion.accept([incoming]).results[0]
         except Exception as exc:  # never the message: a database error quotes its parameters (UIDs)
             log.error("instance not stored; answered Out of Resources",
                       extra={"door": Door.STOW.value, "error_type": type(exc).__name__})
@@ -183,7 +185,8 @@ def stow_router(ingestion: Ingestion, *, max_request_bytes: int = DEFAULT_MAX_RE
         if not parts:
             return _refusal(400, "the multipart body holds no parts")
         labels = [f"stow-{next(counter)}" for _ in parts]
-        outcome = await run_in_threadpool(store_parts, ingestion, parts, labels, study_instance_uid)
+        outcome = await run_in_threadpool(store_parts, ingestion, parts, labels, study_instance_uid,
+                                          request.client.host if request.client else "")
         log.info("STOW-RS request answered",
                  extra={"door": Door.STOW.value, "count": len(parts), "code": outcome.http_status})
         return Response(json.dumps(outcome.response().to_json_dict()), status_code=outcome.http_status,

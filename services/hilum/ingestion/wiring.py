@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+from hilum.audit.trail import audit_trail
 from hilum.common.connections import open_object_store, open_sessions
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
@@ -20,7 +21,8 @@ def build(settings: HilumSettings) -> Ingestion:
     """Ingestion over the configured database and object store, with the configured acceptance rules."""
     section = settings.ingestion
     return Ingestion(open_sessions(settings), open_object_store(settings), settings.fhir.patient_identifier_system,
-                     AcceptanceRules.from_settings(section), timedelta(seconds=section.stability_window_s))
+                     AcceptanceRules.from_settings(section), timedelta(seconds=section.stability_window_s),
+                     audit=audit_trail(settings, "ingestion"))
 
 
 # A Submit call carries a whole image (10 MB and more) and acceptance decodes it (pixels.DECODE_SLOTS, one per core):

@@ -10,13 +10,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.trail import AuditTrail
 from hilum.common import study_state
 from hilum.common.db import results, studies
 from hilum.common.db.models import StudyRow
 from hilum.common.errors import PermanentError, TransientError
+from hilum.common.fhir.audit_event import (
+    DESTINATION_ROLE,
+    PRIOR_SUBTYPE,
+    AuditAgent,
+    AuditKind,
+    AuditOutcome,
+    AuditRecord,
+)
 from hilum.common.logs import study_ref
 from hilum.common.study import StudyInfo
 from hilum.common.tracing import study_span
@@ -53,8 +63,10 @@ class Priors:
         prior_wait: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sources: Sequence[PriorSource] | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self._sessions = sessions
+        self._audit = audit or AuditTrail("priors")
         self._prior_wait = prior_wait
         self._clock = clock
         self._sources: Sequence[PriorSource] = sources if sources is not None else (StoreSource(sessions),)
@@ -87,6 +99,8 @@ class Priors:
     def _compare_with_store(self, session: Session, study: StudyInfo, comparison: messages_pb2.PriorComparison) -> bool:
         """The prior in Hilum's store, compared image to image (_compare_images); False when the store holds none."""
         prior_row = studies.find_prior(session, study)
+        self._audit.record_now(self._sessions, self._query_record(
+            StoreSource.name, study, prior_row.study_instance_uid if prior_row is not None else "", None))
         if prior_row is None:
             return False
         self._compare_images(session, prior_row, comparison, StoreSource.name,
@@ -170,16 +184,35 @@ class Priors:
         return True
 
     def _find(self, source: PriorSource, study: StudyInfo) -> PriorCandidate | None:
-        """The source's candidate; None when it has none or fails (logged, without the patient or the study)."""
+        """The source's candidate; None when it has none or fails (logged, without the patient or the study). Each
+        question asked of a source is recorded in the audit trail."""
         with study_span("find prior", study.study_instance_uid, prior_source=source.name) as span:
             try:
                 candidate = source.find_prior(study)
             except (TransientError, PermanentError) as exc:
                 span.set_attribute("hilum.outcome", "failed")
+                self._audit.record_now(self._sessions, self._query_record(source.name, study, "", exc))
                 self._passed_over(source, study, exc)
                 return None
             span.set_attribute("hilum.outcome", "found" if candidate else "none")
+            self._audit.record_now(self._sessions, self._query_record(
+                source.name, study, candidate.study_instance_uid if candidate is not None else "", None))
             return candidate
+
+    def _query_record(self, source: str, study: StudyInfo, prior_uid: str, failure: Exception | None) -> AuditRecord:
+        """The audit record of one question to a prior source: the patient asked about, the source, what it
+        answered (the prior's UID) or why it failed."""
+        patient = study.patient
+        before = study.started.isoformat() if study.started else ""
+        return AuditRecord(
+            kind=AuditKind.QUERY, subtypes=(PRIOR_SUBTYPE,), requestor=self._audit.itself,
+            agents=(AuditAgent(user_id=f"prior-source-{source}", role=DESTINATION_ROLE),),
+            outcome=AuditOutcome.SERIOUS_FAILURE if failure is not None else AuditOutcome.SUCCESS,
+            outcome_text=f"the source failed ({type(failure).__name__})" if failure is not None else "",
+            patients=(self._audit.patient(patient),), study_uids=(study.study_instance_uid,),
+            query=urlencode({"PatientID": patient.patient_id, "IssuerOfPatientID": patient.issuer, "before": before}),
+            details=(("prior-source", source), ("prior-study-uid", prior_uid)),
+        )
 
     @staticmethod
     def _passed_over(source: PriorSource, study: StudyInfo, exc: Exception) -> None:

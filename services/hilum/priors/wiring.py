@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from hilum.audit.trail import audit_trail
 from hilum.common.connections import open_sessions
 from hilum.common.queue import Stage, create_celery_app
 from hilum.common.settings import HilumSettings
@@ -21,7 +22,8 @@ def build(settings: HilumSettings) -> Priors:
     queue, sent with an app of this process's own)."""
     sessions = open_sessions(settings)
     return Priors(sessions, timedelta(seconds=settings.queue.prior_wait_s),
-                  sources=configured_sources(settings, sessions, create_celery_app(settings, "hilum-priors")))
+                  sources=configured_sources(settings, sessions, create_celery_app(settings, "hilum-priors")),
+                  audit=audit_trail(settings, "priors"))
 
 
 # A threads pool: a comparison is a few database reads and writes, so a process per task would spend more memory

@@ -18,10 +18,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.trail import AuditTrail
 from hilum.common.db import deliveries, results, studies
 from hilum.common.db.models import DeliveryRow
 from hilum.common.destinations import DeliveryEvent, DeliveryState, Destination
 from hilum.common.errors import PermanentError, TransientError
+from hilum.common.fhir.audit_event import DESTINATION_ROLE, AuditAgent, AuditKind, AuditOutcome, AuditRecord
 from hilum.common.logs import study_ref
 from hilum.common.metrics import DELIVERIES_DEAD
 from hilum.common.reported_findings import ReportedFindings, reported_findings
@@ -88,11 +90,13 @@ class Publishing:
         senders: Mapping[Destination, Sender],
         policy: PublishSection,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        audit: AuditTrail | None = None,
     ) -> None:
         self._sessions = sessions
         self._senders = senders
         self._policy = policy
         self._clock = clock
+        self._audit = audit or AuditTrail("publishing")
 
     def retry_in_s(self, attempts: int) -> float:
         """Exponential backoff after `attempts` failed attempts, capped, with up to 10 % jitter."""
@@ -141,6 +145,7 @@ class Publishing:
                 deliveries.record_failure(row, error, now, max_attempts=self._policy.max_attempts,
                                           retry_in_s=retry_in_s, permanent=permanent)
             outcome = outcome_of(row)
+            self._audit.record(session, self._export_record(request, report, outcome, permanent))
         extra = {"study_ref": study_ref(request.study_instance_uid), "destination": request.destination,
                  "event": request.event, "attempts": outcome.attempts}
         if outcome.status == publishing_pb2.DELIVERY_STATUS_DEAD:
@@ -151,6 +156,23 @@ class Publishing:
         else:
             log.info("delivered", extra=extra)
         return outcome, retry_in_s
+
+    def _export_record(self, request: messages_pb2.DeliveryRequest, report: PublishedReport,
+                       outcome: publishing_pb2.DeliveryOutcome, permanent: bool) -> AuditRecord:
+        """The audit record of one attempt to send a result: the destination, the patient, the study and report, what
+        the destination answered or why the attempt failed."""
+        failed = outcome.status != publishing_pb2.DELIVERY_STATUS_DELIVERED
+        return AuditRecord(
+            kind=AuditKind.EXPORT, requestor=self._audit.itself,
+            agents=(AuditAgent(user_id=request.destination, role=DESTINATION_ROLE),),
+            outcome=(AuditOutcome.SUCCESS if not failed else
+                     AuditOutcome.MINOR_FAILURE if permanent else AuditOutcome.SERIOUS_FAILURE),
+            outcome_text=outcome.last_error if failed else "",
+            patients=(self._audit.patient(report.study.patient),), study_uids=(request.study_instance_uid,),
+            resources=(f"DiagnosticReport/{report.diagnostic_report_id}",),
+            details=(("destination", request.destination), ("event", request.event),
+                     ("attempt", str(outcome.attempts)), ("receipt", outcome.receipt)),
+        )
 
     def _attempt(
         self, request: messages_pb2.DeliveryRequest, report: PublishedReport

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hilum.audit.trail import audit_trail
 from hilum.common.connections import open_sessions
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
@@ -15,7 +16,8 @@ from hilum.v1.publishing_pb2_grpc import add_PublishingServiceServicer_to_server
 
 def build(settings: HilumSettings) -> Publishing:
     """Publishing over the configured database, with a sender for each configured destination."""
-    return Publishing(open_sessions(settings), configured_senders(settings), settings.publish)
+    return Publishing(open_sessions(settings), configured_senders(settings), settings.publish,
+                      audit=audit_trail(settings, "publishing"))
 
 
 # A threads pool: a delivery mostly waits on a FHIR server, an HL7 engine or a PACS, so threads keep several in

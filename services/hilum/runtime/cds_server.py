@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from hilum.audit.trail import audit_trail
 from hilum.cds.app import create_app
 from hilum.common.connections import open_redis, open_sessions
 from hilum.common.logs import configure_logging
@@ -34,7 +35,8 @@ def build_app() -> FastAPI:
                       readiness_timeout_s=settings.cds.redis_timeout_s,
                       patient_identifier_system=settings.fhir.patient_identifier_system,
                       trusted_issuers=settings.cds.trusted_issuers, public_url=settings.cds.base_url,
-                      clock_skew_s=settings.cds.clock_skew_s, order_lookback_days=settings.cds.order_lookback_days)
+                      clock_skew_s=settings.cds.clock_skew_s, order_lookback_days=settings.cds.order_lookback_days,
+                      audit=audit_trail(settings, "cds"))
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

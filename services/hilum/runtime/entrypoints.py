@@ -133,7 +133,8 @@ def run_assembler(settings: HilumSettings, app: Celery, stop: threading.Event) -
     """Hand complete studies to inference through app every settings.ingestion.assembly_poll_s until stop is set, and
     studies and deliveries stalled for settings.queue.stalled_after_s again (their queue message was lost).
 
-    A failure to reach the database or the broker is logged and tried again at the next poll.
+    A failure to reach the database or the broker is logged and tried again at the next poll. With
+    settings.audit.syslog_url, the audit export runs beside it in a thread of its own.
     """
     from hilum.common.connections import open_sessions
     from hilum.common.queue import Stage, enqueue
@@ -142,6 +143,11 @@ def run_assembler(settings: HilumSettings, app: Celery, stop: threading.Event) -
 
     stalled_after = timedelta(seconds=settings.queue.stalled_after_s)
     sessions = open_sessions(settings)
+    if settings.audit.syslog_url:
+        from hilum.audit.export import exporter_from_settings, run_audit_export
+
+        threading.Thread(target=run_audit_export, args=(exporter_from_settings(settings.audit, sessions), stop),
+                         name="audit-export", daemon=True).start()
     assembler = Assembler(sessions, lambda reference: enqueue(app, Stage.INFERENCE, reference),
                           stalled_after=stalled_after)
     # Stalled studies are looked for a few times per stalled_after (at most once a minute): a cheap indexed query.

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,60 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.cds.app import create_app
 from hilum.common.settings import CdsSection, FhirApiSection, HilumSettings
-from hilum.fhir_api.app import FhirApi, fhir_api_from_settings
-from hilum.fhir_api.auth import OpenModeRefused, SmartAuth
-from hilum.fhir_api.store import delete_resource, store_bundle
+from hilum.fhir_api.app import fhir_api_from_settings
+from hilum.fhir_api.auth import OpenModeRefused
+from hilum.fhir_api.store import delete_resource
 from tests.unit.fhir_api.backend_client import BackendClient
-from tests.unit.fhir_api.synthetic_reports import MRN_SYSTEM, SyntheticReport, synthetic_report
-
-BASE = "http://testserver/fhir"
-TOKEN_URL = f"{BASE}/auth/token"
-STORED_AT = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def backend() -> BackendClient:
-    return BackendClient()
-
-
-@pytest.fixture
-def reports(sessions: sessionmaker[Session]) -> list[SyntheticReport]:
-    made = [synthetic_report(index, 2) for index in range(5)]
-    with sessions.begin() as session:
-        for report in made:
-            store_bundle(session, report.bundle, STORED_AT + timedelta(minutes=report.index))
-    return made
-
-
-@pytest.fixture
-def api(sessions: sessionmaker[Session], redis_client: redis.Redis, backend: BackendClient) -> FhirApi:
-    narrow = BackendClient("reports-only")
-    narrow.key = backend.key
-    auth = SmartAuth([backend.registration(), narrow.registration(("system/DiagnosticReport.rs",))], redis_client,
-                     token_lifetime_s=300)
-    return FhirApi(sessions=sessions, auth=auth, default_page_size=2, max_page_size=10,
-                   clock=lambda: datetime(2025, 6, 1, tzinfo=UTC))
-
-
-@pytest.fixture
-def client(api: FhirApi, redis_client: redis.Redis) -> Iterator[TestClient]:
-    with TestClient(create_app(redis_client, fhir_api=api)) as test_client:
-        yield test_client
-
-
-def _token(client: TestClient, backend: BackendClient, scope: str = "system/*.rs", client_id: str = "") -> str:
-    form = backend.form(TOKEN_URL, scope=scope, **({"iss": client_id, "sub": client_id} if client_id else {}))
-    response = client.post("/fhir/auth/token", data=form)
-    assert response.status_code == 200, response.text
-    assert response.headers["cache-control"] == "no-store"
-    token: str = response.json()["access_token"]
-    return token
-
-
-@pytest.fixture
-def authed(client: TestClient, backend: BackendClient) -> TestClient:
-    client.headers["Authorization"] = f"Bearer {_token(client, backend)}"
-    return client
+from tests.unit.fhir_api.conftest import BASE, STORED_AT, TOKEN_URL, issue_token
+from tests.unit.fhir_api.synthetic_reports import MRN_SYSTEM, SyntheticReport
 
 
 def _outcome(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -150,7 +101,7 @@ def test_calls_need_a_token_with_a_covering_scope(client: TestClient, backend: B
     invalid = client.get("/fhir/DiagnosticReport", headers={"Authorization": "Bearer forged"})
     _outcome(invalid, 401, "login")
     assert 'error="invalid_token"' in invalid.headers["www-authenticate"]
-    narrow = {"Authorization": f"Bearer {_token(client, backend, 'system/DiagnosticReport.rs', 'reports-only')}"}
+    narrow = {"Authorization": f"Bearer {issue_token(client, backend, 'system/DiagnosticReport.rs', 'reports-only')}"}
     assert client.get(f"/fhir/DiagnosticReport/{report_id}", headers=narrow).status_code == 200
     forbidden = client.get("/fhir/Observation", headers=narrow)
     _outcome(forbidden, 403, "forbidden")

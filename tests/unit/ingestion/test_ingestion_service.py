@@ -26,6 +26,7 @@ from hilum.samples.dicom_files import write_study
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.samples.sample_studies import SAMPLE_STUDIES, SyntheticStudy
 from hilum.v1 import ingestion_pb2, messages_pb2
+from tests.helpers import audit_events, audited_patient_ids
 
 MRN_SYSTEM = "urn:oid:1.2.3.4.5"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -199,6 +200,30 @@ def test_rejections_keep_their_bytes_and_never_stop_the_batch(
     assert all(r.reason for r in held)
     assert store.get(held[0].object_key) == bad["ct_image"].read_bytes()
     assert [r.quarantine_id for r in response.results] == [held[0].id, 0, held[1].id]
+
+
+def test_every_instance_received_or_refused_is_an_audit_event(
+    ingestion: Ingestion, sqlite_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    bad = write_rejectable_inputs(tmp_path / "bad")
+    study = _small(0)
+    good = write_study(study, tmp_path / "good")
+    ingestion.accept([
+        IncomingInstance(label="a", content=good.read_bytes(), door=Door.DIMSE, sender="MODALITY1", address="10.0.0.7"),
+        IncomingInstance(label="b", content=bad["ct_image"].read_bytes(), door=Door.STOW, address="10.0.0.8"),
+        IncomingInstance(label="c", content=good.read_bytes(), door=Door.GRPC),  # a duplicate is received too
+    ])
+    imported, refused, again = audit_events(sqlite_sessions, "110107")
+    assert (imported["outcome"], refused["outcome"], again["outcome"]) == ("0", "4", "0")
+    assert imported["agent"][0]["who"]["identifier"]["value"] == "MODALITY1"
+    assert imported["agent"][0]["network"] == {"address": "10.0.0.7", "type": "2"}
+    assert audited_patient_ids(imported) == [study.patient_id]
+    assert imported["entity"][0]["what"]["identifier"]["system"] == MRN_SYSTEM
+    assert {"type": "door", "valueString": "dimse"} in imported["entity"][1]["detail"]
+    assert refused["agent"][0]["who"]["identifier"]["value"] == "stow-door"
+    assert refused["subtype"][0]["code"] == "refused-instance" and refused["outcomeDesc"]
+    assert audited_patient_ids(refused) == []  # what was refused is not read for its patient
+    assert again["agent"][0]["who"]["identifier"]["value"] == "grpc-door"
 
 
 def test_release_runs_acceptance_again_and_delete_drops_the_bytes(

@@ -25,7 +25,7 @@ from hilum.priors.sources import StoreSource
 from hilum.runtime.ports import free_port
 from hilum.samples.sample_studies import SAMPLE_STUDIES
 from hilum.v1 import messages_pb2
-from tests.helpers import MRN_SYSTEM, record_study
+from tests.helpers import MRN_SYSTEM, audit_events, audited_patient_ids, record_study
 from tests.orthanc_pacs import Pacs, sample_pacs
 
 PATIENT = PatientInfo(patient_id="P1", issuer="HOSP", name="DOE^JANE", birth_date=None, sex="F")
@@ -232,3 +232,12 @@ def test_a_pacs_that_is_down_is_passed_over_for_the_next_source(sqlite_sessions:
         comparison = priors.compare(_findings(ADA_CURRENT.study_instance_uid, S.FINDING_STATE_PRESENT))
     assert (comparison.prior.study_instance_uid, comparison.prior.source) == ("8.1", "store")
     assert [(c.code, c.change) for c in comparison.changes] == [("effusion", messages_pb2.Change.CHANGE_UNCHANGED)]
+
+    # Each question asked is in the audit trail: the PACS that failed, then the store that answered.
+    failed, answered = audit_events(sqlite_sessions, "110112")
+    assert (failed["outcome"], answered["outcome"]) == ("8", "0")
+    assert failed["outcomeDesc"] == "the source failed (TransientError)"
+    assert [agent["who"]["identifier"]["value"] for agent in failed["agent"]] == ["hilum-priors", "prior-source-pacs"]
+    assert audited_patient_ids(failed) == audited_patient_ids(answered) == [ADA.patient_id]
+    [query] = [entity for entity in answered["entity"] if "query" in entity]
+    assert {"type": "prior-study-uid", "valueString": "8.1"} in query["detail"]

@@ -15,6 +15,8 @@ from hilum.common.errors import PermanentError, TransientError
 from hilum.common.settings import PublishSection
 from hilum.publishing.service import PublishedReport, Publishing, Sender, load_published
 from hilum.v1 import messages_pb2, publishing_pb2
+from tests.helpers import audit_events, audited_patient_ids
+from tests.unit.publishing.conftest import PATIENT
 
 NOW = datetime(2025, 2, 18, 12, 0, tzinfo=UTC)
 POLICY = PublishSection(max_attempts=3, backoff_base_s=2.0, backoff_max_s=5.0)
@@ -69,6 +71,29 @@ def test_transient_failures_are_retried_with_backoff_then_dead_lettered(
     assert dead.last_error == "reset"
     assert publishing.deliver(request).attempts == 3  # a dead delivery is not tried again
     assert len(sender.sent) == 3
+    # Every attempt is an Export in the audit trail, with what went wrong.
+    exports = audit_events(sqlite_sessions, "110106")
+    assert [(e["outcome"], e.get("outcomeDesc")) for e in exports] == [
+        ("8", "503 from the server"), ("8", "timed out"), ("8", "reset")]
+
+
+def test_a_delivered_result_is_an_export_naming_destination_patient_and_report(
+    sqlite_sessions: sessionmaker[Session], publish_study: Callable[..., messages_pb2.PublishResult]
+) -> None:
+    published = publish_study("8.9", (Destination.MLLP, Destination.PACS))
+    mllp, pacs = published.deliveries
+    publishing = _publishing(sqlite_sessions, {Destination.MLLP: Recorder(),
+                                               Destination.PACS: Recorder(PermanentError("SOP class refused"))})
+    publishing.deliver(mllp)
+    publishing.deliver(pacs)
+    delivered, refused = audit_events(sqlite_sessions, "110106")
+    assert (delivered["outcome"], refused["outcome"]) == ("0", "4")
+    assert delivered["agent"][1]["who"]["identifier"]["value"] == "mllp"
+    assert audited_patient_ids(delivered) == [PATIENT.patient_id]
+    assert {"reference": f"DiagnosticReport/{published.diagnostic_report_id}"} in [
+        entity["what"] for entity in delivered["entity"]]
+    assert {"type": "receipt", "valueString": "receipt-1"} in delivered["entity"][-1]["detail"]
+    assert refused["outcomeDesc"] == "refused: SOP class refused"
 
 
 def test_a_refusal_is_dead_lettered_at_once(
