@@ -114,6 +114,13 @@ def test_one_connected_trace_spans_every_service_from_door_to_delivery(study_tra
     assert {"ingest instance", "hand on to inference", "deliver"} <= names
     assert "/hilum.v1.IngestionService/SubmitInstances" in names  # the door
     assert "/inference.GRPCInferenceService/ModelInfer" in names  # the call to Triton
+    redis_commands = [s for s in study_trace if "redis" in (s.attributes.get("db.system"),
+                                                            s.attributes.get("db.system.name"))]
+    assert redis_commands  # e.g. the CDS view reporting writes
+    statements = [str(s.attributes.get("db.statement", s.attributes.get("db.query.text", ""))) for s in redis_commands]
+    # Commands (a pipeline's one per line), every argument and key a "?".
+    assert all(word == "?" or word.isalpha() and word.isupper() for text in statements for word in text.split()), \
+        statements
     services = {s.service for s in study_trace}
     assert {"hilum-grpc", "hilum-inference-worker", "hilum-reporting-worker",
             "hilum-priors-publishing-worker"} <= services

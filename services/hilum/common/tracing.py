@@ -7,10 +7,13 @@ Off, the OpenTelemetry API's no-op tracer runs: nothing is recorded or sent.
 
 How the one trace holds together: gRPC calls carry it in their metadata and Celery messages in their headers (the
 gRPC and Celery instrumentations); between a door and the assembler, which hands the study on later from the
-database, it is the study row's trace_context (W3C traceparent, kept with the study's first instance).
+database, it is the study row's trace_context (W3C traceparent, kept with the study's first instance). Redis
+commands made for a study are spans of its trace too; a client call outside any trace (the broker's polling, a
+health check of Triton) is not recorded, or each would be a trace of its own.
 
 Span attributes are Hilum's own (STUDY_REF, stage, door, destination, counts) and the instrumentations' (RPC method,
-Celery task name and queue): never a UID, a patient identifier, a query string or an exception message.
+Celery task name and queue, the Redis command with its arguments as "?"): never a UID, a patient identifier, a query
+string or an exception message.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ def otlp_endpoint(section: TelemetrySection) -> str:
 
 def configure_tracing(process: str, section: TelemetrySection) -> bool:
     """Trace this process when a collector is configured: an SDK tracer provider exporting to it, and the gRPC (server
-    and client) and Celery instrumentations. Call before any gRPC server or channel is made. True when tracing is on;
-    a second call in one process changes nothing."""
+    and client), Celery and Redis instrumentations. Call before any gRPC server or channel is made. True when tracing
+    is on; a second call in one process changes nothing."""
     endpoint = otlp_endpoint(section)
     if not endpoint:
         return False
@@ -50,21 +53,26 @@ def configure_tracing(process: str, section: TelemetrySection) -> bool:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    from hilum.common.trace_sampling import NoRootClientSpans
 
     with _configured:
         if isinstance(trace.get_tracer_provider(), TracerProvider):
             return True
         name = os.environ.get("OTEL_SERVICE_NAME") or f"hilum-{process}"
-        provider = TracerProvider(resource=Resource.create({"service.name": name}))
+        provider = TracerProvider(resource=Resource.create({"service.name": name}),
+                                  sampler=ParentBased(root=NoRootClientSpans()))
         # The batch processor re-creates its export thread in a forked Celery pool process.
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
             endpoint=endpoint, insecure=not endpoint.startswith("https://"))))
         trace.set_tracer_provider(provider)
         for instrumentor in (GrpcInstrumentorServer(), GrpcInstrumentorClient(),  # type: ignore[no-untyped-call]
-                             CeleryInstrumentor()):  # type: ignore[no-untyped-call]
+                             CeleryInstrumentor(), RedisInstrumentor()):  # type: ignore[no-untyped-call]
             instrumentor.instrument()
     return True
 
