@@ -531,6 +531,67 @@ def test_a_pacs_prior_source_lets_the_priors_pods_reach_the_pacs(tmp_path: Path,
     assert (settings.pacs.ae_title, settings.pacs.host, settings.pacs.port) == ("PACS", "pacs.hospital.example", 11112)
 
 
+# --- gRPC exposure and the audit export ------------------------------------------------------------------------
+
+
+def test_the_grpc_apis_stay_on_the_pods_loopback_until_tls_and_a_token_protect_them(
+        rendering: tuple[str, Path]) -> None:
+    name, path = rendering
+    manifests = _manifests(path)
+    data = next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"]
+    grpc_services = [doc for doc in manifests if doc["kind"] == "Service" and doc["metadata"]["name"].endswith("-api")]
+    grpc_policies = [doc for doc in manifests if doc["kind"] == "NetworkPolicy"
+                     and doc["metadata"]["name"].endswith("-api")]
+    assert data["HILUM_GRPC__HEALTH_HOST"] == "0.0.0.0"  # probes reach the health port either way
+    if name == "production":  # TLS with client certificates
+        assert data["HILUM_GRPC__HOST"] == "0.0.0.0" and len(grpc_services) == len(grpc_policies) == 5
+    else:
+        assert data["HILUM_GRPC__HOST"] == "127.0.0.1" and grpc_services == grpc_policies == []
+
+
+def test_a_bearer_token_opens_the_grpc_apis_over_tls(tmp_path: Path) -> None:
+    path = tmp_path / "grpc.yaml"
+    path.write_text("grpc:\n  tls:\n    existingSecret: hilum-grpc-tls\n  auth:\n    existingSecret: hilum-grpc-token\n")
+    result = _template([path])
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"]["HILUM_GRPC__HOST"] == "0.0.0.0"
+    api = next(doc for doc in manifests if doc["kind"] == "Deployment"
+               and doc["metadata"]["name"] == "hilum-ingestion-api")
+    env = {item["name"]: item for item in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HILUM_GRPC__BEARER_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "hilum-grpc-token", "key": "bearer-token"}}
+    assert not _secret_problems(manifests)
+    tls_only = tmp_path / "tls-only.yaml"
+    tls_only.write_text("grpc:\n  tls:\n    existingSecret: hilum-grpc-tls\n")
+    alone = [doc for doc in yaml.safe_load_all(_template([tls_only]).stdout) if doc]
+    assert next(doc for doc in alone if doc["kind"] == "ConfigMap")["data"]["HILUM_GRPC__HOST"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(("url", "protocol", "port"), [
+    ("tls://siem.hospital.example:6514", "TCP", 6514), ("tls://siem.hospital.example", "TCP", 6514),
+    ("udp://siem.hospital.example", "UDP", 514), ("tcp://10.0.0.9:1601", "TCP", 1601)])
+def test_the_audit_export_runs_in_the_assembler_and_may_reach_the_repository(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, protocol: str, port: int) -> None:
+    path = tmp_path / "audit.yaml"
+    path.write_text(f"audit:\n  site: St Elsewhere\n  syslog:\n    url: {url}\n    tlsSecret: hilum-audit-tls\n")
+    result = _template([path])
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert "assembler" in _external_clients(manifests) and not _network_problems(manifests)
+    external = next(doc for doc in manifests if doc["kind"] == "NetworkPolicy"
+                    and doc["metadata"]["name"] == "hilum-external-clients")
+    assert {"protocol": protocol, "port": port} in external["spec"]["egress"][0]["ports"]
+    assembler = next(doc for doc in manifests if doc["kind"] == "Deployment"
+                     and doc["metadata"]["name"] == "hilum-assembler")
+    env = {item["name"]: item.get("value") for item in assembler["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HILUM_AUDIT__TLS_CERT_FILE"] == "/etc/hilum/audit-tls/tls.crt"
+    for key, value in next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"].items():
+        monkeypatch.setenv(key, value)
+    settings = HilumSettings()
+    assert (settings.audit.site, settings.audit.syslog_url) == ("St Elsewhere", url)
+
+
 # --- The renderings run Hilum as it is ----------------------------------------------------------------------------
 
 
@@ -606,6 +667,7 @@ def test_every_hilum_command_is_one_the_cli_knows(rendering: tuple[str, Path]) -
      'config.priors.sources.0 must be one of the following: "store", "pacs", "fhir"'),
     ("config:\n  priors:\n    sources: [pacs, store]\n",
      "config.pacs: Must validate at least one schema (anyOf)"),
+    ("audit:\n  syslog:\n    url: https://siem.example\n", "audit.syslog.url: Does not match pattern"),
 ])
 def test_an_invalid_values_file_fails_with_the_schemas_message(tmp_path: Path, values: str, message: str) -> None:
     path = tmp_path / "values.yaml"

@@ -412,10 +412,21 @@ volumes: []
 {{- end }}
 {{- end }}
 
-{{/* The gRPC TLS Secret, mounted where HILUM_GRPC__TLS_* point. */}}
+{{/* The gRPC TLS Secret, mounted where HILUM_GRPC__TLS_* point, and the bearer token from its Secret. */}}
 {{- define "hilum.grpcTls" -}}
-{{- $require := list (dict "name" "HILUM_GRPC__TLS_REQUIRE_CLIENT_CERT" "value" (toString .Values.grpc.tls.requireClientCert)) }}
-{{- include "hilum.tlsFiles" (dict "secret" .Values.grpc.tls.existingSecret "name" "grpc-tls" "section" "GRPC" "env" $require) }}
+{{- $env := list (dict "name" "HILUM_GRPC__TLS_REQUIRE_CLIENT_CERT" "value" (toString .Values.grpc.tls.requireClientCert)) }}
+{{- with .Values.grpc.auth.existingSecret }}
+{{- $env = append $env (dict "name" "HILUM_GRPC__BEARER_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" . "key" $.Values.grpc.auth.secretKey))) }}
+{{- end }}
+{{- include "hilum.tlsFiles" (dict "secret" .Values.grpc.tls.existingSecret "name" "grpc-tls" "section" "GRPC" "env" $env) }}
+{{- end }}
+
+{{/*
+"true" when the stages' gRPC service ports listen beyond the pod: they carry PHI, so only with TLS and a bearer
+token or client certificates. Otherwise they listen on the pod's loopback and only the health port is reachable.
+*/}}
+{{- define "hilum.grpcExposed" -}}
+{{- if and .Values.grpc.tls.existingSecret (or .Values.grpc.auth.existingSecret .Values.grpc.tls.requireClientCert) }}true{{ else }}false{{ end }}
 {{- end }}
 
 {{/* Settings errors that the schema cannot express. */}}

@@ -69,8 +69,8 @@ class AuditExporter:
 
 def exporter_from_settings(section: AuditSection, sessions: sessionmaker[Session]) -> AuditExporter:
     """The exporter the audit section describes (its syslog_url must be set)."""
-    sender = SyslogSender(section.syslog_url, section.syslog_timeout_s, section.syslog_ca_file,
-                          section.syslog_cert_file, section.syslog_key_file)
+    sender = SyslogSender(section.syslog_url, section.syslog_timeout_s, section.tls_ca_file,
+                          section.tls_cert_file, section.tls_key_file)
     return AuditExporter(sessions, sender, section.export_batch)
 
 

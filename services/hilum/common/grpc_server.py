@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from hilum.common.errors import PermanentError, TransientError
+from hilum.common.grpc_access import BearerTokenCheck, check_exposure
 from hilum.common.grpc_tls import client_channel, server_credentials
 from hilum.common.settings import GrpcSection
 
@@ -92,13 +93,19 @@ def create_server(
     """A started server on address with the standard gRPC health service reporting SERVING, running max_workers calls
     at once.
 
-    With section: TLS on address when it names a certificate, and, when its health_port > 0, a plaintext
-    server on host:health_port carrying only the same health service (for Kubernetes gRPC probes).
+    With section: TLS on address when it names a certificate, every call but health's checked for its bearer token
+    when it names one, an address beyond loopback refused without both (grpc_access.check_exposure), and, when its
+    health_port > 0, a plaintext server on health_host (else host):health_port carrying only the same health service
+    (for Kubernetes gRPC probes).
     """
     credentials = None if section is None else server_credentials(section)  # a misconfiguration fails first
+    if section is not None:
+        check_exposure(address, section)
+    interceptors = [BearerTokenCheck(section.bearer_token)] if section is not None and section.bearer_token else []
     # No SO_REUSEPORT: a second server on a taken port must fail, not silently share its calls.
     options = [*channel_options(max_message_bytes), ("grpc.so_reuseport", 0)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options,
+                         interceptors=interceptors)
     add_servicers(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -111,7 +118,7 @@ def create_server(
     health_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=[("grpc.so_reuseport", 0)])
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
     try:
-        _bind(health_server, section.address(section.health_port), None)
+        _bind(health_server, f"{section.health_host or section.host}:{section.health_port}", None)
     except RuntimeError:
         server.stop(None).wait()  # only a started server lets go of its port
         raise

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 
+from hilum.common.grpc_access import BearerToken
 from hilum.common.settings import GrpcSection
 
 _PAIR = "HILUM_GRPC__TLS_CERT_FILE and HILUM_GRPC__TLS_KEY_FILE"
@@ -74,8 +75,13 @@ def channel_credentials(section: GrpcSection) -> grpc.ChannelCredentials | None:
 
 
 def client_channel(address: str, section: GrpcSection | None, options: list[tuple[str, int]]) -> grpc.Channel:
-    """A channel to a Hilum service at address: TLS as section's settings say, plaintext without a section."""
+    """A channel to a Hilum service at address: TLS as section's settings say, plaintext without a section; every call
+    carries section's bearer token, if it names one."""
     credentials = None if section is None else channel_credentials(section)
     if credentials is None:
-        return grpc.insecure_channel(address, options=options)
-    return grpc.secure_channel(address, credentials, options=options)
+        channel = grpc.insecure_channel(address, options=options)
+    else:
+        channel = grpc.secure_channel(address, credentials, options=options)
+    if section is not None and section.bearer_token:
+        return grpc.intercept_channel(channel, BearerToken(section.bearer_token))
+    return channel

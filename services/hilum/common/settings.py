@@ -65,14 +65,18 @@ class GrpcSection(BaseModel):
     publishing_port: int = 50055
     max_message_bytes: int = 256 * 1024 * 1024
     # A second, plaintext port that serves only grpc.health.v1 (for Kubernetes gRPC probes, which cannot
-    # speak TLS); 0: health is served on the service port only.
+    # speak TLS); 0: health is served on the service port only. health_host: where it listens ("": host).
     health_port: int = 0
+    health_host: str = ""
     # TLS for the service ports: a server certificate and key (PEM). tls_ca_file is the CA that clients
     # check the server against and, with tls_require_client_cert, the CA client certificates must chain to.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_ca_file: Path | None = None
     tls_require_client_cert: bool = False
+    # The bearer token every call must carry (authorization metadata), which clients of these settings send; "": none.
+    # Beyond loopback the services listen only with TLS and this token or client certificates (grpc_access.py).
+    bearer_token: str = ""
 
     def address(self, port: int) -> str:
         """host:port on this section's host."""
@@ -142,16 +146,16 @@ class AuditSection(BaseModel):
     """The audit trail: every AuditEvent is stored in Hilum's FHIR store; with `syslog_url`, each is also sent to a
     SIEM or an IHE ATNA audit record repository as an RFC 5424 message carrying the DICOM audit message (ITI-20).
 
-    syslog_url: "tls://host:6514" (RFC 5425; the repository is checked against syslog_ca_file, the system's roots when
-    unset, and syslog_cert_file/syslog_key_file are presented for ATNA's mutual node authentication),
+    syslog_url: "tls://host:6514" (RFC 5425; the repository is checked against tls_ca_file, the system's roots when
+    unset, and tls_cert_file/tls_key_file are presented for ATNA's mutual node authentication),
     "tcp://host:601" (octet-counted, plaintext: a trusted network only) or "udp://host:514" (RFC 5426: one datagram
     per event, lost without notice if the network drops it); "": no export."""
 
     site: str = "hilum"  # the audit enterprise site: the hospital or deployment the events are from
     syslog_url: str = ""
-    syslog_ca_file: Path | None = None
-    syslog_cert_file: Path | None = None
-    syslog_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     syslog_timeout_s: float = Field(default=10.0, gt=0)
     # Events sent per round; a round that fails is sent again, whole, after a backoff of up to a minute.
     export_batch: int = Field(default=200, ge=1)

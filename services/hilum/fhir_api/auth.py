@@ -11,7 +11,6 @@ a scope the client may not have answers invalid_scope. Tokens and claims are nev
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import re
@@ -26,6 +25,7 @@ import redis
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from hilum.cds.auth import ALGORITHMS, JwksCache, Unauthorized, unverified_parts
+from hilum.common.addresses import is_loopback
 from hilum.common.jwt_replay import spend_jti
 from hilum.common.settings import FhirApiClient
 
@@ -110,16 +110,6 @@ class TokenGrant:
         """The RFC 6749 token response body."""
         return {"access_token": self.access_token, "token_type": "bearer", "expires_in": self.expires_in,
                 "scope": self.scope}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is a loopback address (or "localhost")."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_open_mode(open_on_loopback: bool, host: str) -> None:

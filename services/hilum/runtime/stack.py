@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from hilum.common.addresses import is_loopback
 from hilum.common.grpc_server import is_serving
 from hilum.common.metrics import MULTIPROC_ENV
 from hilum.common.polling import wait_until
 from hilum.common.settings import HilumSettings, settings_env
-from hilum.fhir_api.auth import is_loopback
 from hilum.ingestion import dimse_scp
 from hilum.ingestion.stow import DICOMWEB_PREFIX
 from hilum.runtime import redis_server, triton

@@ -17,6 +17,7 @@ import redis
 
 from hilum.cds.services import Hook, service_id
 from hilum.common.cds_view import write_view
+from hilum.common.db.session import upgrade_database
 from hilum.common.polling import wait_until
 from hilum.common.settings import HilumSettings, settings_env
 from hilum.runtime.cds_server import build_app, listening_socket
@@ -64,6 +65,7 @@ def test_several_workers_serve_signed_calls(settings: HilumSettings, redis_clien
                                             tmp_path: Path) -> None:
     url = "redis://{host}:{port}/0".format(**redis_client.connection_pool.connection_kwargs)
     write_view(redis_client, make_view(patient_id="MRN-7", patient_system=MRN_SYSTEM))
+    upgrade_database(settings.database_url)  # each call is recorded in the audit trail there
     base = settings.cds.base_url
     with LocalIssuer() as issuer:
         env = {**os.environ, **cds_env(settings, url, issuer, workers=2)}
