@@ -551,7 +551,8 @@ def test_the_grpc_apis_stay_on_the_pods_loopback_until_tls_and_a_token_protect_t
 
 def test_a_bearer_token_opens_the_grpc_apis_over_tls(tmp_path: Path) -> None:
     path = tmp_path / "grpc.yaml"
-    path.write_text("grpc:\n  tls:\n    existingSecret: hilum-grpc-tls\n  auth:\n    existingSecret: hilum-grpc-token\n")
+    path.write_text("grpc:\n  tls:\n    existingSecret: hilum-grpc-tls\n"
+                    "  auth:\n    existingSecret: hilum-grpc-token\n")
     result = _template([path])
     assert result.returncode == 0, result.stderr
     manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]

@@ -27,6 +27,8 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import AuthorizationError, ResourceNotFound
 from requests import HTTPError
 
+from hilum.audit.spool import AuditSpool
+from hilum.audit.trail import AuditTrail
 from hilum.cds.app import create_app
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
 from hilum.fhir_api.app import FhirApi
@@ -68,7 +70,8 @@ def running_api(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisSer
     redis_client = redis.Redis.from_url(redis_server.url)
     backend = BackendClient("integration-engine")
     auth = SmartAuth([backend.registration()], redis_client, token_lifetime_s=300)
-    app = create_app(redis_client, fhir_api=FhirApi(sessions=sessions, auth=auth, default_page_size=5))
+    app = create_app(redis_client, fhir_api=FhirApi(sessions=sessions, auth=auth, default_page_size=5,
+                                                    audit=AuditSpool(redis_client, AuditTrail("fhir-api"))))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import socket
-import threading
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,14 +19,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from hilum.audit.dicom_message import dicom_audit_message
 from hilum.audit.syslog import SyslogSender, syslog_message
 from hilum.common.db.models import AuditOutboxRow
-from hilum.common.metrics import AUDIT_EXPORT_FAILURES, AUDIT_EXPORTED
+from hilum.common.metrics import AUDIT_EXPORTED
 from hilum.common.settings import AuditSection
 from hilum.fhir_api.tables import FhirResourceRow
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "hilum"
-MAX_BACKOFF_S = 60.0
 
 
 class AuditExporter:
@@ -72,22 +70,3 @@ def exporter_from_settings(section: AuditSection, sessions: sessionmaker[Session
     sender = SyslogSender(section.syslog_url, section.syslog_timeout_s, section.tls_ca_file,
                           section.tls_cert_file, section.tls_key_file)
     return AuditExporter(sessions, sender, section.export_batch)
-
-
-def run_audit_export(exporter: AuditExporter, stop: threading.Event, poll_s: float = 1.0) -> None:
-    """Export rounds until stop is set: back to back while events are queued, every poll_s when none are, and after
-    a failure (the repository or the database is down) with a backoff doubling up to a minute."""
-    backoff_s = poll_s
-    while not stop.is_set():
-        try:
-            if exporter.export_round():
-                backoff_s = poll_s
-                continue
-        except Exception as exc:  # the repository or the database is down: the events stay queued
-            AUDIT_EXPORT_FAILURES.inc()
-            log.warning("audit export will try again", extra={"error_type": type(exc).__name__,
-                                                              "retry_after_s": backoff_s})
-            stop.wait(backoff_s)
-            backoff_s = min(MAX_BACKOFF_S, backoff_s * 2)
-            continue
-        stop.wait(poll_s)

@@ -1,11 +1,15 @@
 """Recording AuditEvents: each is stored in Hilum's FHIR store in the caller's own transaction (so an access and its
 record commit together, or neither does) and, where a syslog export is configured, queued for it in the same
-transaction."""
+transaction. The pipeline's stages record this way; the HTTP doors push onto the spool (spool.py), which the
+assembler's audit thread stores the same way."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db.models import AuditOutboxRow
@@ -19,11 +23,7 @@ from hilum.common.fhir.audit_event import (
 from hilum.common.metrics import AUDIT_EVENTS
 from hilum.common.settings import FhirSection, HilumSettings
 from hilum.common.study import PatientInfo
-from hilum.fhir_api.store import store_resource
-
-
-class AuditUnavailable(RuntimeError):
-    """An access refused because its audit record could not be written (the message names the error's type only)."""
+from hilum.fhir_api.store import store_new_resources
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,31 @@ class AuditTrail:
 
     def record(self, session: Session, record: AuditRecord) -> str:
         """Store the record's AuditEvent in session (and queue it for export); returns its id."""
-        event = audit_event(record, self.observer, self.site)
-        store_resource(session, event, record.recorded)
-        if self.export:
-            session.add(AuditOutboxRow(event_id=event["id"]))
+        return self.record_all(session, [record])[0]
+
+    def record_all(self, session: Session, records: list[AuditRecord]) -> list[str]:
+        """record() for several records at once (fewer statements); returns their ids, in order."""
+        events = [self.event(record) for record in records]
+        self.store_events(session, events, datetime.now(UTC))
+        for record in records:
+            self.count(record)
+        return [str(event["id"]) for event in events]
+
+    def event(self, record: AuditRecord) -> dict[str, Any]:
+        """The record's AuditEvent as this service observes it (a new id)."""
+        return audit_event(record, self.observer, self.site)
+
+    def store_events(self, session: Session, events: list[dict[str, Any]], now: datetime) -> None:
+        """Store new AuditEvents in session, and queue them for export where there is one."""
+        store_new_resources(session, events, now)
+        if self.export and events:
+            session.connection().execute(insert(cast(Table, AuditOutboxRow.__table__)), [
+                {"event_id": event["id"], "created_at": now} for event in events])
+
+    @staticmethod
+    def count(record: AuditRecord) -> None:
+        """Count a recorded event (hilum_audit_events_total)."""
         AUDIT_EVENTS.labels(type=record.kind.name.lower(), outcome=record.outcome.value).inc()
-        return str(event["id"])
 
     def record_now(self, sessions: sessionmaker[Session], record: AuditRecord) -> str:
         """record() in a transaction of its own (an access that changed nothing in the database)."""

@@ -30,7 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hilum.audit.trail import AuditTrail, AuditUnavailable
+from hilum.audit.spool import AuditSpool
+from hilum.audit.trail import AuditTrail
 from hilum.cds.access_audit import patient_record
 from hilum.cds.auth import JwtVerifier, Unauthorized, authorize, unauthorized_response
 from hilum.cds.card_schema import Card, CdsResponse
@@ -81,26 +82,22 @@ class CdsState:
     order_lookback_days: int
     sessions: sessionmaker[Session] | None = None
     readiness_timeout_s: float = CdsSection().redis_timeout_s
-    # Where each call that reads a patient's result is recorded (in the database of `sessions`); None: not audited,
-    # for a service without a database (tests of the cards alone).
-    audit: AuditTrail | None = None
+    # Where each call that reads a patient's result is recorded (the audit spool, drained into the database by the
+    # assembler); None: not audited (tests of the cards alone).
+    audit: AuditSpool | None = None
 
     async def latest_view(self, body: HookRequest, request: Request) -> CdsView | None:
         """The latest result of the call's patient (matched on MRN system and value), or None, recorded in the audit
-        trail before it is answered. A Patient that must be fetched from the EHR is fetched on a worker thread.
-        Raises PatientUnavailable, and AuditUnavailable when the audit record cannot be written."""
+        trail (its spool) before it is answered. A Patient that must be fetched from the EHR is fetched on a worker
+        thread. Raises PatientUnavailable, and redis.RedisError (a 503) when Redis cannot be read or take the record."""
         patient = trusted_prefetch(body)
         if patient is None:
             patient = await run_in_threadpool(fetch_patient, body)
         patient_ids = mrns(patient, self.mrn_system)
         views = [view for pid in patient_ids if (view := read_latest(self.redis, self.mrn_system, pid)) is not None]
         latest = max(views, key=CdsView.rank, default=None)
-        if self.audit is not None and self.sessions is not None:
-            record = patient_record(body, request, self.mrn_system, patient_ids, latest)
-            try:
-                await run_in_threadpool(self.audit.record_now, self.sessions, record)
-            except SQLAlchemyError as exc:
-                raise AuditUnavailable(type(exc).__name__) from exc
+        if self.audit is not None:
+            self.audit.record(patient_record(body, request, self.mrn_system, patient_ids, latest))
         return latest
 
     def card_context(self, body: HookRequest) -> CardContext:
@@ -311,15 +308,6 @@ async def _precondition_failed(request: Request, error: Exception) -> JSONRespon
     return JSONResponse(status_code=412, content={"error": str(error)})
 
 
-async def _audit_unavailable(request: Request, error: Exception) -> JSONResponse:
-    """503 when the call's audit record cannot be written (the database is down): no patient's result is shown
-    unaudited."""
-    if not isinstance(error, AuditUnavailable):
-        raise error
-    log.error("CDS call refused: its audit record could not be written (%s)", error)
-    return JSONResponse(status_code=503, content={"error": "audit trail unavailable"}, headers={"Retry-After": "5"})
-
-
 async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
     """503 when Redis (the precomputed results, the JWT replay store) cannot be reached: the EHR may retry, and
     the call is never answered as if the patient had no result."""
@@ -344,19 +332,19 @@ def create_app(
     Service calls and feedback need a JWT from one of `trusted_issuers` (none: every call is refused) whose
     aud is `public_url` + "/cds-services/" + the service id; used jtis are kept in `redis_client`.
     /healthz, /readyz (Redis, and the database of `sessions` when given) and /metrics need no JWT and are left
-    out of the OpenAPI schema. Given `audit` and `sessions`, every call that reads a patient's result is recorded
-    as an AuditEvent before it is answered (503 when it cannot be).
+    out of the OpenAPI schema. Given `audit`, every call that reads a patient's result is recorded as an AuditEvent
+    (pushed onto the audit spool in `redis_client`) before it is answered (503 when it cannot be).
     """
     app = fastapi_app(title="Hilum CDS Hooks", version="2.0")
     app.state.cds = CdsState(redis=redis_client, clock=clock, mrn_system=patient_identifier_system,
                              public_url=public_url.rstrip("/"), order_lookback_days=order_lookback_days,
-                             sessions=sessions, readiness_timeout_s=readiness_timeout_s, audit=audit)
+                             sessions=sessions, readiness_timeout_s=readiness_timeout_s,
+                             audit=AuditSpool(redis_client, audit) if audit is not None else None)
     app.state.jwt_verifier = JwtVerifier(trusted_issuers, public_url, redis_client, clock_skew_s=clock_skew_s)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(Unauthorized, unauthorized_response)
     app.add_exception_handler(PatientUnavailable, _precondition_failed)
     app.add_exception_handler(redis.RedisError, _store_unavailable)
-    app.add_exception_handler(AuditUnavailable, _audit_unavailable)
     # Browser-based EHRs call from their own origin; the bearer JWT, not a cookie, is what authenticates.
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
                        allow_headers=["Authorization", "Content-Type"])

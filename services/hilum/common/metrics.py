@@ -63,8 +63,9 @@ HTTP_REQUEST_DURATION = Histogram("hilum_http_request_duration_seconds",
 AUDIT_EVENTS = Counter("hilum_audit_events_total", "AuditEvents recorded, per event type and outcome (0, 4, 8, 12).",
                        ["type", "outcome"])
 AUDIT_EXPORTED = Counter("hilum_audit_exported_total", "AuditEvents sent to the syslog audit repository.")
-AUDIT_EXPORT_FAILURES = Counter("hilum_audit_export_failures_total",
-                                "Rounds of the syslog audit export that failed (the events wait and are sent again).")
+AUDIT_ROUND_FAILURES = Counter("hilum_audit_round_failures_total",
+                               "Rounds of the assembler's audit thread that failed: the spool could not be moved into "
+                               "the database, or the outbox not sent to the syslog repository (the events wait).")
 # Set by the inference gRPC server as it asks Triton; in multiprocess mode the latest value of a live process.
 MODEL_READY = Gauge("hilum_model_ready", "Whether Triton has the model ready (1) or not (0), per model inference uses.",
                     ["model"], multiprocess_mode="livemostrecent")

@@ -20,10 +20,10 @@ import redis
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hilum.audit.trail import AuditTrail, audit_trail
+from hilum.audit.spool import AuditSpool
+from hilum.audit.trail import audit_trail
 from hilum.common.fastapi_app import fastapi_app
 from hilum.common.fhir.audit_event import READ as READ_INTERACTION
 from hilum.common.fhir.audit_event import SEARCH as SEARCH_INTERACTION
@@ -71,12 +71,12 @@ class FhirError(Exception):
 
 @dataclass
 class FhirApi:
-    """What the API's handlers use: database sessions, the token checks, page sizes, the clock, the base URL
-    clients see (empty: taken from each request), and the audit trail every read and search is recorded in."""
+    """What the API's handlers use: database sessions, the token checks, the audit spool every read and search is
+    recorded on, page sizes, the clock, and the base URL clients see (empty: taken from each request)."""
 
     sessions: sessionmaker[Session]
     auth: SmartAuth
-    audit: AuditTrail = field(default_factory=lambda: AuditTrail("fhir-api"))
+    audit: AuditSpool
     default_page_size: int = 50
     max_page_size: int = 500
     public_url: str = ""
@@ -142,8 +142,8 @@ def _not_modified(request: Request, version: StoredVersion) -> bool:
 def _record_access(api: FhirApi, record: AuditRecord) -> None:
     """Record a call's AuditEvent before it is answered: a call whose record cannot be written is refused (503)."""
     try:
-        api.audit.record_now(api.sessions, record)
-    except SQLAlchemyError as exc:
+        api.audit.record(record)
+    except redis.RedisError as exc:
         log.error("FHIR API call refused: its audit record could not be written",
                   extra={"error_type": type(exc).__name__})
         raise FhirError(503, "the audit trail could not be written; try again later") from None
@@ -398,4 +398,4 @@ def fhir_api_from_settings(settings: HilumSettings, redis_client: redis.Redis,
                      open_mode=section.open_on_loopback, clock_skew_s=settings.cds.clock_skew_s)
     return FhirApi(sessions=sessions, auth=auth, default_page_size=section.default_page_size,
                    max_page_size=section.max_page_size, public_url=settings.cds.public_url,
-                   audit=audit_trail(settings, "fhir-api"))
+                   audit=AuditSpool(redis_client, audit_trail(settings, "fhir-api")))

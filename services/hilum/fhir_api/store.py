@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from hilum.common.fhir.audit_event import audited_patients
@@ -274,6 +274,35 @@ def _store(session: Session, resource: Json, key: tuple[str, str], now: datetime
                                        last_updated_us=last_updated, deleted=False, resource=text))
     session.flush()
     return StoredRef(resource_type, resource_id, version, outcome), row
+
+
+def store_new_resources(session: Session, resources: list[Json], now: datetime) -> None:
+    """Store resources known to be new (fresh ids, e.g. uuid4: an AuditEvent), each as version 1, in three statements
+    for the lot (plain inserts: no current row is looked for, and nothing references a stored Patient to index by).
+    Raises InvalidResource, and the database's IntegrityError for an id already stored."""
+    if not resources:
+        return
+    last_updated = to_us(now)
+    rows: list[dict[str, Any]] = []
+    terms: list[SearchTerms] = []
+    for resource in resources:
+        resource_type, resource_id = _type_and_id(resource)
+        found = search_terms(resource)
+        terms.append(found)
+        rows.append({"resource_type": resource_type, "resource_id": resource_id, "version_id": 1,
+                     "last_updated_us": last_updated, "deleted": False, "resource": _served(resource, 1, last_updated),
+                     "patient_ref": found.patient_ref, "status": found.status, "date_low_us": found.date_low_us,
+                     "date_high_us": found.date_high_us})
+    connection = session.connection()
+    current = cast(Table, FhirResourceRow.__table__)
+    stored = connection.execute(insert(current).returning(current.c.seq, sort_by_parameter_order=True), rows)
+    tokens = [{"resource_seq": seq, "param": t.param, "system": t.system, "value": t.value}
+              for seq, found in zip(stored.scalars(), terms, strict=True) for t in found.tokens]
+    if tokens:
+        connection.execute(insert(cast(Table, FhirTokenRow.__table__)), tokens)
+    connection.execute(insert(cast(Table, FhirResourceVersionRow.__table__)), [
+        {key: row[key] for key in ("resource_type", "resource_id", "version_id", "last_updated_us", "deleted",
+                                   "resource")} for row in rows])
 
 
 def delete_resource(session: Session, resource_type: str, resource_id: str, now: datetime) -> StoredRef | None:

@@ -14,8 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.grpc_server import StartedServer, serve_until_signalled
 from hilum.common.heartbeat import install_worker_heartbeat, stop_event
@@ -133,8 +135,9 @@ def run_assembler(settings: HilumSettings, app: Celery, stop: threading.Event) -
     """Hand complete studies to inference through app every settings.ingestion.assembly_poll_s until stop is set, and
     studies and deliveries stalled for settings.queue.stalled_after_s again (their queue message was lost).
 
-    A failure to reach the database or the broker is logged and tried again at the next poll. With
-    settings.audit.syslog_url, the audit export runs beside it in a thread of its own.
+    A failure to reach the database or the broker is logged and tried again at the next poll. The audit rounds run
+    beside it in a thread of their own: the HTTP doors' audit spool moved into the database and, with
+    settings.audit.syslog_url, the audit trail sent to its repository.
     """
     from hilum.common.connections import open_sessions
     from hilum.common.queue import Stage, enqueue
@@ -143,11 +146,7 @@ def run_assembler(settings: HilumSettings, app: Celery, stop: threading.Event) -
 
     stalled_after = timedelta(seconds=settings.queue.stalled_after_s)
     sessions = open_sessions(settings)
-    if settings.audit.syslog_url:
-        from hilum.audit.export import exporter_from_settings, run_audit_export
-
-        threading.Thread(target=run_audit_export, args=(exporter_from_settings(settings.audit, sessions), stop),
-                         name="audit-export", daemon=True).start()
+    _start_audit_rounds(settings, sessions, stop)
     assembler = Assembler(sessions, lambda reference: enqueue(app, Stage.INFERENCE, reference),
                           stalled_after=stalled_after)
     # Stalled studies are looked for a few times per stalled_after (at most once a minute): a cheap indexed query.
@@ -163,6 +162,19 @@ def run_assembler(settings: HilumSettings, app: Celery, stop: threading.Event) -
             assembler.hand_on_due()
         except Exception as exc:  # the database or the broker is down: the studies stay due
             log.warning("assembler will try again", extra={"error_type": type(exc).__name__})
+
+
+def _start_audit_rounds(settings: HilumSettings, sessions: sessionmaker[Session], stop: threading.Event) -> None:
+    """Start the audit thread (hilum.audit.rounds) until stop is set."""
+    from hilum.audit.export import exporter_from_settings
+    from hilum.audit.rounds import audit_round, run_audit_rounds
+    from hilum.audit.trail import audit_trail
+    from hilum.common.connections import open_redis
+
+    exporter = exporter_from_settings(settings.audit, sessions) if settings.audit.syslog_url else None
+    one_round = partial(audit_round, open_redis(settings, timeout_s=10.0), sessions, audit_trail(settings, "audit"),
+                        exporter)
+    threading.Thread(target=run_audit_rounds, args=(one_round, stop), name="audit", daemon=True).start()
 
 
 def worker_app(names: Sequence[str], settings: HilumSettings) -> Celery:

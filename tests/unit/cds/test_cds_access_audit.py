@@ -1,5 +1,6 @@
 """Every CDS Hooks call that reads a patient's result is an AuditEvent (the EHR, the patient, the hook, the report
-shown), written before the cards are answered; a call whose record cannot be written is refused."""
+shown), pushed onto the audit spool before the cards are answered and moved into the database by the drain; a call
+whose record cannot be pushed is refused."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.spool import SPOOL_KEY, drain_spool
 from hilum.audit.trail import AuditTrail
 from hilum.cds.app import create_app
 from hilum.cds.services import Hook
@@ -32,6 +33,7 @@ from tests.unit.cds.hook_bodies import (
 @pytest.fixture
 def audited(redis_client: redis.Redis, issuer: LocalIssuer,
             sqlite_sessions: sessionmaker[Session]) -> Iterator[TestClient]:
+    redis_client.delete(SPOOL_KEY)
     app = create_app(redis_client, clock=lambda: NOW, patient_identifier_system=MRN_SYSTEM,
                      trusted_issuers=[issuer.trusted_issuer], public_url=PUBLIC_URL, sessions=sqlite_sessions,
                      audit=AuditTrail("cds", patient_system=MRN_SYSTEM))
@@ -49,6 +51,8 @@ def test_a_call_that_shows_a_result_names_the_ehr_patient_hook_and_report(
     assert audited.post(service_url(Hook.PATIENT_VIEW), json=body).json()["cards"]
     assert audited.post(service_url(Hook.PATIENT_VIEW),
                         json=hook_request(prefetch=prefetched((MRN_SYSTEM, "MRN-0099")))).json() == {"cards": []}
+    assert redis_client.llen(SPOOL_KEY) == 2  # recorded before the answers
+    assert drain_spool(redis_client, sqlite_sessions, AuditTrail("audit")) == 2
     shown, none = audit_events(sqlite_sessions, "110110")
     assert shown["agent"][0]["who"]["identifier"]["value"] == issuer.iss and shown["agent"][0]["requestor"]
     assert shown["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
@@ -60,19 +64,20 @@ def test_a_call_that_shows_a_result_names_the_ehr_patient_hook_and_report(
     assert {d["type"]: d["valueString"] for d in none["entity"][-1]["detail"]}["result"] == "none"
 
 
-def test_a_call_that_reads_no_patient_is_not_audited(audited: TestClient,
-                                                     sqlite_sessions: sessionmaker[Session]) -> None:
+def test_a_call_that_reads_no_patient_is_not_audited(audited: TestClient, redis_client: redis.Redis) -> None:
     unrelated = hook_request(Hook.ORDER_SELECT, context={"draftOrders": {"resourceType": "Bundle", "entry": []}})
     assert audited.post(service_url(Hook.ORDER_SELECT), json=unrelated).status_code == 200
-    assert audit_events(sqlite_sessions) == []
+    assert redis_client.llen(SPOOL_KEY) == 0
 
 
-def test_a_call_whose_audit_record_cannot_be_written_is_refused(
-        audited: TestClient, redis_client: redis.Redis, view_factory: Callable[..., CdsView],
-        sqlite_sessions: sessionmaker[Session]) -> None:
+def test_a_call_whose_audit_record_cannot_be_pushed_gets_no_cards(
+        audited: TestClient, redis_client: redis.Redis, view_factory: Callable[..., CdsView]) -> None:
     write_view(redis_client, view_factory(patient_id="MRN-0042", patient_system=MRN_SYSTEM))
-    with sqlite_sessions.begin() as session:
-        session.execute(text("DROP TABLE fhir_resource_versions"))
-    refused = audited.post(service_url(Hook.PATIENT_VIEW), json=hook_request(prefetch=prefetched(
-        (MRN_SYSTEM, "MRN-0042"))))
-    assert refused.status_code == 503 and refused.json() == {"error": "audit trail unavailable"}
+    redis_client.config_set("maxmemory", "1")  # Redis refuses every write (noeviction), still answers reads
+    try:
+        refused = audited.post(service_url(Hook.PATIENT_VIEW), json=hook_request(prefetch=prefetched(
+            (MRN_SYSTEM, "MRN-0042"))))
+    finally:
+        redis_client.config_set("maxmemory", "0")
+    assert refused.status_code == 503 and "cards" not in refused.json()
+    assert redis_client.llen(SPOOL_KEY) == 0

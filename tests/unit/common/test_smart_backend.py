@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.spool import AuditSpool
+from hilum.audit.trail import AuditTrail
 from hilum.cds.app import create_app
 from hilum.common.errors import PermanentError
 from hilum.common.settings import FhirApiClient, FhirDestination
@@ -37,7 +39,7 @@ def server(sqlite_sessions: sessionmaker[Session], redis_client: redis.Redis) ->
     clients = [FhirApiClient(client_id="hilum-rsa", public_key_pem=_public_pem(RSA_KEY), scopes=["system/*.rs"]),
                FhirApiClient(client_id="hilum-ec", public_key_pem=_public_pem(EC_KEY), scopes=["system/*.rs"])]
     api = FhirApi(sessions=sqlite_sessions, auth=SmartAuth(clients, redis_client, token_lifetime_s=60),
-                  default_page_size=10, max_page_size=10)
+                  audit=AuditSpool(redis_client, AuditTrail("fhir-api")), default_page_size=10, max_page_size=10)
     with TestClient(create_app(redis_client, fhir_api=api)) as client:
         yield client
 

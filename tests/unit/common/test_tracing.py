@@ -65,18 +65,3 @@ def test_spans_reach_the_collector_and_a_stored_context_continues_the_trace() ->
     assert handed.span.trace_id == door.span.trace_id and handed.span.parent_span_id == door.span.span_id
     assert told["stored"].split("-")[1] == door.span.trace_id.hex()
 
-
-def test_a_client_call_outside_any_trace_is_not_recorded_but_one_inside_is() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.sampling import ParentBased
-    from opentelemetry.trace import SpanKind
-
-    from hilum.common.trace_sampling import NoRootClientSpans
-
-    tracer = TracerProvider(sampler=ParentBased(root=NoRootClientSpans())).get_tracer("test")
-    with tracer.start_as_current_span("BRPOP", kind=SpanKind.CLIENT) as polling:
-        assert not polling.is_recording()
-    with tracer.start_as_current_span("run/hilum.reporting.run", kind=SpanKind.CONSUMER) as task:
-        assert task.is_recording()
-        with tracer.start_as_current_span("SET", kind=SpanKind.CLIENT) as command:
-            assert command.is_recording()

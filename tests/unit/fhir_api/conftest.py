@@ -13,6 +13,8 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.spool import AuditSpool
+from hilum.audit.trail import AuditTrail
 from hilum.cds.app import create_app
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
 from hilum.fhir_api.app import FhirApi
@@ -66,8 +68,8 @@ def api(sessions: sessionmaker[Session], redis_client: redis.Redis, backend: Bac
     narrow.key = backend.key
     auth = SmartAuth([backend.registration(), narrow.registration(("system/DiagnosticReport.rs",))], redis_client,
                      token_lifetime_s=300)
-    return FhirApi(sessions=sessions, auth=auth, default_page_size=2, max_page_size=10,
-                   clock=lambda: datetime(2025, 6, 1, tzinfo=UTC))
+    return FhirApi(sessions=sessions, auth=auth, audit=AuditSpool(redis_client, AuditTrail("fhir-api")),
+                   default_page_size=2, max_page_size=10, clock=lambda: datetime(2025, 6, 1, tzinfo=UTC))
 
 
 @pytest.fixture
