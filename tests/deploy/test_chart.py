@@ -77,6 +77,22 @@ def _manifests(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
+def _rendered_with(tmp_path: Path, values: str) -> list[dict[str, Any]]:
+    """The manifests the chart renders with a values file holding `values` (over the defaults)."""
+    path = tmp_path / "values.yaml"
+    path.write_text(values)
+    result = _template([path])
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _configmap_settings(manifests: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> HilumSettings:
+    """The settings a process reads from the rendered ConfigMap's variables."""
+    for key, value in next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"].items():
+        monkeypatch.setenv(key, value)
+    return HilumSettings()
+
+
 def _pod_specs(manifests: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(kind/name, pod template metadata, pod spec) of every workload."""
     for doc in manifests:
@@ -462,11 +478,7 @@ def test_priors_has_no_fhir_server_unless_one_is_configured(rendering: tuple[str
 
 
 def test_a_priors_fhir_server_reaches_the_priors_pods_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "priors.yaml"
-    path.write_text(PRIORS_FHIR_VALUES)
-    result = _template([path])
-    assert result.returncode == 0, result.stderr
-    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    manifests = _rendered_with(tmp_path, PRIORS_FHIR_VALUES)
     priors: dict[str, dict[str, Any]] = {}
     for where, metadata, spec in _pod_specs(manifests):
         if metadata["labels"]["app.kubernetes.io/component"] in ("priors-api", "priors-worker"):
@@ -513,20 +525,14 @@ def test_a_priors_fhir_server_reaches_the_priors_pods_only(tmp_path: Path, monke
 
 def test_a_pacs_prior_source_lets_the_priors_pods_reach_the_pacs(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "priors-pacs.yaml"
-    path.write_text("config:\n  priors:\n    sources: [pacs, store]\n"
-                    "  pacs:\n    aeTitle: PACS\n    host: pacs.hospital.example\n    port: 11112\n")
-    result = _template([path])
-    assert result.returncode == 0, result.stderr
-    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    manifests = _rendered_with(tmp_path, "config:\n  priors:\n    sources: [pacs, store]\n  pacs:\n"
+                                         "    aeTitle: PACS\n    host: pacs.hospital.example\n    port: 11112\n")
     assert {"priors-api", "priors-worker"} <= _external_clients(manifests)
     assert not _unexpected_external_clients(manifests) and not _network_problems(manifests)
     external = next(doc for doc in manifests if doc["kind"] == "NetworkPolicy"
                     and doc["metadata"]["name"] == "hilum-external-clients")
     assert {"protocol": "TCP", "port": 11112} in external["spec"]["egress"][0]["ports"]
-    for key, value in next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"].items():
-        monkeypatch.setenv(key, value)
-    settings = HilumSettings()
+    settings = _configmap_settings(manifests, monkeypatch)
     assert settings.priors.sources == ["pacs", "store"]
     assert (settings.pacs.ae_title, settings.pacs.host, settings.pacs.port) == ("PACS", "pacs.hospital.example", 11112)
 
@@ -550,12 +556,8 @@ def test_the_grpc_apis_stay_on_the_pods_loopback_until_tls_and_a_token_protect_t
 
 
 def test_a_bearer_token_opens_the_grpc_apis_over_tls(tmp_path: Path) -> None:
-    path = tmp_path / "grpc.yaml"
-    path.write_text("grpc:\n  tls:\n    existingSecret: hilum-grpc-tls\n"
-                    "  auth:\n    existingSecret: hilum-grpc-token\n")
-    result = _template([path])
-    assert result.returncode == 0, result.stderr
-    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    manifests = _rendered_with(tmp_path, "grpc:\n  tls:\n    existingSecret: hilum-grpc-tls\n"
+                                         "  auth:\n    existingSecret: hilum-grpc-token\n")
     assert next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"]["HILUM_GRPC__HOST"] == "0.0.0.0"
     api = next(doc for doc in manifests if doc["kind"] == "Deployment"
                and doc["metadata"]["name"] == "hilum-ingestion-api")
@@ -563,9 +565,7 @@ def test_a_bearer_token_opens_the_grpc_apis_over_tls(tmp_path: Path) -> None:
     assert env["HILUM_GRPC__BEARER_TOKEN"]["valueFrom"] == {
         "secretKeyRef": {"name": "hilum-grpc-token", "key": "bearer-token"}}
     assert not _secret_problems(manifests)
-    tls_only = tmp_path / "tls-only.yaml"
-    tls_only.write_text("grpc:\n  tls:\n    existingSecret: hilum-grpc-tls\n")
-    alone = [doc for doc in yaml.safe_load_all(_template([tls_only]).stdout) if doc]
+    alone = _rendered_with(tmp_path, "grpc:\n  tls:\n    existingSecret: hilum-grpc-tls\n")
     assert next(doc for doc in alone if doc["kind"] == "ConfigMap")["data"]["HILUM_GRPC__HOST"] == "127.0.0.1"
 
 
@@ -574,11 +574,8 @@ def test_a_bearer_token_opens_the_grpc_apis_over_tls(tmp_path: Path) -> None:
     ("udp://siem.hospital.example", "UDP", 514), ("tcp://10.0.0.9:1601", "TCP", 1601)])
 def test_the_audit_export_runs_in_the_assembler_and_may_reach_the_repository(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, protocol: str, port: int) -> None:
-    path = tmp_path / "audit.yaml"
-    path.write_text(f"audit:\n  site: St Elsewhere\n  syslog:\n    url: {url}\n    tlsSecret: hilum-audit-tls\n")
-    result = _template([path])
-    assert result.returncode == 0, result.stderr
-    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    manifests = _rendered_with(
+        tmp_path, f"audit:\n  site: St Elsewhere\n  syslog:\n    url: {url}\n    tlsSecret: hilum-audit-tls\n")
     assert "assembler" in _external_clients(manifests) and not _network_problems(manifests)
     external = next(doc for doc in manifests if doc["kind"] == "NetworkPolicy"
                     and doc["metadata"]["name"] == "hilum-external-clients")
@@ -587,9 +584,7 @@ def test_the_audit_export_runs_in_the_assembler_and_may_reach_the_repository(
                      and doc["metadata"]["name"] == "hilum-assembler")
     env = {item["name"]: item.get("value") for item in assembler["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["HILUM_AUDIT__TLS_CERT_FILE"] == "/etc/hilum/audit-tls/tls.crt"
-    for key, value in next(doc for doc in manifests if doc["kind"] == "ConfigMap")["data"].items():
-        monkeypatch.setenv(key, value)
-    settings = HilumSettings()
+    settings = _configmap_settings(manifests, monkeypatch)
     assert (settings.audit.site, settings.audit.syslog_url) == ("St Elsewhere", url)
 
 
