@@ -1,8 +1,9 @@
 """`hilum status` without a study: the whole pipeline at a glance, for the person on call.
 
-Read straight from the two places that hold the truth: Redis (each stage's queue, and the messages workers hold
-unacknowledged) and the database (studies by state, the oldest still in flight, failures, dead letters waiting for
-replay, deliveries given up on). Studies are named by their log reference (study_ref), never by UID or patient.
+Read straight from the two places that hold the truth: Redis (each stage's queue, the messages workers hold
+unacknowledged, the audit spool) and the database (studies by state, the oldest still in flight, failures, dead
+letters waiting for replay, deliveries given up on, audit events waiting for the syslog export). Studies are named
+by their log reference (study_ref), never by UID or patient.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import redis
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.spool import SPOOL_KEY
 from hilum.common import study_state
-from hilum.common.db.models import DeadLetterRow, DeliveryRow, StudyRow, stored_utc
+from hilum.common.db.models import AuditOutboxRow, DeadLetterRow, DeliveryRow, StudyRow, stored_utc
 from hilum.common.destinations import DeliveryState
 from hilum.common.logs import study_ref
 from hilum.common.queue import Stage
@@ -37,7 +39,8 @@ class Failure:
 @dataclass(frozen=True)
 class PipelineStatus:
     """Queue depths by stage, messages in workers' hands, studies by state, the oldest study in flight (its age in
-    seconds), the latest failures, dead letters waiting by stage, and deliveries given up on by destination."""
+    seconds), the latest failures, dead letters waiting by stage, deliveries given up on by destination, and the
+    audit events waiting in the doors' spool and for the syslog export."""
 
     queued: dict[str, int]
     in_workers: int
@@ -46,6 +49,8 @@ class PipelineStatus:
     failures: tuple[Failure, ...]
     dead_letters: dict[str, int]
     dead_deliveries: dict[str, int]
+    audit_spooled: int = 0
+    audit_unexported: int = 0
 
     @property
     def in_flight(self) -> int:
@@ -69,10 +74,12 @@ def pipeline_status(sessions: sessionmaker[Session], client: redis.Redis, now: d
                           .where(DeadLetterRow.replayed_at.is_(None)).group_by(DeadLetterRow.stage))
         dead = _counts(session, select(DeliveryRow.destination, func.count())
                        .where(DeliveryRow.status == DeliveryState.DEAD.value).group_by(DeliveryRow.destination))
+        unexported = session.scalar(select(func.count()).select_from(AuditOutboxRow)) or 0
     return PipelineStatus(
         queued=queued, in_workers=in_workers, studies=by_state,
         oldest_in_flight_s=(now - stored_utc(oldest)).total_seconds() if oldest is not None else None,
         failures=failures, dead_letters=letters, dead_deliveries=dead,
+        audit_spooled=int(client.llen(SPOOL_KEY)), audit_unexported=unexported,
     )
 
 
@@ -87,6 +94,8 @@ def status_lines(status: PipelineStatus) -> list[str]:
         f"queues: {queues}; {status.in_workers} in workers' hands",
         f"studies: {counts}",
         f"in flight: {status.in_flight}{oldest}",
+        f"audit trail: {status.audit_spooled} events in the doors' spool, {status.audit_unexported} waiting for the "
+        "syslog export (the assembler moves and sends them; docs/audit.md)",
     ]
     for failure in status.failures:
         lines.append(f"  failed {failure.at:%Y-%m-%d %H:%M:%S} study {failure.ref}: {failure.error}")

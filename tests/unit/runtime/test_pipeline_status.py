@@ -10,12 +10,15 @@ import redis as redis_lib
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum import cli
+from hilum.audit.spool import SPOOL_KEY, AuditSpool
+from hilum.audit.trail import AuditTrail
 from hilum.common import study_state
 from hilum.common.connections import open_sessions
 from hilum.common.db import studies
 from hilum.common.db.models import DeliveryRow
 from hilum.common.db.session import upgrade_database
 from hilum.common.dead_letters import dead_letter_sink
+from hilum.common.fhir.audit_event import AuditAgent, AuditKind, AuditRecord
 from hilum.common.logs import study_ref
 from hilum.common.queue import Stage, create_celery_app, enqueue
 from hilum.common.settings import HilumSettings, RedisSection
@@ -63,6 +66,7 @@ def test_the_pipeline_at_a_glance(sqlite_sessions: sessionmaker[Session], redis_
     assert lines[0] == "queues: ingestion 0, inference 0, priors 1, reporting 0, publishing 0; 0 in workers' hands"
     assert lines[1] == "studies: RECEIVED 1, INFERRED 1, COMPARED 0, REPORTED 1, ANALYSED 1, FAILED 2"
     assert lines[2] == "in flight: 2; oldest received 60 min ago"
+    assert lines[3].startswith("audit trail: 0 events in the doors' spool, 0 waiting for the syslog export")
     assert f"study {study_ref('1.2.826.9.6')}: inference: image unreadable: no pixel data" in "\n".join(lines)
     assert lines[-2].startswith("dead letters waiting: 1 (inference 1; `hilum dead-letters list`")
     assert lines[-1].startswith("deliveries given up on: 1 (mllp 1; ")
@@ -71,8 +75,21 @@ def test_the_pipeline_at_a_glance(sqlite_sessions: sessionmaker[Session], redis_
 
 
 def test_an_idle_pipeline(sqlite_sessions: sessionmaker[Session], redis_client: redis_lib.Redis) -> None:
+    redis_client.delete(SPOOL_KEY)
     lines = status_lines(pipeline_status(sqlite_sessions, redis_client, NOW))
-    assert lines[2:] == ["in flight: 0", "dead letters waiting: 0", "deliveries given up on: 0"]
+    assert [lines[2], *lines[4:]] == ["in flight: 0", "dead letters waiting: 0", "deliveries given up on: 0"]
+
+
+def test_audit_events_waiting_are_counted(sqlite_sessions: sessionmaker[Session],
+                                          redis_client: redis_lib.Redis) -> None:
+    redis_client.delete(SPOOL_KEY)
+    record = AuditRecord(kind=AuditKind.REST, requestor=AuditAgent(user_id="mirth-engine", requestor=True))
+    AuditSpool(redis_client, AuditTrail("fhir-api")).record(record)
+    with sqlite_sessions.begin() as session:
+        AuditTrail("publishing", export=True).record_all(session, [record, record])
+    status = pipeline_status(sqlite_sessions, redis_client, NOW)
+    assert (status.audit_spooled, status.audit_unexported) == (1, 2)
+    assert "audit trail: 1 events in the doors' spool, 2 waiting for the syslog export" in status_lines(status)[3]
 
 
 def test_hilum_status_and_dead_letters_from_the_command_line(
