@@ -24,13 +24,13 @@ OPEN_MODE_CLIENT = "open-mode-loopback"  # the requestor of a call made without 
 
 
 def _patient(what: object) -> AuditPatient | None:
-    if not isinstance(what, dict):
+    """The patient a Reference names (a stored Patient, or an MRN identifier), or None when it names no patient."""
+    if not isinstance(what, dict) or what.get("type", "Patient") != "Patient":
         return None
     reference = what.get("reference")
-    identifier = what.get("identifier")
     reference = reference if isinstance(reference, str) and reference.startswith("Patient/") else ""
-    if isinstance(identifier, dict) and isinstance(identifier.get("value"), str) and what.get("type", "Patient") \
-            == "Patient":
+    identifier = what.get("identifier")
+    if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
         system = identifier.get("system")
         return AuditPatient(system=system if isinstance(system, str) else "", value=identifier["value"],
                             reference=reference)
