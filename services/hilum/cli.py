@@ -356,12 +356,13 @@ def _purge_images(args: argparse.Namespace, settings: HilumSettings) -> int:
     """Delete the stored images of studies past retention (--dry-run: only say which); one line per study."""
     from datetime import UTC, datetime, timedelta
 
+    from hilum.audit.trail import audit_trail
     from hilum.common.connections import open_object_store, open_sessions
     from hilum.ingestion.retention import purge_images, study_line, summary_line
 
     purged = []
     for study in purge_images(open_sessions(settings), open_object_store(settings), timedelta(days=args.older_than),
-                              datetime.now(UTC), dry_run=args.dry_run):
+                              datetime.now(UTC), dry_run=args.dry_run, audit=audit_trail(settings, "retention")):
         purged.append(study)
         print(study_line(study, args.dry_run), flush=True)
     print(summary_line(purged, args.dry_run))

@@ -15,9 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.audit.trail import AuditTrail
 from hilum.common import study_state
 from hilum.common.db.models import DeliveryRow, InstanceRow, StudyRow
 from hilum.common.destinations import DeliveryState
+from hilum.common.fhir.audit_event import AuditKind, AuditRecord
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore
 
@@ -39,14 +41,16 @@ class PurgedStudy:
 
 
 def purge_images(sessions: sessionmaker[Session], store: ObjectStore, older_than: timedelta, now: datetime, *,
-                 dry_run: bool = False, batch: int = BATCH) -> Iterator[PurgedStudy]:
-    """Delete the stored images of each qualifying study and record when on the study, one transaction per batch;
-    yields each study once its batch is committed. dry_run: yields the same studies and changes nothing.
+                 dry_run: bool = False, batch: int = BATCH, audit: AuditTrail | None = None) -> Iterator[PurgedStudy]:
+    """Delete the stored images of each qualifying study and record when on the study, and in the audit trail (DICOM
+    Study Deleted), one transaction per batch; yields each study once its batch is committed. dry_run: yields the
+    same studies and changes nothing.
 
     Order: the objects are deleted first and the study is marked in the same transaction that selected (and
     locked) it, so a crash half-way leaves it unmarked and the next run deletes again (deletes are idempotent).
     """
     cutoff = now - older_than
+    trail = audit or AuditTrail("retention")
     after = ""  # keyset over Study Instance UIDs: every run ends, dry or not, whatever was skipped
     while True:
         with sessions() if dry_run else sessions.begin() as session:
@@ -61,9 +65,17 @@ def purge_images(sessions: sessionmaker[Session], store: ObjectStore, older_than
                 if not dry_run:
                     _delete(store, study_keys)
                     row.images_purged_at = now
+                    trail.record(session, _deleted_record(trail, row, len(sizes), older_than))
                 found.append(PurgedStudy(row.study_instance_uid, row.state, row.received_at, len(sizes), sum(sizes)))
         yield from found
         after = rows[-1].study_instance_uid
+
+
+def _deleted_record(trail: AuditTrail, row: StudyRow, images: int, older_than: timedelta) -> AuditRecord:
+    """The audit record of one study's images purged under the retention schedule."""
+    return AuditRecord(kind=AuditKind.STUDY_DELETED, requestor=trail.itself, patients=(trail.patient(row.patient),),
+                       study_uids=(row.study_instance_uid,),
+                       details=(("images", str(images)), ("reason", f"retention: older than {older_than.days} days")))
 
 
 def study_line(study: PurgedStudy, dry_run: bool) -> str:

@@ -18,7 +18,7 @@ from hilum.common.db.session import create_db_engine, session_factory, upgrade_d
 from hilum.common.object_store import ObjectStore, dicom_key
 from hilum.common.study import PatientInfo
 from hilum.ingestion.retention import PurgedStudy, purge_images, study_line, summary_line
-from tests.helpers import instance_info, study_header
+from tests.helpers import audit_events, audited_patient_ids, instance_info, study_header
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DAYS_30 = timedelta(days=30)
@@ -97,6 +97,11 @@ def test_old_finished_studies_lose_their_images_and_keep_their_results(sessions:
     assert _results(sessions, "1.1") == [2, 1, 1]  # the instance records, findings and report stay
     assert all(store.exists(key) for key in young + in_flight + due_again + late + pending)
     assert all(_purged_at(sessions, uid) is None for uid in ("1.3", "1.4", "1.5", "1.6", "1.7"))
+    # Each purge is a DICOM Study Deleted in the audit trail, naming the patient and the study.
+    deleted = audit_events(sessions, "110105")
+    assert [e["entity"][1]["what"]["identifier"]["value"] for e in deleted] == ["urn:oid:1.1", "urn:oid:1.2"]
+    assert all(e["action"] == "D" and audited_patient_ids(e) for e in deleted)
+    assert {"type": "reason", "valueString": "retention: older than 30 days"} in deleted[0]["entity"][1]["detail"]
 
 
 def test_a_dry_run_names_the_same_studies_and_changes_nothing(sessions: sessionmaker[Session],
@@ -106,6 +111,7 @@ def test_a_dry_run_names_the_same_studies_and_changes_nothing(sessions: sessionm
     _study(sessions, store, "2.3", study_state.REPORTED, YOUNG)
 
     dry = list(purge_images(sessions, store, DAYS_30, NOW, dry_run=True, batch=1))
+    assert audit_events(sessions) == []  # nothing was deleted
 
     assert [p.study_instance_uid for p in dry] == ["2.1", "2.2"]
     assert all(store.exists(key) for key in keys)

@@ -49,6 +49,7 @@ class AuditKind(Enum):
     INFERENCE = (Code(DICOM_DCM, "110103", "DICOM Instances Accessed"), "R")  # the models read its images
     QUERY = (Code(DICOM_DCM, "110112", "Query"), "E")  # a prior source asked about the patient
     EXPORT = (Code(DICOM_DCM, "110106", "Export"), "R")  # a result sent to a destination
+    STUDY_DELETED = (Code(DICOM_DCM, "110105", "DICOM Study Deleted"), "D")  # its images purged under retention
     PATIENT_RECORD = (Code(DICOM_DCM, "110110", "Patient Record"), "R")  # a CDS Hooks call read the patient's result
     REST = (Code(AUDIT_EVENT_TYPE, "rest", "Restful Operation"), "R")  # a FHIR API read or search
 
