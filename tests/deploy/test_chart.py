@@ -436,7 +436,7 @@ def test_production_uses_external_databases_tls_and_monitoring(rendering: tuple[
     alerts = {rule["alert"] for doc in manifests if doc["kind"] == "PrometheusRule"
               for group in doc["spec"]["groups"] for rule in group["rules"]}
     assert alerts == {"HilumQueueBacklog", "HilumDeadLetters", "HilumStudiesStalled", "HilumDeliveriesDead",
-                      "HilumTritonDown", "HilumCdsLatencyHigh"}
+                      "HilumAuditBehind", "HilumTritonDown", "HilumCdsLatencyHigh"}
     api = next(doc for doc in manifests if doc["metadata"]["name"] == "hilum-ingestion-api"
                and doc["kind"] == "Deployment")
     env = {item["name"]: item.get("value") for item in api["spec"]["template"]["spec"]["containers"][0]["env"]}
