@@ -1,4 +1,5 @@
-"""TLS for Hilum's gRPC services: server and client credentials from the [grpc] settings' PEM files.
+"""TLS for Hilum's gRPC services: server and client credentials from the [grpc] settings' PEM files, and client
+channels that carry the settings' bearer token (grpc_access.py checks it on the server).
 
 Servers and their clients read the same settings: tls_cert_file/tls_key_file are the server's identity and,
 with tls_require_client_cert, the identity a client presents; tls_ca_file is the CA both sides trust.
