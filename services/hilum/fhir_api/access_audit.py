@@ -16,9 +16,8 @@ from hilum.common.fhir.audit_event import (
     AuditPatient,
     AuditRecord,
     Code,
-    audited_patients,
 )
-from hilum.fhir_api.store import PATIENT_ELEMENT
+from hilum.fhir_api.store import patient_references
 
 OPEN_MODE_CLIENT = "open-mode-loopback"  # the requestor of a call made without a token (the embedded stack only)
 
@@ -43,13 +42,8 @@ def patients_of(texts: Iterable[str]) -> tuple[AuditPatient, ...]:
     found: dict[AuditPatient, None] = {}
     for text in texts:
         resource = json.loads(text)
-        resource_type = resource.get("resourceType")
-        if resource_type == "Patient":
-            candidates: list[object] = [{"reference": f"Patient/{resource.get('id')}"}]
-        elif resource_type == "AuditEvent":
-            candidates = list(audited_patients(resource))
-        else:
-            candidates = [resource.get(PATIENT_ELEMENT.get(str(resource_type), ""))]
+        candidates = ([{"reference": f"Patient/{resource.get('id')}"}] if resource.get("resourceType") == "Patient"
+                      else patient_references(resource))
         for candidate in candidates:
             if (patient := _patient(candidate)) is not None:
                 found[patient] = None

@@ -28,7 +28,7 @@ from hilum.common.fastapi_app import fastapi_app
 from hilum.common.fhir.audit_event import READ as READ_INTERACTION
 from hilum.common.fhir.audit_event import SEARCH as SEARCH_INTERACTION
 from hilum.common.fhir.audit_event import VREAD as VREAD_INTERACTION
-from hilum.common.fhir.audit_event import AuditRecord
+from hilum.common.fhir.audit_event import AuditRecord, Code
 from hilum.common.settings import HilumSettings
 from hilum.fhir_api.access_audit import access_record, patients_of
 from hilum.fhir_api.auth import (
@@ -158,6 +158,15 @@ def _serve(request: Request, version: StoredVersion | None) -> Response:
     if _not_modified(request, version):
         return Response(status_code=304, headers=headers)
     return _fhir_json(version.text, headers=headers)
+
+
+def _serve_audited(api: FhirApi, request: Request, version: StoredVersion | None, interaction: Code, client_id: str,
+                   reference: str) -> Response:
+    """_serve, and the read recorded in the audit trail (only what is served: a 404 or 410 records nothing)."""
+    response = _serve(request, version)
+    _record_access(api, access_record(request, interaction, client_id, resources=(reference,),
+                                      patients=patients_of([version.text] if version else [])))
+    return response
 
 
 def capability_statement(base_url: str, now: datetime) -> dict[str, Any]:
@@ -333,11 +342,8 @@ def fhir_router(api: FhirApi) -> APIRouter:
                 raise FhirError(404, "no such resource")
             with api.sessions() as session:
                 version = read_current(session, resource_type, resource_id)
-            response = _serve(request, version)
-            _record_access(api, access_record(request, READ_INTERACTION, client_id,
-                                              resources=(f"{resource_type}/{resource_id}",),
-                                              patients=patients_of([version.text] if version else [])))
-            return response
+            return _serve_audited(api, request, version, READ_INTERACTION, client_id,
+                                  f"{resource_type}/{resource_id}")
         except (FhirError, AccessDenied) as error:
             return _error_response(error)
 
@@ -352,12 +358,8 @@ def fhir_router(api: FhirApi) -> APIRouter:
                 raise FhirError(404, "no such version")
             with api.sessions() as session:
                 version = read_version(session, resource_type, resource_id, int(version_id))
-            response = _serve(request, version)
-            _record_access(api, access_record(
-                request, VREAD_INTERACTION, client_id,
-                resources=(f"{resource_type}/{resource_id}/_history/{version_id}",),
-                patients=patients_of([version.text] if version else [])))
-            return response
+            return _serve_audited(api, request, version, VREAD_INTERACTION, client_id,
+                                  f"{resource_type}/{resource_id}/_history/{version_id}")
         except (FhirError, AccessDenied) as error:
             return _error_response(error)
 

@@ -140,6 +140,14 @@ def _audit_tokens(event: Json) -> list[Token]:
     return tokens
 
 
+def patient_references(resource: Json) -> list[Any]:
+    """The element(s) naming the patient a resource belongs to: its subject or patient, or an AuditEvent's patient
+    entities (each a Reference, or whatever the resource holds there)."""
+    if resource.get("resourceType") == "AuditEvent":
+        return list(audited_patients(resource))
+    return [resource.get(PATIENT_ELEMENT.get(str(resource.get("resourceType", "")), ""))]
+
+
 def search_terms(resource: Json, patient_identifiers: list[Token] | None = None) -> SearchTerms:
     """The search columns of a resource whose references are already final ("Type/id" or identifier-only).
 
@@ -151,11 +159,9 @@ def search_terms(resource: Json, patient_identifiers: list[Token] | None = None)
             if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 tokens.append(Token("code", coding.get("system") or "", coding["code"]))
     patient_ref = ""
-    subjects: list[Any] = [resource.get(PATIENT_ELEMENT.get(resource_type, ""))]
     if resource_type == "AuditEvent":
-        subjects = list(audited_patients(resource))
         tokens += _audit_tokens(resource)
-    for subject in subjects:
+    for subject in patient_references(resource):
         if not isinstance(subject, dict):
             continue
         reference = subject.get("reference")

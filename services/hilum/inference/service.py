@@ -81,7 +81,6 @@ class Inference:
                                            "model_version": stored.model.version})
         return stored
 
-
     def _inference_record(self, session: Session, uid: str, model: messages_pb2.ModelInfo) -> AuditRecord:
         """The audit record of one run of the models on a study's images: the model as an agent, with its version and
         whether its weights are demo weights."""
