@@ -30,6 +30,7 @@ from hilum.common.settings import (
 )
 from hilum.inference.engine import FindingsEngine
 from hilum.inference.labels import load_label_map
+from hilum.inference.model_inputs import model_inputs_key
 from hilum.ingestion.assembly import Assembler
 from hilum.ingestion.service import IncomingInstance
 from hilum.ingestion.wiring import build as build_ingestion
@@ -92,6 +93,9 @@ def test_studies_in_flight_together_are_batched_and_each_gets_its_own_findings(
     upgrade_database(settings.database_url)
     references = queue_studies(settings, tmp_path / "studies")
     assert redis_client.llen(Stage.INFERENCE.value) == STUDIES  # all waiting before the worker starts
+    store = open_object_store(settings)
+    # The door kept each frontal image's model inputs from its own decode; inference takes them instead of decoding.
+    assert all(store.exists(model_inputs_key(r.frontal_object_key)) for r in references.values())
     inferences_before, executions_before = triton_counts(triton_server)
 
     sessions = open_sessions(settings)
@@ -121,6 +125,7 @@ def test_studies_in_flight_together_are_batched_and_each_gets_its_own_findings(
         assert findings.study.study_instance_uid == row.study_instance_uid
         assert findings.analysed_object_key == references[row.study_instance_uid].frontal_object_key
     assert_each_answer_is_its_own_image(settings, references, rows)
+    assert not any(store.exists(model_inputs_key(r.frontal_object_key)) for r in references.values())  # used up
 
 
 def assert_each_answer_is_its_own_image(settings: HilumSettings, references: dict[str, messages_pb2.StudyReference],

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from hilum.common.dicom.pixels import read_radiograph
+from hilum.common.object_store import ObjectStore
 from hilum.common.settings import TritonSection
 from hilum.inference.device_placement import DEFAULT_MIN_CONFIDENCE
 from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavailable
 from hilum.inference.labels import findings_label_set, load_label_map
 from hilum.inference.landmarks import landmark_set, load_landmark_map
 from hilum.inference.model_export import WeightsManifest
+from hilum.inference.model_inputs import load_model_inputs, make_model_inputs, save_model_inputs
 from hilum.runtime.triton import TritonNotInstalled, TritonServer, TritonStartError
 from hilum.v1 import messages_pb2
 from tests.helpers import write_dicom
@@ -154,3 +158,32 @@ def test_with_the_devices_model_each_image_gets_its_landmarks_and_the_demo_finds
         assert all(0 <= point.row < 320 and 0 <= point.column < 256 for point in result.landmarks)
         assert max(point.confidence for point in result.landmarks) < DEFAULT_MIN_CONFIDENCE
     assert results[0].findings != results[1].findings  # each image its own findings, as without devices
+
+
+def test_the_inputs_the_door_kept_score_as_the_image_they_were_made_from(
+    triton_server: TritonSection, radiographs: list[Path], tmp_path: Path
+) -> None:
+    """Inference given the inputs the ingestion door kept (read back from the store) answers as it does decoding the
+    image itself: the same findings and the same landmarks, in the image's pixels."""
+    model_dir = triton_server.model_repository
+    both = FindingsEngine(
+        triton_server.grpc_url, triton_server.findings_model, load_label_map(model_dir / triton_server.findings_model),
+        triton_server.request_timeout_s, devices_model="cxr_devices",
+        landmarks=load_landmark_map(model_dir / "cxr_devices"),
+    )
+    store = ObjectStore(tmp_path / "store")
+    kept = []
+    for number, path in enumerate(radiographs[:2]):
+        save_model_inputs(store, f"dicom/{number}.dcm", make_model_inputs(read_radiograph(path), devices=True))
+        inputs = load_model_inputs(store, f"dicom/{number}.dcm", devices=True)
+        assert inputs is not None
+        kept.append(inputs)
+    try:
+        from_files = both.analyse_batch(radiographs[:2])
+        from_inputs = both.analyse_batch(kept)
+        with pytest.raises(ValueError, match="devices model"):
+            both.analyse(replace(kept[0], devices=None))
+    finally:
+        both.close()
+    assert [r.findings for r in from_inputs] == [r.findings for r in from_files]
+    assert [r.landmarks for r in from_inputs] == [r.landmarks for r in from_files]

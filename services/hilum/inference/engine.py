@@ -1,6 +1,7 @@
 """FindingsEngine: radiograph file in, coded findings out. The one place that knows tensor layouts.
 
-It decodes the DICOM image (hilum.common.dicom.pixels), makes the model input, calls the cxr_findings
+It takes the model inputs the ingestion door kept (model_inputs.py), or decodes the DICOM image
+(hilum.common.dicom.pixels) and makes them, calls the cxr_findings
 model on Triton over gRPC and turns the 18 probabilities into Finding messages using the label map's
 operating thresholds, or those published with the served weights (weights.json "op_threshs"), which also leave
 out every output the weights were not trained for. Which weights made them comes from the model's own outputs
@@ -29,10 +30,9 @@ from hilum.common.dicom.pixels import DECODE_SLOTS, ImageUnreadable, read_radiog
 from hilum.inference.circuit_breaker import CircuitBreaker, CircuitOpen
 from hilum.inference.device_geometry import Landmark
 from hilum.inference.labels import LabelMapError, LabelSpec, OperatingThresholds, findings_label_set, operating_labels
-from hilum.inference.landmarks import INPUT_SIZE as LANDMARK_INPUT_SIZE
 from hilum.inference.landmarks import LandmarkSpec, heatmap_peaks, landmark_set
 from hilum.inference.model_export import WeightsManifest
-from hilum.inference.preprocessing import to_model_input, whole_image_input
+from hilum.inference.model_inputs import ModelInputs, make_model_inputs
 from hilum.v1 import messages_pb2
 
 __all__ = [
@@ -160,17 +160,18 @@ class FindingsEngine:
         self._warn_lock = threading.Lock()  # the unknown-version warning is logged once, whichever thread
         self._warned_unknown = False
 
-    def analyse(self, image_path: Path) -> EngineResult:
-        """Scores one DICOM radiograph. Raises ImageUnreadable, TritonUnavailable or InferenceFailed."""
-        return self.analyse_batch([image_path])[0]
+    def analyse(self, image: Path | ModelInputs) -> EngineResult:
+        """Scores one DICOM radiograph, or the model inputs made from it. Raises ImageUnreadable, TritonUnavailable
+        or InferenceFailed."""
+        return self.analyse_batch([image])[0]
 
-    def analyse_batch(self, image_paths: Sequence[Path]) -> tuple[EngineResult, ...]:
-        """Scores several radiographs, one Triton request per MAX_BATCH_SIZE images; results in input
-        order. Raises like analyse.
+    def analyse_batch(self, images: Sequence[Path | ModelInputs]) -> tuple[EngineResult, ...]:
+        """Scores several radiographs (files, or inputs made from them), one Triton request per MAX_BATCH_SIZE
+        images; results in input order. Raises like analyse.
         """
         results: list[EngineResult] = []
-        for start in range(0, len(image_paths), MAX_BATCH_SIZE):
-            chunk = [self._model_inputs(path) for path in image_paths[start : start + MAX_BATCH_SIZE]]
+        for start in range(0, len(images), MAX_BATCH_SIZE):
+            chunk = [self._model_inputs(image) for image in images[start : start + MAX_BATCH_SIZE]]
             found = self._infer(np.stack([inputs.findings for inputs in chunk]))
             if self.devices_model:
                 model, heatmaps = self._heatmaps(np.stack([inputs.devices for inputs in chunk if inputs.devices
@@ -187,13 +188,15 @@ class FindingsEngine:
         """Closes the gRPC channel to Triton."""
         self._client.close()
 
-    def _model_inputs(self, image_path: Path) -> _Inputs:
-        """Both models' inputs from one decode, in one of DECODE_SLOTS (the full-size image is dropped within)."""
+    def _model_inputs(self, image: Path | ModelInputs) -> ModelInputs:
+        """The inputs as given, else both models' inputs from one decode of the file, in one of DECODE_SLOTS (the
+        full-size image is dropped within)."""
+        if isinstance(image, ModelInputs):
+            if self.devices_model and image.devices is None:
+                raise ValueError("model inputs without the devices model's input, which runs")
+            return image
         with DECODE_SLOTS:
-            image = read_radiograph(image_path)
-            rows, columns = image.pixels.shape
-            devices = whole_image_input(image, LANDMARK_INPUT_SIZE) if self.devices_model else None
-            return _Inputs(to_model_input(image), devices, rows, columns)
+            return make_model_inputs(read_radiograph(image), devices=bool(self.devices_model))
 
     def _infer(self, batch: npt.NDArray[np.float32]) -> list[EngineResult]:
         """One Triton request for batch float32 (N, 1, 224, 224) in [-1024, 1024]; N results."""
@@ -302,16 +305,6 @@ class FindingsEngine:
             raise
         self.breaker.record_success()
         return answer
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    """One radiograph's model inputs: the findings model's, the devices model's (None without one), its size."""
-
-    findings: npt.NDArray[np.float32]
-    devices: npt.NDArray[np.float32] | None
-    rows: int
-    columns: int
 
 
 def served_model(versions: Iterable[str], outputs: Iterable[str]) -> ServedModel:

@@ -22,6 +22,7 @@ from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore
 from hilum.inference.devices import device_findings
 from hilum.inference.engine import FindingsEngine, ImageUnreadable, InferenceFailed, TritonUnavailable
+from hilum.inference.model_inputs import drop_model_inputs, load_model_inputs
 from hilum.v1 import messages_pb2
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,10 @@ class Inference:
             if purged:
                 raise PermanentError("the study's images were purged under the retention schedule (hilum purge images)")
             raise PermanentError("the stored image named by the study reference is missing")
+        # The inputs the door made from its decode, else the image itself (decoded here).
+        image = load_model_inputs(self._store, key, devices=bool(self._engine.devices_model)) or self._store.path(key)
         try:
-            result = self._engine.analyse(self._store.path(key))
+            result = self._engine.analyse(image)
         except TritonUnavailable as exc:
             # Not the study's fault: it waits as long as Triton is away (the wait is not counted against the queue's
             # retries, so it never fails for it), asking again when the engine's circuit breaker lets a probe through.
@@ -77,6 +80,7 @@ class Inference:
             stored = results.save_findings(session, findings)
             studies.advance(session, study.study_instance_uid, reached)
             self._audit.record(session, self._inference_record(session, study.study_instance_uid, result.model))
+        drop_model_inputs(self._store, key)  # used: a redelivery decodes the image again
         log.info("findings stored", extra={"study_ref": study_ref(study.study_instance_uid),
                                            "model_version": stored.model.version})
         return stored

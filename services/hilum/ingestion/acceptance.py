@@ -21,25 +21,31 @@ this order and the first that fails decides the RejectionCode:
   8. NOT_ASSESSABLE: the image is of a plausible size and shape, then, decoded once through
      hilum.common.dicom.pixels (the decode inference uses), finite and not blank. (rules_image)
 
+The door's decode is the only one an image needs: for an accepted image that can be its study's frontal view
+(views.may_be_frontal), the caller's model_inputs makes the models' inputs from it, and inference takes those.
+
 A RejectedInstance carries the code and a reason a PACS administrator can act on. Reasons never quote
 attribute values except code strings (printable) and the names of SOP classes and transfer syntaxes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from hilum.common.dicom.attributes import integer
 from hilum.common.dicom.header import read_header
-from hilum.common.dicom.pixels import DECODE_SLOTS
+from hilum.common.dicom.pixels import DECODE_SLOTS, Radiograph
 from hilum.common.settings import IngestionSection
 from hilum.common.study import InstanceHeader
+from hilum.inference.model_inputs import ModelInputs
 from hilum.ingestion.rejection import RejectedInstance
 from hilum.ingestion.rules_anatomy import chest_body_part, judged_modality
 from hilum.ingestion.rules_encoding import parse, transfer_syntax
 from hilum.ingestion.rules_identifiers import check_identifiers, check_sop_agreement
 from hilum.ingestion.rules_image import check_codestream, check_geometry, check_image, decode
 from hilum.ingestion.rules_pixels import check_pixel_data, check_pixel_format, check_pixel_length
+from hilum.ingestion.views import may_be_frontal
 
 __all__ = ["AcceptanceRules", "AcceptedInstance", "RejectedInstance", "accept_instance"]
 
@@ -79,19 +85,23 @@ class AcceptanceRules:
 
 @dataclass(frozen=True)
 class AcceptedInstance:
-    """An accepted instance: its header, and notes for the administrator (e.g. no Body Part Examined)."""
+    """An accepted instance: its header, notes for the administrator (e.g. no Body Part Examined), and the models'
+    inputs made from its decode when it may be the frontal view and the caller asked for them."""
 
     header: InstanceHeader
     notes: tuple[str, ...] = ()
+    model_inputs: ModelInputs | None = None
 
 
 def accept_instance(
-    content: bytes, rules: AcceptanceRules, affected_sop: tuple[str, str] | None = None
+    content: bytes, rules: AcceptanceRules, affected_sop: tuple[str, str] | None = None,
+    model_inputs: Callable[[Radiograph], ModelInputs | None] | None = None,
 ) -> AcceptedInstance:
     """The header of content when it is a single-frame greyscale chest radiograph Hilum can read.
 
     content: a DICOM Part 10 file, or a bare dataset without preamble and file meta.
     affected_sop: on DIMSE, the C-STORE request's (Affected SOP Class UID, Affected SOP Instance UID).
+    model_inputs: makes the models' inputs from the decoded image of an instance that may be the frontal view.
     Returns the header with the judged modality and body part ("CHEST" when the chest is judged from codes,
     text or by default) and object_key ""; notes say what was accepted on weaker evidence. Raises
     RejectedInstance for the first check that fails, in the order of the module docstring. The pixels
@@ -109,10 +119,14 @@ def accept_instance(
     check_pixel_length(ds, syntax, rows * columns * (integer(ds, "BitsAllocated") or 0) // 8)
     check_geometry(rows, columns, rules.min_image_side_px, rules.max_aspect_ratio)
     check_codestream(first_fragment, syntax, rows, columns)
-    with DECODE_SLOTS:  # the decoded image is dropped before the slot is given back
-        check_image(decode(ds, syntax, rows, columns))
     header = read_header(ds)
+    inputs = None
+    with DECODE_SLOTS:  # the decoded image is dropped before the slot is given back
+        image = decode(ds, syntax, rows, columns)
+        check_image(image)
+        if model_inputs is not None and may_be_frontal(header.instance):
+            inputs = model_inputs(image)
     return AcceptedInstance(
         header=replace(header, body_part=body_part, instance=replace(header.instance, modality=modality)),
-        notes=tuple(notes),
+        notes=tuple(notes), model_inputs=inputs,
     )

@@ -22,6 +22,7 @@ from hilum.common.destinations import DeliveryState
 from hilum.common.fhir.audit_event import AuditKind, AuditRecord
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore
+from hilum.inference.model_inputs import drop_model_inputs
 
 BATCH = 500  # studies per transaction: a large purge never holds one huge transaction or lock set
 
@@ -143,6 +144,7 @@ def _delete(store: ObjectStore, keys: list[str]) -> None:
     """Delete the objects, then their emptied folders (named by UIDs) up to the top folder ("dicom/")."""
     for key in keys:
         store.delete(key)
+        drop_model_inputs(store, key)  # left by a study that never reached inference
     folders = {"/".join(key.split("/")[:depth]) for key in keys for depth in range(2, key.count("/") + 1)}
     for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):  # series folders before the study's
         try:

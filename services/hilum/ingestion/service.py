@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,13 +25,15 @@ from hilum.audit.trail import AuditTrail
 from hilum.common import study_state
 from hilum.common.db import records, results, studies
 from hilum.common.db.models import RejectionRow
+from hilum.common.dicom.pixels import Radiograph
 from hilum.common.fhir.audit_event import REFUSED_SUBTYPE, AuditAgent, AuditKind, AuditOutcome, AuditRecord
 from hilum.common.fhir.imaging_study import imaging_study_json
 from hilum.common.logs import study_ref
 from hilum.common.object_store import ObjectStore, dicom_key, quarantine_key
 from hilum.common.study import InstanceHeader
 from hilum.common.tracing import current_trace_context, mark_study, study_span
-from hilum.ingestion.acceptance import AcceptanceRules, RejectedInstance, accept_instance
+from hilum.inference.model_inputs import ModelInputs, save_model_inputs
+from hilum.ingestion.acceptance import AcceptanceRules, AcceptedInstance, RejectedInstance, accept_instance
 from hilum.v1 import ingestion_pb2, messages_pb2
 
 log = logging.getLogger(__name__)
@@ -83,7 +86,10 @@ class Ingestion:
         stability_window: timedelta = timedelta(0),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         audit: AuditTrail | None = None,
+        make_inputs: Callable[[Radiograph], ModelInputs] | None = None,
     ) -> None:
+        """make_inputs: makes the models' inputs from the door's decode of an image that may be a frontal view, kept
+        beside it for inference (hilum.inference.model_inputs); None: inference decodes every image itself."""
         self._sessions = sessions
         self._store = store
         self._patient_identifier_system = patient_identifier_system
@@ -91,6 +97,7 @@ class Ingestion:
         self._rules = rules or AcceptanceRules()
         self._stability_window = stability_window
         self._clock = clock
+        self._inputs_at_door = None if make_inputs is None else partial(_inputs_or_none, make_inputs)
 
     def submit(self, request: ingestion_pb2.SubmitInstancesRequest,
                address: str = "") -> ingestion_pb2.SubmitInstancesResponse:
@@ -176,7 +183,8 @@ class Ingestion:
         Returns the refusal instead of recording it, so release can keep one quarantine entry.
         """
         try:
-            accepted = accept_instance(incoming.content, self._rules, incoming.affected_sop)
+            accepted = accept_instance(incoming.content, self._rules, incoming.affected_sop,
+                                       self._inputs_at_door)
         except RejectedInstance as rejected:
             return rejected
         header, instance = accepted.header, accepted.header.instance
@@ -186,20 +194,21 @@ class Ingestion:
             sop_instance_uid=instance.sop_instance_uid, notes=list(accepted.notes),
         )
         try:
-            return self._record(incoming, accepted.header, sha256, result)
+            return self._record(incoming, accepted, sha256, result)
         except IntegrityError:
             # Another call committed this study's first instance, or this very instance, between our reads and our
             # writes: its rows are there now, so the same steps read them (a duplicate, or one more instance).
-            return self._record(incoming, accepted.header, sha256, result)
+            return self._record(incoming, accepted, sha256, result)
 
     def _record(
-        self, incoming: IncomingInstance, header: InstanceHeader, sha256: str, result: ingestion_pb2.InstanceResult,
+        self, incoming: IncomingInstance, accepted: AcceptedInstance, sha256: str, result: ingestion_pb2.InstanceResult,
     ) -> ingestion_pb2.InstanceResult | RejectedInstance:
         """In one transaction: check identity against what is stored, store the object, record it and its import in
         the audit trail, and mark its study due (a duplicate: the stored one stays; its study is marked due again
         unless reported). A study first seen through the prior door is a prior fetched for comparison (analysed,
         never reported)."""
-        instance, content = header.instance, incoming.content
+        header, content = accepted.header, incoming.content
+        instance = header.instance
         with self._sessions.begin() as session:
             conflict = _identity_conflict(session, header, sha256)
             if conflict is not None:
@@ -215,11 +224,20 @@ class Ingestion:
                 return result
             key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
             self._store.put(key, content)  # durable before the row says it exists
+            if accepted.model_inputs is not None:
+                self._keep_inputs(key, accepted.model_inputs)
             studies.ensure_study(session, header, incoming.door is Door.PRIOR, trace_context=current_trace_context())
             studies.add_instance(session, header.study_instance_uid,
                                  dataclasses.replace(instance, object_key=key), sha256)
             self._update_study(session, header.study_instance_uid, gained_instance=True)
         return result
+
+    def _keep_inputs(self, key: str, inputs: ModelInputs) -> None:
+        """Store the models' inputs beside the image; a failure costs inference a decode, never the instance."""
+        try:
+            save_model_inputs(self._store, key, inputs)
+        except OSError as error:
+            log.warning("model inputs not kept", extra={"error": type(error).__name__})
 
     def _quarantine(self, incoming: IncomingInstance, rejected: RejectedInstance) -> ingestion_pb2.InstanceResult:
         """Keep the original bytes and record why they were refused; the result says so."""
@@ -305,6 +323,16 @@ def _identity_conflict(session: Session, header: InstanceHeader, sha256: str) ->
         return RejectedInstance(Code.REJECTION_CODE_IDENTITY_CONFLICT,
                                 "The SOP Instance UID is already held in another study: quarantined")
     return None
+
+
+def _inputs_or_none(make_inputs: Callable[[Radiograph], ModelInputs], image: Radiograph) -> ModelInputs | None:
+    """The models' inputs from the door's decode; None when they cannot be made (inference then decodes the image and
+    says what fails: making them is no part of accepting it)."""
+    try:
+        return make_inputs(image)
+    except Exception as error:  # a cache that cannot be filled never refuses an instance
+        log.warning("model inputs not made at the door", extra={"error": type(error).__name__})
+        return None
 
 
 def _sender(incoming: IncomingInstance) -> AuditAgent:

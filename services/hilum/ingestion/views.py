@@ -29,12 +29,17 @@ class ChosenViews:
 
 def choose_views(instances: Sequence[InstanceInfo]) -> ChosenViews:
     """The frontal and lateral views among a study's instances (any order), by the rules above."""
-    laterals = [i for i in instances if _view(i) in LATERAL_VIEWS]
-    frontals = [i for i in instances if _view(i) not in LATERAL_VIEWS]
+    laterals = [i for i in instances if not may_be_frontal(i)]
+    frontals = [i for i in instances if may_be_frontal(i)]
     return ChosenViews(
         frontal=min(frontals, key=lambda i: (_frontal_rank(i), *_order(i)), default=None),
         lateral=min(laterals, key=lambda i: (_LATERAL_RANK[_view(i)], *_order(i)), default=None),
     )
+
+
+def may_be_frontal(instance: InstanceInfo) -> bool:
+    """True unless the instance is a lateral view: only such an instance can be chosen as a study's frontal view."""
+    return _view(instance) not in LATERAL_VIEWS
 
 
 def _view(instance: InstanceInfo) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from functools import partial
 
 from hilum.audit.trail import audit_trail
 from hilum.common.connections import open_object_store, open_sessions
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageWiring
+from hilum.inference.model_inputs import make_model_inputs
 from hilum.ingestion.acceptance import AcceptanceRules
 from hilum.ingestion.grpc_api import IngestionServicer
 from hilum.ingestion.service import Ingestion
@@ -22,7 +24,8 @@ def build(settings: HilumSettings) -> Ingestion:
     section = settings.ingestion
     return Ingestion(open_sessions(settings), open_object_store(settings), settings.fhir.patient_identifier_system,
                      AcceptanceRules.from_settings(section), timedelta(seconds=section.stability_window_s),
-                     audit=audit_trail(settings, "ingestion"))
+                     audit=audit_trail(settings, "ingestion"),
+                     make_inputs=partial(make_model_inputs, devices=bool(settings.triton.devices_model)))
 
 
 # A Submit call carries a whole image (10 MB and more) and acceptance decodes it (pixels.DECODE_SLOTS, one per core):

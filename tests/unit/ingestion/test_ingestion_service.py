@@ -7,8 +7,10 @@ import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from fhir.resources.R4B.imagingstudy import ImagingStudy
@@ -19,7 +21,9 @@ from hilum.common import study_state
 from hilum.common.db import records, studies
 from hilum.common.db.models import RejectionRow
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
-from hilum.common.object_store import ObjectStore
+from hilum.common.dicom.pixels import Radiograph, read_radiograph
+from hilum.common.object_store import ObjectStore, dicom_key
+from hilum.inference.model_inputs import ModelInputs, load_model_inputs, make_model_inputs, model_inputs_key
 from hilum.ingestion.service import Door, IncomingInstance, Ingestion, QuarantineNotFound
 from hilum.samples.chest_views import ViewPosition
 from hilum.samples.dicom_files import write_study
@@ -97,6 +101,77 @@ def test_the_imaging_study_grows_with_the_study(ingestion: Ingestion, tmp_path: 
     assert study.numberOfInstances == 2 and study.numberOfSeries == 2
     assert study.identifier[0].value == f"urn:oid:{uid}"
     assert study.subject.identifier.system == MRN_SYSTEM
+
+
+def _keeping_inputs(sessions: sessionmaker[Session], store: ObjectStore) -> Ingestion:
+    """Ingestion that keeps both models' inputs beside each image that may be a frontal view, as its wiring builds."""
+    return Ingestion(sessions, store, MRN_SYSTEM, make_inputs=partial(make_model_inputs, devices=True))
+
+
+def _instance_keys(sessions: sessionmaker[Session], uid: str) -> list[str]:
+    with sessions() as session:
+        return [instance.object_key for instance in studies.instances_of(session, uid)]
+
+
+def test_the_door_keeps_the_models_inputs_of_a_frontal_view_made_from_its_own_decode(
+    sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path
+) -> None:
+    """One decode per image: the inputs inference takes are those it would make from the stored file; a lateral
+    view, never a study's frontal view, gets none."""
+    ingestion = _keeping_inputs(sqlite_sessions, store)
+    frontal = write_study(_small(1), tmp_path / "pa")
+    uid = pydicom.dcmread(frontal).StudyInstanceUID
+    lateral = _rewritten(write_study(_small(1, view_position=ViewPosition.LL, seed=777, label="lateral"),
+                                     tmp_path / "ll"), tmp_path / "ll2" / "ll.dcm", StudyInstanceUID=uid)
+    ingestion.accept([_incoming(frontal), _incoming(lateral)])
+
+    frontal_key, lateral_key = sorted(_instance_keys(sqlite_sessions, uid), key=lambda key: key != _key_of(frontal))
+    kept = load_model_inputs(store, frontal_key, devices=True)
+    made = make_model_inputs(read_radiograph(store.path(frontal_key)), devices=True)
+    assert kept is not None and kept.devices is not None and made.devices is not None
+    np.testing.assert_array_equal(kept.findings, made.findings)
+    np.testing.assert_array_equal(kept.devices, made.devices)
+    assert (kept.rows, kept.columns) == (160, 128)
+    assert not store.exists(model_inputs_key(lateral_key))
+
+
+def _key_of(path: Path) -> str:
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return dicom_key(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+
+
+def test_inputs_that_cannot_be_made_or_kept_never_cost_the_instance(
+    sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Making them fails, or storing them does: the instance is stored and due all the same, without inputs (inference
+    decodes it)."""
+    def fails(image: Radiograph) -> ModelInputs:
+        raise MemoryError("no room for the inputs")
+
+    failing = Ingestion(sqlite_sessions, store, MRN_SYSTEM, make_inputs=fails)
+    first = failing.accept([_incoming(write_study(_small(1), tmp_path / "a"))]).results[0]
+
+    def full_disk(store: ObjectStore, key: str, inputs: ModelInputs) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("hilum.ingestion.service.save_model_inputs", full_disk)
+    second = _keeping_inputs(sqlite_sessions, store).accept([_incoming(write_study(_small(2), tmp_path / "b"))])
+    for result in (first, second.results[0]):
+        assert result.accepted and not result.HasField("rejection")
+        [key] = _instance_keys(sqlite_sessions, result.study_instance_uid)
+        assert store.exists(key) and not store.exists(model_inputs_key(key))
+        assert _due(sqlite_sessions, result.study_instance_uid) is not None
+
+
+def test_a_refused_instance_leaves_no_inputs(sqlite_sessions: sessionmaker[Session], store: ObjectStore,
+                                            tmp_path: Path) -> None:
+    path = write_study(_small(1), tmp_path / "in")
+    ingestion = _keeping_inputs(sqlite_sessions, store)
+    ingestion.accept([_incoming(path)])
+    other = _rewritten(write_study(_small(2), tmp_path / "other"), tmp_path / "clash.dcm",
+                       StudyInstanceUID=pydicom.dcmread(path).StudyInstanceUID)  # another patient's study UID
+    assert ingestion.accept([_incoming(other)]).results[0].HasField("rejection")
+    assert sorted(store.root.rglob("*.inputs.npz")) == [store.path(model_inputs_key(_key_of(path)))]
 
 
 def test_the_same_bytes_again_are_an_idempotent_duplicate(

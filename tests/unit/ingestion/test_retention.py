@@ -17,6 +17,7 @@ from hilum.common.db.models import DeliveryRow, FindingsRow, InstanceRow, Report
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
 from hilum.common.object_store import ObjectStore, dicom_key
 from hilum.common.study import PatientInfo
+from hilum.inference.model_inputs import model_inputs_key
 from hilum.ingestion.retention import PurgedStudy, purge_images, study_line, summary_line
 from tests.helpers import audit_events, audited_patient_ids, instance_info, study_header
 
@@ -81,6 +82,7 @@ def test_old_finished_studies_lose_their_images_and_keep_their_results(sessions:
     due_again = _study(sessions, store, "1.5", study_state.REPORTED, OLD)  # a resubmission waits for inference
     late = _study(sessions, store, "1.6", study_state.REPORTED, OLD)  # a late instance arrived yesterday
     pending = _study(sessions, store, "1.7", study_state.REPORTED, OLD)  # the DICOM SR is still being sent
+    store.put(model_inputs_key(reported[0]), b"inputs")  # left by a study that never reached inference
     with sessions.begin() as session:
         studies.mark_due(session, "1.5", NOW)
         session.get_one(InstanceRow, "1.6.2").received_at = NOW - timedelta(days=1)
@@ -92,6 +94,7 @@ def test_old_finished_studies_lose_their_images_and_keep_their_results(sessions:
     assert [(p.study_instance_uid, p.state, p.images, p.size_bytes) for p in purged] == [
         ("1.1", "REPORTED", 2, 3000), ("1.2", "FAILED", 1, 1000)]
     assert not any(store.exists(key) for key in reported + failed)
+    assert not store.exists(model_inputs_key(reported[0]))
     assert not (store.root / "dicom" / "1.1").exists() and (store.root / "dicom").is_dir()  # no UID-named folders
     assert _purged_at(sessions, "1.1") == NOW and _purged_at(sessions, "1.2") == NOW
     assert _results(sessions, "1.1") == [2, 1, 1]  # the instance records, findings and report stay
