@@ -54,8 +54,8 @@ STUDIES = int(os.environ.get("HILUM_KILL_STUDIES", "12"))
 ROUNDS = int(os.environ.get("HILUM_KILL_ROUNDS", "6"))
 # Kills come 0.3 s to this many seconds apart: spread them over a longer run.
 KILL_GAP_S = float(os.environ.get("HILUM_KILL_GAP_S", "1.5"))
-# The workers that have work when studies come through the gRPC door (the ingestion worker serves the queue door).
-VICTIMS = ("inference-worker", "priors-publishing-worker", "reporting-worker")
+# The workers that have work when studies come through the gRPC door.
+VICTIMS = ("inference-worker", "ingestion-priors-publishing-worker", "reporting-worker")
 STAGES = ("inference", "priors", "reporting")
 # A taken task comes back this long after its worker died (it must exceed the longest task: a second or two here).
 VISIBILITY_TIMEOUT_S = 12

@@ -123,7 +123,7 @@ def test_one_connected_trace_spans_every_service_from_door_to_delivery(study_tra
         statements
     services = {s.service for s in study_trace}
     assert {"hilum-grpc", "hilum-inference-worker", "hilum-reporting-worker",
-            "hilum-priors-publishing-worker"} <= services
+            "hilum-ingestion-priors-publishing-worker"} <= services
     # One tree: a single root (the door's call), and every other span's parent is in the trace.
     ids = {s.span.span_id for s in study_trace}
     roots = [s for s in study_trace if s.span.parent_span_id not in ids]

@@ -35,10 +35,13 @@ def build(settings: HilumSettings) -> Ingestion:
 # refused, UNAVAILABLE, until it has the server's settings.)
 SUBMIT_CALLS = (os.cpu_count() or 1) + 2
 
-# Ingestion's doors store and mark studies due; the assembler (hilum.ingestion.assembly) hands them on.
+# Ingestion's doors store and mark studies due; the assembler (hilum.ingestion.assembly) hands them on. A threads pool
+# for the queue door: a task hashes, decodes and writes an image, and numpy, hashlib and file writes let other threads
+# run meanwhile, so a process per task would cost 120 MB of imports for little more speed (queue.task_time_limit_s is
+# not enforced in threads; nothing here waits on another system but the database).
 WIRING = StageWiring(
     stage=Stage.INGESTION, next_stage=None, build=build,
     add_servicer=lambda core, _forward, server: add_IngestionServiceServicer_to_server(IngestionServicer(core), server),
     task_input=messages_pb2.SpooledInstances, task=lambda ingestion: ingestion.accept_spooled,
-    settle=Ingestion.release_spool, server_threads=SUBMIT_CALLS,
+    settle=Ingestion.release_spool, server_threads=SUBMIT_CALLS, pool="threads",
 )

@@ -73,11 +73,12 @@ PROCESS_DEFAULTS = {"MALLOC_ARENA_MAX": "2"}
 # and the assembler in threads: four of the doors only answer direct callers, the assembler only polls, and a
 # process each would cost 100-130 MB apiece, mostly for imports.
 GRPC_PROCESS = "grpc"
-# The stack's Celery workers, by the stages each serves: priors and publishing share one, since both run threads that
-# wait on the database and on destinations, and a process each cost 110-180 MB, mostly for imports.
+# The stack's Celery workers, by the stages each serves: ingestion's queue door, priors and publishing share one, since
+# all three run threads that wait on the database, on files or on destinations, and a process each cost 110-180 MB,
+# mostly for imports.
 STACK_WORKERS: dict[str, tuple[str, ...]] = {
     "-".join(stages) + "-worker": stages
-    for stages in (("ingestion",), ("inference",), ("priors", "publishing"), ("reporting",))
+    for stages in (("inference",), ("ingestion", "priors", "publishing"), ("reporting",))
 }
 
 

@@ -68,12 +68,13 @@ def test_each_stage_hands_on_to_the_next_and_publishing_is_last() -> None:
 
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("ingestion", ("prefork", 3)), ("inference", ("threads", 8)), ("priors", ("threads", 3)),
+    ("ingestion", ("threads", 3)), ("inference", ("threads", 8)), ("priors", ("threads", 3)),
     ("reporting", ("prefork", 3)), ("publishing", ("threads", 3)),
 ])
 def test_stages_that_mostly_wait_run_threads_and_the_others_processes(name: str, expected: tuple[str, int]) -> None:
     """Inference waits on Triton (its threads reach the batcher together), priors on the database, publishing on
-    the destinations; ingestion and reporting work in Python and run prefork processes."""
+    the destinations, ingestion's queue door on files and in numpy; reporting works in Python and runs prefork
+    processes."""
     settings = HilumSettings(queue=QueueSection(worker_concurrency=3, inference_concurrency=8))
     assert stage_doors(name).worker_pool(settings) == expected
 
@@ -111,9 +112,10 @@ def test_stages_share_a_worker_only_when_each_runs_threads(tmp_path: Path) -> No
     storage = StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out")
     one, two = (HilumSettings(storage=storage, queue=QueueSection(worker_concurrency=n)) for n in (1, 2))
     assert worker_pools(["priors", "publishing"], two) == [("threads", 2), ("threads", 2)]
-    assert worker_pools(["ingestion", "priors"], one) == [("threads", 1), ("threads", 1)]  # one task: a thread
+    assert worker_pools(["ingestion", "priors"], two) == [("threads", 2), ("threads", 2)]
+    assert worker_pools(["reporting", "priors"], one) == [("threads", 1), ("threads", 1)]  # one task: a thread
     with pytest.raises(ValueError, match="several stages share a worker only when each runs a threads pool"):
-        worker_pools(["ingestion", "priors"], two)  # ingestion's two tasks run in processes
+        worker_pools(["reporting", "priors"], two)  # reporting's two tasks run in processes
     with pytest.raises(ValueError, match="each named once"):
         worker_pools(["priors", "priors"], one)
 
@@ -174,7 +176,7 @@ def test_the_assembler_serves_metrics_and_beats_while_the_database_is_down(tmp_p
 
 
 @pytest.mark.parametrize(("names", "pool", "concurrency"), [
-    (["ingestion"], "prefork", 2), (["inference"], "thread", 3), (["priors", "publishing"], "thread", 4)])
+    (["reporting"], "prefork", 2), (["inference"], "thread", 3), (["ingestion", "priors", "publishing"], "thread", 6)])
 def test_a_worker_serves_its_queue_length_and_beats(names: list[str], pool: str, concurrency: int,
                                                     redis_server: RedisServer, tmp_path: Path) -> None:
     """Multiprocess mode, as in Kubernetes: the main process serves the metrics of its pool processes too; a threads

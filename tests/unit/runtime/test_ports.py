@@ -87,7 +87,7 @@ def test_loopback_settings_put_every_part_on_its_own_free_port(tmp_path: Path) -
              int(settings.triton.grpc_url.rsplit(":", 1)[1]), int(settings.redis.url.rsplit(":", 1)[1].split("/")[0]),
              *(settings.grpc.port_for(name) for name in STAGE_NAMES),
              settings.dicom.port, *settings.metrics.process_ports.values()]
-    assert len(set(ports)) == 11 + 5  # 11 doors, 5 metrics ports (one per Hilum process but the CDS app)
+    assert len(set(ports)) == 11 + 4  # 11 doors, 4 metrics ports (one per Hilum process but the CDS app)
     assert all(is_free("127.0.0.1", number) for number in ports)
     assert settings.storage.data_dir == tmp_path / "data" and settings.storage.output_dir == tmp_path / "out"
 

@@ -54,9 +54,9 @@ def test_endpoints_of_the_default_stack_are_the_documented_file(default_settings
         "redis": "redis://127.0.0.1:6390/0",
         "dicom": {"ae_title": "HILUM", "host": "127.0.0.1", "port": 11112},
         "metrics": {
-            "grpc": "http://127.0.0.1:9101/metrics", "ingestion-worker": "http://127.0.0.1:9102/metrics",
-            "inference-worker": "http://127.0.0.1:9103/metrics",
-            "priors-publishing-worker": "http://127.0.0.1:9104/metrics", "reporting-worker": "http://127.0.0.1:9105/metrics",
+            "grpc": "http://127.0.0.1:9101/metrics", "inference-worker": "http://127.0.0.1:9103/metrics",
+            "ingestion-priors-publishing-worker": "http://127.0.0.1:9104/metrics",
+            "reporting-worker": "http://127.0.0.1:9105/metrics",
             "cds": "http://127.0.0.1:8080/metrics",
         },
     }
@@ -67,7 +67,7 @@ def test_every_door_names_the_setting_that_moves_it(loopback: HilumSettings) -> 
     env = settings_env(loopback)
     doors = stack_doors(loopback)
     # STOW-RS, FHIR and the CDS app's metrics share the CDS port; every other process has a metrics port of its own.
-    assert len({door.port.number for door in doors}) == len(doors) - 3 == 11 + 5
+    assert len({door.port.number for door in doors}) == len(doors) - 3 == 11 + 4
     for door in doors:
         assert str(door.port.number) in env[door.port.setting], door.key
         assert str(door.port.number) in str(door.address), door.key
@@ -132,12 +132,13 @@ def test_preflight_names_a_taken_port_and_its_setting(loopback: HilumSettings) -
 
 
 def test_preflight_names_a_taken_metrics_port_and_its_setting(loopback: HilumSettings) -> None:
-    port = loopback.metrics.process_ports["priors-publishing-worker"]
+    port = loopback.metrics.process_ports["ingestion-priors-publishing-worker"]
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
         with pytest.raises(PortInUse, match=(
-            f"^port {port} is already in use \\(set HILUM_METRICS__PROCESS_PORTS to move the priors-publishing-worker "
+            f"^port {port} is already in use \\(set HILUM_METRICS__PROCESS_PORTS to move the "
+            "ingestion-priors-publishing-worker "
             "metrics endpoint\\)$"
         )):
             preflight(loopback)
@@ -155,13 +156,13 @@ def test_preflight_refuses_ports_that_every_process_of_the_stack_would_share(loo
 def test_a_stack_is_built_without_touching_the_disk(loopback: HilumSettings) -> None:
     stack = EmbeddedStack(loopback)
     assert [child.name for child in stack.children] == [
-        "grpc", "ingestion-worker", "inference-worker", "priors-publishing-worker", "reporting-worker", "cds",
+        "grpc", "inference-worker", "ingestion-priors-publishing-worker", "reporting-worker", "cds",
     ]
     commands = {child.name: child.argv[3:] for child in stack.children}  # after `python -m hilum.cli`
     assert commands["grpc"] == [
         "serve", "ingestion", "inference", "priors", "reporting", "publishing", "assembler", "dicom"]
     assert commands["reporting-worker"] == ["worker", "reporting"]
-    assert commands["priors-publishing-worker"] == ["worker", "priors", "publishing"]
+    assert commands["ingestion-priors-publishing-worker"] == ["worker", "ingestion", "priors", "publishing"]
     assert not loopback.storage.data_dir.exists()
     assert stack.urls()["cds"] == stack.cds_url == f"http://127.0.0.1:{loopback.cds.port}"
 
