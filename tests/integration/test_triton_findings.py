@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pydicom
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
+from hilum.common.db import studies
 from hilum.common.dicom.pixels import read_radiograph
 from hilum.common.object_store import ObjectStore
 from hilum.common.settings import TritonSection
@@ -18,10 +23,14 @@ from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavai
 from hilum.inference.labels import findings_label_set, load_label_map
 from hilum.inference.landmarks import landmark_set, load_landmark_map
 from hilum.inference.model_export import WeightsManifest
-from hilum.inference.model_inputs import load_model_inputs, make_model_inputs, save_model_inputs
+from hilum.inference.model_inputs import load_model_inputs, make_model_inputs, model_inputs_key, save_model_inputs
+from hilum.inference.service import Inference
+from hilum.ingestion.service import IncomingInstance, Ingestion
 from hilum.runtime.triton import TritonNotInstalled, TritonServer, TritonStartError
+from hilum.samples.dicom_files import write_study
+from hilum.samples.sample_studies import SAMPLE_STUDIES
 from hilum.v1 import messages_pb2
-from tests.helpers import write_dicom
+from tests.helpers import MRN_SYSTEM, write_dicom
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +196,37 @@ def test_the_inputs_the_door_kept_score_as_the_image_they_were_made_from(
         both.close()
     assert [r.findings for r in from_inputs] == [r.findings for r in from_files]
     assert [r.landmarks for r in from_inputs] == [r.landmarks for r in from_files]
+
+
+def test_inference_takes_the_frontal_views_kept_inputs_and_then_drops_every_images(
+    triton_server: TritonSection, sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path
+) -> None:
+    """A study of two possible frontal views (two PA images): the door keeps inputs for both, inference scores the one
+    chosen from its kept inputs (the findings are those of its file), and once they are stored no inputs are left."""
+    ingestion = Ingestion(sqlite_sessions, store, MRN_SYSTEM, make_inputs=partial(make_model_inputs, devices=True))
+    first = write_study(dataclasses.replace(SAMPLE_STUDIES[0], rows=320, columns=256), tmp_path / "first")
+    uid = pydicom.dcmread(first).StudyInstanceUID
+    second = tmp_path / "second.dcm"
+    dataset = pydicom.dcmread(write_study(dataclasses.replace(SAMPLE_STUDIES[0], rows=320, columns=256, seed=4242),
+                                          tmp_path / "again"))
+    dataset.StudyInstanceUID, dataset.InstanceNumber = uid, 2
+    dataset.save_as(second)
+    for path in (first, second):
+        assert ingestion.accept([IncomingInstance(label=path.name, content=path.read_bytes())]).results[0].accepted
+    with sqlite_sessions() as session:
+        keys = [row.object_key for row in studies.instances_of(session, uid)]
+    assert len(keys) == 2 and all(store.exists(model_inputs_key(key)) for key in keys)
+    model_dir = triton_server.model_repository
+    engine = FindingsEngine(
+        triton_server.grpc_url, triton_server.findings_model, load_label_map(model_dir / triton_server.findings_model),
+        triton_server.request_timeout_s, devices_model="cxr_devices",
+        landmarks=load_landmark_map(model_dir / "cxr_devices"),
+    )
+    try:
+        reference = messages_pb2.StudyReference(study_instance_uid=uid, frontal_object_key=keys[0])
+        stored = Inference(sqlite_sessions, store, engine).infer(reference)
+        from_file = engine.analyse(store.path(keys[0]))
+    finally:
+        engine.close()
+    assert list(stored.findings) == list(from_file.findings)
+    assert not any(store.exists(model_inputs_key(key)) for key in keys)

@@ -118,8 +118,8 @@ class MetricsSection(BaseModel):
     host: str = "127.0.0.1"
     port: int = 0  # one process per host (a Kubernetes pod); the embedded stack refuses it and uses process_ports
     # The embedded stack (`hilum up`, `hilum demo`) runs many processes on one host: each gets its own port, by its
-    # name in the stack, in start order (9101, 9103-9105); a process left out serves no metrics. The CDS app is not here;
-    # the DICOM SCP and the assembler run in the grpc process and count in its metrics.
+    # name in the stack (9101, 9103-9105); a process left out serves no metrics. The CDS app is not here; the DICOM
+    # SCP and the assembler run in the grpc process and count in its metrics.
     process_ports: dict[str, int] = Field(default_factory=lambda: {
         "grpc": 9101, "inference-worker": 9103, "ingestion-priors-publishing-worker": 9104, "reporting-worker": 9105,
     })

@@ -80,7 +80,10 @@ class Inference:
             stored = results.save_findings(session, findings)
             studies.advance(session, study.study_instance_uid, reached)
             self._audit.record(session, self._inference_record(session, study.study_instance_uid, result.model))
-        drop_model_inputs(self._store, key)  # used: a redelivery decodes the image again
+            image_keys = [row.object_key for row in studies.instances_of(session, study.study_instance_uid)]
+        # The frontal view's inputs are used (a redelivery decodes the image again), and another image's would never be.
+        for image_key in image_keys:
+            drop_model_inputs(self._store, image_key)
         log.info("findings stored", extra={"study_ref": study_ref(study.study_instance_uid),
                                            "model_version": stored.model.version})
         return stored

@@ -120,6 +120,7 @@ def test_the_door_listing_lines_up_every_address(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[3]
     stack = EmbeddedStack(loopback_settings(tmp_path, repo / "model_repository", tmp_path / "no-venv"))
     lines = door_lines(stack)
-    assert len(lines) == len(stack.urls()) and any("metrics.ingestion-priors-publishing-worker" in line for line in lines)
+    assert len(lines) == len(stack.urls())
+    assert any("metrics.ingestion-priors-publishing-worker" in line for line in lines)
     columns = {line.index(address) for line, address in zip(lines, stack.urls().values(), strict=True)}
     assert len(columns) == 1  # the longest name sets the column
