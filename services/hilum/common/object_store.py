@@ -26,9 +26,10 @@ class ObjectStore:
             raise InvalidKey(f"invalid object key {key!r}")
         return self.root / key
 
-    def put(self, key: str, content: bytes) -> None:
-        """Write content under key atomically and durably, so a crash never leaves half an object."""
-        write_atomically(self.path(key), content)
+    def put(self, key: str, content: bytes, durable: bool = True) -> None:
+        """Write content under key atomically and durably, so a crash never leaves half an object; durable=False: a
+        cache its reader checks, which a crash may lose or empty (no fsync)."""
+        write_atomically(self.path(key), content, durable)
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()

@@ -53,7 +53,8 @@ def model_inputs_key(image_key: str) -> str:
 
 
 def save_model_inputs(store: ObjectStore, image_key: str, inputs: ModelInputs) -> None:
-    """Store inputs beside the image (atomically: a reader sees the whole file or none)."""
+    """Store inputs beside the image, atomically (a reader sees the whole file or none) but not durably: no fsync
+    delays the door's answer for a cache whose loss costs a decode, and whose damage load_model_inputs detects."""
     arrays: dict[str, npt.NDArray[np.generic]] = {
         "layout": np.array(LAYOUT), "size": np.array([inputs.rows, inputs.columns], dtype=np.int64),
         "findings": inputs.findings}
@@ -61,7 +62,7 @@ def save_model_inputs(store: ObjectStore, image_key: str, inputs: ModelInputs) -
         arrays["devices"] = inputs.devices
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **arrays)
-    store.put(model_inputs_key(image_key), buffer.getvalue())
+    store.put(model_inputs_key(image_key), buffer.getvalue(), durable=False)
 
 
 def load_model_inputs(store: ObjectStore, image_key: str, devices: bool) -> ModelInputs | None:

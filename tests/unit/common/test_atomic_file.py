@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,17 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
         write_atomically(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_bytes() == b"kept"
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_a_durable_write_syncs_the_file_and_its_folder_and_a_cache_write_neither(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    write_atomically(tmp_path / "record.dcm", b"kept")
+    assert len(synced) == 2  # the file, then the folder that names it
+    write_atomically(tmp_path / "cache.npz", b"cached", durable=False)
+    assert len(synced) == 2
+    assert (tmp_path / "cache.npz").read_bytes() == b"cached"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.npz", "record.dcm"]  # no temp file left
