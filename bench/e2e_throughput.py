@@ -142,6 +142,7 @@ class Summary:
     light_p95_s: float
     burst_p95_s: float
     peak_rss_mib: float
+    peak_pss_mib: float  # the same stack's peak summed Pss: shared pages counted once
     failures: int
     cost_ratio_4n_over_n: float | None
 
@@ -547,6 +548,7 @@ def print_summary(summary: Summary, ort_best: Rate, triton_best: Rate, burst_n: 
         ("stack CPU-ms per study (all / non-model)",
          f"{summary.cpu_ms_per_study:.0f} / {summary.cpu_ms_per_study_non_model:.0f}"),
         ("stack peak RSS (MiB)", f"{summary.peak_rss_mib:.0f}"),
+        ("stack peak PSS, shared pages counted once (MiB)", f"{summary.peak_pss_mib:.0f}"),
         ("failures (all phases)", f"{summary.failures}"),
     ]
     if burst_4n is not None and summary.cost_ratio_4n_over_n is not None:
@@ -579,7 +581,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def summarise(alone: Alone, phases: dict[str, PhaseResult], peak_rss_mib: float) -> Summary:
+def summarise(alone: Alone, phases: dict[str, PhaseResult], peak_rss_mib: float, peak_pss_mib: float) -> Summary:
     """The key figures of the N run from all the measurements; failures count every phase's."""
     ort_best, triton_best = best(alone.ort), best(alone.triton)
     burst_n, light, burst_4n = phases["burst N"], phases["light"], phases.get("burst 4N")
@@ -589,6 +591,7 @@ def summarise(alone: Alone, phases: dict[str, PhaseResult], peak_rss_mib: float)
         triton_overhead_ms=alone.overhead_ms,
         cpu_ms_per_study=burst_n.total_cpu_ms, cpu_ms_per_study_non_model=burst_n.non_model_cpu_ms,
         light_p50_s=light.p50_s, light_p95_s=light.p95_s, burst_p95_s=burst_n.p95_s, peak_rss_mib=peak_rss_mib,
+        peak_pss_mib=peak_pss_mib,
         failures=sum(phase.failures for phase in phases.values()),
         cost_ratio_4n_over_n=burst_4n.total_cpu_ms / burst_n.total_cpu_ms if burst_4n else None,
     )
@@ -678,7 +681,7 @@ def main() -> int:
 
     print_phases([phase for name, phase in phases.items() if name != "warm-up"], sampler.peak_by_role_mib(),
                  processes)
-    summary = summarise(alone, phases, sampler.peak_total_mib)
+    summary = summarise(alone, phases, sampler.peak_total_mib, sampler.peak_pss_mib)
     print_summary(summary, best(alone.ort), best(alone.triton), phases["burst N"], phases.get("burst 4N"))
     if summary.failures:
         print(f"{summary.failures} studies failed or timed out; logs kept in {root / 'data' / 'logs'}",

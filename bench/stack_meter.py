@@ -130,16 +130,37 @@ def read_memory_kib(pid: int) -> tuple[int, int] | None:
     return values["VmRSS"], values.get("VmHWM", values["VmRSS"])
 
 
+def read_pss_kib(pid: int) -> int | None:
+    """The process's proportional set size in KiB (each page it shares counted as its share), or None if it has gone.
+
+    The summed VmRSS of several processes counts a page they share (the Python runtime and libraries, and what a
+    prefork worker's children still share with their parent) once per process; the summed Pss counts it once.
+    """
+    try:
+        lines = (PROC / str(pid) / "smaps_rollup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, rest = line.partition(":")
+        if name == "Pss":
+            return int(rest.split()[0])
+    return None
+
+
 class RssSampler:
     """Samples the summed VmRSS of every stack process every interval_s in a thread; keeps the peak sum and
-    each process's VmHWM (its own peak) by role. The process tree is re-read every tree_refresh_s.
+    each process's VmHWM (its own peak) by role. The process tree is re-read every tree_refresh_s. The summed Pss is
+    sampled every pss_interval_s (reading it walks each process's page tables, which costs the machine more).
     """
 
-    def __init__(self, meter: StackMeter, interval_s: float = 0.2, tree_refresh_s: float = 1.0) -> None:
+    def __init__(self, meter: StackMeter, interval_s: float = 0.2, tree_refresh_s: float = 1.0,
+                 pss_interval_s: float = 1.0) -> None:
         self.meter = meter
         self.interval_s = interval_s
         self.tree_refresh_s = tree_refresh_s
+        self.pss_interval_s = pss_interval_s
         self.peak_total_kib = 0
+        self.peak_pss_kib = 0
         self._hwm_kib: dict[tuple[str, int], int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
@@ -157,6 +178,11 @@ class RssSampler:
         """The highest summed VmRSS of the whole stack seen in a sample."""
         return self.peak_total_kib / KIB_PER_MIB
 
+    @property
+    def peak_pss_mib(self) -> float:
+        """The highest summed Pss of the whole stack seen in a sample (fewer samples than VmRSS)."""
+        return self.peak_pss_kib / KIB_PER_MIB
+
     def peak_by_role_mib(self) -> dict[str, float]:
         """Per role, the sum of its processes' VmHWM (each process's own peak, whenever it was)."""
         peaks = dict.fromkeys(self.meter.roots, 0.0)
@@ -166,14 +192,21 @@ class RssSampler:
 
     def _run(self) -> None:
         pids: dict[str, list[int]] = {}
-        refreshed = 0.0
+        refreshed = pss_read = 0.0
         while True:
             if time.monotonic() - refreshed >= self.tree_refresh_s:
                 pids, refreshed = self.meter.pids_by_role(), time.monotonic()
             self._sample(pids)
+            if time.monotonic() - pss_read >= self.pss_interval_s:
+                self._sample_pss(pids)
+                pss_read = time.monotonic()
             if self._stop.wait(self.interval_s):
                 self._sample(self.meter.pids_by_role())
                 return
+
+    def _sample_pss(self, pids: Mapping[str, Iterable[int]]) -> None:
+        total = sum(pss for role_pids in pids.values() for pid in role_pids if (pss := read_pss_kib(pid)) is not None)
+        self.peak_pss_kib = max(self.peak_pss_kib, total)
 
     def _sample(self, pids: Mapping[str, Iterable[int]]) -> None:
         total = 0
