@@ -43,10 +43,10 @@ from hilum.common.connections import open_sessions
 from hilum.common.db.models import ReportRow, StudyRow
 from hilum.common.db.session import upgrade_database
 from hilum.common.dicom.pixels import read_radiograph
+from hilum.common.preprocessing import to_model_input
 from hilum.common.settings import HilumSettings
 from hilum.inference.devices_export import ensure_devices_model
 from hilum.inference.model_export import WeightsManifest, ensure_findings_model
-from hilum.inference.preprocessing import to_model_input
 from hilum.ingestion.client import IngestionClient
 from hilum.runtime.ports import loopback_settings
 from hilum.runtime.stack import EmbeddedStack

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from hilum.common.connections import open_object_store, open_sessions
 from hilum.common.db.models import FindingsRow
 from hilum.common.db.session import upgrade_database
+from hilum.common.model_inputs import model_inputs_key
 from hilum.common.polling import wait_until
 from hilum.common.queue import Stage, create_celery_app, enqueue
 from hilum.common.settings import (
@@ -30,7 +31,6 @@ from hilum.common.settings import (
 )
 from hilum.inference.engine import FindingsEngine
 from hilum.inference.labels import load_label_map
-from hilum.inference.model_inputs import model_inputs_key
 from hilum.ingestion.assembly import Assembler
 from hilum.ingestion.service import IncomingInstance
 from hilum.ingestion.wiring import build as build_ingestion

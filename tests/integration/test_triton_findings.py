@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import studies
 from hilum.common.dicom.pixels import read_radiograph
+from hilum.common.model_inputs import load_model_inputs, make_model_inputs, model_inputs_key, save_model_inputs
 from hilum.common.object_store import ObjectStore
 from hilum.common.settings import TritonSection
 from hilum.inference.device_placement import DEFAULT_MIN_CONFIDENCE
@@ -23,7 +24,6 @@ from hilum.inference.engine import FindingsEngine, ImageUnreadable, TritonUnavai
 from hilum.inference.labels import findings_label_set, load_label_map
 from hilum.inference.landmarks import landmark_set, load_landmark_map
 from hilum.inference.model_export import WeightsManifest
-from hilum.inference.model_inputs import load_model_inputs, make_model_inputs, model_inputs_key, save_model_inputs
 from hilum.inference.service import Inference
 from hilum.ingestion.service import IncomingInstance, Ingestion
 from hilum.runtime.triton import TritonNotInstalled, TritonServer, TritonStartError

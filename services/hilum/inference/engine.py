@@ -27,12 +27,12 @@ import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from hilum.common.dicom.pixels import DECODE_SLOTS, ImageUnreadable, read_radiograph
+from hilum.common.model_inputs import ModelInputs, make_model_inputs
 from hilum.inference.circuit_breaker import CircuitBreaker, CircuitOpen
 from hilum.inference.device_geometry import Landmark
 from hilum.inference.labels import LabelMapError, LabelSpec, OperatingThresholds, findings_label_set, operating_labels
 from hilum.inference.landmarks import LandmarkSpec, heatmap_peaks, landmark_set
 from hilum.inference.model_export import WeightsManifest
-from hilum.inference.model_inputs import ModelInputs, make_model_inputs
 from hilum.v1 import messages_pb2
 
 __all__ = [

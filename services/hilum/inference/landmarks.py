@@ -1,6 +1,6 @@
 """The cxr_devices landmark map (landmarks.json) and its heatmaps read back as landmarks in original pixels.
 
-The model sees the whole radiograph area-averaged to INPUT_SIZE x INPUT_SIZE (preprocessing.whole_image_input)
+The model sees the whole radiograph area-averaged to INPUT_SIZE x INPUT_SIZE (common/preprocessing.whole_image_input)
 and answers one heatmap per landmark at HEATMAP_STRIDE: heatmap cell (r, c) covers input pixels
 [stride * r, stride * (r + 1)), whose centre stride * r + stride / 2 lies at original row
 (stride * r + stride / 2) * rows / INPUT_SIZE - 0.5 (pixel centres at integer coordinates). A landmark's
@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from hilum.common.preprocessing import WHOLE_IMAGE_INPUT_SIZE
 from hilum.common.reported_findings import DeviceType
 from hilum.inference.device_geometry import Landmark
 from hilum.inference.labels import label_set_id
 
 LANDMARK_FILE = "landmarks.json"
-INPUT_SIZE = 512  # the side of the model's square input (cxr_devices' config.pbtxt)
+INPUT_SIZE = WHOLE_IMAGE_INPUT_SIZE  # the side of the model's square input (cxr_devices' config.pbtxt)
 HEATMAP_STRIDE = 4  # input pixels per heatmap cell along each axis
 
 

@@ -19,10 +19,10 @@ from hilum.common.db import results, studies
 from hilum.common.errors import PermanentError, TransientError
 from hilum.common.fhir.audit_event import APPLICATION_ROLE, INFERENCE_SUBTYPE, AuditAgent, AuditKind, AuditRecord
 from hilum.common.logs import study_ref
+from hilum.common.model_inputs import drop_model_inputs, load_model_inputs
 from hilum.common.object_store import ObjectStore
 from hilum.inference.devices import device_findings
 from hilum.inference.engine import FindingsEngine, ImageUnreadable, InferenceFailed, TritonUnavailable
-from hilum.inference.model_inputs import drop_model_inputs, load_model_inputs
 from hilum.v1 import messages_pb2
 
 log = logging.getLogger(__name__)

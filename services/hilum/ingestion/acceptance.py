@@ -36,9 +36,9 @@ from dataclasses import dataclass, replace
 from hilum.common.dicom.attributes import integer
 from hilum.common.dicom.header import read_header
 from hilum.common.dicom.pixels import DECODE_SLOTS, Radiograph
+from hilum.common.model_inputs import ModelInputs
 from hilum.common.settings import IngestionSection
 from hilum.common.study import InstanceHeader
-from hilum.inference.model_inputs import ModelInputs
 from hilum.ingestion.rejection import RejectedInstance
 from hilum.ingestion.rules_anatomy import chest_body_part, judged_modality
 from hilum.ingestion.rules_encoding import parse, transfer_syntax

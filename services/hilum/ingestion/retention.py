@@ -21,8 +21,8 @@ from hilum.common.db.models import DeliveryRow, InstanceRow, StudyRow
 from hilum.common.destinations import DeliveryState
 from hilum.common.fhir.audit_event import AuditKind, AuditRecord
 from hilum.common.logs import study_ref
+from hilum.common.model_inputs import drop_model_inputs
 from hilum.common.object_store import ObjectStore
-from hilum.inference.model_inputs import drop_model_inputs
 
 BATCH = 500  # studies per transaction: a large purge never holds one huge transaction or lock set
 

@@ -29,10 +29,10 @@ from hilum.common.dicom.pixels import Radiograph
 from hilum.common.fhir.audit_event import REFUSED_SUBTYPE, AuditAgent, AuditKind, AuditOutcome, AuditRecord
 from hilum.common.fhir.imaging_study import imaging_study_json
 from hilum.common.logs import study_ref
+from hilum.common.model_inputs import ModelInputs, save_model_inputs
 from hilum.common.object_store import ObjectStore, dicom_key, quarantine_key
 from hilum.common.study import InstanceHeader
 from hilum.common.tracing import current_trace_context, mark_study, study_span
-from hilum.inference.model_inputs import ModelInputs, save_model_inputs
 from hilum.ingestion.acceptance import AcceptanceRules, AcceptedInstance, RejectedInstance, accept_instance
 from hilum.v1 import ingestion_pb2, messages_pb2
 
@@ -89,7 +89,7 @@ class Ingestion:
         make_inputs: Callable[[Radiograph], ModelInputs] | None = None,
     ) -> None:
         """make_inputs: makes the models' inputs from the door's decode of an image that may be a frontal view, kept
-        beside it for inference (hilum.inference.model_inputs); None: inference decodes every image itself."""
+        beside it for inference (hilum.common.model_inputs); None: inference decodes every image itself."""
         self._sessions = sessions
         self._store = store
         self._patient_identifier_system = patient_identifier_system

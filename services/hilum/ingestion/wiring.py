@@ -8,10 +8,10 @@ from functools import partial
 
 from hilum.audit.trail import audit_trail
 from hilum.common.connections import open_object_store, open_sessions
+from hilum.common.model_inputs import make_model_inputs
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageWiring
-from hilum.inference.model_inputs import make_model_inputs
 from hilum.ingestion.acceptance import AcceptanceRules
 from hilum.ingestion.grpc_api import IngestionServicer
 from hilum.ingestion.service import Ingestion

@@ -22,8 +22,8 @@ from hilum.common.db import records, studies
 from hilum.common.db.models import RejectionRow
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
 from hilum.common.dicom.pixels import Radiograph, read_radiograph
+from hilum.common.model_inputs import ModelInputs, load_model_inputs, make_model_inputs, model_inputs_key
 from hilum.common.object_store import ObjectStore, dicom_key
-from hilum.inference.model_inputs import ModelInputs, load_model_inputs, make_model_inputs, model_inputs_key
 from hilum.ingestion.service import Door, IncomingInstance, Ingestion, QuarantineNotFound
 from hilum.samples.chest_views import ViewPosition
 from hilum.samples.dicom_files import write_study

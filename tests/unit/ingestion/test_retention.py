@@ -15,9 +15,9 @@ from hilum.common import study_state
 from hilum.common.db import studies
 from hilum.common.db.models import DeliveryRow, FindingsRow, InstanceRow, ReportRow
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
+from hilum.common.model_inputs import model_inputs_key
 from hilum.common.object_store import ObjectStore, dicom_key
 from hilum.common.study import PatientInfo
-from hilum.inference.model_inputs import model_inputs_key
 from hilum.ingestion.retention import PurgedStudy, purge_images, study_line, summary_line
 from tests.helpers import audit_events, audited_patient_ids, instance_info, study_header
 

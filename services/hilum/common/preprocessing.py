@@ -2,7 +2,8 @@
 
 Decoding is hilum.common.dicom.pixels' job. to_model_input (cxr_findings) centre-crops to a square and
 area-averages to 224 x 224; whole_image_input (cxr_devices) area-averages the whole image to 512 x 512, so that
-a point of the input maps back to the original pixels by one scale per axis. numpy only.
+a point of the input maps back to the original pixels by one scale per axis. numpy only. Common code, not
+inference's: the ingestion door makes the inputs from its own decode (model_inputs.py), and inference from its.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import numpy.typing as npt
 
 from hilum.common.dicom.pixels import Radiograph
 
-MODEL_INPUT_SIZE = 224
+MODEL_INPUT_SIZE = 224  # the side of cxr_findings' square input
+WHOLE_IMAGE_INPUT_SIZE = 512  # the side of cxr_devices' square input (whole_image_input)
 # torchxrayvision scales the full pixel range of an image to [-MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT].
 MODEL_INPUT_LIMIT = 1024.0
 

@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from hilum.common.dicom.pixels import Radiograph, read_radiograph
-from hilum.inference.preprocessing import (
+from hilum.common.preprocessing import (
     MODEL_INPUT_LIMIT,
     MODEL_INPUT_SIZE,
     area_average,

@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 
 from hilum.common.dicom.pixels import read_radiograph
-from hilum.common.object_store import ObjectStore, dicom_key
-from hilum.inference.landmarks import INPUT_SIZE as LANDMARK_INPUT_SIZE
-from hilum.inference.model_inputs import (
+from hilum.common.model_inputs import (
     ModelInputs,
     drop_model_inputs,
     load_model_inputs,
@@ -22,7 +20,8 @@ from hilum.inference.model_inputs import (
     model_inputs_key,
     save_model_inputs,
 )
-from hilum.inference.preprocessing import to_model_input, whole_image_input
+from hilum.common.object_store import ObjectStore, dicom_key
+from hilum.common.preprocessing import WHOLE_IMAGE_INPUT_SIZE, to_model_input, whole_image_input
 from hilum.samples.dicom_files import write_study
 from hilum.samples.sample_studies import SAMPLE_STUDIES
 
@@ -44,7 +43,7 @@ def test_inputs_are_those_the_preprocessing_makes_from_the_image(image_file: Pat
     image = read_radiograph(image_file)
     np.testing.assert_array_equal(inputs.findings, to_model_input(image))
     assert inputs.devices is not None
-    np.testing.assert_array_equal(inputs.devices, whole_image_input(image, LANDMARK_INPUT_SIZE))
+    np.testing.assert_array_equal(inputs.devices, whole_image_input(image, WHOLE_IMAGE_INPUT_SIZE))
     assert (inputs.rows, inputs.columns) == (300, 240)
     assert make_model_inputs(image, devices=False).devices is None
 

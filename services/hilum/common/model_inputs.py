@@ -18,12 +18,12 @@ import numpy.typing as npt
 
 from hilum.common.dicom.pixels import Radiograph
 from hilum.common.object_store import ObjectStore
-from hilum.inference.landmarks import INPUT_SIZE as LANDMARK_INPUT_SIZE
-from hilum.inference.preprocessing import MODEL_INPUT_SIZE, to_model_input, whole_image_input
+from hilum.common.preprocessing import MODEL_INPUT_SIZE, WHOLE_IMAGE_INPUT_SIZE, to_model_input, whole_image_input
 
 log = logging.getLogger(__name__)
 
-# Named in the file: inputs made by another preprocessing (a later release) are not used, but made again.
+# Named in the file: inputs made by another preprocessing (a later release) are not used, but made again. Change it
+# with any change to preprocessing.py's transforms or sizes that changes the numbers more than float32 rounding.
 LAYOUT = "hilum-model-inputs-1"
 _IMAGE_SUFFIX = ".dcm"
 _SUFFIX = ".inputs.npz"
@@ -43,7 +43,7 @@ class ModelInputs:
 def make_model_inputs(image: Radiograph, devices: bool) -> ModelInputs:
     """Both models' inputs from one decoded image (the devices model's only when devices is true)."""
     rows, columns = image.pixels.shape
-    whole = whole_image_input(image, LANDMARK_INPUT_SIZE) if devices else None
+    whole = whole_image_input(image, WHOLE_IMAGE_INPUT_SIZE) if devices else None
     return ModelInputs(to_model_input(image), whole, rows, columns)
 
 
@@ -88,7 +88,7 @@ def load_model_inputs(store: ObjectStore, image_key: str, devices: bool) -> Mode
         return None
     if rows < 1 or columns < 1 or not _fits(findings, MODEL_INPUT_SIZE):
         return None
-    if devices and (whole is None or not _fits(whole, LANDMARK_INPUT_SIZE)):
+    if devices and (whole is None or not _fits(whole, WHOLE_IMAGE_INPUT_SIZE)):
         return None
     return ModelInputs(findings, whole, rows, columns)
 
