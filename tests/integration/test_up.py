@@ -119,9 +119,9 @@ def test_up_publishes_its_doors_and_stops_everything_on_sigterm(tmp_path: Path, 
         assert sorted(endpoints.metrics) == sorted([*settings.metrics.process_ports, "cds"])  # every Hilum process
         assert (data_dir / "prometheus" / "inference-worker").is_dir()  # the worker's multiprocess folder
         children = _children(up.pid)
-        # Redis, Triton, the gRPC servers with the DICOM SCP and the assembler (one process), four workers (priors and
-        # publishing share one), CDS
-        assert len(children) == 8
+        # Redis, Triton, the gRPC servers with the DICOM SCP and the assembler (one process), three workers
+        # (ingestion's queue door, priors and publishing share one), CDS
+        assert len(children) == 7
 
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=STOP_TIMEOUT_S) == 0

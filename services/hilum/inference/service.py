@@ -81,12 +81,19 @@ class Inference:
             studies.advance(session, study.study_instance_uid, reached)
             self._audit.record(session, self._inference_record(session, study.study_instance_uid, result.model))
             image_keys = [row.object_key for row in studies.instances_of(session, study.study_instance_uid)]
-        # The frontal view's inputs are used (a redelivery decodes the image again), and another image's would never be.
-        for image_key in image_keys:
-            drop_model_inputs(self._store, image_key)
+        self._drop_kept_inputs(image_keys)
         log.info("findings stored", extra={"study_ref": study_ref(study.study_instance_uid),
                                            "model_version": stored.model.version})
         return stored
+
+    def _drop_kept_inputs(self, image_keys: list[str]) -> None:
+        """Delete the inputs the door kept for the study's images: the frontal view's are used (a redelivery decodes
+        the image again), and another image's would never be. One that cannot be deleted costs disk, not the study."""
+        for image_key in image_keys:
+            try:
+                drop_model_inputs(self._store, image_key)
+            except OSError as error:
+                log.warning("kept model inputs not deleted", extra={"error": type(error).__name__})
 
     def _inference_record(self, session: Session, uid: str, model: messages_pb2.ModelInfo) -> AuditRecord:
         """The audit record of one run of the models on a study's images: the model as an agent, with its version and
