@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from functools import partial
 
 from hilum.audit.trail import audit_trail
 from hilum.common.connections import open_object_store, open_sessions
+from hilum.common.cores import usable_cores
 from hilum.common.model_inputs import make_model_inputs
 from hilum.common.queue import Stage
 from hilum.common.settings import HilumSettings
@@ -33,7 +33,7 @@ def build(settings: HilumSettings) -> Ingestion:
 # (gRPC's transport receives the requests of calls waiting for a thread all the same: this bounds the copies, not
 # the requests. A limit on a connection's streams would, but a client's first calls on a new connection are then
 # refused, UNAVAILABLE, until it has the server's settings.)
-SUBMIT_CALLS = (os.cpu_count() or 1) + 2
+SUBMIT_CALLS = usable_cores() + 2
 
 # Ingestion's doors store and mark studies due; the assembler (hilum.ingestion.assembly) hands them on. A threads pool
 # for the queue door: a task hashes, decodes and writes an image, and numpy, hashlib and file writes let other threads

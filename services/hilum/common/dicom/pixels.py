@@ -13,7 +13,6 @@ decode_radiograph follows the DICOM greyscale pipeline (PS3.4 N.2.1) on the firs
 from __future__ import annotations
 
 import copy
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from pydicom.pixels.utils import pixel_array
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from hilum.common.cores import usable_cores
 from hilum.common.dicom.attributes import floats, integer, printable, raw_value, text, uid
 from hilum.common.dicom.header import NotDicom, parse_dataset
 
@@ -39,8 +39,9 @@ Range = tuple[float, float]
 
 # Decodes one process runs at once, whatever its threads: a decode is CPU work that holds tens of MB (a 2500 x 2000
 # image is 10 MB stored and 20 MB decoded), so more decodes than cores add memory, not speed. A gRPC server or a
-# threads pool with many requests in flight waits here instead of holding every image decoded at once.
-DECODE_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+# threads pool with many requests in flight waits here instead of holding every image decoded at once. The cores are
+# those the process may use (a pod's CPU limit, not its node's CPUs).
+DECODE_SLOTS = threading.BoundedSemaphore(usable_cores())
 
 
 class ImageUnreadable(ValueError):
