@@ -143,21 +143,26 @@ def test_model_without_weights_fails_start_up_with_the_provisioning_hint(
     assert not server.running
 
 
-def test_with_the_devices_model_each_image_gets_its_landmarks_and_the_demo_finds_no_device(
-    triton_server: TritonSection, radiographs: list[Path]
-) -> None:
-    """One decode feeds both models; the devices model's points come back in the image's pixels with its own
-    provenance, and its demo weights locate nothing with the confidence a device needs."""
+@pytest.fixture(scope="module")
+def both(triton_server: TritonSection) -> Iterator[FindingsEngine]:
+    """A FindingsEngine running the findings and the devices model, reading weights.json from the repository."""
     model_dir = triton_server.model_repository
-    both = FindingsEngine(
+    engine = FindingsEngine(
         triton_server.grpc_url, triton_server.findings_model, load_label_map(model_dir / triton_server.findings_model),
         triton_server.request_timeout_s, model_repository=model_dir, devices_model="cxr_devices",
         landmarks=load_landmark_map(model_dir / "cxr_devices"),
     )
-    try:
-        results = both.analyse_batch(radiographs[:2])
-    finally:
-        both.close()
+    yield engine
+    engine.close()
+
+
+def test_with_the_devices_model_each_image_gets_its_landmarks_and_the_demo_finds_no_device(
+    triton_server: TritonSection, both: FindingsEngine, radiographs: list[Path]
+) -> None:
+    """One decode feeds both models; the devices model's points come back in the image's pixels with its own
+    provenance, and its demo weights locate nothing with the confidence a device needs."""
+    model_dir = triton_server.model_repository
+    results = both.analyse_batch(radiographs[:2])
     for result in results:
         assert result.devices_model == messages_pb2.ModelInfo(
             name="cxr_devices", version="demo-untrained", demo_weights=True, label_set=landmark_set(both.landmarks),
@@ -170,16 +175,10 @@ def test_with_the_devices_model_each_image_gets_its_landmarks_and_the_demo_finds
 
 
 def test_the_inputs_the_door_kept_score_as_the_image_they_were_made_from(
-    triton_server: TritonSection, radiographs: list[Path], tmp_path: Path
+    both: FindingsEngine, radiographs: list[Path], tmp_path: Path
 ) -> None:
     """Inference given the inputs the ingestion door kept (read back from the store) answers as it does decoding the
     image itself: the same findings and the same landmarks, in the image's pixels."""
-    model_dir = triton_server.model_repository
-    both = FindingsEngine(
-        triton_server.grpc_url, triton_server.findings_model, load_label_map(model_dir / triton_server.findings_model),
-        triton_server.request_timeout_s, devices_model="cxr_devices",
-        landmarks=load_landmark_map(model_dir / "cxr_devices"),
-    )
     store = ObjectStore(tmp_path / "store")
     kept = []
     for number, path in enumerate(radiographs[:2]):
@@ -187,19 +186,16 @@ def test_the_inputs_the_door_kept_score_as_the_image_they_were_made_from(
         inputs = load_model_inputs(store, f"dicom/{number}.dcm", devices=True)
         assert inputs is not None
         kept.append(inputs)
-    try:
-        from_files = both.analyse_batch(radiographs[:2])
-        from_inputs = both.analyse_batch(kept)
-        with pytest.raises(ValueError, match="devices model"):
-            both.analyse(replace(kept[0], devices=None))
-    finally:
-        both.close()
+    from_files = both.analyse_batch(radiographs[:2])
+    from_inputs = both.analyse_batch(kept)
+    with pytest.raises(ValueError, match="devices model"):
+        both.analyse(replace(kept[0], devices=None))
     assert [r.findings for r in from_inputs] == [r.findings for r in from_files]
     assert [r.landmarks for r in from_inputs] == [r.landmarks for r in from_files]
 
 
 def test_inference_takes_the_frontal_views_kept_inputs_and_then_drops_every_images(
-    triton_server: TritonSection, sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path
+    both: FindingsEngine, sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path
 ) -> None:
     """A study of two possible frontal views (two PA images): the door keeps inputs for both, inference scores the one
     chosen from its kept inputs (the findings are those of its file), and once they are stored no inputs are left."""
@@ -216,17 +212,8 @@ def test_inference_takes_the_frontal_views_kept_inputs_and_then_drops_every_imag
     with sqlite_sessions() as session:
         keys = [row.object_key for row in studies.instances_of(session, uid)]
     assert len(keys) == 2 and all(store.exists(model_inputs_key(key)) for key in keys)
-    model_dir = triton_server.model_repository
-    engine = FindingsEngine(
-        triton_server.grpc_url, triton_server.findings_model, load_label_map(model_dir / triton_server.findings_model),
-        triton_server.request_timeout_s, devices_model="cxr_devices",
-        landmarks=load_landmark_map(model_dir / "cxr_devices"),
-    )
-    try:
-        reference = messages_pb2.StudyReference(study_instance_uid=uid, frontal_object_key=keys[0])
-        stored = Inference(sqlite_sessions, store, engine).infer(reference)
-        from_file = engine.analyse(store.path(keys[0]))
-    finally:
-        engine.close()
+    reference = messages_pb2.StudyReference(study_instance_uid=uid, frontal_object_key=keys[0])
+    stored = Inference(sqlite_sessions, store, both).infer(reference)
+    from_file = both.analyse(store.path(keys[0]))
     assert list(stored.findings) == list(from_file.findings)
     assert not any(store.exists(model_inputs_key(key)) for key in keys)
