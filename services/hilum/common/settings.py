@@ -94,6 +94,7 @@ class QueueSection(BaseModel):
     """Celery reliability knobs; the visibility timeout must exceed the longest task."""
 
     visibility_timeout_s: int = 3600
+    # Celery enforces it in a prefork pool only; every stage's worker runs threads, each call under its own timeout.
     task_time_limit_s: int = 600
     max_retries: int = 5
     retry_backoff_max_s: int = 60

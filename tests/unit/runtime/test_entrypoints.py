@@ -3,6 +3,7 @@ serve metrics and beat their heartbeat file."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from hilum.common.settings import (
 )
 from hilum.common.study import PatientInfo
 from hilum.ingestion import dimse_scp
+from hilum.reporting import wiring as reporting_wiring
 from hilum.runtime.entrypoints import COMPANIONS, STAGE_NAMES, serve, stage_doors, worker_app, worker_pools
 from hilum.runtime.ports import free_port
 from hilum.runtime.processes import ManagedProcess
@@ -69,12 +71,12 @@ def test_each_stage_hands_on_to_the_next_and_publishing_is_last() -> None:
 
 @pytest.mark.parametrize(("name", "expected"), [
     ("ingestion", ("threads", 3)), ("inference", ("threads", 8)), ("priors", ("threads", 3)),
-    ("reporting", ("prefork", 3)), ("publishing", ("threads", 3)),
+    ("reporting", ("threads", 3)), ("publishing", ("threads", 3)),
 ])
-def test_stages_that_mostly_wait_run_threads_and_the_others_processes(name: str, expected: tuple[str, int]) -> None:
+def test_every_stage_worker_runs_threads(name: str, expected: tuple[str, int]) -> None:
     """Inference waits on Triton (its threads reach the batcher together), priors on the database, publishing on
-    the destinations, ingestion's queue door on files and in numpy; reporting works in Python and runs prefork
-    processes."""
+    the destinations, ingestion's queue door on files and in numpy; reporting works in Python, a few tens of
+    milliseconds a study, which one process's threads keep up with for less memory than a process each."""
     settings = HilumSettings(queue=QueueSection(worker_concurrency=3, inference_concurrency=8))
     assert stage_doors(name).worker_pool(settings) == expected
 
@@ -108,14 +110,17 @@ def test_a_worker_app_holds_only_its_own_stage_task(tmp_path: Path) -> None:
     assert {name for name in both.tasks if name.startswith("hilum.")} == {"hilum.priors.run", "hilum.publishing.run"}
 
 
-def test_stages_share_a_worker_only_when_each_runs_threads(tmp_path: Path) -> None:
+def test_stages_share_a_worker_only_when_each_runs_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every stage runs threads today; a stage wired for prefork processes could share no worker beyond one task."""
     storage = StorageSection(data_dir=tmp_path / "data", output_dir=tmp_path / "out")
     one, two = (HilumSettings(storage=storage, queue=QueueSection(worker_concurrency=n)) for n in (1, 2))
     assert worker_pools(["priors", "publishing"], two) == [("threads", 2), ("threads", 2)]
     assert worker_pools(["ingestion", "priors"], two) == [("threads", 2), ("threads", 2)]
+    assert worker_pools(["reporting", "priors"], two) == [("threads", 2), ("threads", 2)]
+    monkeypatch.setattr(reporting_wiring, "WIRING", dataclasses.replace(reporting_wiring.WIRING, pool="prefork"))
     assert worker_pools(["reporting", "priors"], one) == [("threads", 1), ("threads", 1)]  # one task: a thread
     with pytest.raises(ValueError, match="several stages share a worker only when each runs a threads pool"):
-        worker_pools(["reporting", "priors"], two)  # reporting's two tasks run in processes
+        worker_pools(["reporting", "priors"], two)  # two tasks of a prefork stage run in processes
     with pytest.raises(ValueError, match="each named once"):
         worker_pools(["priors", "priors"], one)
 
@@ -176,12 +181,12 @@ def test_the_assembler_serves_metrics_and_beats_while_the_database_is_down(tmp_p
 
 
 @pytest.mark.parametrize(("names", "pool", "concurrency"), [
-    (["reporting"], "prefork", 2), (["inference"], "thread", 3), (["ingestion", "priors", "publishing"], "thread", 6)])
+    (["reporting"], "thread", 2), (["inference"], "thread", 3), (["ingestion", "priors", "publishing"], "thread", 6)])
 def test_a_worker_serves_its_queue_length_and_beats(names: list[str], pool: str, concurrency: int,
                                                     redis_server: RedisServer, tmp_path: Path) -> None:
-    """Multiprocess mode, as in Kubernetes: the main process serves the metrics of its pool processes too; a threads
-    pool (inference) has none, and beats and serves all the same. Two threads stages share a worker: its threads
-    add up, and it serves both queues' lengths."""
+    """Multiprocess mode, as in Kubernetes (the chart gives every worker a folder): a worker's threads count in its
+    one process, which beats and serves them; reporting takes worker_concurrency threads, inference its own
+    concurrency. Two stages share a worker: its threads add up, and it serves both queues' lengths."""
     port, heartbeat, multiproc = free_port(), tmp_path / "heartbeat", tmp_path / "prometheus"
     multiproc.mkdir()
     settings = HilumSettings(
