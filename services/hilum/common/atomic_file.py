@@ -1,34 +1,83 @@
-"""The one way Hilum writes a file that others read: whole or not at all, and durable once it returns."""
+"""The one way Hilum writes a file that others read: whole or not at all, and durable once it is in place."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from types import TracebackType
 
 
-def write_atomically(path: Path, content: bytes, durable: bool = True) -> None:
-    """Write content to path via a temp file in the same folder, fsync, rename, then fsync the folder.
+class StagedFile:
+    """Content written (and, when durable, synced) under a temporary name in its target's folder, not yet visible.
 
-    Readers never see a partial file, and a crash after return cannot lose the file or its name. durable=False skips
-    both fsyncs, for a cache that its reader checks and can do without: a crash may then lose or empty the file.
+    publish() puts it in place with a rename; leaving a `with` block without publishing removes it. Writing first and
+    publishing later lets a caller put a large file in place inside a database transaction without holding the
+    transaction open while the bytes reach the disk.
+    """
+
+    def __init__(self, path: Path, temp: Path, durable: bool) -> None:
+        self.path = path
+        self._temp = temp
+        self._durable = durable
+        self.published = False
+
+    def publish(self) -> None:
+        """Rename the content into place (replacing what was there), then sync the folder when durable: once it
+        returns, a crash cannot lose the file or its name. Publishing twice changes nothing."""
+        if self.published:
+            return
+        os.replace(self._temp, self.path)
+        self.published = True
+        if self._durable:
+            _sync_folder(self.path.parent)
+
+    def discard(self) -> None:
+        """Remove the unpublished content; a published file stays."""
+        if not self.published:
+            self._temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> StagedFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.discard()
+
+
+def stage_file(path: Path, content: bytes, durable: bool = True) -> StagedFile:
+    """Write content to a temporary file beside path, synced when durable; it is not at path until published.
+
+    durable=False skips the syncs, for a cache that its reader checks and can do without: a crash may then lose or
+    empty the file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".writing-")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".writing-")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        Path(temp).unlink(missing_ok=True)
         raise
-    if not durable:
-        return
-    folder = os.open(path.parent, os.O_RDONLY)
+    return StagedFile(path, Path(temp), durable)
+
+
+def write_atomically(path: Path, content: bytes, durable: bool = True) -> None:
+    """Write content to path via a temp file in the same folder, fsync, rename, then fsync the folder.
+
+    Readers never see a partial file, and a crash after return cannot lose the file or its name (durable=False: see
+    stage_file).
+    """
+    with stage_file(path, content, durable) as staged:
+        staged.publish()
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(folder)
+        os.fsync(descriptor)
     finally:
-        os.close(folder)
+        os.close(descriptor)

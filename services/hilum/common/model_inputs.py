@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from hilum.common.atomic_file import StagedFile
 from hilum.common.dicom.pixels import Radiograph
 from hilum.common.object_store import ObjectStore
 from hilum.common.preprocessing import MODEL_INPUT_SIZE, WHOLE_IMAGE_INPUT_SIZE, to_model_input, whole_image_input
@@ -52,9 +53,10 @@ def model_inputs_key(image_key: str) -> str:
     return image_key.removesuffix(_IMAGE_SUFFIX) + _SUFFIX
 
 
-def save_model_inputs(store: ObjectStore, image_key: str, inputs: ModelInputs) -> None:
-    """Store inputs beside the image, atomically (a reader sees the whole file or none) but not durably: no fsync
-    delays the door's answer for a cache whose loss costs a decode, and whose damage load_model_inputs detects."""
+def stage_model_inputs(store: ObjectStore, image_key: str, inputs: ModelInputs) -> StagedFile:
+    """Write inputs for the image without putting them in place (StagedFile.publish does, atomically: a reader sees
+    the whole file or none), and not durably: no fsync delays the door's answer for a cache whose loss costs a
+    decode, and whose damage load_model_inputs detects."""
     arrays: dict[str, npt.NDArray[np.generic]] = {
         "layout": np.array(LAYOUT), "size": np.array([inputs.rows, inputs.columns], dtype=np.int64),
         "findings": inputs.findings}
@@ -62,7 +64,13 @@ def save_model_inputs(store: ObjectStore, image_key: str, inputs: ModelInputs) -
         arrays["devices"] = inputs.devices
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **arrays)
-    store.put(model_inputs_key(image_key), buffer.getvalue(), durable=False)
+    return store.stage(model_inputs_key(image_key), buffer.getvalue(), durable=False)
+
+
+def save_model_inputs(store: ObjectStore, image_key: str, inputs: ModelInputs) -> None:
+    """Store inputs beside the image at once (stage_model_inputs, published)."""
+    with stage_model_inputs(store, image_key, inputs) as staged:
+        staged.publish()
 
 
 def load_model_inputs(store: ObjectStore, image_key: str, devices: bool) -> ModelInputs | None:

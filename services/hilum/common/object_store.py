@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hilum.common.atomic_file import write_atomically
+from hilum.common.atomic_file import StagedFile, stage_file, write_atomically
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
@@ -30,6 +30,11 @@ class ObjectStore:
         """Write content under key atomically and durably, so a crash never leaves half an object; durable=False: a
         cache its reader checks, which a crash may lose or empty (no fsync)."""
         write_atomically(self.path(key), content, durable)
+
+    def stage(self, key: str, content: bytes, durable: bool = True) -> StagedFile:
+        """Write content for key without putting it in place yet (atomic_file.StagedFile): publish() does, a `with`
+        block left unpublished removes it."""
+        return stage_file(self.path(key), content, durable)
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -23,13 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.audit.trail import AuditTrail
 from hilum.common import study_state
+from hilum.common.atomic_file import StagedFile
 from hilum.common.db import records, results, studies
 from hilum.common.db.models import RejectionRow
 from hilum.common.dicom.pixels import Radiograph
 from hilum.common.fhir.audit_event import REFUSED_SUBTYPE, AuditAgent, AuditKind, AuditOutcome, AuditRecord
 from hilum.common.fhir.imaging_study import imaging_study_json
 from hilum.common.logs import study_ref
-from hilum.common.model_inputs import ModelInputs, save_model_inputs
+from hilum.common.model_inputs import ModelInputs, stage_model_inputs
 from hilum.common.object_store import ObjectStore, dicom_key, quarantine_key
 from hilum.common.study import InstanceHeader
 from hilum.common.tracing import current_trace_context, mark_study, study_span
@@ -193,22 +195,29 @@ class Ingestion:
             label=incoming.label, accepted=True, study_instance_uid=header.study_instance_uid,
             sop_instance_uid=instance.sop_instance_uid, notes=list(accepted.notes),
         )
-        try:
-            return self._record(incoming, accepted, sha256, result)
-        except IntegrityError:
-            # Another call committed this study's first instance, or this very instance, between our reads and our
-            # writes: its rows are there now, so the same steps read them (a duplicate, or one more instance).
-            return self._record(incoming, accepted, sha256, result)
+        key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
+        # Written and synced before the transaction, put in place inside it once the identity checks pass: the
+        # database's write lock (SQLite's covers the whole file) is not held while 10 MB reach the disk.
+        with (self._store.stage(key, incoming.content) as image,
+              self._stage_inputs(key, accepted.model_inputs) as inputs):
+            try:
+                return self._record(incoming, accepted, sha256, result, (key, image, inputs))
+            except IntegrityError:
+                # Another call committed this study's first instance, or this very instance, between our reads and
+                # our writes: its rows are there now, so the same steps read them (a duplicate, or one more instance).
+                return self._record(incoming, accepted, sha256, result, (key, image, inputs))
 
     def _record(
         self, incoming: IncomingInstance, accepted: AcceptedInstance, sha256: str, result: ingestion_pb2.InstanceResult,
+        staged: tuple[str, StagedFile, StagedFile | None],
     ) -> ingestion_pb2.InstanceResult | RejectedInstance:
-        """In one transaction: check identity against what is stored, store the object, record it and its import in
-        the audit trail, and mark its study due (a duplicate: the stored one stays; its study is marked due again
-        unless reported). A study first seen through the prior door is a prior fetched for comparison (analysed,
-        never reported)."""
+        """In one transaction: check identity against what is stored, put the staged image (and its models' inputs)
+        in place, record it and its import in the audit trail, and mark its study due (a duplicate: the stored one
+        stays; its study is marked due again unless reported). A study first seen through the prior door is a prior
+        fetched for comparison (analysed, never reported)."""
         header, content = accepted.header, incoming.content
         instance = header.instance
+        key, image, inputs = staged
         with self._sessions.begin() as session:
             conflict = _identity_conflict(session, header, sha256)
             if conflict is not None:
@@ -222,22 +231,25 @@ class Ingestion:
                 result.duplicate = True  # the same bytes again: idempotent success
                 self._update_study(session, header.study_instance_uid, gained_instance=False)
                 return result
-            key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
-            self._store.put(key, content)  # durable before the row says it exists
-            if accepted.model_inputs is not None:
-                self._keep_inputs(key, accepted.model_inputs)
+            image.publish()  # durable before the row says it exists
+            if inputs is not None:
+                _publish_inputs(inputs)
             studies.ensure_study(session, header, incoming.door is Door.PRIOR, trace_context=current_trace_context())
             studies.add_instance(session, header.study_instance_uid,
                                  dataclasses.replace(instance, object_key=key), sha256)
             self._update_study(session, header.study_instance_uid, gained_instance=True)
         return result
 
-    def _keep_inputs(self, key: str, inputs: ModelInputs) -> None:
-        """Store the models' inputs beside the image; a failure costs inference a decode, never the instance."""
+    def _stage_inputs(self, key: str, inputs: ModelInputs | None) -> AbstractContextManager[StagedFile | None]:
+        """The models' inputs written beside the image's key, to publish with it; a failure to write them costs
+        inference a decode, never the instance."""
+        if inputs is None:
+            return nullcontext()
         try:
-            save_model_inputs(self._store, key, inputs)
+            return stage_model_inputs(self._store, key, inputs)
         except OSError as error:
             log.warning("model inputs not kept", extra={"error": type(error).__name__})
+            return nullcontext()
 
     def _quarantine(self, incoming: IncomingInstance, rejected: RejectedInstance) -> ingestion_pb2.InstanceResult:
         """Keep the original bytes and record why they were refused; the result says so."""
@@ -294,6 +306,14 @@ class Ingestion:
             if report is not None:
                 status.result.CopyFrom(messages_pb2.PublishResult.FromString(report.payload))
             return status
+
+
+def _publish_inputs(inputs: StagedFile) -> None:
+    """Put the staged models' inputs in place; a failure costs inference a decode, never the instance."""
+    try:
+        inputs.publish()
+    except OSError as error:
+        log.warning("model inputs not kept", extra={"error": type(error).__name__})
 
 
 def _identity_conflict(session: Session, header: InstanceHeader, sha256: str) -> RejectedInstance | None:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
-from hilum.common.atomic_file import write_atomically
+from hilum.common.atomic_file import stage_file
 from hilum.common.cds_view import write_view
 from hilum.common.db import deliveries, results, studies
 from hilum.common.db.models import ReportRow
@@ -136,26 +136,29 @@ class Reporting:
             draft=draft,
             amends_model_version=amends or "",
         )
-        row = ReportRow(
-            study_instance_uid=uid, model_version=version, diagnostic_report_id=report_id,
-            bundle_json=text, bundle_path=str(path), comparison=comparison.SerializeToString(),
-            payload=result.SerializeToString(),
-        )
-        session.add(row)
-        session.flush()  # claims (study, version) before anything is written outside the database
-        store_bundle(session, data, issued)  # what the FHIR read API serves, in the same transaction
-        # Store first, then enqueue: the deliveries are planned in this transaction, handed on after it.
-        result.deliveries.extend(
-            deliveries.plan(session, uid, version, self._destinations, DeliveryEvent.PRELIMINARY)
-        )
-        if superseded is not None:
-            result.deliveries.extend(self._withdraw(session, superseded, issued))
-        row.payload = result.SerializeToString()
-        write_atomically(path, text.encode("utf-8"))
-        write_view(self._cds_cache, cds_view_of(study, reported, draft, report_id, issued,
-                                                self._fhir.patient_identifier_system, amends))
-        studies.advance(session, uid, study_state.REPORTED)
-        return result
+        # The file is written and synced before the row claims (study, version), and put in place after: the
+        # database's write lock (SQLite's covers the whole file) is not held while it reaches the disk.
+        with stage_file(path, text.encode("utf-8")) as bundle_file:
+            row = ReportRow(
+                study_instance_uid=uid, model_version=version, diagnostic_report_id=report_id,
+                bundle_json=text, bundle_path=str(path), comparison=comparison.SerializeToString(),
+                payload=result.SerializeToString(),
+            )
+            session.add(row)
+            session.flush()  # claims (study, version) before anything is put in place outside the database
+            store_bundle(session, data, issued)  # what the FHIR read API serves, in the same transaction
+            # Store first, then enqueue: the deliveries are planned in this transaction, handed on after it.
+            result.deliveries.extend(
+                deliveries.plan(session, uid, version, self._destinations, DeliveryEvent.PRELIMINARY)
+            )
+            if superseded is not None:
+                result.deliveries.extend(self._withdraw(session, superseded, issued))
+            row.payload = result.SerializeToString()
+            bundle_file.publish()
+            write_view(self._cds_cache, cds_view_of(study, reported, draft, report_id, issued,
+                                                    self._fhir.patient_identifier_system, amends))
+            studies.advance(session, uid, study_state.REPORTED)
+            return result
 
 
     def _withdraw(self, session: Session, superseded: ReportRow, now: datetime) -> list[messages_pb2.DeliveryRequest]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hilum.common.atomic_file import write_atomically
+from hilum.common.atomic_file import stage_file, write_atomically
 
 
 def test_writes_creates_folders_and_replaces(tmp_path: Path) -> None:
@@ -39,3 +39,29 @@ def test_a_durable_write_syncs_the_file_and_its_folder_and_a_cache_write_neither
     assert len(synced) == 2
     assert (tmp_path / "cache.npz").read_bytes() == b"cached"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.npz", "record.dcm"]  # no temp file left
+
+
+def test_a_staged_file_is_out_of_sight_until_published_and_gone_if_never_published(tmp_path: Path) -> None:
+    target = tmp_path / "image.dcm"
+    write_atomically(target, b"old")
+    with stage_file(target, b"new") as staged:
+        assert target.read_bytes() == b"old"  # written and synced, not in place
+        staged.publish()
+        staged.publish()  # once in place, again changes nothing
+    assert target.read_bytes() == b"new"
+    with stage_file(target, b"abandoned"):
+        pass
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["image.dcm"]
+
+
+def test_a_durable_staged_file_syncs_its_content_when_written_and_its_folder_when_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    with stage_file(tmp_path / "record.dcm", b"kept") as staged:
+        assert len(synced) == 1
+        staged.publish()
+    assert len(synced) == 2

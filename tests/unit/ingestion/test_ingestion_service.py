@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common import study_state
+from hilum.common.atomic_file import StagedFile
 from hilum.common.db import records, studies
 from hilum.common.db.models import RejectionRow
 from hilum.common.db.session import create_db_engine, session_factory, upgrade_database
@@ -151,10 +152,10 @@ def test_inputs_that_cannot_be_made_or_kept_never_cost_the_instance(
     failing = Ingestion(sqlite_sessions, store, MRN_SYSTEM, make_inputs=fails)
     first = failing.accept([_incoming(write_study(_small(1), tmp_path / "a"))]).results[0]
 
-    def full_disk(store: ObjectStore, key: str, inputs: ModelInputs) -> None:
+    def full_disk(store: ObjectStore, key: str, inputs: ModelInputs) -> StagedFile:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("hilum.ingestion.service.save_model_inputs", full_disk)
+    monkeypatch.setattr("hilum.ingestion.service.stage_model_inputs", full_disk)
     second = _keeping_inputs(sqlite_sessions, store).accept([_incoming(write_study(_small(2), tmp_path / "b"))])
     for result in (first, second.results[0]):
         assert result.accepted and not result.HasField("rejection")
@@ -257,6 +258,23 @@ def test_the_same_sop_instance_uid_with_other_content_is_a_conflict(
     with sqlite_sessions() as session:
         [instance] = studies.require_study_info(session, uid).instances
     assert store.get(instance.object_key) == original.read_bytes()  # the stored one is kept unchanged
+
+
+def test_what_is_written_before_the_transaction_stays_out_of_place_for_a_conflict_or_a_duplicate(
+    sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path
+) -> None:
+    """The image and its models' inputs are written before the transaction and put in place in it: a conflict or a
+    duplicate puts neither there (the stored image and its inputs stay as they were) and leaves no temporary file."""
+    ingestion = _keeping_inputs(sqlite_sessions, store)
+    original = write_study(_small(0), tmp_path / "a")
+    altered = _rewritten(original, tmp_path / "b" / "x.dcm", StudyDescription="XR CHEST PA (altered)")
+    ingestion.accept([_incoming(original)])
+    [key] = [path.relative_to(store.root).as_posix() for path in store.root.rglob("*.dcm")]
+    kept_inputs = store.get(model_inputs_key(key))
+    results = ingestion.accept([_incoming(altered), _incoming(original)]).results
+    assert results[0].rejection.code == Code.REJECTION_CODE_INSTANCE_CONFLICT and results[1].duplicate
+    assert store.get(key) == original.read_bytes() and store.get(model_inputs_key(key)) == kept_inputs
+    assert not [path.name for path in store.root.rglob(".writing-*")]
 
 
 def test_rejections_keep_their_bytes_and_never_stop_the_batch(
