@@ -43,7 +43,7 @@ from hilum.common.connections import open_sessions
 from hilum.common.db.models import ReportRow, StudyRow
 from hilum.common.db.session import upgrade_database
 from hilum.common.dicom.pixels import read_radiograph
-from hilum.common.preprocessing import to_model_input
+from hilum.common.preprocessing import WHOLE_IMAGE_INPUT_SIZE, to_model_input, whole_image_input
 from hilum.common.settings import HilumSettings
 from hilum.inference.devices_export import ensure_devices_model
 from hilum.inference.model_export import WeightsManifest, ensure_findings_model
@@ -59,7 +59,12 @@ ORT_BATCHES = (1, 4, 8, 16)
 TRITON_RUNS = ((1, 1), (4, 1), (8, 1), (1, 8))
 TIMED_IMAGES = 64  # images per ONNX Runtime / Triton measurement (the preprocessed inputs, cycled)
 ALONE_ROUNDS = 2  # interleaved rounds of ORT alone and Triton alone
+DEVICES_BATCHES = (1, 4)  # cxr_devices in ONNX Runtime alone (the inference engine sends it up to 8 at a time)
+DEVICES_IMAGES = 16  # images per cxr_devices measurement: a 512 x 512 input costs several findings inputs
 PAIRED_CALLS = 24  # batch-1 calls to ORT and Triton in turn, per round, for Triton's overhead per call
+# Triton's counters read around the paired calls, to split the overhead: requests, their time in Triton, the model's.
+PAIRED_COUNTERS = ("nv_inference_request_success", "nv_inference_request_duration_us",
+                   "nv_inference_compute_infer_duration_us")
 WARMUP_STUDIES = 4  # sent through the stack before anything is timed: first calls import and connect
 SUBMIT_THREADS = 8  # concurrent Submit calls for a burst
 LIGHT_INTERVAL_S = 1.0
@@ -134,6 +139,9 @@ class Summary:
     triton_img_s: float
     e2e_studies_s: float
     ratio_e2e_ort: float
+    # ONNX Runtime alone running a study's models (Alone.ort_study_s), and Hilum end to end over it.
+    ort_study_s: float
+    ratio_e2e_ort_study: float
     ratio_triton_ort: float
     triton_overhead_ms: float
     cpu_ms_per_study: float
@@ -190,6 +198,11 @@ def preprocess(files: Sequence[Path]) -> tuple[npt.NDArray[np.float32], float]:
     return inputs, (time.perf_counter() - start) / len(files)
 
 
+def devices_inputs(files: Sequence[Path]) -> npt.NDArray[np.float32]:
+    """cxr_devices' inputs (N, 1, 512, 512) of the files: the whole image, as inference makes them."""
+    return np.stack([whole_image_input(read_radiograph(p), WHOLE_IMAGE_INPUT_SIZE) for p in files]).astype(np.float32)
+
+
 def cycled(inputs: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.float32]:
     """count images taken from inputs in turn (the same inputs for every measurement)."""
     return np.resize(inputs, (count, *inputs.shape[1:]))
@@ -209,10 +222,11 @@ def ort_session(model_path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def ort_rate(session: ort.InferenceSession, inputs: npt.NDArray[np.float32], batch: int) -> Rate:
-    """Images/s and mean call latency of onnxruntime over TIMED_IMAGES images at the given batch size."""
+def ort_rate(session: ort.InferenceSession, inputs: npt.NDArray[np.float32], batch: int,
+             count: int = TIMED_IMAGES) -> Rate:
+    """Images/s and mean call latency of onnxruntime over count images at the given batch size."""
     name = session.get_inputs()[0].name
-    images = cycled(inputs, TIMED_IMAGES)
+    images = cycled(inputs, count)
     session.run(None, {name: images[:batch]})  # warm-up at this shape
     latencies = []
     start = time.perf_counter()
@@ -281,14 +295,35 @@ class Alone:
 
     ort: list[Rate]
     triton: list[Rate]
+    # cxr_devices in ONNX Runtime alone, where the stack runs it (empty with --findings-only).
+    ort_devices: list[Rate]
     batching: Batching
     paired_ort_ms: float
     paired_triton_ms: float
+    # Triton's own counters over the paired calls, ms per call: from receiving the request to sending the response,
+    # and the model's execution within that (in the embedded config, the python-backend stub running the session).
+    paired_request_ms: float
+    paired_model_ms: float
+
+    @property
+    def ort_study_s(self) -> float:
+        """Studies/s of ONNX Runtime alone running the models of a study (cxr_findings, and cxr_devices where the
+        stack runs it), each at its best batch: what the stack's models alone allow on this machine."""
+        seconds = 1 / best(self.ort).images_s
+        if self.ort_devices:
+            seconds += 1 / best(self.ort_devices).images_s
+        return 1 / seconds
 
     @property
     def overhead_ms(self) -> float:
         """Mean latency of a batch-1 call through Triton minus that of the same call to ORT in process."""
         return self.paired_triton_ms - self.paired_ort_ms
+
+    def overhead_split(self) -> str:
+        """Where the overhead goes: the client and the transport, Triton around the model, the model in Triton."""
+        return (f"client and transport {self.paired_triton_ms - self.paired_request_ms:.1f} ms, Triton around the "
+                f"model {self.paired_request_ms - self.paired_model_ms:.1f} ms, the model's run in Triton over ORT's "
+                f"in this process {self.paired_model_ms - self.paired_ort_ms:.1f} ms")
 
 
 def paired_calls(session: ort.InferenceSession, url: str, model: str,
@@ -312,20 +347,28 @@ def paired_calls(session: ort.InferenceSession, url: str, model: str,
     return ort_ms, triton_ms
 
 
-def alone_rates(model_path: Path, settings: HilumSettings, inputs: npt.NDArray[np.float32]) -> Alone:
+def alone_rates(model_path: Path, settings: HilumSettings, inputs: npt.NDArray[np.float32],
+                devices: tuple[Path, npt.NDArray[np.float32]] | None) -> Alone:
     """ONNX Runtime alone at ORT_BATCHES and Triton alone at TRITON_RUNS, in ALONE_ROUNDS interleaved rounds
     (ORT first, then Triton first, ...) so that both see the same neighbours, each round ending with
-    paired batch-1 calls; rates are means over the rounds.
+    paired batch-1 calls; rates are means over the rounds. devices: cxr_devices' model file and inputs, measured
+    in ONNX Runtime alone at DEVICES_BATCHES in the same rounds, where the stack runs it.
     """
     session = ort_session(model_path)
+    devices_session = ort_session(devices[0]) if devices else None
     url, model = settings.triton.grpc_url, settings.triton.findings_model
     warm_triton(settings, inputs)
     ort_rounds: list[list[Rate]] = []
     triton_rounds: list[list[Rate]] = []
+    devices_rounds: list[list[Rate]] = []
     ort_ms: list[float] = []
     triton_ms: list[float] = []
+    paired_us = dict.fromkeys(PAIRED_COUNTERS, 0.0)
     counters = triton_counters(settings.triton.metrics_port)
     for index in range(ALONE_ROUNDS):
+        if devices_session is not None and devices is not None:
+            devices_rounds.append([ort_rate(devices_session, devices[1], batch, DEVICES_IMAGES)
+                                   for batch in DEVICES_BATCHES])
         measures: list[Callable[[], None]] = [
             lambda: ort_rounds.append([ort_rate(session, inputs, batch) for batch in ORT_BATCHES]),
             lambda: triton_rounds.append([triton_rate(url, model, inputs, in_flight, batch)
@@ -333,12 +376,19 @@ def alone_rates(model_path: Path, settings: HilumSettings, inputs: npt.NDArray[n
         ]
         for measure in measures if index % 2 == 0 else reversed(measures):
             measure()
+        before = triton_counters(settings.triton.metrics_port)
         round_ort, round_triton = paired_calls(session, url, model, inputs)
+        after = triton_counters(settings.triton.metrics_port)
         ort_ms += round_ort
         triton_ms += round_triton
+        for name in PAIRED_COUNTERS:
+            paired_us[name] += after.get(name, 0.0) - before.get(name, 0.0)
     stats = batching(counters, triton_counters(settings.triton.metrics_port))
-    return Alone(mean_rates(ort_rounds), mean_rates(triton_rounds), stats,
-                 float(np.mean(ort_ms)), float(np.mean(triton_ms)))
+    calls = paired_us["nv_inference_request_success"] or math.nan
+    return Alone(mean_rates(ort_rounds), mean_rates(triton_rounds), mean_rates(devices_rounds), stats,
+                 float(np.mean(ort_ms)), float(np.mean(triton_ms)),
+                 paired_request_ms=paired_us["nv_inference_request_duration_us"] / 1000 / calls,
+                 paired_model_ms=paired_us["nv_inference_compute_infer_duration_us"] / 1000 / calls)
 
 
 def triton_counters(metrics_port: int) -> dict[str, float]:
@@ -501,11 +551,15 @@ def print_alone(alone: Alone) -> None:
     print_rates(f"ONNX Runtime alone, this process, {TIMED_IMAGES} images a measure, mean of {ALONE_ROUNDS} rounds",
                 alone.ort)
     print_rates("Triton alone (cxr_findings over gRPC from this process), same rounds", alone.triton)
+    if alone.ort_devices:
+        print_rates(f"cxr_devices in ONNX Runtime alone, {DEVICES_IMAGES} images a measure, same rounds",
+                    alone.ort_devices)
     stats = alone.batching
     print(f"  images per model execution {stats.images_per_execution:.2f}; compute per image "
           f"{stats.compute_ms_per_image:.1f} ms; queue wait per request {stats.queue_ms_per_request:.1f} ms")
     print(f"  batch 1, {ALONE_ROUNDS * PAIRED_CALLS} calls in pairs: ORT {alone.paired_ort_ms:.1f} ms, Triton "
           f"{alone.paired_triton_ms:.1f} ms; Triton overhead {alone.overhead_ms:.1f} ms per call")
+    print(f"  of which {alone.overhead_split()}")
 
 
 def print_phases(phases: Sequence[PhaseResult], peak_rss: dict[str, float], processes: dict[str, int]) -> None:
@@ -542,6 +596,8 @@ def print_summary(summary: Summary, ort_best: Rate, triton_best: Rate, burst_n: 
         ("Triton overhead per call, batch 1 (ms)", f"{summary.triton_overhead_ms:.1f}"),
         (f"Hilum end to end, {burst_n.name} (studies/s)", f"{summary.e2e_studies_s:.2f}"),
         ("ratio end-to-end / ORT alone", f"{summary.ratio_e2e_ort:.3f}"),
+        ("ORT alone running a study's models (studies/s)", f"{summary.ort_study_s:.2f}"),
+        ("ratio end-to-end / ORT alone with a study's models", f"{summary.ratio_e2e_ort_study:.3f}"),
         ("ratio Triton alone / ORT alone", f"{summary.ratio_triton_ort:.3f}"),
         ("burst: complete -> report stored, p95 (s)", f"{summary.burst_p95_s:.2f}"),
         ("light: complete -> report stored, p50 / p95 (s)", f"{summary.light_p50_s:.2f} / {summary.light_p95_s:.2f}"),
@@ -588,6 +644,7 @@ def summarise(alone: Alone, phases: dict[str, PhaseResult], peak_rss_mib: float,
     return Summary(
         ort_img_s=ort_best.images_s, triton_img_s=triton_best.images_s, e2e_studies_s=burst_n.studies_s,
         ratio_e2e_ort=burst_n.studies_s / ort_best.images_s, ratio_triton_ort=triton_best.images_s / ort_best.images_s,
+        ort_study_s=alone.ort_study_s, ratio_e2e_ort_study=burst_n.studies_s / alone.ort_study_s,
         triton_overhead_ms=alone.overhead_ms,
         cpu_ms_per_study=burst_n.total_cpu_ms, cpu_ms_per_study_non_model=burst_n.non_model_cpu_ms,
         light_p50_s=light.p50_s, light_p95_s=light.p95_s, burst_p95_s=burst_n.p95_s, peak_rss_mib=peak_rss_mib,
@@ -606,9 +663,10 @@ class Inputs:
     light: list[Path]
     burst_4n: list[Path]
     images: npt.NDArray[np.float32]
+    devices_images: npt.NDArray[np.float32] | None  # cxr_devices' inputs of the burst, where the stack runs it
 
 
-def prepare_inputs(root: Path, n: int, m: int, four_n: bool) -> Inputs:
+def prepare_inputs(root: Path, n: int, m: int, four_n: bool, devices: bool) -> Inputs:
     """Write every phase's studies (distinct patients throughout) and preprocess the burst's."""
     start = time.perf_counter()
     warmup = write_studies(root / "studies-warmup", 0, WARMUP_STUDIES)
@@ -620,7 +678,7 @@ def prepare_inputs(root: Path, n: int, m: int, four_n: bool) -> Inputs:
           f"{time.perf_counter() - start:.1f} s")
     images, preprocess_s = preprocess(burst)
     print(f"preprocessing alone (read DICOM + resize): {preprocess_s * 1000:.0f} ms per image")
-    return Inputs(warmup, burst, light, burst_4n, images)
+    return Inputs(warmup, burst, light, burst_4n, images, devices_inputs(burst[:DEVICES_IMAGES]) if devices else None)
 
 
 def measure(settings: HilumSettings, model_path: Path,
@@ -643,7 +701,9 @@ def measure(settings: HilumSettings, model_path: Path,
         print(f"stack: {sum(map(len, pids.values()))} processes in {len(pids)} roles; warm-up {warmup.reported} of "
               f"{warmup.studies} studies reported (not timed); idle CPU {probe.idle_ms_s:.0f} ms/s")
 
-        alone = alone_rates(model_path, settings, inputs.images)
+        devices = model_path.parent.parent.parent / "cxr_devices" / "1" / "model.onnx"
+        alone = alone_rates(model_path, settings, inputs.images,
+                            None if inputs.devices_images is None else (devices, inputs.devices_images))
         print_alone(alone)
 
         phases["burst N"] = run_phase("burst N", probe, inputs.burst, submit_burst)
@@ -671,7 +731,7 @@ def main() -> int:
     models = "cxr_findings" if args.findings_only else "cxr_findings + cxr_devices"
     print(f"models {models}, cxr_findings {manifest.version} (demo weights: {manifest.demo}); N={args.studies}, "
           f"M={args.light}, 4N={'yes' if args.four_n else 'no'}; worker concurrency {args.concurrency}; root {root}")
-    inputs = prepare_inputs(root, args.studies, args.light, args.four_n)
+    inputs = prepare_inputs(root, args.studies, args.light, args.four_n, devices=not args.findings_only)
     settings = loopback_settings(root, model_repository, REPO_ROOT / ".venv-triton",
                                  worker_concurrency=args.concurrency)
     model_path = model_repository / "cxr_findings" / "1" / "model.onnx"

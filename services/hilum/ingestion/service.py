@@ -231,12 +231,15 @@ class Ingestion:
                 result.duplicate = True  # the same bytes again: idempotent success
                 self._update_study(session, header.study_instance_uid, gained_instance=False)
                 return result
-            image.publish()  # durable before the row says it exists
-            if inputs is not None:
-                _publish_inputs(inputs)
             studies.ensure_study(session, header, incoming.door is Door.PRIOR, trace_context=current_trace_context())
+            # The row claims the instance before its file is put in place: a call storing other bytes under the same
+            # SOP Instance UID at once waits on this row and fails on its key (then reads it: a conflict), so it never
+            # replaces the file this row describes.
             studies.add_instance(session, header.study_instance_uid,
                                  dataclasses.replace(instance, object_key=key), sha256)
+            image.publish()  # durable before the commit makes the row visible
+            if inputs is not None:
+                _publish_inputs(inputs)
             self._update_study(session, header.study_instance_uid, gained_instance=True)
         return result
 

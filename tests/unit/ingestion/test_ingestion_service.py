@@ -4,6 +4,7 @@ identity conflicts quarantined and never merged, rejections kept with their byte
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -384,6 +385,37 @@ def test_a_prior_spooled_for_comparison_makes_a_comparison_only_study_and_keeps_
 
 def test_unknown_study_has_no_state(ingestion: Ingestion) -> None:
     assert ingestion.status("1.2.3").state == study_state.StudyState.STUDY_STATE_UNSPECIFIED
+
+
+@pytest.mark.integration
+def test_two_contents_of_one_instance_arriving_at_once_keep_the_bytes_of_the_one_recorded_on_postgresql(
+    postgres_url: str, store: ObjectStore, tmp_path: Path
+) -> None:
+    """The same SOP Instance UID with other bytes, sent twice at once: one is stored, the other refused as a conflict,
+    and the file under the instance's key is the one whose digest its row records, never the refused one's (the row
+    is claimed before the file is put in place, so the loser waits on the row and never writes the file)."""
+    upgrade_database(postgres_url)
+    sessions = session_factory(create_db_engine(postgres_url))
+    ingestion = _keeping_inputs(sessions, store)
+    for index in range(6):
+        original = write_study(_small(1, seed=9100 + index), tmp_path / f"o{index}")
+        altered = _rewritten(original, tmp_path / f"a{index}" / "x.dcm", StudyDescription="XR CHEST PA (altered)")
+        start = threading.Barrier(2)
+
+        def submit(incoming: IncomingInstance, start: threading.Barrier = start) -> ingestion_pb2.InstanceResult:
+            start.wait()
+            return ingestion.accept([incoming]).results[0]
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(submit, [_incoming(original), _incoming(altered)]))
+        assert sorted(result.accepted for result in results) == [False, True], results
+        [refused] = [result for result in results if not result.accepted]
+        assert refused.rejection.code == Code.REJECTION_CODE_INSTANCE_CONFLICT
+        with sessions() as session:
+            row = studies.stored_instance(session, pydicom.dcmread(original).SOPInstanceUID)
+            assert row is not None
+            assert hashlib.sha256(store.get(row.object_key)).hexdigest() == row.content_sha256
+    assert not [path.name for path in store.root.rglob(".writing-*")]
 
 
 @pytest.mark.integration
