@@ -26,7 +26,7 @@ from hilum.audit.trail import AuditTrail
 from hilum.common import study_state
 from hilum.common.atomic_file import StagedFile
 from hilum.common.db import records, results, studies
-from hilum.common.db.models import RejectionRow
+from hilum.common.db.models import InstanceRow, RejectionRow
 from hilum.common.dicom.pixels import Radiograph
 from hilum.common.fhir.audit_event import REFUSED_SUBTYPE, AuditAgent, AuditKind, AuditOutcome, AuditRecord
 from hilum.common.fhir.imaging_study import imaging_study_json
@@ -198,8 +198,8 @@ class Ingestion:
         key = dicom_key(header.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
         # Written and synced before the transaction, put in place inside it once the identity checks pass: the
         # database's write lock (SQLite's covers the whole file) is not held while 10 MB reach the disk.
-        with (self._store.stage(key, incoming.content) as image,
-              self._stage_inputs(key, accepted.model_inputs) as inputs):
+        with (self._stage_image(key, incoming.content, instance.sop_instance_uid, sha256) as image,
+              self._stage_inputs(key, accepted.model_inputs if image is not None else None) as inputs):
             try:
                 return self._record(incoming, accepted, sha256, result, (key, image, inputs))
             except IntegrityError:
@@ -209,7 +209,7 @@ class Ingestion:
 
     def _record(
         self, incoming: IncomingInstance, accepted: AcceptedInstance, sha256: str, result: ingestion_pb2.InstanceResult,
-        staged: tuple[str, StagedFile, StagedFile | None],
+        staged: tuple[str, StagedFile | None, StagedFile | None],
     ) -> ingestion_pb2.InstanceResult | RejectedInstance:
         """In one transaction: check identity against what is stored, put the staged image (and its models' inputs)
         in place, record it and its import in the audit trail, and mark its study due (a duplicate: the stored one
@@ -219,11 +219,14 @@ class Ingestion:
         instance = header.instance
         key, image, inputs = staged
         with self._sessions.begin() as session:
-            conflict = _identity_conflict(session, header, sha256)
+            # One look at the stored instance for both the conflict check and the duplicate: on PostgreSQL each
+            # statement sees what committed before it, so a second look could find a row the first did not, and take
+            # other bytes for a duplicate.
+            stored = studies.stored_instance(session, instance.sop_instance_uid)
+            conflict = _identity_conflict(session, header, sha256, stored)
             if conflict is not None:
                 return conflict
             self._audit.record(session, self._import_record(incoming, header))
-            stored = studies.stored_instance(session, instance.sop_instance_uid)
             if stored is not None:
                 if not self._store.exists(stored.object_key):  # purged by retention: keep what is sent again
                     self._store.put(stored.object_key, content)
@@ -237,11 +240,25 @@ class Ingestion:
             # replaces the file this row describes.
             studies.add_instance(session, header.study_instance_uid,
                                  dataclasses.replace(instance, object_key=key), sha256)
-            image.publish()  # durable before the commit makes the row visible
+            if image is None:  # stored when _admit looked (a resend), yet not now: written under the lock instead
+                self._store.put(key, content)
+            else:
+                image.publish()  # durable before the commit makes the row visible
             if inputs is not None:
                 _publish_inputs(inputs)
             self._update_study(session, header.study_instance_uid, gained_instance=True)
         return result
+
+    def _stage_image(self, key: str, content: bytes, sop_instance_uid: str,
+                     sha256: str) -> AbstractContextManager[StagedFile | None]:
+        """The image written and synced, to put in place in the transaction; nothing for a resend of what is stored
+        (the same bytes under its SOP Instance UID, their file present), which the transaction finds a duplicate: a
+        PACS sending a study again costs no writes."""
+        with self._sessions() as session:
+            stored = studies.stored_instance(session, sop_instance_uid)
+            if stored is not None and stored.content_sha256 == sha256 and self._store.exists(stored.object_key):
+                return nullcontext()
+        return self._store.stage(key, content)
 
     def _stage_inputs(self, key: str, inputs: ModelInputs | None) -> AbstractContextManager[StagedFile | None]:
         """The models' inputs written beside the image's key, to publish with it; a failure to write them costs
@@ -319,8 +336,10 @@ def _publish_inputs(inputs: StagedFile) -> None:
         log.warning("model inputs not kept", extra={"error": type(error).__name__})
 
 
-def _identity_conflict(session: Session, header: InstanceHeader, sha256: str) -> RejectedInstance | None:
-    """Why storing this instance would merge what must stay apart, or None.
+def _identity_conflict(session: Session, header: InstanceHeader, sha256: str,
+                       stored: InstanceRow | None) -> RejectedInstance | None:
+    """Why storing this instance would merge what must stay apart, or None; stored: the instance stored under its SOP
+    Instance UID, if any.
 
     A Study Instance UID held for another patient (PatientID + issuer), a Series Instance UID held in
     another study, or a SOP Instance UID held with other content: each is refused and quarantined, never
@@ -337,7 +356,6 @@ def _identity_conflict(session: Session, header: InstanceHeader, sha256: str) ->
         return RejectedInstance(Code.REJECTION_CODE_IDENTITY_CONFLICT,
                                 "The Series Instance UID is already held in another study: the instance is "
                                 "quarantined, never merged")
-    stored = studies.stored_instance(session, header.instance.sop_instance_uid)
     if stored is not None and stored.content_sha256 and stored.content_sha256 != sha256:
         return RejectedInstance(Code.REJECTION_CODE_INSTANCE_CONFLICT,
                                 "The SOP Instance UID is already stored with different content: the new "

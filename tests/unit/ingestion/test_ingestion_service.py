@@ -278,6 +278,27 @@ def test_what_is_written_before_the_transaction_stays_out_of_place_for_a_conflic
     assert not [path.name for path in store.root.rglob(".writing-*")]
 
 
+def test_a_resend_of_stored_bytes_writes_nothing_and_one_whose_file_was_purged_writes_it_again(
+    sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PACS sending a study again costs no writes: the same bytes under a stored SOP Instance UID are a duplicate
+    found before anything is written; once the file is gone (purged), the resend stores it again."""
+    ingestion = _keeping_inputs(sqlite_sessions, store)
+    path = write_study(_small(0), tmp_path)
+    ingestion.accept([_incoming(path)])
+    staged: list[str] = []
+    stage = store.stage
+    monkeypatch.setattr(store, "stage", lambda key, content, durable=True: (staged.append(key), stage(key, content,
+                                                                                                     durable))[1])
+    assert ingestion.accept([_incoming(path)]).results[0].duplicate
+    assert staged == []
+    [key] = [found.relative_to(store.root).as_posix() for found in store.root.rglob("*.dcm")]
+    store.delete(key)
+    assert ingestion.accept([_incoming(path)]).results[0].duplicate
+    assert store.get(key) == path.read_bytes() and key in staged
+    assert not [found.name for found in store.root.rglob(".writing-*")]
+
+
 def test_rejections_keep_their_bytes_and_never_stop_the_batch(
     ingestion: Ingestion, store: ObjectStore, sqlite_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
@@ -391,9 +412,10 @@ def test_unknown_study_has_no_state(ingestion: Ingestion) -> None:
 def test_two_contents_of_one_instance_arriving_at_once_keep_the_bytes_of_the_one_recorded_on_postgresql(
     postgres_url: str, store: ObjectStore, tmp_path: Path
 ) -> None:
-    """The same SOP Instance UID with other bytes, sent twice at once: one is stored, the other refused as a conflict,
-    and the file under the instance's key is the one whose digest its row records, never the refused one's (the row
-    is claimed before the file is put in place, so the loser waits on the row and never writes the file)."""
+    """The same SOP Instance UID with other bytes, sent twice at once: one is stored, the other refused as a conflict
+    (never taken for a duplicate: the stored instance is looked up once), and the file under the instance's key is the
+    one whose digest its row records, never the refused one's (the row is claimed before the file is put in place, so
+    the loser waits on the row and never writes the file)."""
     upgrade_database(postgres_url)
     sessions = session_factory(create_db_engine(postgres_url))
     ingestion = _keeping_inputs(sessions, store)
@@ -409,6 +431,7 @@ def test_two_contents_of_one_instance_arriving_at_once_keep_the_bytes_of_the_one
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(submit, [_incoming(original), _incoming(altered)]))
         assert sorted(result.accepted for result in results) == [False, True], results
+        assert not any(result.duplicate for result in results), results
         [refused] = [result for result in results if not result.accepted]
         assert refused.rejection.code == Code.REJECTION_CODE_INSTANCE_CONFLICT
         with sessions() as session:
