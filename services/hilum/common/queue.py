@@ -64,7 +64,11 @@ def create_celery_app(settings: HilumSettings, name: str = "hilum") -> Celery:
         task_time_limit=queue.task_time_limit_s,
         task_routes={stage.task_name: {"queue": stage.value} for stage in Stage},
         broker_connection_retry_on_startup=True,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # Every stage's worker runs threads, which cannot cancel a running task: asked to on a broker outage, Celery
+        # 5.6 raises from the pool and the worker stops. The task finishes instead; its ack is lost with the
+        # connection, and Redis hands the message out again after the visibility timeout (every stage is idempotent,
+        # so a repeat costs its work, never a second result).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options={
             # Must exceed the longest task, or Redis hands a running task to a second worker.
             "visibility_timeout": queue.visibility_timeout_s,

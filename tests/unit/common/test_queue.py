@@ -16,6 +16,8 @@ def test_reliability_settings() -> None:
     assert conf.task_serializer == "msgpack" and conf.accept_content == ["msgpack"]
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
     assert conf.task_routes[Stage.PRIORS.task_name] == {"queue": "priors"}
+    # A threads pool cannot cancel a running task on a broker outage: it finishes and is handed out again.
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is False
 
 
 def test_visibility_timeout_must_exceed_the_longest_task() -> None:
