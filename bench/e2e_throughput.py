@@ -61,7 +61,7 @@ TIMED_IMAGES = 64  # images per ONNX Runtime / Triton measurement (the preproces
 ALONE_ROUNDS = 2  # interleaved rounds of ORT alone and Triton alone
 DEVICES_BATCHES = (1, 4)  # cxr_devices in ONNX Runtime alone (the inference engine sends it up to 8 at a time)
 DEVICES_IMAGES = 16  # images per cxr_devices measurement: a 512 x 512 input costs several findings inputs
-PAIRED_CALLS = 24  # batch-1 calls to ORT and Triton in turn, per round, for Triton's overhead per call
+PAIRED_CALLS = 48  # batch-1 calls to ORT and Triton in turn, per round, for Triton's overhead per call
 # Triton's counters read around the paired calls, to split the overhead: requests, their time in Triton, the model's.
 PAIRED_COUNTERS = ("nv_inference_request_success", "nv_inference_request_duration_us",
                    "nv_inference_compute_infer_duration_us")
@@ -300,6 +300,8 @@ class Alone:
     batching: Batching
     paired_ort_ms: float
     paired_triton_ms: float
+    # The median of the pairs' differences: a neighbour's burst that slows one call of a pair moves it little.
+    paired_median_ms: float
     # Triton's own counters over the paired calls, ms per call: from receiving the request to sending the response,
     # and the model's execution within that (in the embedded config, the python-backend stub running the session).
     paired_request_ms: float
@@ -387,6 +389,7 @@ def alone_rates(model_path: Path, settings: HilumSettings, inputs: npt.NDArray[n
     calls = paired_us["nv_inference_request_success"] or math.nan
     return Alone(mean_rates(ort_rounds), mean_rates(triton_rounds), mean_rates(devices_rounds), stats,
                  float(np.mean(ort_ms)), float(np.mean(triton_ms)),
+                 float(np.median(np.array(triton_ms) - np.array(ort_ms))),
                  paired_request_ms=paired_us["nv_inference_request_duration_us"] / 1000 / calls,
                  paired_model_ms=paired_us["nv_inference_compute_infer_duration_us"] / 1000 / calls)
 
@@ -558,7 +561,8 @@ def print_alone(alone: Alone) -> None:
     print(f"  images per model execution {stats.images_per_execution:.2f}; compute per image "
           f"{stats.compute_ms_per_image:.1f} ms; queue wait per request {stats.queue_ms_per_request:.1f} ms")
     print(f"  batch 1, {ALONE_ROUNDS * PAIRED_CALLS} calls in pairs: ORT {alone.paired_ort_ms:.1f} ms, Triton "
-          f"{alone.paired_triton_ms:.1f} ms; Triton overhead {alone.overhead_ms:.1f} ms per call")
+          f"{alone.paired_triton_ms:.1f} ms; Triton overhead {alone.overhead_ms:.1f} ms per call (median of the "
+          f"pairs {alone.paired_median_ms:.1f} ms)")
     print(f"  of which {alone.overhead_split()}")
 
 
