@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.db import studies
 from hilum.common.dicom.pixels import read_radiograph
-from hilum.common.model_inputs import load_model_inputs, make_model_inputs, model_inputs_key, save_model_inputs
+from hilum.common.model_inputs import load_model_inputs, make_model_inputs, model_inputs_key, stage_model_inputs
 from hilum.common.object_store import ObjectStore
 from hilum.common.settings import TritonSection
 from hilum.inference.device_placement import DEFAULT_MIN_CONFIDENCE
@@ -182,7 +182,8 @@ def test_the_inputs_the_door_kept_score_as_the_image_they_were_made_from(
     store = ObjectStore(tmp_path / "store")
     kept = []
     for number, path in enumerate(radiographs[:2]):
-        save_model_inputs(store, f"dicom/{number}.dcm", make_model_inputs(read_radiograph(path), devices=True))
+        made = make_model_inputs(read_radiograph(path), devices=True)
+        stage_model_inputs(store, f"dicom/{number}.dcm", made).publish()
         inputs = load_model_inputs(store, f"dicom/{number}.dcm", devices=True)
         assert inputs is not None
         kept.append(inputs)

@@ -65,13 +65,12 @@ def stage_file(path: Path, content: bytes, durable: bool = True) -> StagedFile:
     return StagedFile(path, Path(temp), durable)
 
 
-def write_atomically(path: Path, content: bytes, durable: bool = True) -> None:
+def write_atomically(path: Path, content: bytes) -> None:
     """Write content to path via a temp file in the same folder, fsync, rename, then fsync the folder.
 
-    Readers never see a partial file, and a crash after return cannot lose the file or its name (durable=False: see
-    stage_file).
+    Readers never see a partial file, and a crash after return cannot lose the file or its name.
     """
-    with stage_file(path, content, durable) as staged:
+    with stage_file(path, content) as staged:
         staged.publish()
 
 

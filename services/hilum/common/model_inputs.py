@@ -67,12 +67,6 @@ def stage_model_inputs(store: ObjectStore, image_key: str, inputs: ModelInputs) 
     return store.stage(model_inputs_key(image_key), buffer.getvalue(), durable=False)
 
 
-def save_model_inputs(store: ObjectStore, image_key: str, inputs: ModelInputs) -> None:
-    """Store inputs beside the image at once (stage_model_inputs, published)."""
-    with stage_model_inputs(store, image_key, inputs) as staged:
-        staged.publish()
-
-
 def load_model_inputs(store: ObjectStore, image_key: str, devices: bool) -> ModelInputs | None:
     """The inputs kept for the image, or None when there are none that fit: missing, damaged (each array carries a
     CRC), of another layout, or without the devices model's input when devices is true. Never raises for the

@@ -26,14 +26,14 @@ class ObjectStore:
             raise InvalidKey(f"invalid object key {key!r}")
         return self.root / key
 
-    def put(self, key: str, content: bytes, durable: bool = True) -> None:
-        """Write content under key atomically and durably, so a crash never leaves half an object; durable=False: a
-        cache its reader checks, which a crash may lose or empty (no fsync)."""
-        write_atomically(self.path(key), content, durable)
+    def put(self, key: str, content: bytes) -> None:
+        """Write content under key atomically and durably, so a crash never leaves half an object."""
+        write_atomically(self.path(key), content)
 
     def stage(self, key: str, content: bytes, durable: bool = True) -> StagedFile:
         """Write content for key without putting it in place yet (atomic_file.StagedFile): publish() does, a `with`
-        block left unpublished removes it."""
+        block left unpublished removes it; durable=False: a cache its reader checks, which a crash may lose or empty
+        (no fsync)."""
         return stage_file(self.path(key), content, durable)
 
     def get(self, key: str) -> bytes:

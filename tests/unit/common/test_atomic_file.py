@@ -27,15 +27,22 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
 
 
-def test_a_durable_write_syncs_the_file_and_its_folder_and_a_cache_write_neither(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    synced: list[int] = []
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The descriptors os.fsync is called with from here on (each still synced)."""
+    calls: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd))[1])
+    return calls
+
+
+def test_a_durable_write_syncs_the_file_and_its_folder_and_a_cache_write_neither(
+    tmp_path: Path, synced: list[int]
+) -> None:
     write_atomically(tmp_path / "record.dcm", b"kept")
     assert len(synced) == 2  # the file, then the folder that names it
-    write_atomically(tmp_path / "cache.npz", b"cached", durable=False)
+    with stage_file(tmp_path / "cache.npz", b"cached", durable=False) as cache:
+        cache.publish()
     assert len(synced) == 2
     assert (tmp_path / "cache.npz").read_bytes() == b"cached"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.npz", "record.dcm"]  # no temp file left
@@ -56,11 +63,8 @@ def test_a_staged_file_is_out_of_sight_until_published_and_gone_if_never_publish
 
 
 def test_a_durable_staged_file_syncs_its_content_when_written_and_its_folder_when_published(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synced: list[int]
 ) -> None:
-    synced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
     with stage_file(tmp_path / "record.dcm", b"kept") as staged:
         assert len(synced) == 1
         staged.publish()

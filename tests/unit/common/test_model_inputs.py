@@ -18,7 +18,7 @@ from hilum.common.model_inputs import (
     load_model_inputs,
     make_model_inputs,
     model_inputs_key,
-    save_model_inputs,
+    stage_model_inputs,
 )
 from hilum.common.object_store import ObjectStore, dicom_key
 from hilum.common.preprocessing import WHOLE_IMAGE_INPUT_SIZE, to_model_input, whole_image_input
@@ -49,7 +49,7 @@ def test_inputs_are_those_the_preprocessing_makes_from_the_image(image_file: Pat
 
 
 def test_kept_inputs_sit_beside_the_image_and_read_back_the_same(store: ObjectStore, inputs: ModelInputs) -> None:
-    save_model_inputs(store, KEY, inputs)
+    stage_model_inputs(store, KEY, inputs).publish()
 
     assert model_inputs_key(KEY) == "dicom/1.2.3/1.2.3.1/1.2.3.1.1.inputs.npz"
     loaded = load_model_inputs(store, KEY, devices=True)
@@ -68,7 +68,7 @@ def test_kept_inputs_sit_beside_the_image_and_read_back_the_same(store: ObjectSt
 def test_inputs_made_without_the_devices_model_do_not_do_for_an_engine_that_runs_it(
     store: ObjectStore, inputs: ModelInputs
 ) -> None:
-    save_model_inputs(store, KEY, dataclasses.replace(inputs, devices=None))
+    stage_model_inputs(store, KEY, dataclasses.replace(inputs, devices=None)).publish()
     assert load_model_inputs(store, KEY, devices=True) is None
     assert load_model_inputs(store, KEY, devices=False) is not None
 
