@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -43,6 +44,17 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def cached_bytes(path: Path) -> int:
+    """How much of a file the kernel's page cache holds (util-linux's fincore); the test is skipped where the page
+    cache is the file itself (tmpfs), which nothing can drop."""
+    kind = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, check=True).stdout
+    if kind.strip() in {"tmpfs", "ramfs"}:
+        pytest.skip(f"{path.parent} is on {kind.strip()}: its files live in the page cache")
+    output = subprocess.run([require_tool("fincore"), "--bytes", "--noheadings", "--raw", "--output", "RES",
+                             str(path)], capture_output=True, text=True, check=True).stdout
+    return int(output.strip())
 
 
 def require_peer() -> None:

@@ -30,11 +30,11 @@ class ObjectStore:
         """Write content under key atomically and durably, so a crash never leaves half an object."""
         write_atomically(self.path(key), content)
 
-    def stage(self, key: str, content: bytes, durable: bool = True) -> StagedFile:
+    def stage(self, key: str, content: bytes, durable: bool = True, cached: bool = True) -> StagedFile:
         """Write content for key without putting it in place yet (atomic_file.StagedFile): publish() does, a `with`
         block left unpublished removes it; durable=False: a cache its reader checks, which a crash may lose or empty
-        (no fsync)."""
-        return stage_file(self.path(key), content, durable)
+        (no fsync); cached=False: a large object seldom read back, its pages dropped from the page cache once synced."""
+        return stage_file(self.path(key), content, durable, cached)
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()

@@ -258,7 +258,8 @@ class Ingestion:
             stored = studies.stored_instance(session, sop_instance_uid)
             if stored is not None and stored.content_sha256 == sha256 and self._store.exists(stored.object_key):
                 return nullcontext()
-        return self._store.stage(key, content)
+        # Not kept in the page cache: inference reads the models' inputs kept beside the image, seldom the image.
+        return self._store.stage(key, content, cached=False)
 
     def _stage_inputs(self, key: str, inputs: ModelInputs | None) -> AbstractContextManager[StagedFile | None]:
         """The models' inputs written beside the image's key, to publish with it; a failure to write them costs

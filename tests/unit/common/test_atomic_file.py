@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hilum.common.atomic_file import stage_file, write_atomically
+from tests.helpers import cached_bytes
 
 
 def test_writes_creates_folders_and_replaces(tmp_path: Path) -> None:
@@ -69,3 +70,15 @@ def test_a_durable_staged_file_syncs_its_content_when_written_and_its_folder_whe
         assert len(synced) == 1
         staged.publish()
     assert len(synced) == 2
+
+
+def test_a_file_staged_uncached_leaves_the_page_cache_once_synced_and_a_cached_one_stays(tmp_path: Path) -> None:
+    """An image written once and seldom read back does not push what is read out of memory."""
+    content = os.urandom(4 * 2**20)
+    with stage_file(tmp_path / "image.dcm", content, cached=False) as image, \
+            stage_file(tmp_path / "inputs.npz", content) as inputs:
+        image.publish()
+        inputs.publish()
+    assert cached_bytes(tmp_path / "image.dcm") == 0
+    assert cached_bytes(tmp_path / "inputs.npz") == len(content)
+    assert (tmp_path / "image.dcm").read_bytes() == content  # read back from the disk

@@ -32,7 +32,7 @@ from hilum.samples.dicom_files import write_study
 from hilum.samples.rejectable_inputs import write_rejectable_inputs
 from hilum.samples.sample_studies import SAMPLE_STUDIES, SyntheticStudy
 from hilum.v1 import ingestion_pb2, messages_pb2
-from tests.helpers import audit_events, audited_patient_ids
+from tests.helpers import audit_events, audited_patient_ids, cached_bytes
 
 MRN_SYSTEM = "urn:oid:1.2.3.4.5"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -135,6 +135,19 @@ def test_the_door_keeps_the_models_inputs_of_a_frontal_view_made_from_its_own_de
     np.testing.assert_array_equal(kept.devices, made.devices)
     assert (kept.rows, kept.columns) == (160, 128)
     assert not store.exists(model_inputs_key(lateral_key))
+
+
+def test_a_stored_image_leaves_the_page_cache_and_its_models_inputs_stay(
+    sqlite_sessions: sessionmaker[Session], store: ObjectStore, tmp_path: Path
+) -> None:
+    """The door writes an image once and inference reads the inputs kept beside it: the image's pages are dropped
+    once it is on the disk, so that accepted images do not push what is read out of memory."""
+    frontal = write_study(_small(1), tmp_path / "pa")
+    _keeping_inputs(sqlite_sessions, store).accept([_incoming(frontal)])
+    key = _key_of(frontal)
+    assert cached_bytes(store.path(key)) == 0
+    assert cached_bytes(store.path(model_inputs_key(key))) > 0
+    assert store.get(key) == frontal.read_bytes()
 
 
 def _key_of(path: Path) -> str:
@@ -288,8 +301,8 @@ def test_a_resend_of_stored_bytes_writes_nothing_and_one_whose_file_was_purged_w
     ingestion.accept([_incoming(path)])
     staged: list[str] = []
     stage = store.stage
-    monkeypatch.setattr(store, "stage", lambda key, content, durable=True: (staged.append(key), stage(key, content,
-                                                                                                     durable))[1])
+    monkeypatch.setattr(store, "stage", lambda key, content, **options: (staged.append(key),
+                                                                         stage(key, content, **options))[1])
     assert ingestion.accept([_incoming(path)]).results[0].duplicate
     assert staged == []
     [key] = [found.relative_to(store.root).as_posix() for found in store.root.rglob("*.dcm")]
