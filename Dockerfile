@@ -44,7 +44,9 @@ ENV PATH=/opt/hilum/venv/bin:$PATH \
     HILUM_TRITON__MODEL_REPOSITORY=/opt/hilum/model_repository \
     HILUM_STORAGE__DATA_DIR=/var/lib/hilum/data \
     HILUM_STORAGE__OUTPUT_DIR=/var/lib/hilum/out \
-    MALLOC_ARENA_MAX=2
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=67108864 \
+    MALLOC_TRIM_THRESHOLD_=134217728
 
 # Fixed numeric UID/GID so Kubernetes' runAsUser/fsGroup match the image. Only /var/lib/hilum (and the
 # world-writable /tmp) are written at run time; everything else may be mounted read-only.

@@ -17,8 +17,17 @@ from hilum.common.settings import HilumSettings, RedisSection, TritonSection, se
 from hilum.runtime.endpoints import Endpoints, endpoints_path, read_endpoints, write_endpoints
 from hilum.runtime.ports import PortInUse, PortUnavailable, free_port, is_free, loopback_settings
 from hilum.runtime.redis_server import RedisServer
-from hilum.runtime.stack import EmbeddedStack, StackAlreadyRunning, preflight, redis_port, stack_doors, stack_endpoints
+from hilum.runtime.stack import (
+    PROCESS_DEFAULTS,
+    EmbeddedStack,
+    StackAlreadyRunning,
+    preflight,
+    redis_port,
+    stack_doors,
+    stack_endpoints,
+)
 from hilum.runtime.triton import TritonNotInstalled
+from tests.helpers import REPO_ROOT
 
 STARTED = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
 
@@ -186,13 +195,19 @@ def test_each_process_serves_metrics_on_its_own_port_and_each_worker_counts_in_i
     }
 
 
-def test_stack_processes_start_with_two_malloc_arenas_unless_told_otherwise(
+def test_stack_processes_start_with_the_malloc_settings_unless_told_otherwise_and_the_image_sets_the_same(
     loopback: HilumSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert {child.env["MALLOC_ARENA_MAX"] for child in EmbeddedStack(loopback).children if child.env} == {"2"}
+    """Two arenas, and image-sized buffers from the heap instead of fresh mappings (stack.PROCESS_DEFAULTS)."""
+    for name in PROCESS_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    expected = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "67108864", "MALLOC_TRIM_THRESHOLD_": "134217728"}
+    children = [child.env for child in EmbeddedStack(loopback).children if child.env]
+    assert children and all({name: env[name] for name in expected} == expected for env in children)
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert {child.env["MALLOC_ARENA_MAX"] for child in EmbeddedStack(loopback).children if child.env} == {"4"}
+    image_env = (REPO_ROOT / "Dockerfile").read_text()
+    assert all(f"{name}={value}" in image_env for name, value in expected.items())
 
 
 def test_a_failed_start_stops_what_started_and_writes_no_file(loopback: HilumSettings) -> None:
