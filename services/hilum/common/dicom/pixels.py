@@ -3,7 +3,9 @@
 decode_radiograph follows the DICOM greyscale pipeline (PS3.4 N.2.1) on the first frame:
   1. stored values, in any transfer syntax pydicom decodes: native, deflated, RLE, and (through the
      pylibjpeg plugins) JPEG baseline, extended and lossless, JPEG-LS and JPEG 2000; signed or
-     unsigned (pydicom masks the bits above Bits Stored and sign-extends signed values);
+     unsigned, the bits above Bits Stored masked and signed values sign-extended. Native little-endian
+     samples of 8 or 16 bits are read where they lie in the dataset, and the masking is part of the value
+     table below; pydicom decodes the rest;
   2. the modality LUT: the Modality LUT Sequence, else Rescale Slope and Intercept;
   3. the VOI LUT: the first VOI LUT Sequence item, else the first Window Center and Width (with VOI
      LUT Function LINEAR, LINEAR_EXACT or SIGMOID);
@@ -24,7 +26,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.pixels.utils import pixel_array
 from pydicom.sequence import Sequence
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from hilum.common.cores import usable_cores
 from hilum.common.dicom.attributes import floats, integer, printable, raw_value, text, uid
@@ -98,10 +106,18 @@ def decode_radiograph(ds: Dataset) -> Radiograph:
     if not 1 <= bits_stored <= MAX_BITS_STORED:
         raise ImageUnreadable(f"Bits Stored {bits_stored} is not usable: Hilum reads 1 to {MAX_BITS_STORED}")
     signed = integer(ds, "PixelRepresentation") == 1
-    stored = _first_frame(ds)
     half = 2.0 ** (bits_stored - 1)
     stored_range = (-half, half - 1) if signed else (0.0, 2 * half - 1)
+    samples = _native_first_frame(ds, bits_stored)
+    if samples is not None:
+        # The samples as they lie in the dataset, unused bits and all: each entry of the value table is what the
+        # pipeline makes of the stored value a sample holds once masked (and sign-extended), so no pass over the
+        # image masks it, and no copy of the Pixel Data is made.
+        meant = _stored_values(8 * samples.dtype.itemsize, bits_stored, signed)
+        table, value_range = display_values(ds, meant, stored_range, signed, photometric)
+        return Radiograph(pixels=_looked_up(table, samples), value_range=value_range, bits_stored=bits_stored)
 
+    stored = _first_frame(ds)
     if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2:
         # Every step below maps each stored value on its own, so it runs once per value the pixels' type can hold
         # (at most 65536) and the image takes its values from that table: one pass over millions of pixels.
@@ -155,6 +171,43 @@ def _greyscale(ds: Dataset) -> str:
             "Hilum reads one-sample MONOCHROME1 and MONOCHROME2 images"
         )
     return photometric
+
+
+def _native_first_frame(ds: Dataset, bits_stored: int) -> npt.NDArray[np.uint8 | np.uint16] | None:
+    """The first frame's raw samples as a read-only view of the Pixel Data (no copy), when they are uncompressed
+    little-endian samples of 8 or 16 bits holding Bits Stored; None otherwise (pydicom decodes them, and says what is
+    wrong with data that does not fit).
+
+    A sample's bits above Bits Stored are left as they are: _stored_values says what each raw sample means.
+    """
+    element = ds["PixelData"] if "PixelData" in ds else None
+    data = element.value if element is not None and not element.is_undefined_length else None
+    bits_allocated = integer(ds, "BitsAllocated")
+    rows, columns = integer(ds, "Rows") or 0, integer(ds, "Columns") or 0
+    if not isinstance(data, bytes) or bits_allocated not in (8, 16) or not 1 <= bits_stored <= bits_allocated:
+        return None
+    if rows < 1 or columns < 1 or len(data) < rows * columns * bits_allocated // 8:
+        return None
+    if uid(_with_transfer_syntax(ds).file_meta, "TransferSyntaxUID") not in _NATIVE_LITTLE_ENDIAN:
+        return None
+    dtype = np.dtype("<u2") if bits_allocated == 16 else np.dtype(np.uint8)
+    samples: npt.NDArray[np.uint8 | np.uint16] = np.frombuffer(data, dtype=dtype, count=rows * columns)
+    return samples.reshape(rows, columns)
+
+
+# Syntaxes whose Pixel Data, once pydicom has read the dataset (and inflated a deflated one), is the samples
+# themselves, least significant byte first.
+_NATIVE_LITTLE_ENDIAN = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian)
+
+
+def _stored_values(bits_allocated: int, bits_stored: int, signed: bool) -> npt.NDArray[np.float32]:
+    """The stored value each raw sample of bits_allocated bits holds, in sample order: the bits above Bits Stored
+    dropped (they may hold anything, e.g. an old overlay) and, when signed, the rest sign-extended."""
+    values = np.arange(2**bits_allocated, dtype=np.int64) & (2**bits_stored - 1)
+    if signed:
+        values = np.where(values >= 2 ** (bits_stored - 1), values - 2**bits_stored, values)
+    meant: npt.NDArray[np.float32] = values.astype(np.float32)
+    return meant
 
 
 def _first_frame(ds: Dataset) -> npt.NDArray[np.generic]:

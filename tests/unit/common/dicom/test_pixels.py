@@ -12,11 +12,14 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.pixels.utils import pixel_array
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     UID,
+    DeflatedExplicitVRLittleEndian,
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGLosslessSV1,
@@ -437,5 +440,38 @@ def test_the_value_table_gives_what_the_pipeline_gives_pixel_by_pixel(
     half = 2.0 ** 11
     stored_range = (-half, half - 1) if signed else (0.0, 2 * half - 1)
     expected, value_range = display_values(ds, stored.astype(np.float32), stored_range, signed, photometric)
+    assert image.value_range == value_range
+    np.testing.assert_array_equal(image.pixels, expected)
+
+
+@pytest.mark.parametrize(("bits_allocated", "bits_stored", "signed"), [
+    (16, 12, False), (16, 12, True), (16, 16, False), (16, 16, True), (16, 10, True), (8, 8, False), (8, 6, True),
+])
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
+                                    None])
+def test_samples_read_where_they_lie_decode_as_pydicom_decodes_them(
+    bits_allocated: int, bits_stored: int, signed: bool, syntax: UID | None
+) -> None:
+    """Native little-endian samples are read in the dataset's own bytes, their unused bits masked (and the rest
+    sign-extended) through the value table: the image is what the pipeline makes of pydicom's decode, pixel by pixel,
+    whatever the bits above Bits Stored hold, from a Part 10 file in each such syntax or a bare dataset (None)."""
+    raw = np.random.default_rng(bits_stored).integers(0, 2**bits_allocated, (3, 24, 20))  # unused bits set at random
+    ds = dataset(raw.astype(np.uint16 if bits_allocated == 16 else np.uint8), bits_stored=bits_allocated)
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits_stored, bits_stored - 1, int(signed)
+    ds.RescaleSlope, ds.RescaleIntercept, ds.WindowCenter, ds.WindowWidth = 0.5, -10, 20, 300
+    out = BytesIO()
+    if syntax is None:
+        pydicom.dcmwrite(out, Dataset(ds), implicit_vr=True, little_endian=True)
+    else:
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.save_as(out, enforce_file_format=True)
+    read = pydicom.dcmread(BytesIO(out.getvalue()), force=True)
+    image = read_radiograph(out.getvalue())
+
+    stored = pixel_array(read if syntax is not None else ds, index=0)  # pydicom masks and sign-extends
+    assert stored.dtype.kind == ("i" if signed else "u")
+    half = 2.0 ** (bits_stored - 1)
+    stored_range = (-half, half - 1) if signed else (0.0, 2 * half - 1)
+    expected, value_range = display_values(read, stored.astype(np.float32), stored_range, signed, "MONOCHROME2")
     assert image.value_range == value_range
     np.testing.assert_array_equal(image.pixels, expected)
