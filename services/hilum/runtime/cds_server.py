@@ -17,6 +17,7 @@ from hilum.cds.app import create_app
 from hilum.common.connections import open_redis, open_sessions
 from hilum.common.logs import configure_logging
 from hilum.common.settings import HilumSettings
+from hilum.common.startup_objects import freeze_startup_objects
 from hilum.common.tracing import configure_tracing
 from hilum.fhir_api.app import fhir_api_from_settings
 from hilum.ingestion.wiring import build
@@ -31,12 +32,14 @@ def build_app() -> FastAPI:
     redis_client = open_redis(settings, timeout_s=settings.cds.redis_timeout_s)
     sessions = open_sessions(settings)
     fhir_api = fhir_api_from_settings(settings, redis_client, sessions)
-    return create_app(redis_client, ingestion=build(settings), fhir_api=fhir_api, sessions=sessions,
-                      readiness_timeout_s=settings.cds.redis_timeout_s,
-                      patient_identifier_system=settings.fhir.patient_identifier_system,
-                      trusted_issuers=settings.cds.trusted_issuers, public_url=settings.cds.base_url,
-                      clock_skew_s=settings.cds.clock_skew_s, order_lookback_days=settings.cds.order_lookback_days,
-                      audit=audit_trail(settings, "cds"))
+    app = create_app(redis_client, ingestion=build(settings), fhir_api=fhir_api, sessions=sessions,
+                     readiness_timeout_s=settings.cds.redis_timeout_s,
+                     patient_identifier_system=settings.fhir.patient_identifier_system,
+                     trusted_issuers=settings.cds.trusted_issuers, public_url=settings.cds.base_url,
+                     clock_skew_s=settings.cds.clock_skew_s, order_lookback_days=settings.cds.order_lookback_days,
+                     audit=audit_trail(settings, "cds"))
+    freeze_startup_objects()  # a full collection would otherwise pause a hook's response for the whole app's objects
+    return app
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from celery import Celery
+from celery.signals import worker_process_init, worker_ready
 from sqlalchemy.orm import Session, sessionmaker
 
 from hilum.common.grpc_server import StartedServer, serve_until_signalled
@@ -26,6 +27,7 @@ from hilum.common.metrics import mark_dead_worker_processes, queue_length_collec
 from hilum.common.queue import create_celery_app
 from hilum.common.settings import HilumSettings
 from hilum.common.stage_wiring import StageDoors, WorkerPool
+from hilum.common.startup_objects import freeze_startup_objects
 from hilum.common.tracing import configure_tracing
 
 # The five pipeline stages in the order a study passes them; each runs a gRPC server and a Celery worker.
@@ -94,6 +96,7 @@ def serve(names: Sequence[str], settings: HilumSettings) -> None:
         for server in servers:
             server.stop(None)
         raise
+    freeze_startup_objects()
     serve_until_signalled(servers, first=stoppers)
 
 
@@ -184,7 +187,18 @@ def worker_app(names: Sequence[str], settings: HilumSettings) -> Celery:
     for name in names:
         stage_doors(name).register_task(app, settings)
     install_worker_heartbeat(app, settings.health)
+    # Once the worker (or a prefork pool's child) is ready, what it made starting stays out of full collections.
+    worker_ready.connect(_freeze_when_ready, dispatch_uid=_FREEZE_WHEN_READY)
+    worker_process_init.connect(_freeze_when_ready, dispatch_uid=_FREEZE_WHEN_READY)
     return app
+
+
+_FREEZE_WHEN_READY = "hilum-freeze-startup-objects"
+
+
+def _freeze_when_ready(**_: object) -> None:
+    """Celery's worker_ready and worker_process_init receiver: startup_objects.freeze_startup_objects."""
+    freeze_startup_objects()
 
 
 def worker_pools(names: Sequence[str], settings: HilumSettings) -> list[tuple[WorkerPool, int]]:

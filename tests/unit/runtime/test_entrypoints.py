@@ -208,6 +208,7 @@ def test_a_worker_serves_its_queue_length_and_beats(names: list[str], pool: str,
     assert text is not None
     assert all(f'hilum_queue_messages{{queue="{name}"}} 0.0' in text for name in names)
     assert f"concurrency: {concurrency} ({pool})" in process.log_tail(200)  # Celery's start-up banner
+    assert "startup objects frozen" in process.log_tail(200)  # once ready: out of the collector's full collections
 
 
 def test_one_process_serves_every_stage_on_its_own_port_with_the_scp_and_the_assembler_and_stops_them_all(
@@ -248,6 +249,7 @@ def test_one_process_serves_every_stage_on_its_own_port_with_the_scp_and_the_ass
         wait_until(lambda: dimse_scp.answers(settings.dicom), timeout_s=30, interval_s=0.1, what="the DICOM SCP")
         wait_until(lambda: redis_client.llen("inference") == 1, timeout_s=30, interval_s=0.1,
                    what="the assembler to hand the due study to inference")
+        assert "startup objects frozen" in process.log_tail(200)  # every server started: out of full collections
     finally:
         process.stop()
     assert process.exited() == 0, process.log_tail()  # SIGTERM: every server drained and the process ended itself
