@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
+
+log = logging.getLogger(__name__)
 
 
 class StagedFile:
@@ -82,10 +85,15 @@ def drop_cached(descriptor: int) -> None:
 
     An image is written once and read back seldom (inference reads the models' inputs kept beside it): kept cached,
     every accepted image pushes 10 MB of what is read out of memory, and in a container the page cache it fills is
-    charged to the pod's memory. Without the pages, a later read comes from the disk.
+    charged to the pod's memory. Without the pages, a later read comes from the disk. A file system that refuses
+    the hint keeps them: the file is written and synced all the same.
     """
-    if hasattr(os, "posix_fadvise"):
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
         os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError as error:
+        log.debug("page cache kept", extra={"error": type(error).__name__})
 
 
 def _sync_folder(folder: Path) -> None:

@@ -82,3 +82,15 @@ def test_a_file_staged_uncached_leaves_the_page_cache_once_synced_and_a_cached_o
     assert cached_bytes(tmp_path / "image.dcm") == 0
     assert cached_bytes(tmp_path / "inputs.npz") == len(content)
     assert (tmp_path / "image.dcm").read_bytes() == content  # read back from the disk
+
+
+def test_a_file_system_that_refuses_the_hint_keeps_the_pages_and_the_file_is_written_all_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: object) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    with stage_file(tmp_path / "image.dcm", b"pixels", cached=False) as image:
+        image.publish()
+    assert (tmp_path / "image.dcm").read_bytes() == b"pixels"
