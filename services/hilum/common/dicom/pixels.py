@@ -110,26 +110,22 @@ def decode_radiograph(ds: Dataset) -> Radiograph:
     stored_range = (-half, half - 1) if signed else (0.0, 2 * half - 1)
     samples = _native_first_frame(ds, bits_stored)
     if samples is not None:
-        # The samples as they lie in the dataset, unused bits and all: each entry of the value table is what the
-        # pipeline makes of the stored value a sample holds once masked (and sign-extended), so no pass over the
-        # image masks it, and no copy of the Pixel Data is made.
+        # The samples as they lie in the dataset, unused bits and all: what each holds once masked (and sign-extended)
+        # is part of the value table, so no pass over the image masks it, and no copy of the Pixel Data is made.
         meant = _stored_values(8 * samples.dtype.itemsize, bits_stored, signed)
-        table, value_range = display_values(ds, meant, stored_range, signed, photometric)
-        return Radiograph(pixels=_looked_up(table, samples), value_range=value_range, bits_stored=bits_stored)
-
-    stored = _first_frame(ds)
-    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2:
-        # Every step below maps each stored value on its own, so it runs once per value the pixels' type can hold
-        # (at most 65536) and the image takes its values from that table: one pass over millions of pixels.
-        bits = 8 * stored.dtype.itemsize
-        first = -(2 ** (bits - 1)) if stored.dtype.kind == "i" else 0
-        domain = np.arange(first, first + 2**bits, dtype=np.float32)
-        table, value_range = display_values(ds, domain, stored_range, signed, photometric)
-        index: npt.NDArray[Any] = stored.astype(np.int32) - first if first else stored
-        values = _looked_up(table, index)
     else:
-        values, value_range = display_values(ds, stored.astype(np.float32), stored_range, signed, photometric)
-    return Radiograph(pixels=values, value_range=value_range, bits_stored=bits_stored)
+        stored = _first_frame(ds)
+        if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2:
+            values, value_range = display_values(ds, stored.astype(np.float32), stored_range, signed, photometric)
+            return Radiograph(pixels=values, value_range=value_range, bits_stored=bits_stored)
+        # pydicom's values, already masked and sign-extended: each bit pattern means what the values' type says.
+        bits = 8 * stored.dtype.itemsize
+        samples = stored.view(f"u{stored.dtype.itemsize}")
+        meant = _stored_values(bits, bits, stored.dtype.kind == "i")
+    # Every step of the pipeline maps each stored value on its own, so it runs once per bit pattern a sample can hold
+    # (at most 65536) and the image takes its values from that table: one pass over millions of pixels.
+    table, value_range = display_values(ds, meant, stored_range, signed, photometric)
+    return Radiograph(pixels=_looked_up(table, samples), value_range=value_range, bits_stored=bits_stored)
 
 
 # Rows of the image looked up in the value table at a time: numpy copies the indices of each call to a wider integer
@@ -201,7 +197,7 @@ _NATIVE_LITTLE_ENDIAN = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, Deflate
 
 
 def _stored_values(bits_allocated: int, bits_stored: int, signed: bool) -> npt.NDArray[np.float32]:
-    """The stored value each raw sample of bits_allocated bits holds, in sample order: the bits above Bits Stored
+    """The stored value each bit pattern of a bits_allocated-bit sample holds, by pattern: the bits above bits_stored
     dropped (they may hold anything, e.g. an old overlay) and, when signed, the rest sign-extended."""
     values = np.arange(2**bits_allocated, dtype=np.int64) & (2**bits_stored - 1)
     if signed:
