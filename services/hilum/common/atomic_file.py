@@ -53,7 +53,7 @@ def stage_file(path: Path, content: bytes, durable: bool = True, cached: bool = 
 
     durable=False skips the syncs, for a cache that its reader checks and can do without: a crash may then lose or
     empty the file. cached=False drops a durable file's pages from the kernel's page cache once they are on the disk,
-    for a large object written once and seldom read back (drop_cached).
+    for a large object written once and seldom read back (_drop_cached).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".writing-")
@@ -64,7 +64,7 @@ def stage_file(path: Path, content: bytes, durable: bool = True, cached: bool = 
             if durable:
                 os.fsync(handle.fileno())
                 if not cached:
-                    drop_cached(handle.fileno())
+                    _drop_cached(handle.fileno())
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
@@ -80,7 +80,7 @@ def write_atomically(path: Path, content: bytes) -> None:
         staged.publish()
 
 
-def drop_cached(descriptor: int) -> None:
+def _drop_cached(descriptor: int) -> None:
     """Ask the kernel to drop the file's clean pages from its page cache (a hint; a no-op where there is none).
 
     An image is written once and read back seldom (inference reads the models' inputs kept beside it): kept cached,
