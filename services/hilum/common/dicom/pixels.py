@@ -118,9 +118,10 @@ def decode_radiograph(ds: Dataset) -> Radiograph:
         if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2:
             values, value_range = display_values(ds, stored.astype(np.float32), stored_range, signed, photometric)
             return Radiograph(pixels=values, value_range=value_range, bits_stored=bits_stored)
-        # pydicom's values, already masked and sign-extended: each bit pattern means what the values' type says.
+        # pydicom's values, already masked and sign-extended: each bit pattern means what the values' type says
+        # (read in the values' own byte order: a big-endian dataset's come big-endian).
         bits = 8 * stored.dtype.itemsize
-        samples = stored.view(f"u{stored.dtype.itemsize}")
+        samples = stored.view(np.dtype(f"u{stored.dtype.itemsize}").newbyteorder(stored.dtype.byteorder))
         meant = _stored_values(bits, bits, stored.dtype.kind == "i")
     # Every step of the pipeline maps each stored value on its own, so it runs once per bit pattern a sample can hold
     # (at most 65536) and the image takes its values from that table: one pass over millions of pixels.

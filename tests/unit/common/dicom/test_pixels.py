@@ -18,6 +18,7 @@ from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
     DigitalXRayImageStorageForPresentation,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -448,13 +449,14 @@ def test_the_value_table_gives_what_the_pipeline_gives_pixel_by_pixel(
     (16, 12, False), (16, 12, True), (16, 16, False), (16, 16, True), (16, 10, True), (8, 8, False), (8, 6, True),
 ])
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
-                                    None])
+                                    None, ExplicitVRBigEndian])
 def test_samples_read_where_they_lie_decode_as_pydicom_decodes_them(
     bits_allocated: int, bits_stored: int, signed: bool, syntax: UID | None
 ) -> None:
     """Native little-endian samples are read in the dataset's own bytes, their unused bits masked (and the rest
     sign-extended) through the value table: the image is what the pipeline makes of pydicom's decode, pixel by pixel,
-    whatever the bits above Bits Stored hold, from a Part 10 file in each such syntax or a bare dataset (None)."""
+    whatever the bits above Bits Stored hold, from a Part 10 file in each such syntax or a bare dataset (None). A
+    big-endian dataset's samples, which pydicom decodes, look its values up in their own byte order."""
     raw = np.random.default_rng(bits_stored).integers(0, 2**bits_allocated, (3, 24, 20))  # unused bits set at random
     ds = dataset(raw.astype(np.uint16 if bits_allocated == 16 else np.uint8), bits_stored=bits_allocated)
     ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits_stored, bits_stored - 1, int(signed)
